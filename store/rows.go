@@ -1,0 +1,173 @@
+package store
+
+import (
+	"math/big"
+	"time"
+)
+
+// The row types mirror the analyst tables column for column. Byte slices are bytea (nil is NULL), *big.Int is
+// numeric(78,0) (nil is NULL), pointers to integers are nullable integer columns.
+
+// Block is a row of blocks.
+type Block struct {
+	Number                uint64
+	Hash                  []byte
+	ParentHash            []byte
+	Timestamp             time.Time
+	Miner                 []byte
+	GasUsed               uint64
+	GasLimit              uint64
+	BaseFeePerGas         *big.Int
+	TransactionCount      int32
+	Size                  *int64
+	Nonce                 []byte
+	Difficulty            *big.Int
+	TotalDifficulty       *big.Int
+	ExtraData             []byte
+	MixHash               []byte
+	Sha3Uncles            []byte
+	LogsBloom             []byte
+	TransactionsRoot      []byte
+	StateRoot             []byte
+	ReceiptsRoot          []byte
+	WithdrawalsRoot       []byte
+	WithdrawalCount       *int32
+	BlobGasUsed           *int64
+	ExcessBlobGas         *int64
+	ParentBeaconBlockRoot []byte
+	RequestsHash          []byte
+}
+
+// Withdrawal is a row of withdrawals.
+type Withdrawal struct {
+	BlockNumber    uint64
+	Index          uint64
+	Position       int32
+	ValidatorIndex uint64
+	Address        []byte
+	AmountGwei     *big.Int
+}
+
+// Transaction is a row of transactions, receipt fields included.
+type Transaction struct {
+	BlockNumber          uint64
+	TransactionIndex     int32
+	Hash                 []byte
+	BlockHash            []byte
+	BlockTimestamp       time.Time
+	FromAddress          []byte
+	ToAddress            []byte
+	Value                *big.Int
+	Gas                  uint64
+	GasPrice             *big.Int
+	MaxFeePerGas         *big.Int
+	MaxPriorityFeePerGas *big.Int
+	MaxFeePerBlobGas     *big.Int
+	Type                 int16
+	Nonce                uint64
+	Input                []byte
+	Status               *int16
+	Root                 []byte
+	GasUsed              *int64
+	CumulativeGasUsed    *int64
+	EffectiveGasPrice    *big.Int
+	ContractAddress      []byte
+	BlobGasUsed          *int64
+	BlobGasPrice         *big.Int
+}
+
+// MethodID is the 4-byte function selector, or nil when the input is too short to have one.
+func (t *Transaction) MethodID() []byte {
+	if len(t.Input) < 4 {
+		return nil
+	}
+	return t.Input[:4]
+}
+
+// Log is a row of logs. Topics beyond the fourth cannot exist in the EVM.
+type Log struct {
+	BlockNumber      uint64
+	LogIndex         int32
+	TransactionHash  []byte
+	TransactionIndex int32
+	BlockTimestamp   time.Time
+	Address          []byte
+	Topics           [][]byte
+	Data             []byte
+}
+
+// TokenTransfer is a row of token_transfers.
+type TokenTransfer struct {
+	BlockNumber     uint64
+	LogIndex        int32
+	BatchIndex      int32
+	TransactionHash []byte
+	BlockTimestamp  time.Time
+	TokenAddress    []byte
+	FromAddress     []byte
+	ToAddress       []byte
+	TokenID         *big.Int
+	Value           *big.Int
+	Standard        string
+}
+
+// Event is a row of events: a log decoded with an ABI.
+type Event struct {
+	BlockNumber     uint64
+	LogIndex        int32
+	TransactionHash []byte
+	BlockTimestamp  time.Time
+	Address         []byte
+	EventName       string
+	Signature       string
+	ABIName         string
+	Args            []byte // JSON object
+}
+
+// Call is a row of calls: a transaction's input decoded with an ABI.
+type Call struct {
+	BlockNumber      uint64
+	TransactionIndex int32
+	TransactionHash  []byte
+	BlockTimestamp   time.Time
+	ToAddress        []byte
+	Status           *int16
+	MethodName       string
+	Signature        string
+	ABIName          string
+	Args             []byte // JSON object
+}
+
+// Rows is everything one message decodes into.
+type Rows struct {
+	Blocks         []Block
+	Withdrawals    []Withdrawal
+	Transactions   []Transaction
+	Logs           []Log
+	TokenTransfers []TokenTransfer
+	Events         []Event
+	Calls          []Call
+}
+
+// Len is the number of rows of all tables.
+func (r *Rows) Len() int {
+	return len(r.Blocks) + len(r.Withdrawals) + len(r.Transactions) + len(r.Logs) +
+		len(r.TokenTransfers) + len(r.Events) + len(r.Calls)
+}
+
+// Add appends o's rows to r.
+func (r *Rows) Add(o *Rows) {
+	r.Blocks = append(r.Blocks, o.Blocks...)
+	r.Withdrawals = append(r.Withdrawals, o.Withdrawals...)
+	r.Transactions = append(r.Transactions, o.Transactions...)
+	r.Logs = append(r.Logs, o.Logs...)
+	r.TokenTransfers = append(r.TokenTransfers, o.TokenTransfers...)
+	r.Events = append(r.Events, o.Events...)
+	r.Calls = append(r.Calls, o.Calls...)
+}
+
+// Counts is a number of rows per table name.
+type Counts map[string]int64
+
+// Tables lists the data tables in the order they are written.
+var Tables = []string{"blocks", "withdrawals", "transactions", "logs", "token_transfers", "events", "calls"}

@@ -1,0 +1,421 @@
+package store_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/big"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/store"
+)
+
+var (
+	maxU256 = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
+	ts      = time.Unix(1683029999, 0).UTC()
+)
+
+func b(n int, fill byte) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = fill
+	}
+	return out
+}
+
+func i64(v int64) *int64 { return &v }
+func i32(v int32) *int32 { return &v }
+func i16(v int16) *int16 { return &v }
+
+// sampleRows covers the edges each column can take: max uint256 and zero, NULL and empty bytea, a contract
+// creation, a pre-Byzantium receipt, a blob transaction, logs with 0 and 4 topics, all three token standards.
+func sampleRows(block uint64) store.Rows {
+	return store.Rows{
+		Blocks: []store.Block{{
+			Number: block, Hash: b(32, 1), ParentHash: b(32, 2), Timestamp: ts, Miner: b(20, 3), GasUsed: 0,
+			GasLimit: 30_000_000, BaseFeePerGas: maxU256, TransactionCount: 3, Size: i64(40573), Nonce: b(8, 0),
+			Difficulty: big.NewInt(0), TotalDifficulty: new(big.Int).Lsh(big.NewInt(58750003716598352), 10), ExtraData: []byte{},
+			MixHash: b(32, 4), Sha3Uncles: b(32, 5), LogsBloom: b(256, 6), TransactionsRoot: b(32, 7),
+			StateRoot: b(32, 8), ReceiptsRoot: b(32, 9), WithdrawalsRoot: b(32, 10), WithdrawalCount: i32(1),
+			BlobGasUsed: i64(131072), ExcessBlobGas: i64(0), ParentBeaconBlockRoot: b(32, 11),
+		}},
+		Withdrawals: []store.Withdrawal{{BlockNumber: block, Index: 1_000_000, Position: 0, ValidatorIndex: 42,
+			Address: b(20, 12), AmountGwei: big.NewInt(12_345_678)}},
+		Transactions: []store.Transaction{
+			{ // contract creation, empty input, zero value
+				BlockNumber: block, TransactionIndex: 0, Hash: b(32, 20), BlockHash: b(32, 1), BlockTimestamp: ts,
+				FromAddress: b(20, 21), ToAddress: nil, Value: big.NewInt(0), Gas: 21000, GasPrice: big.NewInt(1),
+				Type: 0, Nonce: 0, Input: []byte{}, Status: i16(1), GasUsed: i64(21000), CumulativeGasUsed: i64(21000),
+				EffectiveGasPrice: big.NewInt(1), ContractAddress: b(20, 22),
+			},
+			{ // pre-Byzantium receipt: root, no status; max uint256 value
+				BlockNumber: block, TransactionIndex: 1, Hash: b(32, 23), BlockHash: b(32, 1), BlockTimestamp: ts,
+				FromAddress: b(20, 24), ToAddress: b(20, 25), Value: maxU256, Gas: 90000, GasPrice: big.NewInt(50e9),
+				Type: 0, Nonce: 1<<63 - 1, Input: []byte{0xa9, 0x05, 0x9c, 0xbb, 1, 2}, Root: b(32, 26),
+				GasUsed: i64(50000), CumulativeGasUsed: i64(71000), EffectiveGasPrice: big.NewInt(50e9),
+			},
+			{ // blob transaction, failed
+				BlockNumber: block, TransactionIndex: 2, Hash: b(32, 27), BlockHash: b(32, 1), BlockTimestamp: ts,
+				FromAddress: b(20, 28), ToAddress: b(20, 29), Value: big.NewInt(1), Gas: 100000,
+				GasPrice: big.NewInt(3), MaxFeePerGas: big.NewInt(10), MaxPriorityFeePerGas: big.NewInt(2),
+				MaxFeePerBlobGas: big.NewInt(7), Type: 3, Nonce: 9, Input: []byte{1, 2, 3}, Status: i16(0),
+				GasUsed: i64(1), CumulativeGasUsed: i64(71001), EffectiveGasPrice: big.NewInt(3),
+				BlobGasUsed: i64(131072), BlobGasPrice: big.NewInt(1),
+			},
+		},
+		Logs: []store.Log{
+			{BlockNumber: block, LogIndex: 0, TransactionHash: b(32, 23), TransactionIndex: 1, BlockTimestamp: ts,
+				Address: b(20, 30), Topics: nil, Data: []byte{}},
+			{BlockNumber: block, LogIndex: 1, TransactionHash: b(32, 23), TransactionIndex: 1, BlockTimestamp: ts,
+				Address: b(20, 31), Topics: [][]byte{b(32, 32), b(32, 33), b(32, 34), b(32, 35)}, Data: b(64, 36)},
+		},
+		TokenTransfers: []store.TokenTransfer{
+			{BlockNumber: block, LogIndex: 1, BatchIndex: 0, TransactionHash: b(32, 23), BlockTimestamp: ts,
+				TokenAddress: b(20, 31), FromAddress: b(20, 0), ToAddress: b(20, 40), Value: maxU256, Standard: "erc20"},
+			{BlockNumber: block, LogIndex: 2, BatchIndex: 0, TransactionHash: b(32, 23), BlockTimestamp: ts,
+				TokenAddress: b(20, 41), FromAddress: b(20, 42), ToAddress: b(20, 43), TokenID: maxU256,
+				Value: big.NewInt(1), Standard: "erc721"},
+			{BlockNumber: block, LogIndex: 3, BatchIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
+				TokenAddress: b(20, 44), FromAddress: b(20, 45), ToAddress: b(20, 46), TokenID: big.NewInt(0),
+				Value: big.NewInt(0), Standard: "erc1155"},
+		},
+		Events: []store.Event{{BlockNumber: block, LogIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
+			Address: b(20, 31), EventName: "Transfer", Signature: "Transfer(address,address,uint256)", ABIName: "ERC20",
+			Args: []byte(`{"from":"0x0000000000000000000000000000000000000000","to":"0x2828282828282828282828282828282828282828","value":"` + maxU256.String() + `"}`)}},
+		Calls: []store.Call{{BlockNumber: block, TransactionIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
+			ToAddress: b(20, 25), MethodName: "transfer", Signature: "transfer(address,uint256)", ABIName: "ERC20",
+			Args: []byte(`{"to":"0x2525252525252525252525252525252525252525","value":"0","nested":[{"a":[1,2]}]}`)}},
+	}
+}
+
+// normalize makes rows read back comparable: times in UTC, JSON compacted by its meaning.
+func normalize(t *testing.T, r *store.Rows) {
+	t.Helper()
+	for i := range r.Blocks {
+		r.Blocks[i].Timestamp = r.Blocks[i].Timestamp.UTC()
+	}
+	for i := range r.Transactions {
+		r.Transactions[i].BlockTimestamp = r.Transactions[i].BlockTimestamp.UTC()
+	}
+	for i := range r.Logs {
+		r.Logs[i].BlockTimestamp = r.Logs[i].BlockTimestamp.UTC()
+	}
+	for i := range r.TokenTransfers {
+		r.TokenTransfers[i].BlockTimestamp = r.TokenTransfers[i].BlockTimestamp.UTC()
+	}
+	canon := func(j []byte) []byte {
+		var v any
+		if err := json.Unmarshal(j, &v); err != nil {
+			t.Fatalf("json %s: %v", j, err)
+		}
+		out, _ := json.Marshal(v)
+		return out
+	}
+	for i := range r.Events {
+		r.Events[i].BlockTimestamp = r.Events[i].BlockTimestamp.UTC()
+		r.Events[i].Args = canon(r.Events[i].Args)
+	}
+	for i := range r.Calls {
+		r.Calls[i].BlockTimestamp = r.Calls[i].BlockTimestamp.UTC()
+		r.Calls[i].Args = canon(r.Calls[i].Args)
+	}
+}
+
+func requireRowsEqual(t *testing.T, got, want store.Rows) {
+	t.Helper()
+	normalize(t, &got)
+	normalize(t, &want)
+	gv, wv := reflect.ValueOf(got), reflect.ValueOf(want)
+	for i := 0; i < gv.NumField(); i++ {
+		if gv.Field(i).Len() == 0 && wv.Field(i).Len() == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(gv.Field(i).Interface(), wv.Field(i).Interface()) {
+			gj, _ := json.MarshalIndent(gv.Field(i).Interface(), "", " ")
+			wj, _ := json.MarshalIndent(wv.Field(i).Interface(), "", " ")
+			t.Errorf("%s differ:\n got %s\nwant %s", gv.Type().Field(i).Name, gj, wj)
+		}
+	}
+}
+
+func msg(offset int64, rows store.Rows) store.Message {
+	return store.Message{Offset: offset, Key: []byte("k"), Value: []byte("v"), Rows: rows}
+}
+
+func TestRoundTripEveryTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	want := sampleRows(17173049)
+	batch := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	batch.Add(msg(0, want))
+	res, err := store.WriteBatch(ctx, s.Pool(), batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Rows["transactions"]; got != 3 {
+		t.Fatalf("transactions written = %d, want 3", got)
+	}
+	got, err := store.ReadRows(ctx, s.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireRowsEqual(t, got, want)
+
+	// method_id is derived: NULL for input shorter than 4 bytes, the selector otherwise; hex()/unhex() round-trip.
+	var nullCount int
+	var selector, hexHash string
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE method_id IS NULL),
+		max(hex(method_id)) FILTER (WHERE transaction_index = 1),
+		(SELECT hex(hash) FROM transactions WHERE hash = unhex('0x' || repeat('14', 32)))
+		FROM transactions`).Scan(&nullCount, &selector, &hexHash); err != nil {
+		t.Fatal(err)
+	}
+	if nullCount != 2 || selector != "0xa9059cbb" || hexHash != "0x"+strings.Repeat("14", 32) {
+		t.Fatalf("method_id/hex helpers: null=%d selector=%s hash=%s", nullCount, selector, hexHash)
+	}
+}
+
+func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	// Both writers believe they own partition 3 from offset 0; each writes a different block.
+	batches := []*store.Batch{
+		store.NewBatch("g", "blocks", 3, 0, store.ReplaceBlocks),
+		store.NewBatch("g", "blocks", 3, 0, store.ReplaceBlocks),
+	}
+	batches[0].Add(msg(0, sampleRows(100)))
+	batches[1].Add(msg(0, sampleRows(200)))
+
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	start := make(chan struct{})
+	for i := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			_, errs[i] = store.WriteBatch(ctx, s.Pool(), batches[i])
+		}()
+	}
+	close(start)
+	wg.Wait()
+
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			if winner >= 0 {
+				t.Fatal("both writers committed")
+			}
+			winner = i
+		case errors.Is(err, store.ErrFenced):
+		default:
+			t.Fatalf("writer %d: %v", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no writer committed")
+	}
+	loserBlock := []uint64{200, 100}[winner]
+	rows, err := store.ReadRows(ctx, s.Pool(), loserBlock, loserBlock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows.Len() != 0 {
+		t.Fatalf("fenced writer left %d rows behind", rows.Len())
+	}
+	offs, err := store.NextOffsets(ctx, s.Pool(), "g", "blocks", []int32{3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[3] != 1 {
+		t.Fatalf("next offset = %d, want 1", offs[3])
+	}
+
+	// A stale owner that is still at offset 0 after the commit is fenced too, and writes nothing.
+	stale := store.NewBatch("g", "blocks", 3, 0, store.ReplaceBlocks)
+	stale.Add(msg(0, sampleRows(300)))
+	if _, err := store.WriteBatch(ctx, s.Pool(), stale); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("stale owner: err = %v, want ErrFenced", err)
+	}
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["blocks"] != 1 {
+		t.Fatalf("blocks = %d, want 1", counts["blocks"])
+	}
+}
+
+func TestReplaceBlocksNewestWins(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	old := sampleRows(10)
+	b1 := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b1.Add(msg(0, old))
+	b1.Add(msg(1, sampleRows(11)))
+	if _, err := store.WriteBatch(ctx, s.Pool(), b1); err != nil {
+		t.Fatal(err)
+	}
+	// A reorged block 10 with one transaction and no logs, delivered twice in one batch and once more later.
+	reorg := sampleRows(10)
+	reorg.Blocks[0].Hash = b(32, 0xee)
+	reorg.Transactions = reorg.Transactions[:1]
+	reorg.Logs, reorg.TokenTransfers, reorg.Events, reorg.Calls = nil, nil, nil, nil
+	b2 := store.NewBatch("g", "blocks", 0, 2, store.ReplaceBlocks)
+	b2.Add(msg(2, sampleRows(10)))
+	b2.Add(msg(5, reorg))
+	if b2.Rows() != reorg.Len() {
+		t.Fatalf("batch rows = %d, want %d: the superseded message must not count", b2.Rows(), reorg.Len())
+	}
+	if _, err := store.WriteBatch(ctx, s.Pool(), b2); err != nil {
+		t.Fatal(err)
+	}
+	got, err := store.ReadRows(ctx, s.Pool(), 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireRowsEqual(t, got, reorg)
+	other, err := store.ReadRows(ctx, s.Pool(), 11, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireRowsEqual(t, other, sampleRows(11))
+}
+
+func TestReplaceRowsDedupesItems(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	full := sampleRows(7)
+	// One item per message, as ethereum-etl publishes them; the whole stream is then delivered again.
+	items := func() []store.Rows {
+		out := []store.Rows{{Blocks: full.Blocks, Withdrawals: full.Withdrawals}}
+		for i := range full.Transactions {
+			r := store.Rows{Transactions: full.Transactions[i : i+1]}
+			if i == 1 {
+				r.Calls = full.Calls
+			}
+			out = append(out, r)
+		}
+		for i := range full.Logs {
+			r := store.Rows{Logs: full.Logs[i : i+1]}
+			if i == 1 {
+				r.Events = full.Events
+				r.TokenTransfers = full.TokenTransfers[:1]
+			}
+			out = append(out, r)
+		}
+		return out
+	}()
+	off := int64(0)
+	for round := 0; round < 2; round++ {
+		bt := store.NewBatch("g", "logs", 0, off, store.ReplaceRows)
+		for _, it := range items {
+			bt.Add(msg(off, it))
+			off++
+		}
+		bt.Add(msg(off, items[2])) // a duplicate inside the batch as well
+		off++
+		if _, err := store.WriteBatch(ctx, s.Pool(), bt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := store.ReadRows(ctx, s.Pool(), 7, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := full
+	want.TokenTransfers = full.TokenTransfers[:1]
+	requireRowsEqual(t, got, want)
+}
+
+func TestRejectedMessageIsBisectedIntoDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	bt := store.NewBatch("g", "blocks", 1, 0, store.ReplaceBlocks)
+	for i := 0; i < 9; i++ {
+		rows := sampleRows(uint64(1000 + i))
+		if i == 5 {
+			// jsonb refuses \u0000: Postgres rejects this message's rows, not the batch.
+			rows.Events[0].Args = []byte(`{"name":"bad\u0000name"}`)
+		}
+		bt.Add(msg(int64(i), rows))
+	}
+	bt.Add(store.Message{Offset: 9, Value: []byte("{not json"), Failure: &store.Failure{Reason: "invalid_json", Err: errors.New("invalid character 'n'")}})
+	res, err := store.WriteBatch(ctx, s.Pool(), bt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DeadLetters) != 2 {
+		t.Fatalf("dead letters = %+v, want 2", res.DeadLetters)
+	}
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["blocks"] != 8 || counts["transactions"] != 24 {
+		t.Fatalf("counts = %v, want 8 blocks and 24 transactions", counts)
+	}
+	var reasons []string
+	rows, err := s.Pool().Query(ctx, `SELECT reason || ':' || "offset" FROM dead_letters ORDER BY "offset"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r string
+		if err := rows.Scan(&r); err != nil {
+			t.Fatal(err)
+		}
+		reasons = append(reasons, r)
+	}
+	if strings.Join(reasons, ",") != "rejected_by_postgres:5,invalid_json:9" {
+		t.Fatalf("dead letters = %v", reasons)
+	}
+	offs, err := store.NextOffsets(ctx, s.Pool(), "g", "blocks", []int32{1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[1] != 10 {
+		t.Fatalf("next offset = %d, want 10", offs[1])
+	}
+}
+
+func TestTransientClassification(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := store.Open(ctx, store.Config{DatabaseURL: "postgres://nobody@127.0.0.1:1/x"})
+	if err == nil {
+		t.Fatal("connecting to port 1 succeeded")
+	}
+	if !store.IsTransient(err) {
+		t.Fatalf("connection refused should be transient: %v", err)
+	}
+	if store.IsTransient(context.Canceled) {
+		t.Fatal("cancellation is not transient")
+	}
+}
+
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"postgres://u:s3cret@h:5432/db?sslmode=disable": "postgres://u:xxxxx@h:5432/db?sslmode=disable",
+		"postgres://u@h/db?password=s3cret":             "postgres://u@h/db?password=xxxxx",
+		"host=h user=u password=s3cret dbname=db":       "host=h user=u password=xxxxx dbname=db",
+		"host=h password='s3 cret' dbname=db":           "host=h password=xxxxx dbname=db",
+	} {
+		if got := store.Redact(in); got != want || strings.Contains(got, "s3") {
+			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
