@@ -1,0 +1,527 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/store"
+)
+
+// Indexer consumes the configured topics with one consumer and writes them through partition workers.
+// Start it once; Stop it once or more (Stop is idempotent).
+type Indexer struct {
+	cfg     Config
+	db      store.DB
+	decode  DecodeFunc
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	topics  map[string]Topic
+
+	startOnce sync.Once
+	started   atomic.Bool
+	stopOnce  sync.Once
+	stopCh    chan struct{}
+	done      chan struct{}
+	err       error
+
+	// Owned by the poll loop goroutine (and the rebalance callback it runs).
+	consumer *kafka.Consumer
+	workers  map[partitionKey]*worker
+	wctx     context.Context
+	wcancel  context.CancelFunc
+	ended    chan outcome
+	paused   int // number of paused partitions
+	joined   atomic.Bool
+	lastPoll atomic.Int64
+}
+
+// New checks cfg and prepares an indexer; nothing connects until Start.
+func New(cfg Config, db store.DB, decode DecodeFunc, logger *slog.Logger, m *metrics.Metrics) (*Indexer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.WithDefaults()
+	ix := &Indexer{cfg: cfg, db: db, decode: decode, log: logger, metrics: m, topics: map[string]Topic{},
+		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
+		ended: make(chan outcome, 64)}
+	for _, t := range cfg.Topics {
+		ix.topics[t.Name] = t
+	}
+	return ix, nil
+}
+
+// kafkaConfig is chainsink's librdkafka configuration; the user's KafkaConfig is applied over it.
+func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
+	cm := kafka.ConfigMap{
+		"bootstrap.servers":             ix.cfg.Brokers,
+		"group.id":                      ix.cfg.Group,
+		"client.id":                     "chainsink",
+		"partition.assignment.strategy": "cooperative-sticky",
+		"auto.offset.reset":             "earliest",
+		// Offsets live in Postgres; librdkafka only auto-commits what we store after each Postgres commit, so
+		// that lag tools see progress.
+		"enable.auto.commit":       true,
+		"enable.auto.offset.store": false,
+		"auto.commit.interval.ms":  1000,
+		// Bounded prefetch keeps memory flat with a large backlog: with pausing, a partition holds at most
+		// this much in librdkafka plus QueueMaxBytes in its worker.
+		"queued.max.messages.kbytes": 16384,
+		"fetch.max.bytes":            16 << 20,
+		"enable.metrics.push":        false,
+		"enable.partition.eof":       false,
+	}
+	for k, v := range ix.cfg.KafkaConfig {
+		if err := cm.SetKey(k, v); err != nil {
+			return nil, fmt.Errorf("kafka config %s: %w", k, err)
+		}
+	}
+	return &cm, nil
+}
+
+// Start connects to Kafka and starts consuming in the background. It fails if called twice.
+func (ix *Indexer) Start(ctx context.Context) error {
+	err := errors.New("indexer already started")
+	ix.startOnce.Do(func() {
+		select {
+		case <-ix.stopCh:
+			err = errors.New("indexer already stopped")
+			return
+		default:
+		}
+		if err = ix.start(ctx); err == nil {
+			ix.started.Store(true)
+		}
+	})
+	return err
+}
+
+func (ix *Indexer) start(ctx context.Context) error {
+	cm, err := ix.kafkaConfig()
+	if err != nil {
+		return err
+	}
+	c, err := kafka.NewConsumer(cm)
+	if err != nil {
+		return fmt.Errorf("create Kafka consumer: %w", err)
+	}
+	names := make([]string, 0, len(ix.cfg.Topics))
+	for _, t := range ix.cfg.Topics {
+		names = append(names, t.Name)
+	}
+	if err := c.SubscribeTopics(names, ix.rebalance); err != nil {
+		c.Close()
+		return fmt.Errorf("subscribe to %v: %w", names, err)
+	}
+	ix.consumer = c
+	// Workers outlive the caller's ctx on purpose: Stop flushes them after ctx is cancelled.
+	ix.wctx, ix.wcancel = context.WithCancel(context.WithoutCancel(ctx))
+	ix.log.Info("consumer started", "brokers", ix.cfg.Brokers, "group", ix.cfg.Group, "topics", names)
+	go ix.pollLoop()
+	return nil
+}
+
+// Stop stops consuming, flushes every worker within the shutdown timeout, leaves the group and returns the
+// error that ended the indexer, if any. It is safe to call more than once and before Start.
+func (ix *Indexer) Stop() error {
+	ix.stopOnce.Do(func() { close(ix.stopCh) })
+	if !ix.started.Load() {
+		return nil
+	}
+	<-ix.done
+	return ix.err
+}
+
+// Done is closed when the indexer has stopped, by Stop or by a fatal error (see Err).
+func (ix *Indexer) Done() <-chan struct{} { return ix.done }
+
+// Err is the error that stopped the indexer; valid after Done is closed.
+func (ix *Indexer) Err() error {
+	select {
+	case <-ix.done:
+		return ix.err
+	default:
+		return nil
+	}
+}
+
+// Joined reports whether the consumer has been assigned partitions at least once (readiness).
+func (ix *Indexer) Joined() bool { return ix.joined.Load() }
+
+// LastPoll is when the poll loop last returned from Kafka (liveness).
+func (ix *Indexer) LastPoll() time.Time { return time.Unix(0, ix.lastPoll.Load()) }
+
+func (ix *Indexer) pollLoop() {
+	defer close(ix.done)
+	lagTick := time.NewTicker(5 * time.Second)
+	defer lagTick.Stop()
+	var fatal error
+loop:
+	for {
+		select {
+		case <-ix.stopCh:
+			break loop
+		case o := <-ix.ended:
+			if err := ix.handleEnded(o); err != nil {
+				fatal = err
+				break loop
+			}
+			continue
+		case <-lagTick.C:
+			ix.updateLag()
+		default:
+		}
+		ev := ix.consumer.Poll(100)
+		ix.lastPoll.Store(time.Now().UnixNano())
+		ix.resumeDrained()
+		switch e := ev.(type) {
+		case nil:
+		case *kafka.Message:
+			ix.route(e)
+		case kafka.Error:
+			if e.IsFatal() {
+				fatal = fmt.Errorf("kafka: %w", e)
+				break loop
+			}
+			// Broker down, all brokers down, timeouts: librdkafka reconnects by itself; we wait.
+			ix.metrics.Retries.WithLabelValues("kafka").Inc()
+			ix.log.Warn("kafka error; librdkafka retries", "error", e.Error(), "code", e.Code().String())
+		case kafka.OffsetsCommitted:
+			if e.Error != nil {
+				ix.log.Debug("best-effort Kafka offset commit failed", "error", e.Error)
+			}
+		}
+	}
+	ix.shutdown(fatal)
+}
+
+func (ix *Indexer) shutdown(fatal error) {
+	// Flush every worker in parallel within the shutdown timeout; the fence makes an unfinished one harmless.
+	flush := ix.cfg.ShutdownTimeout
+	if fatal != nil {
+		flush = 0
+	}
+	ix.stopWorkers(ix.allPartitions(), flush)
+	ix.wcancel()
+	// Close leaves the group; the revoke it triggers finds no workers left.
+	if err := ix.consumer.Close(); err != nil {
+		ix.log.Warn("close Kafka consumer", "error", err)
+	}
+	ix.metrics.AssignedPartitions.Set(0)
+	ix.err = fatal
+	if fatal != nil {
+		ix.log.Error("indexer stopped", "error", fatal)
+	} else {
+		ix.log.Info("indexer stopped")
+	}
+}
+
+func (ix *Indexer) allPartitions() []partitionKey {
+	out := make([]partitionKey, 0, len(ix.workers))
+	for tp := range ix.workers {
+		out = append(out, tp)
+	}
+	return out
+}
+
+func (ix *Indexer) route(m *kafka.Message) {
+	if m.TopicPartition.Topic == nil {
+		return
+	}
+	tp := partitionKey{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+	w, ok := ix.workers[tp]
+	if !ok {
+		return // a message of a partition revoked a moment ago
+	}
+	ix.metrics.MessagesConsumed.WithLabelValues(tp.topic).Inc()
+	queued := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
+	if queued >= ix.cfg.QueueMaxBytes && !w.paused.Load() {
+		if err := ix.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
+			ix.log.Warn("pause partition", "topic", tp.topic, "partition", tp.partition, "error", err)
+			return
+		}
+		w.paused.Store(true)
+		ix.paused++
+		ix.metrics.PausedPartitions.Inc()
+		ix.log.Debug("partition paused: worker queue full", "topic", tp.topic, "partition", tp.partition,
+			"queued_bytes", queued)
+	}
+}
+
+// resumeDrained resumes paused partitions whose worker has worked its queue down below half the limit.
+// Checking here, on every poll, rather than on a signal from the worker cannot miss a drain that happened
+// between the push that filled the queue and the pause.
+func (ix *Indexer) resumeDrained() {
+	if ix.paused == 0 {
+		return
+	}
+	for tp, w := range ix.workers {
+		if w.paused.Load() && w.q.size() < ix.cfg.QueueMaxBytes/2 {
+			ix.resumePartition(tp, w)
+		}
+	}
+}
+
+func (ix *Indexer) resumePartition(tp partitionKey, w *worker) {
+	topic := tp.topic
+	if err := ix.consumer.Resume([]kafka.TopicPartition{{Topic: &topic, Partition: tp.partition}}); err != nil {
+		ix.log.Warn("resume partition", "topic", tp.topic, "partition", tp.partition, "error", err)
+		return
+	}
+	w.paused.Store(false)
+	ix.paused--
+	ix.metrics.PausedPartitions.Dec()
+	ix.log.Debug("partition resumed", "topic", tp.topic, "partition", tp.partition)
+}
+
+// handleEnded deals with a worker that stopped by itself: a fence restarts the partition, an error is fatal.
+func (ix *Indexer) handleEnded(o outcome) error {
+	w, ok := ix.workers[o.tp]
+	if !ok || w != o.w {
+		return nil // already stopped by a revoke or shutdown, maybe reassigned since
+	}
+	if o.err != nil {
+		return fmt.Errorf("partition %s/%d: %w", o.tp.topic, o.tp.partition, o.err)
+	}
+	if !o.fenced {
+		return nil
+	}
+	// Fenced: pause, forget what was queued, and start again from what Postgres holds. If this instance is a
+	// zombie, the group revokes the partition soon and this worker goes with it.
+	topic := o.tp.topic
+	tp := kafka.TopicPartition{Topic: &topic, Partition: o.tp.partition}
+	if !w.paused.Load() {
+		if err := ix.consumer.Pause([]kafka.TopicPartition{tp}); err != nil {
+			ix.log.Warn("pause fenced partition", "topic", topic, "partition", o.tp.partition, "error", err)
+		}
+	} else {
+		ix.paused--
+		ix.metrics.PausedPartitions.Dec()
+	}
+	delete(ix.workers, o.tp)
+	starts, err := ix.readStarts([]kafka.TopicPartition{tp})
+	if err != nil {
+		return err
+	}
+	if starts[0].Offset >= 0 {
+		tp.Offset = starts[0].Offset
+		if err := ix.consumer.Seek(tp, 0); err != nil {
+			ix.log.Warn("seek fenced partition", "topic", topic, "partition", o.tp.partition, "error", err)
+		}
+	}
+	ix.startWorker(o.tp, int64(starts[0].Offset))
+	if err := ix.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
+		ix.log.Warn("resume fenced partition", "topic", topic, "partition", o.tp.partition, "error", err)
+	}
+	ix.log.Info("fenced partition restarted from Postgres", "topic", topic, "partition", o.tp.partition,
+		"next_offset", int64(starts[0].Offset))
+	return nil
+}
+
+// rebalance runs inside Poll on the poll loop goroutine.
+func (ix *Indexer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
+	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
+	switch e := ev.(type) {
+	case kafka.AssignedPartitions:
+		parts, err := ix.readStarts(e.Partitions)
+		if err != nil {
+			// Without starting offsets we cannot own these partitions safely; stopping lets the group move
+			// them to a healthy instance, and a restart resumes from Postgres.
+			ix.stopOnce.Do(func() { close(ix.stopCh) })
+			ix.log.Error("cannot read starting offsets; stopping", "error", err)
+			if cooperative {
+				return c.IncrementalAssign(nil)
+			}
+			return c.Assign(nil)
+		}
+		for _, p := range parts {
+			ix.startWorker(partitionKey{*p.Topic, p.Partition}, int64(p.Offset))
+		}
+		if cooperative {
+			err = c.IncrementalAssign(parts)
+		} else {
+			err = c.Assign(parts)
+		}
+		if err != nil {
+			ix.log.Error("assign partitions", "error", err)
+		}
+		ix.joined.Store(true)
+		ix.metrics.AssignedPartitions.Set(float64(len(ix.workers)))
+		ix.log.Info("partitions assigned", "partitions", describe(parts), "protocol", c.GetRebalanceProtocol(),
+			"owned", len(ix.workers))
+		return err
+	case kafka.RevokedPartitions:
+		lost := c.AssignmentLost()
+		keys := make([]partitionKey, 0, len(e.Partitions))
+		for _, p := range e.Partitions {
+			keys = append(keys, partitionKey{*p.Topic, p.Partition})
+		}
+		flush := ix.cfg.RevokeFlushTimeout
+		if lost {
+			flush = 0 // someone else may own them already: do not even try to write
+		}
+		ix.stopWorkers(keys, flush)
+		var err error
+		if cooperative {
+			err = c.IncrementalUnassign(e.Partitions)
+		} else {
+			err = c.Unassign()
+		}
+		ix.metrics.AssignedPartitions.Set(float64(len(ix.workers)))
+		ix.log.Info("partitions revoked", "partitions", describe(e.Partitions), "lost", lost, "owned", len(ix.workers))
+		return err
+	}
+	return nil
+}
+
+// readStarts returns parts with the offsets to start from: the stored next offset, or the reset point (with
+// Offset < 0) for partitions that have never committed. Transient errors are retried until stop.
+func (ix *Indexer) readStarts(parts []kafka.TopicPartition) ([]kafka.TopicPartition, error) {
+	byTopic := map[string][]int32{}
+	for _, p := range parts {
+		byTopic[*p.Topic] = append(byTopic[*p.Topic], p.Partition)
+	}
+	stored := map[partitionKey]int64{}
+	backoff := ix.cfg.RetryInitial
+	for topic, ps := range byTopic {
+		for {
+			ctx, cancel := context.WithTimeout(ix.wctx, 30*time.Second)
+			offs, err := store.NextOffsets(ctx, ix.db, ix.cfg.Group, topic, ps)
+			cancel()
+			if err == nil {
+				for p, o := range offs {
+					stored[partitionKey{topic, p}] = o
+				}
+				break
+			}
+			if !store.IsTransient(err) {
+				return nil, err
+			}
+			ix.metrics.Retries.WithLabelValues("postgres").Inc()
+			ix.log.Info("transient Postgres error reading offsets; retrying", "error", err, "backoff", backoff)
+			select {
+			case <-ix.stopCh:
+				return nil, fmt.Errorf("read starting offsets: %w", err)
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, ix.cfg.RetryMax)
+		}
+	}
+	out := make([]kafka.TopicPartition, len(parts))
+	for i, p := range parts {
+		out[i] = p
+		if o, ok := stored[partitionKey{*p.Topic, p.Partition}]; ok {
+			out[i].Offset = kafka.Offset(o)
+		} else {
+			// No row: start at the reset point (auto.offset.reset), never at Kafka's committed offset, which
+			// may be ahead of what Postgres holds (a restored or wiped database).
+			out[i].Offset = kafka.OffsetInvalid
+			if rp, _ := ix.resetPoint(); rp == "latest" || rp == "end" || rp == "largest" {
+				out[i].Offset = kafka.OffsetEnd
+			} else {
+				out[i].Offset = kafka.OffsetBeginning
+			}
+		}
+	}
+	return out, nil
+}
+
+func (ix *Indexer) resetPoint() (string, bool) {
+	v, ok := ix.cfg.KafkaConfig["auto.offset.reset"]
+	return v, ok
+}
+
+func (ix *Indexer) startWorker(tp partitionKey, start int64) {
+	if start < 0 {
+		start = -1
+	}
+	w := &worker{
+		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, decode: ix.decode, metrics: ix.metrics,
+		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
+		onCommit: ix.storeOffset,
+	}
+	ix.workers[tp] = w
+	w.run(ix.wctx)
+	if start >= 0 {
+		w.lastNext.Store(start)
+	}
+	go func() {
+		<-w.done
+		if w.result.fenced || w.result.err != nil {
+			select {
+			case ix.ended <- w.result:
+			case <-ix.done:
+			}
+		}
+	}()
+}
+
+// stopWorkers stops the workers of keys in parallel, each with the given flush time.
+func (ix *Indexer) stopWorkers(keys []partitionKey, flush time.Duration) {
+	var wg sync.WaitGroup
+	for _, tp := range keys {
+		w, ok := ix.workers[tp]
+		if !ok {
+			continue
+		}
+		delete(ix.workers, tp)
+		if w.paused.Load() {
+			ix.paused--
+			ix.metrics.PausedPartitions.Dec()
+		}
+		ix.metrics.ConsumerLag.DeleteLabelValues(tp.topic, strconv.Itoa(int(tp.partition)))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.stop(flush)
+		}()
+	}
+	wg.Wait()
+}
+
+// storeOffset hands a committed offset to librdkafka's auto-commit, best effort. It runs on committer
+// goroutines; StoreOffsets is safe to call concurrently with Poll.
+func (ix *Indexer) storeOffset(tp partitionKey, next int64) {
+	topic := tp.topic
+	if _, err := ix.consumer.StoreOffsets([]kafka.TopicPartition{{Topic: &topic, Partition: tp.partition,
+		Offset: kafka.Offset(next)}}); err != nil {
+		ix.log.Debug("store offset for Kafka commit", "topic", topic, "partition", tp.partition, "error", err)
+	}
+	ix.setLag(tp, next)
+}
+
+func (ix *Indexer) setLag(tp partitionKey, next int64) {
+	_, high, err := ix.consumer.GetWatermarkOffsets(tp.topic, tp.partition)
+	if err != nil || high < 0 {
+		return
+	}
+	ix.metrics.ConsumerLag.WithLabelValues(tp.topic, strconv.Itoa(int(tp.partition))).Set(float64(max(high-next, 0)))
+}
+
+// updateLag refreshes the lag of partitions whose worker has not committed lately (e.g. idle or stuck).
+func (ix *Indexer) updateLag() {
+	for tp, w := range ix.workers {
+		if n := w.lastNext.Load(); n > 0 {
+			ix.setLag(tp, n)
+		}
+	}
+}
+
+func describe(parts []kafka.TopicPartition) string {
+	s := ""
+	for i, p := range parts {
+		if i > 0 {
+			s += ","
+		}
+		s += fmt.Sprintf("%s/%d@%s", *p.Topic, p.Partition, p.Offset)
+	}
+	return s
+}

@@ -1,0 +1,158 @@
+package indexer_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/chainsink/chainsink/indexer"
+	"github.com/chainsink/chainsink/internal/localkafka"
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/store"
+)
+
+// blockDecoder is a minimal format for exercising the pipeline itself: "block:N" becomes block N.
+func blockDecoder(_ string, _, value []byte) (store.Rows, *store.Failure) {
+	s := string(value)
+	if !strings.HasPrefix(s, "block:") {
+		return store.Rows{}, &store.Failure{Reason: "invalid", Err: fmt.Errorf("not a block: %.20q", s)}
+	}
+	n, err := strconv.ParseUint(s[len("block:"):], 10, 63)
+	if err != nil {
+		return store.Rows{}, &store.Failure{Reason: "invalid", Err: err}
+	}
+	h := make([]byte, 32)
+	copy(h, s)
+	return store.Rows{Blocks: []store.Block{{Number: n, Hash: h, ParentHash: h, Timestamp: time.Unix(int64(n), 0),
+		Miner: h[:20]}}}, nil
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if os.Getenv("CHAINSINK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// waitFor polls cond until it holds or the deadline passes; it is a wait on a condition, not a sleep.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+func storedTotal(ctx context.Context, s *store.Store, group string) (int64, error) {
+	offs, err := store.ListOffsets(ctx, s.Pool(), group)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, o := range offs {
+		n += o.NextOffset
+	}
+	return n, nil
+}
+
+func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 4}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+
+	const perPartition = 500
+	var recs []localkafka.Record
+	for i := 0; i < 4*perPartition; i++ {
+		v := fmt.Sprintf("block:%d", i)
+		if i%97 == 13 {
+			v = "garbage"
+		}
+		recs = append(recs, localkafka.Record{Topic: "blocks", Partition: int32(i % 4), Value: []byte(v)})
+	}
+	// The same blocks again: a producer that re-sent everything must not create a single duplicate row.
+	for i := 0; i < 400; i++ {
+		recs = append(recs, localkafka.Record{Topic: "blocks", Partition: int32(i % 4), Value: []byte(fmt.Sprintf("block:%d", i))})
+	}
+	if err := broker.Produce(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+
+	m := metrics.New()
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g1",
+		Topics:        []indexer.Topic{{Name: "blocks", Format: "test", Mode: store.ReplaceBlocks}},
+		BatchMaxRows:  50,
+		QueueMaxBytes: 2000, // forces pause/resume all the time
+		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},
+	}, s.Pool(), blockDecoder, testLogger(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop()
+
+	waitFor(t, 15*time.Second, "every offset stored", func() (bool, error) {
+		n, err := storedTotal(ctx, s, "g1")
+		return n == int64(len(recs)), err
+	})
+	if err := ix.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage, resentGarbage := 0, 0
+	for i := 0; i < 4*perPartition; i++ {
+		if i%97 == 13 {
+			garbage++
+			if i < 400 {
+				resentGarbage++ // the re-sent copy of a garbled block is a good one
+			}
+		}
+	}
+	if want := int64(4*perPartition - garbage + resentGarbage); counts["blocks"] != want {
+		t.Fatalf("blocks = %d, want %d", counts["blocks"], want)
+	}
+	var dead int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE reason = 'invalid'`).Scan(&dead); err != nil {
+		t.Fatal(err)
+	}
+	if dead != garbage {
+		t.Fatalf("dead letters = %d, want %d", dead, garbage)
+	}
+	if got := testutil.ToFloat64(m.DeadLetters.WithLabelValues("invalid")); int(got) != garbage {
+		t.Fatalf("dead letter metric = %v, want %d", got, garbage)
+	}
+	if got := testutil.ToFloat64(m.RowsWritten.WithLabelValues("blocks")); got < float64(counts["blocks"]) {
+		t.Fatalf("rows written metric = %v, below %d stored", got, counts["blocks"])
+	}
+}

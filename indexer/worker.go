@@ -1,0 +1,284 @@
+package indexer
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/store"
+)
+
+// DecodeFunc turns one message of a topic into rows, or into a dead-letter failure. It must be safe for
+// concurrent use: every partition decodes on its own goroutine.
+type DecodeFunc func(format string, key, value []byte) (store.Rows, *store.Failure)
+
+// record is a message as the poll loop hands it to a worker; it owns key and value.
+type record struct {
+	offset int64
+	key    []byte
+	value  []byte
+}
+
+// queue is a worker's inbox. The poll loop appends and never blocks; the worker takes everything at once.
+type queue struct {
+	mu     sync.Mutex
+	items  []record
+	bytes  int
+	closed bool
+	notify chan struct{} // capacity 1: "there is something new"
+}
+
+func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
+
+// push appends r and returns the queued byte count.
+func (q *queue) push(r record) int {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.bytes += len(r.key) + len(r.value)
+	n := q.bytes
+	q.mu.Unlock()
+	q.signal()
+	return n
+}
+
+func (q *queue) signal() {
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+}
+
+// close tells the worker to flush what it has and stop.
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// take removes and returns everything queued, and whether the queue is closed.
+func (q *queue) take() ([]record, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	items := q.items
+	q.items, q.bytes = nil, 0
+	return items, q.closed
+}
+
+func (q *queue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.bytes
+}
+
+// outcome is how a worker ended.
+type outcome struct {
+	w      *worker
+	tp     partitionKey
+	fenced bool
+	err    error // fatal; nil when stopped or fenced
+}
+
+type partitionKey struct {
+	topic     string
+	partition int32
+}
+
+// worker owns one partition: a decoder goroutine building batches and a committer goroutine writing them.
+type worker struct {
+	tp       partitionKey
+	topic    Topic
+	cfg      Config
+	db       store.DB
+	decode   DecodeFunc
+	log      *slog.Logger
+	metrics  *metrics.Metrics
+	q        *queue
+	start    int64 // stored next offset, or -1 when the partition has none yet
+	onCommit func(tp partitionKey, next int64)
+
+	// paused is set by the poll loop when it pauses the partition.
+	paused atomic.Bool
+	// lastNext is the stored next offset after the worker's last commit, for the lag gauge.
+	lastNext atomic.Int64
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	result outcome
+}
+
+// run starts the worker's goroutines; the worker ends when ctx is cancelled, when its queue is closed and
+// flushed, or on a fence or fatal error. done is closed at the end and result says why.
+func (w *worker) run(ctx context.Context) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	w.done = make(chan struct{})
+	batches := make(chan *store.Batch)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		w.decodeLoop(ctx, batches)
+	}()
+	go func() {
+		defer wg.Done()
+		w.result = w.commitLoop(ctx, batches)
+		w.cancel() // a fence or fatal error ends the decoder too
+	}()
+	go func() {
+		wg.Wait()
+		w.cancel()
+		close(w.done)
+	}()
+}
+
+// stop closes the queue and waits up to flush for the last batch to commit, then cancels.
+func (w *worker) stop(flush time.Duration) {
+	w.q.close()
+	if flush > 0 {
+		t := time.NewTimer(flush)
+		defer t.Stop()
+		select {
+		case <-w.done:
+			return
+		case <-t.C:
+			w.log.Warn("partition flush timed out; dropping its unwritten batch", "flush_timeout", flush)
+		}
+	}
+	w.cancel()
+	<-w.done
+}
+
+func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
+	defer close(out)
+	next := w.start // -1 until the first message says where the partition starts
+	var batch *store.Batch
+	var opened time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	closed := false
+	for {
+		full := batch != nil && (batch.Rows() >= w.cfg.BatchMaxRows || batch.Bytes() >= w.cfg.BatchMaxBytes)
+		aged := batch != nil && time.Since(opened) >= w.cfg.BatchMaxAge
+		var send chan<- *store.Batch
+		if batch != nil && batch.Len() > 0 && (full || aged || closed) {
+			send = out
+		}
+		var inbox <-chan struct{}
+		if !full && !closed {
+			inbox = w.q.notify
+		}
+		var expire <-chan time.Time
+		if batch != nil && !aged && !full && !closed {
+			if timer == nil {
+				timer = time.NewTimer(w.cfg.BatchMaxAge - time.Since(opened))
+			} else {
+				timer.Reset(w.cfg.BatchMaxAge - time.Since(opened))
+			}
+			expire = timer.C
+		}
+		if closed && (batch == nil || batch.Len() == 0) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case send <- batch:
+			next = batch.To
+			batch = nil
+		case <-expire:
+		case <-inbox:
+			items, isClosed := w.q.take()
+			closed = isClosed
+			for _, r := range items {
+				if next >= 0 && r.offset < next {
+					continue // redelivered after a seek: already in a batch
+				}
+				if batch == nil {
+					from := next
+					if from < 0 {
+						from = r.offset
+					}
+					batch = store.NewBatch(w.cfg.Group, w.tp.topic, w.tp.partition, from, w.topic.Mode)
+					opened = time.Now()
+				}
+				t0 := time.Now()
+				rows, failure := w.decode(w.topic.Format, r.key, r.value)
+				w.metrics.DecodeSeconds.Observe(time.Since(t0).Seconds())
+				batch.Add(store.Message{Offset: r.offset, Key: r.key, Value: r.value, Rows: rows, Failure: failure})
+				if next < 0 {
+					next = r.offset
+				}
+			}
+		}
+	}
+}
+
+func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome {
+	res := outcome{w: w, tp: w.tp}
+	for b := range in {
+		backoff := w.cfg.RetryInitial
+		for attempt := 1; ; attempt++ {
+			t0 := time.Now()
+			r, err := store.WriteBatch(ctx, w.db, b)
+			if err == nil {
+				w.committed(b, r, time.Since(t0))
+				break
+			}
+			switch {
+			case ctx.Err() != nil:
+				return res
+			case errors.Is(err, store.ErrFenced):
+				w.metrics.FencedBatches.Inc()
+				w.log.Warn("batch fenced: another owner advanced the partition; restarting it from Postgres",
+					"from_offset", b.From, "to_offset", b.To)
+				res.fenced = true
+				return res
+			case store.IsTransient(err):
+				w.metrics.Retries.WithLabelValues("postgres").Inc()
+				w.log.Info("transient Postgres error; retrying the batch", "error", err, "attempt", attempt,
+					"backoff", backoff, "from_offset", b.From, "to_offset", b.To)
+				select {
+				case <-ctx.Done():
+					return res
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, w.cfg.RetryMax)
+			default:
+				w.log.Error("batch failed permanently", "error", err, "from_offset", b.From, "to_offset", b.To)
+				res.err = err
+				return res
+			}
+		}
+	}
+	return res
+}
+
+func (w *worker) committed(b *store.Batch, r store.Result, took time.Duration) {
+	m := w.metrics
+	m.BatchesCommitted.Inc()
+	m.CommitSeconds.Observe(took.Seconds())
+	total := 0
+	for table, n := range r.Rows {
+		m.RowsWritten.WithLabelValues(table).Add(float64(n))
+		total += int(n)
+	}
+	m.BatchRows.Observe(float64(total))
+	for _, d := range r.DeadLetters {
+		m.DeadLetters.WithLabelValues(d.Reason).Inc()
+		w.log.Warn("message stored in dead_letters", "offset", d.Offset, "reason", d.Reason, "error", d.Err)
+	}
+	w.log.Debug("batch committed", "from_offset", b.From, "to_offset", b.To, "messages", b.Len(), "rows", total,
+		"dead_letters", len(r.DeadLetters), "commit_ms", took.Milliseconds())
+	w.lastNext.Store(b.To)
+	if w.onCommit != nil {
+		w.onCommit(w.tp, b.To)
+	}
+}

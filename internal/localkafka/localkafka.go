@@ -1,0 +1,109 @@
+// Package localkafka runs a Kafka-protocol broker inside the process (franz-go's kfake) for tests, the demo
+// and `chainsink-localkafka`, with a small producer to publish fixtures into it.
+//
+// It speaks the real wire protocol, so chainsink's confluent-kafka-go consumer talks to it exactly as to
+// Apache Kafka; what it does not model (replication, real retention and compaction, Kafka's own coordinator
+// timing) is listed in docs/testing.md. kfake keeps everything in memory and applies retention only when asked,
+// which Broker.ApplyRetention does.
+package localkafka
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Options configure a broker. The zero value listens on a random loopback port with no topics.
+type Options struct {
+	// Port to listen on; 0 picks a free one.
+	Port int
+	// Topics to create, with their partition counts.
+	Topics map[string]int32
+	// DataDir, if set, persists the log so that a restarted broker keeps its messages.
+	DataDir string
+}
+
+// Broker is a running in-process broker.
+type Broker struct {
+	cluster  *kfake.Cluster
+	producer *kgo.Client
+}
+
+// Start starts a single-node broker.
+func Start(opts Options) (*Broker, error) {
+	kopts := []kfake.Opt{kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1),
+		// Let tests use short sessions so that a killed consumer's partitions move within seconds.
+		kfake.GroupMinSessionTimeout(1000)}
+	if opts.Port != 0 {
+		kopts = append(kopts, kfake.Ports(opts.Port))
+	}
+	if opts.DataDir != "" {
+		kopts = append(kopts, kfake.DataDir(opts.DataDir))
+	}
+	c, err := kfake.NewCluster(kopts...)
+	if err != nil {
+		return nil, fmt.Errorf("start local Kafka broker: %w", err)
+	}
+	for t, n := range opts.Topics {
+		if err := c.CreateTopic(t, n, nil); err != nil && !strings.Contains(err.Error(), "exists") {
+			c.Close()
+			return nil, fmt.Errorf("create topic %s: %w", t, err)
+		}
+	}
+	p, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchMaxBytes(16<<20), kgo.MaxBufferedRecords(100000))
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("create producer: %w", err)
+	}
+	return &Broker{cluster: c, producer: p}, nil
+}
+
+// Addr is the bootstrap address, host:port.
+func (b *Broker) Addr() string { return strings.Join(b.cluster.ListenAddrs(), ",") }
+
+// Cluster exposes kfake's controls (faults, group inspection) to tests.
+func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Close stops the broker.
+func (b *Broker) Close() {
+	b.producer.Close()
+	b.cluster.Close()
+}
+
+// Record is a message to publish into an explicit partition.
+type Record struct {
+	Topic     string
+	Partition int32
+	Key       []byte
+	Value     []byte
+}
+
+// Produce publishes records and waits until the broker has them all, in order per partition.
+func (b *Broker) Produce(ctx context.Context, records []Record) error {
+	rs := make([]*kgo.Record, len(records))
+	for i, r := range records {
+		rs[i] = &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}
+	}
+	if err := b.producer.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		return fmt.Errorf("produce %d records: %w", len(records), err)
+	}
+	return nil
+}
+
+// HighWatermarks returns each partition's high watermark (the offset the next message will get).
+func (b *Broker) HighWatermarks(topic string) map[int32]int64 {
+	out := map[int32]int64{}
+	for _, p := range b.cluster.PartitionInfos(topic) {
+		if p != nil {
+			out[p.Partition] = p.HighWatermark
+		}
+	}
+	return out
+}
+
+// ApplyRetention deletes what the topics' retention settings allow; kfake never does it by itself.
+func (b *Broker) ApplyRetention() { b.cluster.ApplyRetention() }

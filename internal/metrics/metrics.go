@@ -1,0 +1,70 @@
+// Package metrics defines chainsink's Prometheus metrics in one place, on a registry of their own, so that
+// tests can read exact values and two indexers in one test process do not collide.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics is every metric chainsink exports. Build it with New; a nil *Metrics is not allowed.
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	ConsumerLag        *prometheus.GaugeVec   // topic, partition
+	BatchesCommitted   prometheus.Counter     //
+	RowsWritten        *prometheus.CounterVec // table
+	BatchRows          prometheus.Histogram   //
+	CommitSeconds      prometheus.Histogram   //
+	DecodeSeconds      prometheus.Histogram   //
+	DeadLetters        *prometheus.CounterVec // reason
+	FencedBatches      prometheus.Counter     //
+	Retries            *prometheus.CounterVec // kind
+	AssignedPartitions prometheus.Gauge       //
+	EventsDecoded      *prometheus.CounterVec // abi, event
+	UndecodedLogs      prometheus.Counter     //
+	MessagesConsumed   *prometheus.CounterVec // topic
+	PausedPartitions   prometheus.Gauge       //
+}
+
+// New registers every metric, plus the Go and process collectors, on a fresh registry.
+func New() *Metrics {
+	r := prometheus.NewRegistry()
+	m := &Metrics{
+		Registry: r,
+		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chainsink_consumer_lag",
+			Help: "Messages not yet stored: the broker's high watermark minus the partition's next offset in Postgres."},
+			[]string{"topic", "partition"}),
+		BatchesCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "chainsink_batches_committed_total",
+			Help: "Batches committed to Postgres."}),
+		RowsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chainsink_rows_written_total",
+			Help: "Rows written, by table."}, []string{"table"}),
+		BatchRows: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chainsink_batch_rows",
+			Help: "Rows per committed batch.", Buckets: prometheus.ExponentialBuckets(1, 4, 10)}),
+		CommitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chainsink_commit_seconds",
+			Help: "Time to write and commit one batch, retries excluded.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}),
+		DecodeSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chainsink_decode_seconds",
+			Help: "Time to decode one message into rows.", Buckets: prometheus.ExponentialBuckets(0.00001, 2, 16)}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chainsink_dead_letters_total",
+			Help: "Messages stored in dead_letters, by reason."}, []string{"reason"}),
+		FencedBatches: prometheus.NewCounter(prometheus.CounterOpts{Name: "chainsink_fenced_batches_total",
+			Help: "Batches rolled back because another owner had advanced the partition."}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chainsink_retries_total",
+			Help: "Retried operations, by kind."}, []string{"kind"}),
+		AssignedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_assigned_partitions",
+			Help: "Partitions this instance owns."}),
+		EventsDecoded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chainsink_events_decoded_total",
+			Help: "Logs decoded into events, by ABI and event."}, []string{"abi", "event"}),
+		UndecodedLogs: prometheus.NewCounter(prometheus.CounterOpts{Name: "chainsink_undecoded_logs_total",
+			Help: "Logs whose topic0 an ABI knows but whose topics or data do not fit it; kept raw in logs."}),
+		MessagesConsumed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "chainsink_messages_consumed_total",
+			Help: "Kafka messages handed to partition workers, by topic."}, []string{"topic"}),
+		PausedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_paused_partitions",
+			Help: "Partitions paused because their worker's queue is full."}),
+	}
+	r.MustRegister(m.ConsumerLag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
+		m.DeadLetters, m.FencedBatches, m.Retries, m.AssignedPartitions, m.EventsDecoded, m.UndecodedLogs,
+		m.MessagesConsumed, m.PausedPartitions,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
