@@ -42,6 +42,9 @@ type Indexer struct {
 	paused   int // number of paused partitions
 	joined   atomic.Bool
 	lastPoll atomic.Int64
+
+	retryMu  sync.Mutex
+	retrying map[partitionKey]time.Time // partitions whose current batch is being retried, since when
 }
 
 // New checks cfg and prepares an indexer; nothing connects until Start.
@@ -52,7 +55,7 @@ func New(cfg Config, db store.DB, decode DecodeFunc, logger *slog.Logger, m *met
 	cfg = cfg.WithDefaults()
 	ix := &Indexer{cfg: cfg, db: db, decode: decode, log: logger, metrics: m, topics: map[string]Topic{},
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
-		ended: make(chan outcome, 64)}
+		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{}}
 	for _, t := range cfg.Topics {
 		ix.topics[t.Name] = t
 	}
@@ -446,7 +449,7 @@ func (ix *Indexer) startWorker(tp partitionKey, start int64) {
 	w := &worker{
 		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, decode: ix.decode, metrics: ix.metrics,
 		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
-		onCommit: ix.storeOffset,
+		onCommit: ix.storeOffset, onRetry: ix.setRetrying,
 	}
 	ix.workers[tp] = w
 	w.run(ix.wctx)
@@ -473,6 +476,7 @@ func (ix *Indexer) stopWorkers(keys []partitionKey, flush time.Duration) {
 			continue
 		}
 		delete(ix.workers, tp)
+		ix.setRetrying(tp, time.Time{})
 		if w.paused.Load() {
 			ix.paused--
 			ix.metrics.PausedPartitions.Dec()
@@ -513,6 +517,28 @@ func (ix *Indexer) updateLag() {
 			ix.setLag(tp, n)
 		}
 	}
+}
+
+// setRetrying records that tp has been retrying its batch since since; the zero time clears it.
+func (ix *Indexer) setRetrying(tp partitionKey, since time.Time) {
+	ix.retryMu.Lock()
+	defer ix.retryMu.Unlock()
+	if since.IsZero() {
+		delete(ix.retrying, tp)
+	} else {
+		ix.retrying[tp] = since
+	}
+}
+
+// StuckFor is how long the longest-retrying partition has been retrying its current batch (0 if none).
+func (ix *Indexer) StuckFor() time.Duration {
+	ix.retryMu.Lock()
+	defer ix.retryMu.Unlock()
+	var d time.Duration
+	for _, since := range ix.retrying {
+		d = max(d, time.Since(since))
+	}
+	return d
 }
 
 func describe(parts []kafka.TopicPartition) string {

@@ -100,6 +100,7 @@ type worker struct {
 	q        *queue
 	start    int64 // stored next offset, or -1 when the partition has none yet
 	onCommit func(tp partitionKey, next int64)
+	onRetry  func(tp partitionKey, since time.Time)
 
 	// paused is set by the poll loop when it pauses the partition.
 	paused atomic.Bool
@@ -225,11 +226,15 @@ func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome
 	res := outcome{w: w, tp: w.tp}
 	for b := range in {
 		backoff := w.cfg.RetryInitial
+		var retryingSince time.Time
 		for attempt := 1; ; attempt++ {
 			t0 := time.Now()
 			r, err := store.WriteBatch(ctx, w.db, b)
 			if err == nil {
 				w.committed(b, r, time.Since(t0))
+				if !retryingSince.IsZero() && w.onRetry != nil {
+					w.onRetry(w.tp, time.Time{})
+				}
 				break
 			}
 			switch {
@@ -242,6 +247,12 @@ func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome
 				res.fenced = true
 				return res
 			case store.IsTransient(err):
+				if retryingSince.IsZero() {
+					retryingSince = t0
+					if w.onRetry != nil {
+						w.onRetry(w.tp, t0)
+					}
+				}
 				w.metrics.Retries.WithLabelValues("postgres").Inc()
 				w.log.Info("transient Postgres error; retrying the batch", "error", err, "attempt", attempt,
 					"backoff", backoff, "from_offset", b.From, "to_offset", b.To)

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
@@ -96,6 +97,11 @@ func (m *Migrator) ensureSchema(ctx context.Context) error {
 		return err
 	}
 	if _, err := m.db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{m.schema}.Sanitize()); err != nil {
+		// IF NOT EXISTS is not atomic: a concurrent `migrate up` may create it between the check and the insert.
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P06") {
+			return nil
+		}
 		return fmt.Errorf("create schema %s: %w", m.schema, err)
 	}
 	return nil

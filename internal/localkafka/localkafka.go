@@ -24,6 +24,8 @@ type Options struct {
 	Topics map[string]int32
 	// DataDir, if set, persists the log so that a restarted broker keeps its messages.
 	DataDir string
+	// RetentionMs, if set, is the topics' retention.ms, applied by ApplyRetention.
+	RetentionMs int64
 }
 
 // Broker is a running in-process broker.
@@ -47,8 +49,12 @@ func Start(opts Options) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start local Kafka broker: %w", err)
 	}
+	var topicConfigs map[string]string
+	if opts.RetentionMs > 0 {
+		topicConfigs = map[string]string{"retention.ms": fmt.Sprint(opts.RetentionMs)}
+	}
 	for t, n := range opts.Topics {
-		if err := c.CreateTopic(t, n, nil); err != nil && !strings.Contains(err.Error(), "exists") {
+		if err := c.CreateTopic(t, n, topicConfigs); err != nil && !strings.Contains(err.Error(), "exists") {
 			c.Close()
 			return nil, fmt.Errorf("create topic %s: %w", t, err)
 		}

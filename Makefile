@@ -1,0 +1,44 @@
+# chainsink — see README.md. Every target works on a fresh clone with Go, gcc and a local PostgreSQL.
+
+GO            ?= go
+BIN           ?= bin
+DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
+DEMO_DATABASE ?= chainsink_demo
+VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS       := -X github.com/chainsink/chainsink/internal/cli.Version=$(VERSION)
+
+.PHONY: all build test test-short test-crash demo localkafka bench fuzz vet lint clean
+
+all: build
+
+build: ## build bin/chainsink and bin/chainsink-localkafka
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/chainsink ./cmd/chainsink
+	$(GO) build -o $(BIN)/chainsink-localkafka ./cmd/chainsink-localkafka
+
+vet:
+	$(GO) vet ./...
+
+test: vet ## vet + every test (race detector), incl. the short crash test and the docs/queries.md check
+	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -race -timeout 20m ./...
+
+test-short: ## quick loop while coding: no race detector, no crash tests
+	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -short ./...
+
+test-crash: ## the full crash test: >= 20k messages, >= 10 SIGKILLs of the real binary
+	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' CHAINSINK_CRASH_FULL=1 $(GO) test -timeout 30m -count=1 -v -run 'TestCrash' ./internal/e2e
+
+demo: build ## index real mainnet data through a local broker into the local Postgres, then print a summary
+	$(GO) run ./cmd/chainsink-demo --binary $(BIN)/chainsink --database $(DEMO_DATABASE)
+
+localkafka: build ## a standalone Kafka-protocol broker on 127.0.0.1:9092 for kcat or your own producer
+	$(BIN)/chainsink-localkafka --port 9092
+
+fuzz: ## run every fuzz target for 60s each
+	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeLog -fuzztime 60s
+	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeCall -fuzztime 60s
+	$(GO) test ./abi -run '^$$' -fuzz FuzzTokenTransfers -fuzztime 60s
+	$(GO) test ./internal/format -run '^$$' -fuzz FuzzDecodeBundle -fuzztime 60s
+	$(GO) test ./internal/format -run '^$$' -fuzz FuzzDecodeETL -fuzztime 60s
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,173 @@
+package abi
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// DecodeLog decodes l with the ABI that knows its topic0 and topic count.
+//
+// ok=false: no ABI knows the log. err != nil (with ok=true): at least one
+// ABI matched topic0 and the topic count but the data or topics do not fit
+// it; the caller keeps the log raw and counts it. Candidates are tried in lookup order
+// (bound named, bound anonymous, global) and the first that decodes wins; on
+// total failure the first candidate's error is returned. Never panics.
+func (r *Registry) DecodeLog(l Log) (ev Event, ok bool, err error) {
+	if len(l.Topics) > maxTopics {
+		return Event{}, false, nil
+	}
+	idx := r.snapshot()
+	n := uint8(len(l.Topics))
+	var firstErr error
+	try := func(cands []*eventDecoder) bool {
+		for _, d := range cands {
+			args, derr := d.decode(l)
+			if derr == nil {
+				ev = Event{Name: d.name, Signature: d.sig, ABIName: d.abiName, Args: args}
+				return true
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("decoding %s log with ABI %s: %w", d.sig, d.abiName, derr)
+			}
+		}
+		return false
+	}
+	if bound, isBound := idx.bound[l.Address]; isBound {
+		if n > 0 && try(bound.events[eventKey{l.Topics[0], n}]) {
+			return ev, true, nil
+		}
+		if try(bound.anon[n]) {
+			return ev, true, nil
+		}
+	}
+	if n > 0 && try(idx.events[eventKey{l.Topics[0], n}]) {
+		return ev, true, nil
+	}
+	if firstErr != nil {
+		return Event{}, true, firstErr
+	}
+	return Event{}, false, nil
+}
+
+// decode renders the log's arguments as a JSON object. All value decoding is
+// go-ethereum's: UnpackValues for the data, and for each indexed value-type
+// argument UnpackValues on the 32-byte topic (which is exactly what
+// abi.ParseTopics does internally, minus the reflection into a struct or map).
+func (d *eventDecoder) decode(l Log) (out []byte, err error) {
+	defer func() {
+		// go-ethereum's decoder is not our code; a panic on hostile input
+		// must become an error, never take the indexer down.
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
+		}
+	}()
+	var values []any
+	if len(d.data) > 0 {
+		if values, err = d.data.UnpackValues(l.Data); err != nil {
+			return nil, err
+		}
+		if len(values) != len(d.data) {
+			return nil, errors.New("unpacked value count does not match the ABI")
+		}
+	}
+	buf := make([]byte, 0, d.sizeHint)
+	buf = append(buf, '{')
+	for i := range d.fields {
+		f := &d.fields[i]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.key...)
+		if !f.indexed {
+			if buf, err = appendValue(buf, f.n, values[f.dataIdx]); err != nil {
+				return nil, fmt.Errorf("argument %d: %w", i, err)
+			}
+			continue
+		}
+		// Slice the caller's topic in place: a local copy would escape to the heap.
+		topic := l.Topics[f.topic][:]
+		if f.hashed {
+			buf = appendHex(buf, topic)
+			continue
+		}
+		tv, terr := f.single.UnpackValues(topic)
+		if terr != nil {
+			return nil, fmt.Errorf("indexed argument %d: %w", i, terr)
+		}
+		if len(tv) != 1 {
+			return nil, fmt.Errorf("indexed argument %d: no value", i)
+		}
+		if buf, err = appendValue(buf, f.n, tv[0]); err != nil {
+			return nil, fmt.Errorf("indexed argument %d: %w", i, err)
+		}
+	}
+	return append(buf, '}'), nil
+}
+
+// DecodeCall decodes transaction input by its 4-byte selector, preferring the
+// ABI bound to *to. to == nil means contract creation: the input is init
+// code, not calldata, so ok=false. ok=false also when the input is shorter
+// than 4 bytes or no ABI knows the selector; err != nil (with ok=true) when
+// an ABI knows the selector but the arguments do not decode. Never panics.
+func (r *Registry) DecodeCall(to *common.Address, input []byte) (call Call, ok bool, err error) {
+	if to == nil || len(input) < 4 {
+		return Call{}, false, nil
+	}
+	idx := r.snapshot()
+	sel := [4]byte(input[:4])
+	var firstErr error
+	try := func(cands []*methodDecoder) bool {
+		for _, d := range cands {
+			args, derr := d.decode(input[4:])
+			if derr == nil {
+				call = Call{Name: d.name, Signature: d.sig, ABIName: d.abiName, Args: args}
+				return true
+			}
+			if firstErr == nil {
+				firstErr = fmt.Errorf("decoding %s call with ABI %s: %w", d.sig, d.abiName, derr)
+			}
+		}
+		return false
+	}
+	if bound, isBound := idx.bound[*to]; isBound && try(bound.methods[sel]) {
+		return call, true, nil
+	}
+	if try(idx.methods[sel]) {
+		return call, true, nil
+	}
+	if firstErr != nil {
+		return Call{}, true, firstErr
+	}
+	return Call{}, false, nil
+}
+
+func (d *methodDecoder) decode(data []byte) (out []byte, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
+		}
+	}()
+	var values []any
+	if len(d.inputs) > 0 {
+		if values, err = d.inputs.UnpackValues(data); err != nil {
+			return nil, err
+		}
+		if len(values) != len(d.fields) {
+			return nil, errors.New("unpacked value count does not match the ABI")
+		}
+	}
+	buf := make([]byte, 0, d.sizeHint)
+	buf = append(buf, '{')
+	for i := range d.fields {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, d.fields[i].key...)
+		if buf, err = appendValue(buf, d.fields[i].n, values[i]); err != nil {
+			return nil, fmt.Errorf("argument %d: %w", i, err)
+		}
+	}
+	return append(buf, '}'), nil
+}

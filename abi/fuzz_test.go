@@ -1,0 +1,249 @@
+package abi
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// fuzzBound is bound to TrueBlocks' maker-v1 ABI (anonymous LogNote) so the
+// fuzzer reaches the bound and anonymous paths.
+var fuzzBound = common.HexToAddress("0x00000000000000000000000000000000000f0220")
+
+// fuzzRegistry: the defaults plus every TrueBlocks ABI and the kitchen ABI,
+// for as many argument shapes (tuples, nested arrays, strings) as we have.
+var fuzzRegistry = sync.OnceValues(func() (*Registry, error) {
+	r, err := Default()
+	if err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(tbABIDir + "/known-*/*.json")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		if err := r.Add(strings.TrimSuffix(filepath.Base(f), ".json"), b); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.Add("Kitchen", []byte(kitchenABI)); err != nil {
+		return nil, err
+	}
+	if err := r.BindContracts(strings.NewReader(`{"` + fuzzBound.Hex() + `":"maker-v1"}`)); err != nil {
+		return nil, err
+	}
+	return r, nil
+})
+
+func fuzzReg(t testing.TB) *Registry {
+	r, err := fuzzRegistry()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// splitTopics turns fuzz bytes into up to 5 topics (one more than the EVM
+// allows, to cover that check); a short last chunk is left-padded.
+func splitTopics(b []byte) []common.Hash {
+	var out []common.Hash
+	for len(b) > 0 && len(out) < 5 {
+		n := min(32, len(b))
+		out = append(out, common.BytesToHash(b[:n]))
+		b = b[n:]
+	}
+	return out
+}
+
+func joinTopics(ts []common.Hash) []byte {
+	var b []byte
+	for _, t := range ts {
+		b = append(b, t[:]...)
+	}
+	return b
+}
+
+func fixtureSeedLogs(t testing.TB) []Log {
+	var out []Log
+	for _, l := range loadETLLogs(t, blockDir+"/expected_logs.json") {
+		out = append(out, l.Log)
+	}
+	for _, l := range loadReceiptLogs(t, etlDir+"/test_export_receipts_job/receipts_with_logs") {
+		out = append(out, l.Log)
+	}
+	gold, _ := filepath.Glob(tbDir + "/tests/gold/tools/getTrans/*.txt")
+	for _, g := range gold {
+		var walk func(v any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case []any:
+				for _, e := range x {
+					walk(e)
+				}
+			case map[string]any:
+				if _, ok := x["topics"]; ok {
+					out = append(out, logFromMap(t, x).Log)
+				}
+				for _, e := range x {
+					walk(e)
+				}
+			}
+		}
+		walk(readGold(t, g))
+	}
+	return out
+}
+
+// checkArgs holds for every successful decode: valid JSON that jsonb accepts.
+func checkArgs(t *testing.T, args []byte) {
+	if !json.Valid(args) || !utf8.Valid(args) {
+		t.Fatalf("invalid JSON: %q", args)
+	}
+	if bytes.Contains(args, []byte(`\u0000`)) {
+		t.Fatalf("jsonb rejects \\u0000: %s", args)
+	}
+}
+
+func FuzzDecodeLog(f *testing.F) {
+	for _, l := range fixtureSeedLogs(f) {
+		f.Add(joinTopics(l.Topics), l.Data, false)
+	}
+	f.Add(common.FromHex("0xa9059cbb00000000000000000000000000000000000000000000000000000000"), []byte{}, true)
+	kl, _ := kitchenSamples(f)
+	f.Add(joinTopics(kl.Topics), kl.Data, false)
+	f.Fuzz(func(t *testing.T, topics, data []byte, bound bool) {
+		r := fuzzReg(t)
+		l := Log{Topics: splitTopics(topics), Data: data}
+		if bound {
+			l.Address = fuzzBound
+		}
+		ev, ok, err := r.DecodeLog(l)
+		if err != nil {
+			if !ok {
+				t.Fatalf("error with ok=false: %v", err)
+			}
+			if strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("recovered panic: %v", err)
+			}
+			return
+		}
+		if !ok {
+			return
+		}
+		checkArgs(t, ev.Args)
+		ev2, _, _ := r.DecodeLog(l)
+		if !bytes.Equal(ev.Args, ev2.Args) {
+			t.Fatal("decoding is not deterministic")
+		}
+	})
+}
+
+func FuzzDecodeCall(f *testing.F) {
+	for _, tx := range loadETLTransactions(f, blockDir+"/expected_transactions.json") {
+		f.Add(tx.Input, false)
+	}
+	gold, _ := filepath.Glob(tbDir + "/tests/gold/tools/getTrans/*.txt")
+	for _, g := range gold {
+		for _, v := range readGold(f, g) {
+			if m, ok := v.(map[string]any); ok {
+				if s, ok := m["input"].(string); ok {
+					f.Add(mustHex(f, s), false)
+				}
+			}
+		}
+	}
+	_, kin := kitchenSamples(f)
+	f.Add(kin, false)
+	f.Fuzz(func(t *testing.T, input []byte, bound bool) {
+		r := fuzzReg(t)
+		to := common.Address{1}
+		if bound {
+			to = fuzzBound
+		}
+		c, ok, err := r.DecodeCall(&to, input)
+		if err != nil {
+			if !ok {
+				t.Fatalf("error with ok=false: %v", err)
+			}
+			if strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("recovered panic: %v", err)
+			}
+			return
+		}
+		if ok {
+			checkArgs(t, c.Args)
+		}
+		if _, ok, err := r.DecodeCall(nil, input); ok || err != nil {
+			t.Fatal("contract creation decoded")
+		}
+	})
+}
+
+func FuzzTokenTransfers(f *testing.F) {
+	for _, l := range fixtureSeedLogs(f) {
+		f.Add(joinTopics(l.Topics), l.Data)
+	}
+	single, batch := erc1155Event(f, "TransferSingle"), erc1155Event(f, "TransferBatch")
+	d, _ := single.Inputs.NonIndexed().Pack(big.NewInt(7), big.NewInt(9))
+	f.Add(joinTopics([]common.Hash{single.ID, {1}, {2}, {3}}), d)
+	d, _ = batch.Inputs.NonIndexed().Pack([]*big.Int{big.NewInt(1), big.NewInt(2)}, []*big.Int{big.NewInt(3), big.NewInt(4)})
+	f.Add(joinTopics([]common.Hash{batch.ID, {1}, {2}, {3}}), d)
+	f.Fuzz(func(t *testing.T, topics, data []byte) {
+		l := Log{Address: common.Address{7}, Topics: splitTopics(topics), Data: data}
+		trs, err := TokenTransfers(l)
+		if err != nil {
+			if strings.Contains(err.Error(), "panicked") {
+				t.Fatalf("recovered panic: %v", err)
+			}
+			if trs != nil {
+				t.Fatal("transfers returned with an error")
+			}
+			return
+		}
+		for i, tr := range trs {
+			if tr.Value == nil || tr.Value.Sign() < 0 || tr.Token != l.Address {
+				t.Fatalf("bad transfer %+v", tr)
+			}
+			switch tr.Standard {
+			case StandardERC20:
+				if tr.TokenID != nil || len(trs) != 1 {
+					t.Fatalf("bad erc20 %+v", tr)
+				}
+			case StandardERC721:
+				if tr.TokenID == nil || tr.Value.Cmp(bigOne) != 0 || len(trs) != 1 {
+					t.Fatalf("bad erc721 %+v", tr)
+				}
+			case StandardERC1155:
+				if tr.TokenID == nil || tr.BatchIndex != i {
+					t.Fatalf("bad erc1155 %+v", tr)
+				}
+			default:
+				t.Fatalf("bad standard %q", tr.Standard)
+			}
+		}
+		// Whatever TokenTransfers accepts, the default registry decodes.
+		if len(trs) > 0 {
+			reg, err := defaultABIsRegistry()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok, err := reg.DecodeLog(l); !ok || err != nil {
+				t.Fatalf("TokenTransfers accepted a log DecodeLog rejects: ok=%v err=%v", ok, err)
+			}
+		}
+	})
+}
+
+var defaultABIsRegistry = sync.OnceValues(Default)

@@ -1,0 +1,188 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/indexer"
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/internal/server"
+	"github.com/chainsink/chainsink/store"
+)
+
+// runOptions are `chainsink run`'s flags.
+type runOptions struct {
+	db          store.Config
+	ix          indexer.Config
+	topics      []string
+	kafkaConfig []string
+	abiDir      string
+	contracts   string
+	metricsAddr string
+	stuckAfter  time.Duration
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Consume Kafka topics and store their rows in PostgreSQL, exactly once",
+		Long: `Consume the given topics as one member of a consumer group, decode every message (and its logs and
+calldata with the ABIs), and store the rows in PostgreSQL. Each batch is written in one transaction that also
+advances the partition's offset in kafka_offsets, so a crash, restart or rebalance never loses or duplicates a row.
+
+Run several instances with the same --group to share the partitions. Stop with SIGINT or SIGTERM: what has been
+read is flushed (within --shutdown-timeout) before the process exits 0.
+
+Formats: "bundle" (one JSON message per block: {"block": eth_getBlockByNumber(full), "receipts":
+eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --output kafka).`,
+		Example: `  chainsink run --brokers localhost:9092 --group chainsink --topics blocks:bundle \
+    --database-url postgres://chainsink@localhost/chain
+  chainsink run --brokers kafka:9093 --topics blocks:ethereum-etl,transactions:ethereum-etl,logs:ethereum-etl \
+    --kafka-config security.protocol=SASL_SSL --kafka-config sasl.mechanism=SCRAM-SHA-512 ...`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := g.logger()
+			if err != nil {
+				return err
+			}
+			if err := o.complete(); err != nil {
+				return err
+			}
+			return run(cmd.Context(), o, logger)
+		},
+	}
+	addDatabaseFlags(cmd, &o.db)
+	f := cmd.Flags()
+	f.StringVar(&o.ix.Brokers, "brokers", "localhost:9092", "Kafka bootstrap servers, host:port[,host:port…]")
+	f.StringVar(&o.ix.Group, "group", "chainsink", "Kafka consumer group (also the key of the offsets stored in Postgres)")
+	f.StringSliceVar(&o.topics, "topics", nil, "topics to consume with their format, TOPIC:FORMAT[,TOPIC:FORMAT…]; formats: bundle, ethereum-etl")
+	f.StringArrayVar(&o.kafkaConfig, "kafka-config", nil, "librdkafka property key=value, repeatable (TLS, SASL, tuning); in the environment, comma-separated")
+	f.IntVar(&o.ix.BatchMaxRows, "batch-max-rows", 20000, "close a batch at this many rows")
+	f.IntVar(&o.ix.BatchMaxBytes, "batch-max-bytes", 32<<20, "close a batch at this many bytes of messages")
+	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", 500*time.Millisecond, "close a non-empty batch this long after its first message")
+	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", 16<<20, "pause a partition when its worker has this many bytes queued")
+	f.DurationVar(&o.ix.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for the last batches to commit")
+	f.Int32Var(&o.db.MaxConns, "db-max-conns", 16, "PostgreSQL connections at most (one per owned partition is ideal)")
+	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones")
+	f.StringVar(&o.contracts, "contracts", "", `JSON file binding addresses to ABI names, {"0xaddr": "NAME"}, for anonymous or ambiguous events`)
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9090 (off when empty)")
+	f.DurationVar(&o.stuckAfter, "stuck-after", 2*time.Minute, "/readyz fails when a partition has retried its batch for longer than this")
+	return cmd
+}
+
+func (o *runOptions) complete() error {
+	var errs []error
+	for _, spec := range o.topics {
+		name, f, ok := strings.Cut(spec, ":")
+		if !ok || name == "" {
+			errs = append(errs, fmt.Errorf("topic %q: want TOPIC:FORMAT, e.g. blocks:bundle", spec))
+			continue
+		}
+		fm, err := format.Parse(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("topic %q: %w", spec, err))
+			continue
+		}
+		o.ix.Topics = append(o.ix.Topics, indexer.Topic{Name: name, Format: string(fm), Mode: fm.Mode()})
+	}
+	kc, err := parseKeyValues(o.kafkaConfig)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	o.ix.KafkaConfig = kc
+	errs = append(errs, o.ix.Validate(), o.db.Validate())
+	return errors.Join(errs...)
+}
+
+func parseKeyValues(kvs []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range kvs {
+		for _, part := range strings.Split(kv, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			k, v, ok := strings.Cut(part, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("kafka config %q: want key=value", part)
+			}
+			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return out, nil
+}
+
+// loadRegistry is the built-in ABIs plus the user's directory and address bindings.
+func loadRegistry(abiDir, contracts string) (*abi.Registry, error) {
+	reg, err := abi.Default()
+	if err != nil {
+		return nil, fmt.Errorf("load built-in ABIs: %w", err)
+	}
+	if abiDir != "" {
+		if err := reg.LoadDir(abiDir); err != nil {
+			return nil, fmt.Errorf("load ABIs from %s: %w", abiDir, err)
+		}
+	}
+	if contracts != "" {
+		f, err := os.Open(contracts)
+		if err != nil {
+			return nil, fmt.Errorf("open contracts file: %w", err)
+		}
+		defer f.Close()
+		if err := reg.BindContracts(f); err != nil {
+			return nil, fmt.Errorf("load contracts file %s: %w", contracts, err)
+		}
+	}
+	return reg, nil
+}
+
+func run(ctx context.Context, o *runOptions, logger *slog.Logger) error {
+	if err := store.CheckMigrated(ctx, o.db); err != nil {
+		return err
+	}
+	reg, err := loadRegistry(o.abiDir, o.contracts)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, o.db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	m := metrics.New()
+	dec := decode.New(reg, m)
+	ix, err := indexer.New(o.ix, st.Pool(), dec.Decode, logger, m)
+	if err != nil {
+		return err
+	}
+	logger.Info("starting", "database", store.Redact(o.db.DatabaseURL), "schema", st.Schema(), "abis", len(reg.Names()))
+	if err := ix.Start(ctx); err != nil {
+		return err
+	}
+	var srv *server.Server
+	if o.metricsAddr != "" {
+		srv = server.New(o.metricsAddr, m, st, ix, o.stuckAfter, logger)
+		if err := srv.Start(ctx); err != nil {
+			_ = ix.Stop()
+			return err
+		}
+		defer srv.Stop()
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received; flushing and stopping", "shutdown_timeout", o.ix.ShutdownTimeout)
+	case <-ix.Done():
+	}
+	return ix.Stop()
+}

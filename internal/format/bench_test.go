@@ -1,0 +1,55 @@
+package format
+
+import (
+	"testing"
+)
+
+// BenchmarkDecodeETL decodes the 388 items of mainnet block 17173049 (1 block, 116 transactions, 271 logs)
+// per iteration: one op is one block's worth of items.
+func BenchmarkDecodeETL(b *testing.B) {
+	items := etlItems17173049(b)
+	size := 0
+	for _, it := range items {
+		size += len(it)
+	}
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, it := range items {
+			if _, fail := Decode(EthereumETL, nil, it); fail != nil {
+				b.Fatal(fail.Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(items)), "ns/item")
+}
+
+// BenchmarkDecodeBundle decodes mainnet block 17173049 (116 transactions, 271 logs, 16 withdrawals) as one
+// bundle, rebuilt in RPC shape from its ethereum-etl items.
+func BenchmarkDecodeBundle(b *testing.B) {
+	items := etlItems17173049(b)
+	bundle, err := BundleFromETLItems(items)
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := BundleKey(17173049)
+	b.SetBytes(int64(len(bundle)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, fail := Decode(Bundle, key, bundle); fail != nil {
+			b.Fatal(fail.Err)
+		}
+	}
+}
+
+// BenchmarkDecodeBundleSmall is block 483920 (4 transactions, 2 logs) from recorded responses.
+func BenchmarkDecodeBundleSmall(b *testing.B) {
+	bundle := bundle483920(b)
+	b.SetBytes(int64(len(bundle)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, fail := Decode(Bundle, nil, bundle); fail != nil {
+			b.Fatal(fail.Err)
+		}
+	}
+}

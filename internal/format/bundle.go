@@ -1,0 +1,468 @@
+package format
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/chainsink/chainsink/store"
+)
+
+// The JSON-RPC shapes, declared like go-ethereum's ethapi.RPCTransaction. Only fields with a column are
+// declared: encoding/json skips the rest (signatures, access lists, authorization lists, blooms of
+// receipts) without allocating, and without judging them, which keeps the decoder lenient where it does
+// not matter. The field types (convert.go) tell a missing or null field from a zero one.
+//
+// The list types are parameters so that the same structs, instantiated with json.RawMessage, can locate a
+// failure to an element index (see locateBundleError); encoding/json's own error paths have no indices.
+
+type rpcBundle[B, R any] struct {
+	Block    *B   `json:"block"`
+	Receipts *[]R `json:"receipts"`
+}
+
+type rpcBlock[T, W any] struct {
+	Number                quantity    `json:"number"`
+	Hash                  hash        `json:"hash"`
+	ParentHash            hash        `json:"parentHash"`
+	Timestamp             quantity    `json:"timestamp"`
+	Miner                 address     `json:"miner"`
+	GasUsed               quantity    `json:"gasUsed"`
+	GasLimit              quantity    `json:"gasLimit"`
+	BaseFeePerGas         bigQuantity `json:"baseFeePerGas"`
+	Size                  quantity    `json:"size"`
+	Nonce                 data        `json:"nonce"`
+	Difficulty            bigQuantity `json:"difficulty"`
+	TotalDifficulty       bigQuantity `json:"totalDifficulty"`
+	ExtraData             data        `json:"extraData"`
+	MixHash               hash        `json:"mixHash"`
+	Sha3Uncles            hash        `json:"sha3Uncles"`
+	LogsBloom             data        `json:"logsBloom"`
+	TransactionsRoot      hash        `json:"transactionsRoot"`
+	StateRoot             hash        `json:"stateRoot"`
+	ReceiptsRoot          hash        `json:"receiptsRoot"`
+	WithdrawalsRoot       hash        `json:"withdrawalsRoot"`
+	BlobGasUsed           quantity    `json:"blobGasUsed"`
+	ExcessBlobGas         quantity    `json:"excessBlobGas"`
+	ParentBeaconBlockRoot hash        `json:"parentBeaconBlockRoot"`
+	RequestsHash          hash        `json:"requestsHash"`
+	Transactions          *[]T        `json:"transactions"`
+	Withdrawals           *[]W        `json:"withdrawals"`
+}
+
+type rpcTx struct {
+	BlockHash            hash        `json:"blockHash"`
+	BlockNumber          quantity    `json:"blockNumber"`
+	TransactionIndex     quantity    `json:"transactionIndex"`
+	Hash                 hash        `json:"hash"`
+	Type                 quantity    `json:"type"`
+	From                 address     `json:"from"`
+	To                   address     `json:"to"`
+	Value                bigQuantity `json:"value"`
+	Gas                  quantity    `json:"gas"`
+	GasPrice             bigQuantity `json:"gasPrice"`
+	MaxFeePerGas         bigQuantity `json:"maxFeePerGas"`
+	MaxPriorityFeePerGas bigQuantity `json:"maxPriorityFeePerGas"`
+	MaxFeePerBlobGas     bigQuantity `json:"maxFeePerBlobGas"`
+	Nonce                quantity    `json:"nonce"`
+	Input                data        `json:"input"`
+}
+
+type rpcWithdrawal struct {
+	Index          quantity    `json:"index"`
+	ValidatorIndex quantity    `json:"validatorIndex"`
+	Address        address     `json:"address"`
+	Amount         bigQuantity `json:"amount"`
+}
+
+type rpcReceipt[L any] struct {
+	TransactionHash   hash        `json:"transactionHash"`
+	TransactionIndex  quantity    `json:"transactionIndex"`
+	BlockHash         hash        `json:"blockHash"`
+	BlockNumber       quantity    `json:"blockNumber"`
+	Type              quantity    `json:"type"`
+	Status            quantity    `json:"status"`
+	Root              data        `json:"root"`
+	GasUsed           quantity    `json:"gasUsed"`
+	CumulativeGasUsed quantity    `json:"cumulativeGasUsed"`
+	EffectiveGasPrice bigQuantity `json:"effectiveGasPrice"`
+	ContractAddress   address     `json:"contractAddress"`
+	BlobGasUsed       quantity    `json:"blobGasUsed"`
+	BlobGasPrice      bigQuantity `json:"blobGasPrice"`
+	Logs              *[]L        `json:"logs"`
+}
+
+type rpcLog struct {
+	Address          address  `json:"address"`
+	Topics           *topics  `json:"topics"`
+	Data             data     `json:"data"`
+	LogIndex         quantity `json:"logIndex"`
+	TransactionHash  hash     `json:"transactionHash"`
+	TransactionIndex quantity `json:"transactionIndex"`
+	BlockHash        hash     `json:"blockHash"`
+	BlockNumber      quantity `json:"blockNumber"`
+}
+
+type (
+	bundleMsg  = rpcBundle[rpcBlock[rpcTx, rpcWithdrawal], rpcReceipt[rpcLog]]
+	rawBundle  = rpcBundle[json.RawMessage, json.RawMessage]
+	rawBlock   = rpcBlock[json.RawMessage, json.RawMessage]
+	rawReceipt = rpcReceipt[json.RawMessage]
+)
+
+// maxTopics is what the EVM can emit (LOG0..LOG4); the logs table has no column for a fifth.
+const maxTopics = 4
+
+// EncodeBundle builds a bundle message from an eth_getBlockByNumber result with full transaction objects
+// and the eth_getBlockReceipts result of the same block. It checks the JSON and its shape, not that the
+// receipts belong to the block: Decode does that on the consuming side.
+func EncodeBundle(block json.RawMessage, receipts json.RawMessage) ([]byte, error) {
+	if first(block) != '{' {
+		return nil, errors.New("encode bundle: block is not a JSON object")
+	}
+	if first(receipts) != '[' {
+		return nil, errors.New("encode bundle: receipts is not a JSON array")
+	}
+	out, err := json.Marshal(struct {
+		Block    json.RawMessage `json:"block"`
+		Receipts json.RawMessage `json:"receipts"`
+	}{block, receipts})
+	if err != nil {
+		return nil, fmt.Errorf("encode bundle: %w", err)
+	}
+	return out, nil
+}
+
+func first(b []byte) byte {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	if len(b) == 0 {
+		return 0
+	}
+	return b[0]
+}
+
+// BundleKey is the Kafka key of block number's bundle. Keying by height sends every version of a height
+// (reorgs) to the same partition, in order.
+func BundleKey(number uint64) []byte {
+	return strconv.AppendUint(nil, number, 10)
+}
+
+func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
+	var rows store.Rows
+	var msg bundleMsg
+	if err := json.Unmarshal(value, &msg); err != nil {
+		return rows, locateBundleError(value, err)
+	}
+	top := at{i: -1}
+	if msg.Block == nil {
+		return rows, top.field("block", errMissing)
+	}
+	if msg.Receipts == nil {
+		return rows, top.field("receipts", errMissing)
+	}
+	blk, receipts := msg.Block, *msg.Receipts
+
+	c := conv{at: at{list: "block", i: -1}}
+	number := c.int64("number", &blk.Number)
+	blockHash := c.hash("hash", &blk.Hash)
+	ts := c.time("timestamp", &blk.Timestamp)
+	if c.err != nil {
+		return rows, c.err
+	}
+	if len(key) > 0 {
+		if k, err := strconv.ParseUint(string(key), 10, 64); err != nil || k != number {
+			return rows, top.field("key", fmt.Errorf("%q is not block.number %d", clip(key), number))
+		}
+	}
+	if blk.Transactions == nil {
+		return rows, c.at.field("transactions", errMissing)
+	}
+	txs := *blk.Transactions
+	if len(txs) > math.MaxInt32 {
+		return rows, c.at.field("transactions", errNotInt32)
+	}
+
+	// One slab for the nullable integers of the message: 3 per transaction (gas used, cumulative gas used,
+	// blob gas used) and 3 for the block.
+	ints := make([]int64, 3*len(txs)+3)
+	b := store.Block{
+		Number:                number,
+		Hash:                  blockHash,
+		ParentHash:            c.hash("parentHash", &blk.ParentHash),
+		Timestamp:             ts,
+		Miner:                 c.address("miner", &blk.Miner),
+		GasUsed:               c.int64("gasUsed", &blk.GasUsed),
+		GasLimit:              c.int64("gasLimit", &blk.GasLimit),
+		BaseFeePerGas:         optBig(&blk.BaseFeePerGas),
+		TransactionCount:      int32(len(txs)),
+		Size:                  c.optInt64("size", &blk.Size, &ints[0]),
+		Nonce:                 optBytes(&blk.Nonce),
+		Difficulty:            optBig(&blk.Difficulty),
+		TotalDifficulty:       optBig(&blk.TotalDifficulty),
+		ExtraData:             optBytes(&blk.ExtraData),
+		MixHash:               optHash(&blk.MixHash),
+		Sha3Uncles:            optHash(&blk.Sha3Uncles),
+		LogsBloom:             optBytes(&blk.LogsBloom),
+		TransactionsRoot:      optHash(&blk.TransactionsRoot),
+		StateRoot:             optHash(&blk.StateRoot),
+		ReceiptsRoot:          optHash(&blk.ReceiptsRoot),
+		WithdrawalsRoot:       optHash(&blk.WithdrawalsRoot),
+		BlobGasUsed:           c.optInt64("blobGasUsed", &blk.BlobGasUsed, &ints[1]),
+		ExcessBlobGas:         c.optInt64("excessBlobGas", &blk.ExcessBlobGas, &ints[2]),
+		ParentBeaconBlockRoot: optHash(&blk.ParentBeaconBlockRoot),
+		RequestsHash:          optHash(&blk.RequestsHash),
+	}
+	if c.err != nil {
+		return rows, c.err
+	}
+	ints = ints[3:]
+
+	if blk.Withdrawals != nil {
+		ws := *blk.Withdrawals
+		if len(ws) > math.MaxInt32 {
+			return rows, c.at.field("withdrawals", errNotInt32)
+		}
+		n := int32(len(ws))
+		b.WithdrawalCount = &n
+		rows.Withdrawals = make([]store.Withdrawal, len(ws))
+		for i := range ws {
+			w := &ws[i]
+			c := conv{at: at{list: "block.withdrawals", i: i}}
+			rows.Withdrawals[i] = store.Withdrawal{
+				BlockNumber:    number,
+				Index:          c.int64("index", &w.Index),
+				Position:       int32(i),
+				ValidatorIndex: c.int64("validatorIndex", &w.ValidatorIndex),
+				Address:        c.address("address", &w.Address),
+				AmountGwei:     c.big("amount", &w.Amount),
+			}
+			if c.err != nil {
+				return store.Rows{}, c.err
+			}
+		}
+	}
+	rows.Blocks = []store.Block{b}
+
+	rows.Transactions = make([]store.Transaction, len(txs))
+	for i := range txs {
+		tx := &txs[i]
+		c := conv{at: at{list: "block.transactions", i: i}}
+		rows.Transactions[i] = store.Transaction{
+			BlockNumber:          number,
+			TransactionIndex:     int32(i),
+			Hash:                 c.hash("hash", &tx.Hash),
+			BlockHash:            blockHash,
+			BlockTimestamp:       ts,
+			FromAddress:          c.address("from", &tx.From),
+			ToAddress:            optAddress(&tx.To),
+			Value:                c.big("value", &tx.Value),
+			Gas:                  c.int64("gas", &tx.Gas),
+			GasPrice:             optBig(&tx.GasPrice),
+			MaxFeePerGas:         optBig(&tx.MaxFeePerGas),
+			MaxPriorityFeePerGas: optBig(&tx.MaxPriorityFeePerGas),
+			MaxFeePerBlobGas:     optBig(&tx.MaxFeePerBlobGas),
+			Type:                 c.txType("type", &tx.Type),
+			Nonce:                c.int64("nonce", &tx.Nonce),
+			Input:                c.bytes("input", &tx.Input),
+		}
+		// A block's transactions repeat where they are; a copy that disagrees is not from this block.
+		switch {
+		case c.err != nil:
+		case tx.BlockHash.ok && tx.BlockHash.v != blk.Hash.v:
+			c.fail("blockHash", fmt.Errorf("%s is not block.hash %s", tx.BlockHash.v, blk.Hash.v))
+		case tx.BlockNumber.ok && tx.BlockNumber.v != number:
+			c.fail("blockNumber", fmt.Errorf("%d is not block.number %d", tx.BlockNumber.v, number))
+		case tx.TransactionIndex.ok && tx.TransactionIndex.v != uint64(i):
+			c.fail("transactionIndex", fmt.Errorf("%d is not the transaction's position %d", tx.TransactionIndex.v, i))
+		}
+		if c.err != nil {
+			return store.Rows{}, c.err
+		}
+	}
+
+	if err := mergeReceipts(&rows, txs, receipts, blk.Hash.v, number, ints); err != nil {
+		return store.Rows{}, err
+	}
+	return rows, nil
+}
+
+// mergeReceipts puts each receipt's fields into its transaction's row and its logs into rows.Logs. The
+// receipts must be exactly the block's: one per transaction, found by transactionIndex and confirmed by
+// transactionHash, so that a receipts list of another block (or of another version of this height after a
+// reorg) can never be stored under this block.
+func mergeReceipts(rows *store.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog], blockHash common.Hash,
+	number uint64, ints []int64) *decodeError {
+	if len(receipts) != len(txs) {
+		return failWith(ReasonReceiptsMismatch,
+			fmt.Errorf("block has %d transactions but the bundle has %d receipts", len(txs), len(receipts)))
+	}
+	mismatch := func(a at, field string, err error) *decodeError {
+		return failWith(ReasonReceiptsMismatch, &FieldError{Path: a.path(field), Err: err})
+	}
+	// order[t] is the receipt of transaction t; usually receipts come in transaction order.
+	order := make([]int32, len(txs))
+	for t := range order {
+		order[t] = -1
+	}
+	nlogs := 0
+	statuses := make([]int16, len(txs))
+	for j := range receipts {
+		r := &receipts[j]
+		c := conv{at: at{list: "receipts", i: j}}
+		idx := c.int32("transactionIndex", &r.TransactionIndex)
+		c.hash("transactionHash", &r.TransactionHash)
+		if r.Logs == nil {
+			c.fail("logs", errMissing)
+		}
+		if c.err != nil {
+			return c.err
+		}
+		if int(idx) >= len(txs) {
+			return mismatch(c.at, "transactionIndex", fmt.Errorf("%d is past the block's %d transactions", idx, len(txs)))
+		}
+		switch tx := &txs[idx]; {
+		case order[idx] >= 0:
+			return mismatch(c.at, "transactionIndex", fmt.Errorf("%d is also the index of receipts[%d]", idx, order[idx]))
+		case r.TransactionHash.v != tx.Hash.v:
+			return mismatch(c.at, "transactionHash", fmt.Errorf("%s is not block.transactions[%d].hash %s",
+				r.TransactionHash.v, idx, tx.Hash.v))
+		case r.BlockHash.ok && r.BlockHash.v != blockHash:
+			return mismatch(c.at, "blockHash", fmt.Errorf("%s is not block.hash %s", r.BlockHash.v, blockHash))
+		case r.BlockNumber.ok && r.BlockNumber.v != number:
+			return mismatch(c.at, "blockNumber", fmt.Errorf("%d is not block.number %d", r.BlockNumber.v, number))
+		case r.Type.ok && tx.Type.ok && r.Type.v != tx.Type.v:
+			return mismatch(c.at, "type", fmt.Errorf("%d is not block.transactions[%d].type %d", r.Type.v, idx, tx.Type.v))
+		}
+		order[idx] = int32(j)
+		nlogs += len(*r.Logs)
+
+		t := &rows.Transactions[idx]
+		slots := ints[3*int(idx):]
+		t.Status = c.status("status", &r.Status, &statuses[idx])
+		t.Root = stateRoot(&r.Root)
+		t.GasUsed = c.optInt64("gasUsed", &r.GasUsed, &slots[0])
+		t.CumulativeGasUsed = c.optInt64("cumulativeGasUsed", &r.CumulativeGasUsed, &slots[1])
+		t.EffectiveGasPrice = optBig(&r.EffectiveGasPrice)
+		t.ContractAddress = contractAddress(&r.ContractAddress)
+		t.BlobGasUsed = c.optInt64("blobGasUsed", &r.BlobGasUsed, &slots[2])
+		t.BlobGasPrice = optBig(&r.BlobGasPrice)
+		if !r.GasUsed.ok {
+			c.fail("gasUsed", errMissing)
+		}
+		if !r.CumulativeGasUsed.ok {
+			c.fail("cumulativeGasUsed", errMissing)
+		}
+		if c.err != nil {
+			return c.err
+		}
+	}
+
+	rows.Logs = make([]store.Log, 0, nlogs)
+	blockTime := rows.Blocks[0].Timestamp
+	var seen map[int32]struct{} // only built if log indexes are not increasing
+	last := int32(-1)
+	for t, j := range order {
+		r := &receipts[j]
+		tx := &rows.Transactions[t]
+		for k := range *r.Logs {
+			l := &(*r.Logs)[k]
+			c := conv{at: at{list: "receipts", i: int(j), sub: "logs", j: k}}
+			row := store.Log{
+				BlockNumber:      number,
+				LogIndex:         c.int32("logIndex", &l.LogIndex),
+				TransactionHash:  tx.Hash,
+				TransactionIndex: int32(t),
+				BlockTimestamp:   blockTime,
+				Address:          c.address("address", &l.Address),
+				Topics:           c.topics("topics", l.Topics),
+				Data:             c.bytes("data", &l.Data),
+			}
+			if c.err != nil {
+				return c.err
+			}
+			switch {
+			case l.TransactionHash.ok && l.TransactionHash.v != r.TransactionHash.v:
+				return mismatch(c.at, "transactionHash", fmt.Errorf("%s is not the receipt's %s", l.TransactionHash.v, r.TransactionHash.v))
+			case l.TransactionIndex.ok && l.TransactionIndex.v != uint64(t):
+				return mismatch(c.at, "transactionIndex", fmt.Errorf("%d is not the receipt's %d", l.TransactionIndex.v, t))
+			case l.BlockHash.ok && l.BlockHash.v != blockHash:
+				return mismatch(c.at, "blockHash", fmt.Errorf("%s is not block.hash %s", l.BlockHash.v, blockHash))
+			case l.BlockNumber.ok && l.BlockNumber.v != number:
+				return mismatch(c.at, "blockNumber", fmt.Errorf("%d is not block.number %d", l.BlockNumber.v, number))
+			}
+			// logIndex is the key of the logs table within the block; a duplicate would fail the COPY.
+			if row.LogIndex <= last || seen != nil {
+				if seen == nil {
+					seen = make(map[int32]struct{}, nlogs)
+					for i := range rows.Logs {
+						seen[rows.Logs[i].LogIndex] = struct{}{}
+					}
+				}
+				if _, dup := seen[row.LogIndex]; dup {
+					return c.at.field("logIndex", fmt.Errorf("%d appears twice in the block", row.LogIndex))
+				}
+				seen[row.LogIndex] = struct{}{}
+			}
+			last = max(last, row.LogIndex)
+			rows.Logs = append(rows.Logs, row)
+		}
+	}
+	return nil
+}
+
+// locateBundleError finds where a message that encoding/json rejected goes wrong, with list indices, by
+// decoding it again one element at a time. Only failing messages pay for this.
+func locateBundleError(value []byte, err error) *decodeError {
+	top := at{i: -1}
+	var b rawBundle
+	if e := decodeAt(top, value, &b); e != nil {
+		return e
+	}
+	if b.Block != nil {
+		var blk rawBlock
+		if e := decodeAt(at{list: "block", i: -1}, *b.Block, &blk); e != nil {
+			return e
+		}
+		if blk.Transactions != nil {
+			for i, raw := range *blk.Transactions {
+				a := at{list: "block.transactions", i: i}
+				if first(raw) == '"' {
+					return a.field("", errors.New("is a transaction hash: a bundle needs full transaction objects "+
+						"(eth_getBlockByNumber with true as second parameter)"))
+				}
+				if e := decodeAt(a, raw, &rpcTx{}); e != nil {
+					return e
+				}
+			}
+		}
+		if blk.Withdrawals != nil {
+			for i, raw := range *blk.Withdrawals {
+				if e := decodeAt(at{list: "block.withdrawals", i: i}, raw, &rpcWithdrawal{}); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	if b.Receipts != nil {
+		for i, raw := range *b.Receipts {
+			var r rawReceipt
+			if e := decodeAt(at{list: "receipts", i: i}, raw, &r); e != nil {
+				return e
+			}
+			if r.Logs == nil {
+				continue
+			}
+			for j, raw := range *r.Logs {
+				if e := decodeAt(at{list: "receipts", i: i, sub: "logs", j: j}, raw, &rpcLog{}); e != nil {
+					return e
+				}
+			}
+		}
+	}
+	return top.jsonError(err)
+}

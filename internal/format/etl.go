@@ -1,0 +1,509 @@
+package format
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/big"
+	"strconv"
+	"time"
+
+	"github.com/chainsink/chainsink/store"
+)
+
+// ethereum-etl item types.
+const (
+	etlTypeBlock         = "block"
+	etlTypeTransaction   = "transaction"
+	etlTypeLog           = "log"
+	etlTypeTokenTransfer = "token_transfer"
+	etlTypeTrace         = "trace"
+	etlTypeContract      = "contract"
+	etlTypeToken         = "token"
+)
+
+// etlInt is an ethereum-etl integer: a JSON number of any size (Python ints), e.g. total_difficulty is above
+// 2^64. It is parsed from the literal, never through float64, which would round it.
+type etlInt struct {
+	set   bool
+	isBig bool    // the value does not fit in u
+	u     uint64  // the value, unless isBig
+	b     big.Int // the value when isBig; the column value otherwise (see big)
+}
+
+// maxETLDigits is the length of 2^256-1 in decimal. Longer literals are refused before parsing, so that a
+// megabyte of digits cannot make big.Int work for nothing.
+const maxETLDigits = 78
+
+var maxUint256 = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))
+
+func (n *etlInt) UnmarshalJSON(data []byte) error {
+	n.set, n.isBig, n.u = false, false, 0
+	if string(data) == "null" {
+		return nil
+	}
+	// encoding/json has checked the syntax: data is one whole JSON value.
+	bad := func(what string) error {
+		return &json.UnmarshalTypeError{Value: what, Type: etlIntType}
+	}
+	switch c := data[0]; {
+	case c == '-':
+		return bad("negative number " + clip(data))
+	case c < '0' || c > '9':
+		return bad(jsonKind(c))
+	case bytes.ContainsAny(data, ".eE"):
+		return bad("number " + clip(data) + " with a fraction or exponent")
+	case len(data) > maxETLDigits:
+		return bad("number of " + strconv.Itoa(len(data)) + " digits")
+	case len(data) <= 19: // always fits in a uint64
+		u, err := strconv.ParseUint(string(data), 10, 64)
+		if err != nil {
+			return bad("number " + clip(data))
+		}
+		n.set, n.u = true, u
+		return nil
+	}
+	_, ok := n.b.SetString(string(data), 10)
+	switch {
+	case !ok:
+		return bad("number " + clip(data))
+	case n.b.Cmp(maxUint256) > 0:
+		return bad("number " + clip(data) + " above 2^256-1")
+	case n.b.IsUint64():
+		n.set, n.u = true, n.b.Uint64()
+	default:
+		n.set, n.isBig = true, true
+	}
+	return nil
+}
+
+// big is the value as a numeric column value. It points into n, which the rows then keep alive: the item
+// struct is one allocation, where a new big.Int per column would be two.
+func (n *etlInt) big() *big.Int {
+	if !n.isBig {
+		n.b.SetUint64(n.u)
+	}
+	return &n.b
+}
+
+func jsonKind(c byte) string {
+	switch c {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	}
+	return "value"
+}
+
+func clip(b []byte) string {
+	const n = 40
+	if len(b) > n {
+		return string(b[:n]) + "…"
+	}
+	return string(b)
+}
+
+// etlUint returns n as a uint64 of at most limit, or fails with rangeErr.
+func (c *conv) etlUint(field string, n *etlInt, limit uint64, rangeErr error) (uint64, bool) {
+	if !n.set {
+		c.fail(field, errMissing)
+		return 0, false
+	}
+	if n.isBig || n.u > limit {
+		c.fail(field, rangeErr)
+		return 0, false
+	}
+	return n.u, true
+}
+
+func (c *conv) etlInt64(field string, n *etlInt) uint64 {
+	v, _ := c.etlUint(field, n, math.MaxInt64, errNotInt64)
+	return v
+}
+
+func (c *conv) etlInt32(field string, n *etlInt) int32 {
+	v, _ := c.etlUint(field, n, math.MaxInt32, errNotInt32)
+	return int32(v)
+}
+
+func (c *conv) etlOptInt64(field string, n *etlInt, slot *int64) *int64 {
+	if !n.set {
+		return nil
+	}
+	v, ok := c.etlUint(field, n, math.MaxInt64, errNotInt64)
+	if !ok {
+		return nil
+	}
+	*slot = int64(v)
+	return slot
+}
+
+func (c *conv) etlTime(field string, n *etlInt) time.Time {
+	v, ok := c.etlUint(field, n, math.MaxInt64, errTime)
+	if !ok {
+		return time.Time{}
+	}
+	return c.unix(field, v)
+}
+
+func (c *conv) etlBig(field string, n *etlInt) *big.Int {
+	if !n.set {
+		c.fail(field, errMissing)
+		return nil
+	}
+	return n.big()
+}
+
+func etlOptBig(n *etlInt) *big.Int {
+	if !n.set {
+		return nil
+	}
+	return n.big()
+}
+
+func (c *conv) etlType(field string, n *etlInt) int16 {
+	if !n.set {
+		return 0 // as in the RPC: no type is a legacy transaction
+	}
+	v, _ := c.etlUint(field, n, math.MaxInt16, errNotInt16)
+	return int16(v)
+}
+
+func (c *conv) etlStatus(field string, n *etlInt) *int16 {
+	if !n.set {
+		return nil
+	}
+	v, ok := c.etlUint(field, n, 1, errStatus)
+	if !ok {
+		return nil
+	}
+	s := int16(v)
+	return &s
+}
+
+// The item shapes, field names as ethereum-etl's exporters write them. Fields without a column (item_id,
+// item_timestamp, receipt_l1_*, blob_versioned_hashes, block_hash of a log) are not declared, so they are
+// skipped unjudged.
+
+type etlBlock[W any] struct {
+	Type             string  `json:"type"`
+	Number           etlInt  `json:"number"`
+	Hash             hash    `json:"hash"`
+	ParentHash       hash    `json:"parent_hash"`
+	Nonce            data    `json:"nonce"`
+	Sha3Uncles       hash    `json:"sha3_uncles"`
+	LogsBloom        data    `json:"logs_bloom"`
+	TransactionsRoot hash    `json:"transactions_root"`
+	StateRoot        hash    `json:"state_root"`
+	ReceiptsRoot     hash    `json:"receipts_root"`
+	Miner            address `json:"miner"`
+	Difficulty       etlInt  `json:"difficulty"`
+	TotalDifficulty  etlInt  `json:"total_difficulty"`
+	Size             etlInt  `json:"size"`
+	ExtraData        data    `json:"extra_data"`
+	GasLimit         etlInt  `json:"gas_limit"`
+	GasUsed          etlInt  `json:"gas_used"`
+	Timestamp        etlInt  `json:"timestamp"`
+	TransactionCount etlInt  `json:"transaction_count"`
+	BaseFeePerGas    etlInt  `json:"base_fee_per_gas"`
+	WithdrawalsRoot  hash    `json:"withdrawals_root"`
+	Withdrawals      []W     `json:"withdrawals"`
+	BlobGasUsed      etlInt  `json:"blob_gas_used"`
+	ExcessBlobGas    etlInt  `json:"excess_blob_gas"`
+}
+
+type etlWithdrawal struct {
+	Index          etlInt  `json:"index"`
+	ValidatorIndex etlInt  `json:"validator_index"`
+	Address        address `json:"address"`
+	Amount         etlInt  `json:"amount"`
+}
+
+type etlTx struct {
+	Type                     string  `json:"type"`
+	Hash                     hash    `json:"hash"`
+	Nonce                    etlInt  `json:"nonce"`
+	TransactionIndex         etlInt  `json:"transaction_index"`
+	FromAddress              address `json:"from_address"`
+	ToAddress                address `json:"to_address"`
+	Value                    etlInt  `json:"value"`
+	Gas                      etlInt  `json:"gas"`
+	GasPrice                 etlInt  `json:"gas_price"`
+	Input                    data    `json:"input"`
+	BlockTimestamp           etlInt  `json:"block_timestamp"`
+	BlockNumber              etlInt  `json:"block_number"`
+	BlockHash                hash    `json:"block_hash"`
+	MaxFeePerGas             etlInt  `json:"max_fee_per_gas"`
+	MaxPriorityFeePerGas     etlInt  `json:"max_priority_fee_per_gas"`
+	MaxFeePerBlobGas         etlInt  `json:"max_fee_per_blob_gas"`
+	TransactionType          etlInt  `json:"transaction_type"`
+	ReceiptCumulativeGasUsed etlInt  `json:"receipt_cumulative_gas_used"`
+	ReceiptGasUsed           etlInt  `json:"receipt_gas_used"`
+	ReceiptContractAddress   address `json:"receipt_contract_address"`
+	ReceiptRoot              data    `json:"receipt_root"`
+	ReceiptStatus            etlInt  `json:"receipt_status"`
+	ReceiptEffectiveGasPrice etlInt  `json:"receipt_effective_gas_price"`
+	ReceiptBlobGasUsed       etlInt  `json:"receipt_blob_gas_used"`
+	ReceiptBlobGasPrice      etlInt  `json:"receipt_blob_gas_price"`
+}
+
+type etlLog struct {
+	Type             string  `json:"type"`
+	LogIndex         etlInt  `json:"log_index"`
+	TransactionHash  hash    `json:"transaction_hash"`
+	TransactionIndex etlInt  `json:"transaction_index"`
+	Address          address `json:"address"`
+	Data             data    `json:"data"`
+	Topics           *topics `json:"topics"`
+	BlockNumber      etlInt  `json:"block_number"`
+	BlockTimestamp   etlInt  `json:"block_timestamp"`
+}
+
+func decodeETL(value []byte) (store.Rows, *decodeError) {
+	typ, sniffed := sniffType(value)
+	if !sniffed {
+		var err *decodeError
+		if typ, err = itemType(value); err != nil {
+			return store.Rows{}, err
+		}
+	}
+	var decode func([]byte) (store.Rows, *decodeError)
+	switch typ {
+	case etlTypeBlock:
+		decode = decodeETLBlock
+	case etlTypeTransaction:
+		decode = decodeETLTransaction
+	case etlTypeLog:
+		decode = decodeETLLog
+	case etlTypeTokenTransfer, etlTypeTrace, etlTypeContract, etlTypeToken:
+		// chainsink decodes token transfers itself, from the logs and with the same rules for every format.
+		return store.Rows{}, nil
+	default:
+		return store.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s (stored) "+
+			"or %s, %s, %s, %s (skipped)", clip([]byte(typ)), etlTypeBlock, etlTypeTransaction, etlTypeLog,
+			etlTypeTokenTransfer, etlTypeTrace, etlTypeContract, etlTypeToken))
+	}
+	rows, err := decode(value)
+	if err != nil && sniffed {
+		// The item's first "type" chose the decoder, but encoding/json keeps the last: an item with two types
+		// fails on some field of the other type's shape, which would be a misleading explanation.
+		if last, e := itemType(value); e == nil && last != typ {
+			return store.Rows{}, at{i: -1}.field("type", fmt.Errorf("%q after %q: the item has two types", clip([]byte(last)), typ))
+		}
+	}
+	return rows, err
+}
+
+// itemType reads the type the way encoding/json sees it, which also checks that an item is JSON at all.
+func itemType(value []byte) (string, *decodeError) {
+	var head struct {
+		Type *string `json:"type"`
+	}
+	if err := json.Unmarshal(value, &head); err != nil {
+		return "", at{i: -1}.jsonError(err)
+	}
+	if head.Type == nil {
+		return "", at{i: -1}.field("type", errMissing)
+	}
+	return *head.Type, nil
+}
+
+// sniffType reads the type of an item that starts with it, as every item ethereum-etl writes does, so that
+// the item is parsed once. It only knows the stored types: skipped items and anything unusual are left to
+// encoding/json (itemType).
+func sniffType(v []byte) (string, bool) {
+	i := skipSpace(v, 0)
+	if i >= len(v) || v[i] != '{' {
+		return "", false
+	}
+	i = skipSpace(v, i+1)
+	if !bytes.HasPrefix(v[i:], []byte(`"type"`)) {
+		return "", false
+	}
+	i = skipSpace(v, i+len(`"type"`))
+	if i >= len(v) || v[i] != ':' {
+		return "", false
+	}
+	i = skipSpace(v, i+1)
+	if i >= len(v) || v[i] != '"' {
+		return "", false
+	}
+	i++
+	end := bytes.IndexByte(v[i:], '"')
+	if end < 0 {
+		return "", false
+	}
+	switch string(v[i : i+end]) { // constants, so that nothing is allocated
+	case etlTypeBlock:
+		return etlTypeBlock, true
+	case etlTypeTransaction:
+		return etlTypeTransaction, true
+	case etlTypeLog:
+		return etlTypeLog, true
+	}
+	return "", false
+}
+
+func skipSpace(v []byte, i int) int {
+	for i < len(v) && (v[i] == ' ' || v[i] == '\t' || v[i] == '\n' || v[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// checkType catches an item whose "type" key appears twice (encoding/json keeps the last): sniffType read
+// the first, and the two must agree.
+func (c *conv) checkType(got, want string) {
+	if got != want {
+		c.fail("type", fmt.Errorf("%q after %q: the item has two types", clip([]byte(got)), want))
+	}
+}
+
+func decodeETLBlock(value []byte) (store.Rows, *decodeError) {
+	var rows store.Rows
+	var it etlBlock[etlWithdrawal]
+	if err := json.Unmarshal(value, &it); err != nil {
+		return rows, locateETLBlockError(value, err)
+	}
+	c := conv{at: at{list: etlTypeBlock, i: -1}}
+	c.checkType(it.Type, etlTypeBlock)
+	number := c.etlInt64("number", &it.Number)
+	ints := make([]int64, 3)
+	b := store.Block{
+		Number:           number,
+		Hash:             c.hash("hash", &it.Hash),
+		ParentHash:       c.hash("parent_hash", &it.ParentHash),
+		Timestamp:        c.etlTime("timestamp", &it.Timestamp),
+		Miner:            c.address("miner", &it.Miner),
+		GasUsed:          c.etlInt64("gas_used", &it.GasUsed),
+		GasLimit:         c.etlInt64("gas_limit", &it.GasLimit),
+		BaseFeePerGas:    etlOptBig(&it.BaseFeePerGas),
+		TransactionCount: c.etlInt32("transaction_count", &it.TransactionCount),
+		Size:             c.etlOptInt64("size", &it.Size, &ints[0]),
+		Nonce:            optBytes(&it.Nonce),
+		Difficulty:       etlOptBig(&it.Difficulty),
+		TotalDifficulty:  etlOptBig(&it.TotalDifficulty),
+		ExtraData:        optBytes(&it.ExtraData),
+		Sha3Uncles:       optHash(&it.Sha3Uncles),
+		LogsBloom:        optBytes(&it.LogsBloom),
+		TransactionsRoot: optHash(&it.TransactionsRoot),
+		StateRoot:        optHash(&it.StateRoot),
+		ReceiptsRoot:     optHash(&it.ReceiptsRoot),
+		WithdrawalsRoot:  optHash(&it.WithdrawalsRoot),
+		BlobGasUsed:      c.etlOptInt64("blob_gas_used", &it.BlobGasUsed, &ints[1]),
+		ExcessBlobGas:    c.etlOptInt64("excess_blob_gas", &it.ExcessBlobGas, &ints[2]),
+	}
+	if c.err != nil {
+		return rows, c.err
+	}
+	// ethereum-etl writes "withdrawals": [] for every block, so the list says nothing about whether the
+	// block could have withdrawals; the root does (Shanghai and later). This keeps withdrawal_count NULL
+	// before Shanghai, as for a bundle, whose pre-Shanghai blocks have no withdrawals field.
+	if it.WithdrawalsRoot.ok || len(it.Withdrawals) > 0 {
+		if len(it.Withdrawals) > math.MaxInt32 {
+			return rows, c.at.field("withdrawals", errNotInt32)
+		}
+		n := int32(len(it.Withdrawals))
+		b.WithdrawalCount = &n
+		rows.Withdrawals = make([]store.Withdrawal, len(it.Withdrawals))
+		for i := range it.Withdrawals {
+			w := &it.Withdrawals[i]
+			c := conv{at: at{list: "block.withdrawals", i: i}}
+			rows.Withdrawals[i] = store.Withdrawal{
+				BlockNumber:    number,
+				Index:          c.etlInt64("index", &w.Index),
+				Position:       int32(i),
+				ValidatorIndex: c.etlInt64("validator_index", &w.ValidatorIndex),
+				Address:        c.address("address", &w.Address),
+				AmountGwei:     c.etlBig("amount", &w.Amount),
+			}
+			if c.err != nil {
+				return store.Rows{}, c.err
+			}
+		}
+	}
+	rows.Blocks = []store.Block{b}
+	return rows, nil
+}
+
+func locateETLBlockError(value []byte, err error) *decodeError {
+	var it etlBlock[json.RawMessage]
+	if e := decodeAt(at{list: etlTypeBlock, i: -1}, value, &it); e != nil {
+		return e
+	}
+	for i, raw := range it.Withdrawals {
+		if e := decodeAt(at{list: "block.withdrawals", i: i}, raw, &etlWithdrawal{}); e != nil {
+			return e
+		}
+	}
+	return at{list: etlTypeBlock, i: -1}.jsonError(err)
+}
+
+func decodeETLTransaction(value []byte) (store.Rows, *decodeError) {
+	var it etlTx
+	if err := json.Unmarshal(value, &it); err != nil {
+		return store.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
+	}
+	c := conv{at: at{list: etlTypeTransaction, i: -1}}
+	c.checkType(it.Type, etlTypeTransaction)
+	ints := make([]int64, 3)
+	t := store.Transaction{
+		BlockNumber:          c.etlInt64("block_number", &it.BlockNumber),
+		TransactionIndex:     c.etlInt32("transaction_index", &it.TransactionIndex),
+		Hash:                 c.hash("hash", &it.Hash),
+		BlockHash:            c.hash("block_hash", &it.BlockHash),
+		BlockTimestamp:       c.etlTime("block_timestamp", &it.BlockTimestamp),
+		FromAddress:          c.address("from_address", &it.FromAddress),
+		ToAddress:            optAddress(&it.ToAddress),
+		Value:                c.etlBig("value", &it.Value),
+		Gas:                  c.etlInt64("gas", &it.Gas),
+		GasPrice:             etlOptBig(&it.GasPrice),
+		MaxFeePerGas:         etlOptBig(&it.MaxFeePerGas),
+		MaxPriorityFeePerGas: etlOptBig(&it.MaxPriorityFeePerGas),
+		MaxFeePerBlobGas:     etlOptBig(&it.MaxFeePerBlobGas),
+		Type:                 c.etlType("transaction_type", &it.TransactionType),
+		Nonce:                c.etlInt64("nonce", &it.Nonce),
+		Input:                c.bytes("input", &it.Input),
+		Status:               c.etlStatus("receipt_status", &it.ReceiptStatus),
+		Root:                 stateRoot(&it.ReceiptRoot),
+		GasUsed:              c.etlOptInt64("receipt_gas_used", &it.ReceiptGasUsed, &ints[0]),
+		CumulativeGasUsed:    c.etlOptInt64("receipt_cumulative_gas_used", &it.ReceiptCumulativeGasUsed, &ints[1]),
+		EffectiveGasPrice:    etlOptBig(&it.ReceiptEffectiveGasPrice),
+		ContractAddress:      contractAddress(&it.ReceiptContractAddress),
+		BlobGasUsed:          c.etlOptInt64("receipt_blob_gas_used", &it.ReceiptBlobGasUsed, &ints[2]),
+		BlobGasPrice:         etlOptBig(&it.ReceiptBlobGasPrice),
+	}
+	if c.err != nil {
+		return store.Rows{}, c.err
+	}
+	return store.Rows{Transactions: []store.Transaction{t}}, nil
+}
+
+func decodeETLLog(value []byte) (store.Rows, *decodeError) {
+	var it etlLog
+	if err := json.Unmarshal(value, &it); err != nil {
+		return store.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})
+	}
+	c := conv{at: at{list: etlTypeLog, i: -1}}
+	c.checkType(it.Type, etlTypeLog)
+	l := store.Log{
+		BlockNumber:      c.etlInt64("block_number", &it.BlockNumber),
+		LogIndex:         c.etlInt32("log_index", &it.LogIndex),
+		TransactionHash:  c.hash("transaction_hash", &it.TransactionHash),
+		TransactionIndex: c.etlInt32("transaction_index", &it.TransactionIndex),
+		BlockTimestamp:   c.etlTime("block_timestamp", &it.BlockTimestamp),
+		Address:          c.address("address", &it.Address),
+		Topics:           c.topics("topics", it.Topics),
+		Data:             c.bytes("data", &it.Data),
+	}
+	if c.err != nil {
+		return store.Rows{}, c.err
+	}
+	return store.Rows{Logs: []store.Log{l}}, nil
+}

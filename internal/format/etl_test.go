@@ -1,0 +1,270 @@
+package format
+
+import (
+	"bytes"
+	"math/big"
+	"path/filepath"
+	"testing"
+
+	"github.com/chainsink/chainsink/store"
+)
+
+// expectETL builds the rows an ethereum-etl item must decode into, from a generic parse of the item.
+func expectETL(t testing.TB, item []byte) store.Rows {
+	t.Helper()
+	m := generic(t, item)
+	switch m["type"] {
+	case "block":
+		b := store.Block{
+			Number:           decU64(t, m["number"]),
+			Hash:             hexOrNil(t, m["hash"]),
+			ParentHash:       hexOrNil(t, m["parent_hash"]),
+			Timestamp:        unixTime(t, m["timestamp"]),
+			Miner:            hexOrNil(t, m["miner"]),
+			GasUsed:          decU64(t, m["gas_used"]),
+			GasLimit:         decU64(t, m["gas_limit"]),
+			BaseFeePerGas:    decBig(t, m["base_fee_per_gas"]),
+			TransactionCount: int32(decU64(t, m["transaction_count"])),
+			Size:             decI64p(t, m["size"]),
+			Nonce:            hexOrNil(t, m["nonce"]),
+			Difficulty:       decBig(t, m["difficulty"]),
+			TotalDifficulty:  decBig(t, m["total_difficulty"]),
+			ExtraData:        hexOrNil(t, m["extra_data"]),
+			Sha3Uncles:       hexOrNil(t, m["sha3_uncles"]),
+			LogsBloom:        hexOrNil(t, m["logs_bloom"]),
+			TransactionsRoot: hexOrNil(t, m["transactions_root"]),
+			StateRoot:        hexOrNil(t, m["state_root"]),
+			ReceiptsRoot:     hexOrNil(t, m["receipts_root"]),
+			WithdrawalsRoot:  hexOrNil(t, m["withdrawals_root"]),
+			BlobGasUsed:      decI64p(t, m["blob_gas_used"]),
+			ExcessBlobGas:    decI64p(t, m["excess_blob_gas"]),
+		}
+		var ws []store.Withdrawal
+		if m["withdrawals_root"] != nil {
+			list := m["withdrawals"].([]any)
+			b.WithdrawalCount = i32p(int32(len(list)))
+			for i, x := range list {
+				w := x.(map[string]any)
+				ws = append(ws, store.Withdrawal{
+					BlockNumber:    b.Number,
+					Index:          decU64(t, w["index"]),
+					Position:       int32(i),
+					ValidatorIndex: decU64(t, w["validator_index"]),
+					Address:        hexOrNil(t, w["address"]),
+					AmountGwei:     decBig(t, w["amount"]),
+				})
+			}
+			if ws == nil {
+				ws = []store.Withdrawal{}
+			}
+		}
+		return store.Rows{Blocks: []store.Block{b}, Withdrawals: ws}
+	case "transaction":
+		return store.Rows{Transactions: []store.Transaction{{
+			BlockNumber:          decU64(t, m["block_number"]),
+			TransactionIndex:     int32(decU64(t, m["transaction_index"])),
+			Hash:                 hexOrNil(t, m["hash"]),
+			BlockHash:            hexOrNil(t, m["block_hash"]),
+			BlockTimestamp:       unixTime(t, m["block_timestamp"]),
+			FromAddress:          hexOrNil(t, m["from_address"]),
+			ToAddress:            hexOrNil(t, m["to_address"]),
+			Value:                decBig(t, m["value"]),
+			Gas:                  decU64(t, m["gas"]),
+			GasPrice:             decBig(t, m["gas_price"]),
+			MaxFeePerGas:         decBig(t, m["max_fee_per_gas"]),
+			MaxPriorityFeePerGas: decBig(t, m["max_priority_fee_per_gas"]),
+			MaxFeePerBlobGas:     decBig(t, m["max_fee_per_blob_gas"]),
+			Type:                 int16(decU64(t, m["transaction_type"])),
+			Nonce:                decU64(t, m["nonce"]),
+			Input:                hexOrNil(t, m["input"]),
+			Status:               decI16p(t, m["receipt_status"]),
+			Root:                 hexOrNil(t, m["receipt_root"]),
+			GasUsed:              decI64p(t, m["receipt_gas_used"]),
+			CumulativeGasUsed:    decI64p(t, m["receipt_cumulative_gas_used"]),
+			EffectiveGasPrice:    decBig(t, m["receipt_effective_gas_price"]),
+			ContractAddress:      hexOrNil(t, m["receipt_contract_address"]),
+			BlobGasUsed:          decI64p(t, m["receipt_blob_gas_used"]),
+			BlobGasPrice:         decBig(t, m["receipt_blob_gas_price"]),
+		}}}
+	case "log":
+		return store.Rows{Logs: []store.Log{{
+			BlockNumber:      decU64(t, m["block_number"]),
+			LogIndex:         int32(decU64(t, m["log_index"])),
+			TransactionHash:  hexOrNil(t, m["transaction_hash"]),
+			TransactionIndex: int32(decU64(t, m["transaction_index"])),
+			BlockTimestamp:   unixTime(t, m["block_timestamp"]),
+			Address:          hexOrNil(t, m["address"]),
+			Topics:           hexList(t, m["topics"]),
+			Data:             hexOrNil(t, m["data"]),
+		}}}
+	}
+	return store.Rows{}
+}
+
+// TestETLBlock17173049 decodes every item of a post-Shanghai mainnet block and checks every column.
+func TestETLBlock17173049(t *testing.T) {
+	var all store.Rows
+	for _, item := range etlItems17173049(t) {
+		got := decodeOK(t, EthereumETL, nil, item)
+		if got.Len() != 1+len(got.Withdrawals) {
+			t.Fatalf("item %.80s: %d rows", item, got.Len())
+		}
+		expectSame(t, "rows", got, expectETL(t, item))
+		all.Add(&got)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// The shape of the block, counted from the fixture's README and the raw text, not from the decoder.
+	b := all.Blocks[0]
+	if b.Number != 17173049 || b.TransactionCount != 116 || *b.WithdrawalCount != 16 || len(all.Withdrawals) != 16 {
+		t.Errorf("block %d: %d transactions, %d withdrawals (%d rows)", b.Number, b.TransactionCount, *b.WithdrawalCount,
+			len(all.Withdrawals))
+	}
+	td, _ := new(big.Int).SetString("58750003716598352816469", 10)
+	if b.TotalDifficulty.Cmp(td) != 0 || b.TotalDifficulty.IsUint64() {
+		t.Errorf("total difficulty %v: a number above 2^64 lost precision", b.TotalDifficulty)
+	}
+	if b.MixHash != nil {
+		t.Error("an ethereum-etl block has no mix hash, but MixHash is set")
+	}
+	if w := all.Withdrawals[15]; w.Index != 2210767 || w.ValidatorIndex != 540245 || w.AmountGwei.Int64() != 12384451 || w.Position != 15 {
+		t.Errorf("last withdrawal: %+v", w)
+	}
+	var failed, legacy, dynamic int
+	for _, tx := range all.Transactions {
+		if *tx.Status == 0 {
+			failed++
+		}
+		switch tx.Type {
+		case 0:
+			legacy++
+			if tx.MaxFeePerGas != nil || tx.MaxPriorityFeePerGas != nil {
+				t.Errorf("legacy transaction %x has EIP-1559 fees", tx.Hash)
+			}
+		case 2:
+			dynamic++
+		}
+		if tx.ToAddress == nil || tx.ContractAddress != nil || tx.Root != nil || tx.BlobGasUsed != nil {
+			t.Errorf("transaction %x: to %x, contract %x, root %x, blob gas %v", tx.Hash, tx.ToAddress,
+				tx.ContractAddress, tx.Root, tx.BlobGasUsed)
+		}
+	}
+	if len(all.Transactions) != 116 || failed != 3 || legacy != 17 || dynamic != 99 {
+		t.Errorf("%d transactions, %d failed, %d legacy, %d dynamic-fee; want 116, 3, 17, 99",
+			len(all.Transactions), failed, legacy, dynamic)
+	}
+	raw := readFile(t, filepath.Join(block17173049Dir, "expected_logs.json"))
+	transfer := hexBytes(t, "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef")
+	var transfers, topics int
+	for i, l := range all.Logs {
+		if int(l.LogIndex) != i {
+			t.Errorf("log %d has index %d", i, l.LogIndex)
+		}
+		if len(l.Topics) > 0 && bytes.Equal(l.Topics[0], transfer) {
+			transfers++
+		}
+		topics += len(l.Topics)
+	}
+	// 106 ERC-20 + 8 ERC-721 Transfer logs, per the README; topics counted in the raw text.
+	if len(all.Logs) != 271 || transfers != 114 || topics != bytes.Count(raw, []byte(`"0x`))-4*271 {
+		t.Errorf("%d logs, %d Transfer logs, %d topics", len(all.Logs), transfers, topics)
+	}
+}
+
+// TestETLIgnored: items chainsink does not store decode into nothing, without failing.
+func TestETLIgnored(t *testing.T) {
+	items := readLines(t, filepath.Join(block17173049Dir, "expected_token_transfers.json"))
+	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_508110_508110/expected_traces.json"))...)
+	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_2112234_2112234/expected_contracts.json"))...)
+	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_2112234_2112234/expected_tokens.json"))...)
+	items = append(items, []byte(`{"item_id": "x", "type": "token"}`))
+	seen := map[string]bool{}
+	for _, item := range items {
+		rows, fail := Decode(EthereumETL, nil, item)
+		if fail != nil || rows.Len() != 0 {
+			t.Errorf("%.60s: %d rows, failure %v", item, rows.Len(), fail)
+		}
+		seen[generic(t, item)["type"].(string)] = true
+	}
+	for _, typ := range []string{"token_transfer", "trace", "contract", "token"} {
+		if !seen[typ] {
+			t.Errorf("no %s item was tried", typ)
+		}
+	}
+}
+
+// TestETLPreByzantium: 2016 items have a receipt root instead of a status, no base fee and no withdrawals.
+func TestETLPreByzantium(t *testing.T) {
+	dir := filepath.Join(etlDir, "test_stream/blocks_1755634_1755635")
+	for _, f := range []string{"expected_blocks.json", "expected_transactions.json", "expected_logs.json"} {
+		for _, item := range readLines(t, filepath.Join(dir, f)) {
+			got := decodeOK(t, EthereumETL, nil, item)
+			expectSame(t, "rows", got, expectETL(t, item))
+			for _, b := range got.Blocks {
+				if b.WithdrawalCount != nil || b.BaseFeePerGas != nil || got.Withdrawals != nil {
+					t.Errorf("block %d: withdrawal count %v, base fee %v", b.Number, b.WithdrawalCount, b.BaseFeePerGas)
+				}
+			}
+			for _, tx := range got.Transactions {
+				if tx.Status != nil || len(tx.Root) != 32 {
+					t.Errorf("transaction %x: status %v, root %x", tx.Hash, tx.Status, tx.Root)
+				}
+			}
+		}
+	}
+}
+
+// TestETLContractCreation: a transaction without to_address has a NULL to_address and a contract address.
+// No fixture item creates a contract, so one is derived from a real item.
+func TestETLContractCreation(t *testing.T) {
+	item := readLines(t, filepath.Join(block17173049Dir, "expected_transactions.json"))[5]
+	item = bytes.Replace(item, []byte(`"to_address": "0x`), []byte(`"to_address": null, "x": "0x`), 1)
+	item = bytes.Replace(item, []byte(`"receipt_contract_address": null`),
+		[]byte(`"receipt_contract_address": "0xae9bea628c4ce503dcfd7e305cab4e29e7476592"`), 1)
+	got := decodeOK(t, EthereumETL, nil, item)
+	tx := got.Transactions[0]
+	if tx.ToAddress != nil || !bytes.Equal(tx.ContractAddress, hexBytes(t, "0xae9bea628c4ce503dcfd7e305cab4e29e7476592")) {
+		t.Errorf("to %x, contract %x", tx.ToAddress, tx.ContractAddress)
+	}
+	expectSame(t, "rows", got, expectETL(t, item))
+}
+
+// TestETLBlobFields: items of ethereum-etl versions that know EIP-4844. The fixtures predate it, so the
+// fields are added to real items, with the names ethereum-etl uses.
+func TestETLBlobFields(t *testing.T) {
+	tx := readLines(t, filepath.Join(block17173049Dir, "expected_transactions.json"))[0]
+	tx = bytes.Replace(tx, []byte(`"transaction_type": 2`), []byte(`"transaction_type": 3, "max_fee_per_blob_gas": 1000000000, `+
+		`"blob_versioned_hashes": ["0x01a915e4d060149eb4365960e6a7a45f334393093061116b197e3240065ff2d8"], `+
+		`"receipt_blob_gas_used": 131072, "receipt_blob_gas_price": 1`), 1)
+	got := decodeOK(t, EthereumETL, nil, tx).Transactions[0]
+	if got.Type != 3 || got.MaxFeePerBlobGas.Int64() != 1e9 || *got.BlobGasUsed != 131072 || got.BlobGasPrice.Int64() != 1 {
+		t.Errorf("type %d, max fee per blob gas %v, blob gas used %v, blob gas price %v", got.Type, got.MaxFeePerBlobGas,
+			got.BlobGasUsed, got.BlobGasPrice)
+	}
+	blk := readLines(t, filepath.Join(block17173049Dir, "expected_blocks.json"))[0]
+	blk = bytes.Replace(blk, []byte(`"gas_used": `), []byte(`"blob_gas_used": 393216, "excess_blob_gas": 79167488, "gas_used": `), 1)
+	b := decodeOK(t, EthereumETL, nil, blk).Blocks[0]
+	if b.BlobGasUsed == nil || *b.BlobGasUsed != 393216 || b.ExcessBlobGas == nil || *b.ExcessBlobGas != 79167488 {
+		t.Errorf("blob gas used %v, excess blob gas %v", b.BlobGasUsed, b.ExcessBlobGas)
+	}
+}
+
+func TestSniffType(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"type": "block"}`:            "block",
+		" \n{ \"type\":\"log\" , }":    "log",
+		`{"type": "transaction", "x"`:  "transaction",
+		`{"type": "token_transfer"}`:   "",
+		`{"hash": "x", "type": "log"}`: "",
+		`{"type": "lo\"g"}`:            "",
+		`{"type": "log`:                "",
+		`["type"]`:                     "",
+		``:                             "",
+	} {
+		if got, _ := sniffType([]byte(in)); got != want {
+			t.Errorf("sniffType(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

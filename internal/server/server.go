@@ -1,0 +1,109 @@
+// Package server serves chainsink's operational endpoints: /metrics (Prometheus), /healthz (the process is
+// alive and its poll loop turns) and /readyz (Postgres answers, the consumer has joined its group, and no
+// partition has been retrying one batch for too long).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/chainsink/chainsink/internal/metrics"
+)
+
+// Pinger is what readiness asks of Postgres.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Consumer is what health and readiness ask of the indexer.
+type Consumer interface {
+	Joined() bool
+	LastPoll() time.Time
+	StuckFor() time.Duration
+}
+
+// Server is the HTTP endpoint. Start it once, Stop it once or more.
+type Server struct {
+	addr       string
+	srv        *http.Server
+	ln         net.Listener
+	db         Pinger
+	consumer   Consumer
+	stuckAfter time.Duration
+	log        *slog.Logger
+}
+
+// New prepares a server on addr.
+func New(addr string, m *metrics.Metrics, db Pinger, c Consumer, stuckAfter time.Duration, log *slog.Logger) *Server {
+	s := &Server{addr: addr, db: db, consumer: c, stuckAfter: stuckAfter, log: log}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /readyz", s.readyz)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	return s
+}
+
+// Start listens and serves in the background.
+func (s *Server) Start(context.Context) error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("listen for metrics on %s: %w", s.addr, err)
+	}
+	s.ln = ln
+	go func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("metrics server stopped", "error", err)
+		}
+	}()
+	s.log.Info("serving /metrics, /healthz and /readyz", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr is the address actually listened on (useful with port 0).
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Stop shuts the server down, waiting briefly for requests in flight.
+func (s *Server) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if last := s.consumer.LastPoll(); !last.IsZero() && time.Since(last) > time.Minute {
+		http.Error(w, fmt.Sprintf("poll loop has not turned for %s\n", time.Since(last).Round(time.Second)), http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if err := s.db.Ping(ctx); err != nil {
+		problems = append(problems, "postgres: "+err.Error())
+	}
+	if !s.consumer.Joined() {
+		problems = append(problems, "kafka: consumer has not joined its group yet")
+	}
+	if d := s.consumer.StuckFor(); d > s.stuckAfter {
+		problems = append(problems, fmt.Sprintf("a partition has been retrying its batch for %s", d.Round(time.Second)))
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, p := range problems {
+			fmt.Fprintln(w, p)
+		}
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
