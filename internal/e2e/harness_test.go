@@ -98,9 +98,10 @@ func (p *proc) kill() {
 	}
 }
 
-// stop sends SIGTERM and returns the exit error (nil for exit 0).
+// stop sends SIGTERM once the process has started consuming, and returns the exit error (nil for exit 0).
 func (p *proc) stop(t *testing.T) error {
 	t.Helper()
+	p.waitLog(t, "consumer started", 30*time.Second)
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
@@ -109,6 +110,24 @@ func (p *proc) stop(t *testing.T) error {
 		t.Fatal("chainsink did not exit within 60s of SIGTERM")
 		return nil
 	}
+}
+
+// waitLog waits until a log line contains substr.
+func (p *proc) waitLog(t *testing.T, substr string, timeout time.Duration) {
+	t.Helper()
+	waitFor(t, timeout, "log line "+substr, func() (bool, error) {
+		for _, l := range p.logLines() {
+			if strings.Contains(l, substr) {
+				return true, nil
+			}
+		}
+		select {
+		case <-p.done:
+			return false, fmt.Errorf("chainsink exited (%v) before logging %q:\n%s", p.err, substr, strings.Join(p.logLines(), "\n"))
+		default:
+		}
+		return false, nil
+	})
 }
 
 func (p *proc) logLines() []string {

@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/localkafka"
+	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/store"
+)
+
+const crashTopic = "items"
+
+// crashWorkload is copies of block 17173049's ethereum-etl items (388 a block: 1 block, 116 transactions, 271
+// logs), renumbered, spread round-robin over 4 partitions; every copy's rows are distinct.
+func crashWorkload(t *testing.T, messages int) []localkafka.Record {
+	t.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := fixtures.ETLItems(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [][]byte
+	for _, k := range []string{"block", "transaction", "log"} {
+		one = append(one, items[k]...)
+	}
+	var recs []localkafka.Record
+	for copyN := uint64(0); len(recs) < messages; copyN++ {
+		for _, it := range one {
+			v, err := fixtures.Renumber(it, 20_000_000+copyN)
+			if err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, localkafka.Record{Topic: crashTopic, Partition: int32(len(recs) % 4), Value: v})
+		}
+	}
+	return recs
+}
+
+// reference writes recs through the same decoder and store, without Kafka and without crashes, into a schema
+// of its own: the contents chainsink must end up with.
+func reference(t *testing.T, recs []localkafka.Record) store.Config {
+	t.Helper()
+	ctx := context.Background()
+	s, cfg := pgtest.Open(t)
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := decode.New(reg, nil)
+	next := map[int32]int64{}
+	batches := map[int32]*store.Batch{}
+	for _, r := range recs {
+		b := batches[r.Partition]
+		if b == nil {
+			b = store.NewBatch("reference", r.Topic, r.Partition, next[r.Partition], store.ReplaceRows)
+			batches[r.Partition] = b
+		}
+		rows, failure := dec.Decode("ethereum-etl", r.Key, r.Value)
+		b.Add(store.Message{Offset: next[r.Partition], Key: r.Key, Value: r.Value, Rows: rows, Failure: failure})
+		next[r.Partition]++
+	}
+	for _, b := range batches {
+		if _, err := store.WriteBatch(ctx, s.Pool(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg
+}
+
+// checksums returns, per data table, its row count and an md5 of its whole contents in primary-key order.
+func checksums(t *testing.T, cfg store.Config) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	order := map[string]string{"blocks": "number", "withdrawals": "block_number, position",
+		"transactions": "block_number, transaction_index", "logs": "block_number, log_index",
+		"token_transfers": "block_number, log_index, batch_index", "events": "block_number, log_index",
+		"calls": "block_number, transaction_index"}
+	out := map[string]string{}
+	for table, pk := range order {
+		var n int64
+		var sum *string
+		q := fmt.Sprintf(`SELECT count(*), md5(string_agg(t::text, E'\n' ORDER BY %s)) FROM %s t`, pk,
+			pgx.Identifier{cfg.Schema, table}.Sanitize())
+		if err := conn.QueryRow(ctx, q).Scan(&n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		s := ""
+		if sum != nil {
+			s = *sum
+		}
+		out[table] = fmt.Sprintf("%d rows, md5 %s", n, s)
+	}
+	return out
+}
+
+func requireSameContents(t *testing.T, got, want store.Config) {
+	t.Helper()
+	g, w := checksums(t, got), checksums(t, want)
+	tables := make([]string, 0, len(w))
+	for k := range w {
+		tables = append(tables, k)
+	}
+	sort.Strings(tables)
+	for _, table := range tables {
+		if g[table] != w[table] {
+			t.Errorf("%s: got %s, want %s", table, g[table], w[table])
+		} else {
+			t.Logf("%s: %s", table, g[table])
+		}
+	}
+}
+
+// TestCrash kills the real binary with SIGKILL at random moments while it writes, restarts it each time, and
+// requires the final contents to equal an uninterrupted reference, row for row. `make test` runs a short
+// version; `make test-crash` (CHAINSINK_CRASH_FULL=1) runs ≥ 20k messages and ≥ 10 kills.
+func TestCrash(t *testing.T) {
+	t.Parallel()
+	messages, kills := 4000, 3
+	if os.Getenv("CHAINSINK_CRASH_FULL") != "" {
+		messages, kills = 20000, 12
+	}
+	ctx := context.Background()
+	recs := crashWorkload(t, messages)
+	want := reference(t, recs)
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{crashTopic: 4})
+	// The input arrives in waves, one before each run, so that every run has something to write when it is
+	// killed; the last wave goes to the final, uninterrupted run.
+	waves := kills + 1
+	produced := 0
+	produceWave := func() {
+		end := min(len(recs), produced+(len(recs)+waves-1)/waves)
+		if err := b.Produce(ctx, recs[produced:end]); err != nil {
+			t.Fatal(err)
+		}
+		produced = end
+	}
+	// Static membership: a restarted instance takes its partitions back at once instead of waiting for the
+	// killed member's session to time out.
+	args := append(runArgs(cfg, b.Addr(), "crash", crashTopic+":ethereum-etl"),
+		"--kafka-config", "group.instance.id=crash-1", "--batch-max-rows", "100")
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	began := time.Now()
+	stored := func() int64 {
+		n, err := storedTotal(s, "crash")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	killed, runs := 0, 0
+	for killed < kills && runs < 4*kills {
+		runs++
+		if produced < len(recs) {
+			produceWave()
+		}
+		before := stored()
+		if before >= int64(len(recs)) {
+			break
+		}
+		// Kill at a random point of the backlog, polled every 2 ms, so that kills land in the middle of
+		// decoding, COPY and commit alike.
+		threshold := before + int64(float64(int64(produced)-before)*(0.1+0.7*rng.Float64()))
+		p := start(t, args...)
+		deadline := time.Now().Add(60 * time.Second)
+		for stored() < threshold && time.Now().Before(deadline) {
+			<-time.After(2 * time.Millisecond)
+		}
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		after := stored()
+		if after < int64(produced) {
+			killed++ // it died with work in hand
+		}
+		t.Logf("run %d: SIGKILL at %d of %d produced offsets stored (%d before the run)", runs, after, produced, before)
+	}
+	for produced < len(recs) {
+		produceWave()
+	}
+	p := start(t, args...)
+	waitCaughtUp(t, s, b, "crash", 120*time.Second, crashTopic)
+	if err := p.stop(t); err != nil {
+		t.Fatalf("final run exited with %v:\n%s", err, strings.Join(p.logLines(), "\n"))
+	}
+	t.Logf("crash test: %d messages, %d SIGKILLs, %v", len(recs), killed, time.Since(began).Round(time.Millisecond))
+	if killed < kills {
+		t.Errorf("only %d kills happened before the input was consumed; want %d", killed, kills)
+	}
+	requireSameContents(t, cfg, want)
+	var dead int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&dead); err != nil || dead != 0 {
+		t.Fatalf("dead letters = %d (%v)", dead, err)
+	}
+}
+
+func storedTotal(s *store.Store, group string) (int64, error) {
+	offs, err := store.ListOffsets(context.Background(), s.Pool(), group)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, o := range offs {
+		n += o.NextOffset
+	}
+	return n, nil
+}
