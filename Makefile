@@ -20,6 +20,8 @@ vet:
 
 test: vet ## vet + every test (race detector), incl. the short crash test and the docs/queries.md check
 	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -race -timeout 20m ./...
+	@# Restarting the shared PostgreSQL server would break the parallel tests above, so it runs alone.
+	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' CHAINSINK_TEST_PG_RESTART=1 $(GO) test -race -count=1 -run '^TestPostgresRestart$$' ./internal/e2e
 
 test-short: ## quick loop while coding: no race detector, no crash tests
 	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -short ./...
