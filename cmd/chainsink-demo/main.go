@@ -1,0 +1,30 @@
+// Command chainsink-demo is what `make demo` runs: real mainnet data through a local Kafka-protocol broker and
+// the real `chainsink run` into the local PostgreSQL, then a summary of what an analyst would see.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/chainsink/chainsink/internal/demo"
+)
+
+func main() {
+	var o demo.Options
+	flag.StringVar(&o.Binary, "binary", "bin/chainsink", "the chainsink binary to run")
+	flag.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "a PostgreSQL URL allowed to create the demo database")
+	flag.StringVar(&o.Database, "database", "chainsink_demo", "database to create (if missing), migrate and fill")
+	flag.IntVar(&o.Port, "port", 9092, "port of the local Kafka-protocol broker")
+	flag.StringVar(&o.TestData, "testdata", "", "testdata directory (default: found from the current directory)")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := demo.Run(ctx, o, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(1)
+	}
+}
