@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,18 +68,79 @@ func mainnetTopicArgs() []string {
 	return append(out, "bundles:bundle")
 }
 
-// ingestMainnet loads the real mainnet fixtures through the real binary and returns the store.
+// Secrets the mainnet run is given; none may appear in any log line. The test server trusts local
+// connections, so the password is accepted and ignored.
+const (
+	dbSecret   = "db-s3cr3t-pw"
+	saslSecret = "sasl-s3cr3t-pw"
+)
+
+// ingestMainnet loads the real mainnet fixtures through the real binary, checks its /metrics against what
+// was stored, and returns the store.
 func ingestMainnet(t *testing.T) (*store.Store, store.Config) {
 	t.Helper()
 	s, cfg := migratedStore(t)
 	b := newBroker(t, mainnetTopics())
 	publishMainnet(t, b)
-	p := start(t, runArgs(cfg, b.Addr(), "mainnet", mainnetTopicArgs()...)...)
+	withSecret := cfg
+	withSecret.DatabaseURL = strings.Replace(cfg.DatabaseURL, "postgres@", "postgres:"+dbSecret+"@", 1)
+	if withSecret.DatabaseURL == cfg.DatabaseURL {
+		t.Fatalf("cannot add a password to %s", cfg.DatabaseURL)
+	}
+	args := append(runArgs(withSecret, b.Addr(), "mainnet", mainnetTopicArgs()...),
+		"--metrics-addr", "127.0.0.1:0", "--kafka-config", "sasl.password="+saslSecret, "--log-level", "debug")
+	p := start(t, args...)
 	waitCaughtUp(t, s, b, "mainnet", 60*time.Second, append(etlTopics, "bundles")...)
+	checkMetrics(t, s, p)
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink exited with %v; logs:\n%s", err, strings.Join(p.logLines(), "\n"))
 	}
+	lines := p.logLines()
+	if len(lines) < 5 {
+		t.Fatalf("only %d log lines", len(lines))
+	}
+	for _, l := range lines {
+		if strings.Contains(l, dbSecret) || strings.Contains(l, saslSecret) {
+			t.Errorf("a secret leaked into the log: %s", l)
+		}
+	}
 	return s, cfg
+}
+
+var listenLine = regexp.MustCompile(`"addr":"([^"]+)"`)
+
+// checkMetrics scrapes /metrics and /readyz of a caught-up run: rows written equal rows stored, lag is 0.
+func checkMetrics(t *testing.T, s *store.Store, p *proc) {
+	t.Helper()
+	addr := p.metricsAddr(t)
+	counts, err := store.CountRows(context.Background(), s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples := scrape(t, "http://"+addr+"/metrics")
+	for table, n := range counts {
+		if got := samples[fmt.Sprintf(`chainsink_rows_written_total{table=%q}`, table)]; got != float64(n) {
+			t.Errorf("chainsink_rows_written_total{table=%q} = %v, want %d", table, got, n)
+		}
+	}
+	lags := 0
+	for k, v := range samples {
+		if strings.HasPrefix(k, "chainsink_consumer_lag{") {
+			lags++
+			if v != 0 {
+				t.Errorf("%s = %v, want 0", k, v)
+			}
+		}
+	}
+	if lags == 0 {
+		t.Error("no chainsink_consumer_lag samples")
+	}
+	if samples["chainsink_assigned_partitions"] != 10 {
+		t.Errorf("chainsink_assigned_partitions = %v, want 10", samples["chainsink_assigned_partitions"])
+	}
+	if code := httpStatus(t, "http://"+addr+"/readyz"); code != 200 {
+		t.Errorf("/readyz = %d, want 200", code)
+	}
 }
 
 func TestMainnetDataFieldByField(t *testing.T) {
@@ -437,4 +501,54 @@ func checkDocsQueries(t *testing.T, s *store.Store) {
 			t.Errorf("query %d returned no rows on real data:\n%s", i+1, q)
 		}
 	}
+}
+
+// metricsAddr is the address the process logged for its /metrics endpoint (started with --metrics-addr :0).
+func (p *proc) metricsAddr(t *testing.T) string {
+	t.Helper()
+	p.waitLog(t, "serving /metrics", 10*time.Second)
+	for _, l := range p.logLines() {
+		if strings.Contains(l, "serving /metrics") {
+			if m := listenLine.FindStringSubmatch(l); m != nil {
+				return m[1]
+			}
+		}
+	}
+	t.Fatal("metrics address not logged")
+	return ""
+}
+
+// scrape reads a Prometheus text exposition into sample name{labels} → value.
+func scrape(t *testing.T, url string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") || line == "" {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+func httpStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

@@ -31,7 +31,8 @@ func TestPostgresRestart(t *testing.T) {
 	if err := b.Produce(ctx, recs[:half]); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, append(runArgs(cfg, b.Addr(), "pgrestart", crashTopic+":ethereum-etl"), "--batch-max-rows", "100")...)
+	p := start(t, append(runArgs(cfg, b.Addr(), "pgrestart", crashTopic+":ethereum-etl"), "--batch-max-rows", "100", "--metrics-addr", "127.0.0.1:0")...)
+	readyz := "http://" + p.metricsAddr(t) + "/readyz"
 	waitFor(t, 30*time.Second, "progress", func() (bool, error) {
 		n, err := storedTotal(s, "pgrestart")
 		return n > 0, err
@@ -54,8 +55,14 @@ func TestPostgresRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitLog(t, "retrying", 30*time.Second)
+	if code := httpStatus(t, readyz); code != 503 {
+		t.Errorf("/readyz with Postgres down = %d, want 503", code)
+	}
 	pgctl("start")
 	restarted = true
+	waitFor(t, 30*time.Second, "/readyz to turn ready again", func() (bool, error) {
+		return httpStatus(t, readyz) == 200, nil
+	})
 	waitCaughtUp(t, s, b, "pgrestart", 120*time.Second, crashTopic)
 	if err := p.stop(t); err != nil {
 		t.Fatalf("exit: %v\n%s", err, strings.Join(p.logLines(), "\n"))
