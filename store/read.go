@@ -9,8 +9,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// ReadRows loads every stored row of the blocks in [from, to], in primary-key order. It is how stored data is
-// re-decoded (`chainsink redecode`) and how tests compare what was written with what was meant.
+// ReadRows loads every stored row of the blocks in [from, to], in primary-key order: how tests and tools
+// compare what was written with what was meant. (`chainsink redecode` reads less, through ReplaceDerived.)
 func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
 	var r Rows
 	var err error

@@ -223,6 +223,9 @@ func deleteReplaced(ctx context.Context, db DB, mode Mode, msgs []Message) error
 	return nil
 }
 
+// insertDeadLetters stores msgs as dead letters. An offset can only be committed once, so a conflict means
+// the topic was recreated or its offsets reset: the newer message replaces the older one rather than being
+// dropped while the metrics count it.
 func insertDeadLetters(ctx context.Context, tx pgx.Tx, b *Batch, msgs []Message) ([]DeadLetter, error) {
 	var q pgx.Batch
 	out := make([]DeadLetter, 0, len(msgs))
@@ -231,7 +234,9 @@ func insertDeadLetters(ctx context.Context, tx pgx.Tx, b *Batch, msgs []Message)
 		out = append(out, d)
 		q.Queue(`INSERT INTO dead_letters (consumer_group, topic, partition, "offset", key, value, reason, error)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-			ON CONFLICT (consumer_group, topic, partition, "offset") DO NOTHING`,
+			ON CONFLICT (consumer_group, topic, partition, "offset") DO UPDATE
+			SET key = EXCLUDED.key, value = EXCLUDED.value, reason = EXCLUDED.reason, error = EXCLUDED.error,
+				created_at = now()`,
 			b.Group, b.Topic, b.Partition, m.Offset, m.Key, m.Value, d.Reason, sanitizeText(d.Err))
 	}
 	if err := tx.SendBatch(ctx, &q).Close(); err != nil {

@@ -70,7 +70,7 @@ underscores (e.g. --database-url is CHAINSINK_DATABASE_URL). A flag given on the
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), json or text")
-	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newRunCmd(g))
+	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newRunCmd(g), newStatusCmd(g), newRedecodeCmd(g), newDeadLettersCmd(g), newBackfillCmd(g))
 	return root
 }
 
@@ -91,12 +91,16 @@ func EnvName(flag string) string {
 	return "CHAINSINK_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }
 
+// noEnv lists flags that only the command line may set: destructive switches must be asked for explicitly,
+// never inherited from an environment that was set up for another command.
+var noEnv = map[string]bool{"delete": true, "help": true}
+
 // bindEnv fills every flag of cmd that the command line left unset from its CHAINSINK_* variable; the
 // database URL also falls back to the conventional DATABASE_URL.
 func bindEnv(cmd *cobra.Command) error {
 	var errs []error
 	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		if f.Changed {
+		if f.Changed || noEnv[f.Name] {
 			return
 		}
 		v, ok := os.LookupEnv(EnvName(f.Name))

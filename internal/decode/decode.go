@@ -38,7 +38,8 @@ func (d *Decoder) Decode(f string, key, value []byte) (store.Rows, *store.Failur
 // Enrich derives token transfers, events and calls from rows' logs and transactions, replacing any it had.
 // A log an ABI claims but cannot decode stays raw in logs (never dropped, never half-decoded) and is counted.
 func (d *Decoder) Enrich(rows *store.Rows) {
-	rows.TokenTransfers, rows.Events, rows.Calls = rows.TokenTransfers[:0], rows.Events[:0], rows.Calls[:0]
+	// Fresh slices, not [:0]: the caller's Rows may share backing arrays with another value.
+	rows.TokenTransfers, rows.Events, rows.Calls = nil, nil, nil
 	var topics []common.Hash
 	for i := range rows.Logs {
 		lg := &rows.Logs[i]

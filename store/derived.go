@@ -1,0 +1,259 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// DerivedResult says what ReplaceDerived changed in the derived tables.
+type DerivedResult struct {
+	// Logs and Transactions are the raw rows that were read and handed to derive.
+	Logs, Transactions int
+	// Deleted and Written count rows per derived table (token_transfers, events, calls).
+	Deleted, Written Counts
+	// Kept counts the events and calls that derive produced for a log or transaction which already has a row
+	// from an ABI outside abiNames: that row stays and the new one is dropped (see ReplaceDerived).
+	Kept int
+}
+
+// ReplaceDerived re-derives the token_transfers, events and calls of the blocks in [from, to] from the raw logs
+// and transactions already stored, in ONE transaction:
+//
+//  1. the stored logs and transactions of [from, to] are read and locked FOR SHARE;
+//  2. derive fills raw.TokenTransfers, raw.Events and raw.Calls from raw.Logs and raw.Transactions (it is
+//     decode.Decoder.Enrich; it must be pure, it runs inside the transaction);
+//  3. the derived rows it replaces are deleted and the new ones are COPYed in.
+//
+// What is replaced depends on abiNames:
+//
+//   - empty: every token transfer, event and call of [from, to] is deleted, and everything derive produced is
+//     written. The range ends up exactly as a live decode with the same registry would have stored it.
+//   - not empty (redecode --abi): token transfers are replaced as above, since they do not depend on ABIs.
+//     Events and calls whose abi_name is in abiNames are deleted; events and calls of other ABIs are left as
+//     they are, byte for byte. Of what derive produced, only rows whose ABIName is in abiNames are written,
+//     and only for a log (block_number, log_index) or transaction (block_number, transaction_index) that has
+//     no remaining row of another ABI: the primary key allows one decoding per log or call, and rows of other
+//     ABIs are not this call's to change. Those dropped rows are counted in Kept.
+//
+// Running it twice with the same derive gives the same rows.
+//
+// Why read inside the transaction, with locks: `chainsink run` may be replacing some of these blocks at the
+// same time (a reorg, a re-sent item). Its batch deletes a block's logs and transactions before their derived
+// rows, so the share locks make it wait until this transaction commits, and its later statements then see
+// (and delete) what this one wrote; without them both would insert the same keys and the live batch would be
+// dead-lettered as rejected. (A row lock is a write to the row's header: on a full-history redecode the locks
+// cost I/O of the order of rewriting the derived rows.) When db is a pool, the transaction is REPEATABLE READ, so derived rows that a
+// concurrent batch adds for logs this transaction never saw are not deleted; a conflicting concurrent change
+// fails it with a serialization error, which IsTransient reports as worth retrying. When db is already a
+// transaction, its isolation is the caller's.
+func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []string, derive func(raw *Rows)) (DerivedResult, error) {
+	res := DerivedResult{Deleted: Counts{}, Written: Counts{}}
+	if from > to || to > math.MaxInt64 {
+		return res, fmt.Errorf("replace derived rows of blocks [%d,%d]: not a range of bigint block numbers", from, to)
+	}
+	var tx pgx.Tx
+	var err error
+	if b, ok := db.(interface {
+		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
+	}); ok {
+		tx, err = b.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+	} else {
+		tx, err = db.Begin(ctx)
+	}
+	if err != nil {
+		return res, fmt.Errorf("begin re-derive transaction of blocks [%d,%d]: %w", from, to, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; after a failure the error that matters is already returned
+
+	raw, err := readRaw(ctx, tx, from, to, true)
+	if err != nil {
+		return res, err
+	}
+	res.Logs, res.Transactions = len(raw.Logs), len(raw.Transactions)
+	derive(&raw)
+	if err := checkDerivedRange(&raw, from, to); err != nil {
+		return res, err
+	}
+
+	subset := len(abiNames) > 0
+	var q pgx.Batch
+	q.Queue(`DELETE FROM token_transfers WHERE block_number BETWEEN $1 AND $2`, int64(from), int64(to))
+	if subset {
+		q.Queue(`DELETE FROM events WHERE block_number BETWEEN $1 AND $2 AND abi_name = ANY($3)`, int64(from), int64(to), abiNames)
+		q.Queue(`DELETE FROM calls WHERE block_number BETWEEN $1 AND $2 AND abi_name = ANY($3)`, int64(from), int64(to), abiNames)
+	} else {
+		q.Queue(`DELETE FROM events WHERE block_number BETWEEN $1 AND $2`, int64(from), int64(to))
+		q.Queue(`DELETE FROM calls WHERE block_number BETWEEN $1 AND $2`, int64(from), int64(to))
+	}
+	br := tx.SendBatch(ctx, &q)
+	for _, t := range []string{"token_transfers", "events", "calls"} {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return res, fmt.Errorf("delete %s of blocks [%d,%d]: %w", t, from, to, err)
+		}
+		res.Deleted[t] = tag.RowsAffected()
+	}
+	if err := br.Close(); err != nil {
+		return res, fmt.Errorf("delete derived rows of blocks [%d,%d]: %w", from, to, err)
+	}
+
+	if subset {
+		if res.Kept, err = keepOtherABIs(ctx, tx, from, to, abiNames, &raw); err != nil {
+			return res, err
+		}
+	}
+	// The COPY machinery of WriteBatch streams a batch's messages; the derived rows are one message's worth.
+	msgs := []Message{{Rows: Rows{TokenTransfers: raw.TokenTransfers, Events: raw.Events, Calls: raw.Calls}}}
+	err = copyTable(ctx, tx, tokenTransfersTable, msgs, res.Written)
+	if err == nil {
+		err = copyTable(ctx, tx, eventsTable, msgs, res.Written)
+	}
+	if err == nil {
+		err = copyTable(ctx, tx, callsTable, msgs, res.Written)
+	}
+	if err != nil {
+		return res, fmt.Errorf("write derived rows of blocks [%d,%d]: %w", from, to, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("commit derived rows of blocks [%d,%d]: %w", from, to, err)
+	}
+	return res, nil
+}
+
+// checkDerivedRange refuses derived rows outside [from, to]: they would survive the next run's range delete
+// only by accident, and a derive that produces them is a bug.
+func checkDerivedRange(r *Rows, from, to uint64) error {
+	out := func(n uint64) bool { return n < from || n > to }
+	for i := range r.TokenTransfers {
+		if out(r.TokenTransfers[i].BlockNumber) {
+			return fmt.Errorf("re-derive blocks [%d,%d]: token transfer of block %d is outside the range", from, to, r.TokenTransfers[i].BlockNumber)
+		}
+	}
+	for i := range r.Events {
+		if out(r.Events[i].BlockNumber) {
+			return fmt.Errorf("re-derive blocks [%d,%d]: event of block %d is outside the range", from, to, r.Events[i].BlockNumber)
+		}
+	}
+	for i := range r.Calls {
+		if out(r.Calls[i].BlockNumber) {
+			return fmt.Errorf("re-derive blocks [%d,%d]: call of block %d is outside the range", from, to, r.Calls[i].BlockNumber)
+		}
+	}
+	return nil
+}
+
+type derivedKey struct {
+	block uint64
+	index int32
+}
+
+// keepOtherABIs drops from r the events and calls that are not of abiNames, or whose log or transaction still
+// has a row of another ABI (the rows of abiNames have already been deleted, so whatever remains is another's).
+func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []string, r *Rows) (int, error) {
+	keys := func(sql string) (map[derivedKey]bool, error) {
+		rows, err := tx.Query(ctx, sql, int64(from), int64(to))
+		if err != nil {
+			return nil, err
+		}
+		out := map[derivedKey]bool{}
+		var k derivedKey
+		_, err = pgx.ForEachRow(rows, []any{&k.block, &k.index}, func() error {
+			out[k] = true
+			return nil
+		})
+		return out, err
+	}
+	otherEvents, err := keys(`SELECT block_number, log_index FROM events WHERE block_number BETWEEN $1 AND $2`)
+	if err != nil {
+		return 0, fmt.Errorf("read events of other ABIs in blocks [%d,%d]: %w", from, to, err)
+	}
+	otherCalls, err := keys(`SELECT block_number, transaction_index FROM calls WHERE block_number BETWEEN $1 AND $2`)
+	if err != nil {
+		return 0, fmt.Errorf("read calls of other ABIs in blocks [%d,%d]: %w", from, to, err)
+	}
+	kept := 0
+	r.Events = slices.DeleteFunc(r.Events, func(e Event) bool {
+		if !slices.Contains(abiNames, e.ABIName) {
+			return true
+		}
+		if otherEvents[derivedKey{e.BlockNumber, e.LogIndex}] {
+			kept++
+			return true
+		}
+		return false
+	})
+	r.Calls = slices.DeleteFunc(r.Calls, func(c Call) bool {
+		if !slices.Contains(abiNames, c.ABIName) {
+			return true
+		}
+		if otherCalls[derivedKey{c.BlockNumber, c.TransactionIndex}] {
+			kept++
+			return true
+		}
+		return false
+	})
+	return kept, nil
+}
+
+// readRaw loads the logs and transactions of the blocks in [from, to] in primary-key order, the inputs of the
+// derived tables. With lock, the rows are locked FOR SHARE, transactions before logs, the order in which a live
+// batch deletes them.
+func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (Rows, error) {
+	suffix := ""
+	if lock {
+		suffix = " FOR SHARE"
+	}
+	var r Rows
+	var err error
+	if r.Transactions, err = readTable(ctx, db, `SELECT block_number, transaction_index, hash, block_hash,
+		block_timestamp, from_address, to_address, value, gas, gas_price, max_fee_per_gas, max_priority_fee_per_gas,
+		max_fee_per_blob_gas, type, nonce, input, status, root, gas_used, cumulative_gas_used, effective_gas_price,
+		contract_address, blob_gas_used, blob_gas_price
+		FROM transactions WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, transaction_index`+suffix,
+		from, to, scanTransaction); err != nil {
+		return r, fmt.Errorf("read transactions of blocks [%d,%d]: %w", from, to, err)
+	}
+	if r.Logs, err = readTable(ctx, db, `SELECT block_number, log_index, transaction_hash, transaction_index,
+		block_timestamp, address, topic0, topic1, topic2, topic3, data
+		FROM logs WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, log_index`+suffix,
+		from, to, scanLog); err != nil {
+		return r, fmt.Errorf("read logs of blocks [%d,%d]: %w", from, to, err)
+	}
+	return r, nil
+}
+
+// ReadRaw loads only the logs and transactions of the blocks in [from, to], in primary-key order: what the
+// derived tables are computed from. It is lighter than ReadRows when the rest is not needed.
+func ReadRaw(ctx context.Context, db DB, from, to uint64) (Rows, error) {
+	return readRaw(ctx, db, from, to, false)
+}
+
+// scanTransaction and scanLog match the column lists of readRaw (the same as ReadRows').
+func scanTransaction(row pgx.CollectableRow) (t Transaction, err error) {
+	var value, gp, mf, mp, mfb, egp, bgp pgtype.Numeric
+	err = row.Scan(&t.BlockNumber, &t.TransactionIndex, &t.Hash, &t.BlockHash, &t.BlockTimestamp,
+		&t.FromAddress, &t.ToAddress, &value, &t.Gas, &gp, &mf, &mp, &mfb, &t.Type, &t.Nonce, &t.Input,
+		&t.Status, &t.Root, &t.GasUsed, &t.CumulativeGasUsed, &egp, &t.ContractAddress, &t.BlobGasUsed, &bgp)
+	t.Value, t.GasPrice, t.MaxFeePerGas, t.MaxPriorityFeePerGas = bigOf(value), bigOf(gp), bigOf(mf), bigOf(mp)
+	t.MaxFeePerBlobGas, t.EffectiveGasPrice, t.BlobGasPrice = bigOf(mfb), bigOf(egp), bigOf(bgp)
+	return t, err
+}
+
+func scanLog(row pgx.CollectableRow) (l Log, err error) {
+	var t [4][]byte
+	err = row.Scan(&l.BlockNumber, &l.LogIndex, &l.TransactionHash, &l.TransactionIndex, &l.BlockTimestamp,
+		&l.Address, &t[0], &t[1], &t[2], &t[3], &l.Data)
+	for _, x := range t {
+		if x == nil {
+			break
+		}
+		l.Topics = append(l.Topics, x)
+	}
+	return l, err
+}

@@ -1,0 +1,135 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// StatusReport is what the database knows about the indexer's progress and health (`chainsink status`).
+type StatusReport struct {
+	// Offsets are the stored next offsets, ordered by group, topic and partition.
+	Offsets []PartitionOffset
+	// DeadLetters groups the stored dead letters by topic and reason, ordered by topic and reason.
+	DeadLetters []DeadLetterSummary
+	// Tables has one entry per data table, in Tables order.
+	Tables []TableRows
+	// NewestBlock is the highest stored block, nil when blocks is empty.
+	NewestBlock *BlockHead
+}
+
+// DeadLetterSummary is the number of dead letters of one topic and reason, and when the newest was stored.
+type DeadLetterSummary struct {
+	Topic  string
+	Reason string
+	Count  int64
+	Newest time.Time
+}
+
+// TableRows is a table's number of rows; Exact says whether it was counted or estimated.
+type TableRows struct {
+	Table string
+	Rows  int64
+	Exact bool
+}
+
+// BlockHead is a block number and its timestamp.
+type BlockHead struct {
+	Number    uint64
+	Timestamp time.Time
+}
+
+// Status reads the offsets and dead letters of group (all groups when group is ""), the size of every data
+// table and the newest block. With exact, tables are counted with count(*), which reads every row; otherwise
+// their size is estimated from the catalog (see EstimateRows), which costs nothing on tables of any size.
+func Status(ctx context.Context, db DB, group string, exact bool) (StatusReport, error) {
+	var r StatusReport
+	var err error
+	if r.Offsets, err = ListOffsets(ctx, db, group); err != nil {
+		return r, err
+	}
+	if r.DeadLetters, err = summarizeDeadLetters(ctx, db, group); err != nil {
+		return r, err
+	}
+	var counts Counts
+	if exact {
+		counts, err = CountRows(ctx, db)
+	} else {
+		counts, err = EstimateRows(ctx, db)
+	}
+	if err != nil {
+		return r, err
+	}
+	for _, t := range Tables {
+		r.Tables = append(r.Tables, TableRows{Table: t, Rows: counts[t], Exact: exact})
+	}
+	var head BlockHead
+	err = db.QueryRow(ctx, `SELECT number, "timestamp" FROM blocks ORDER BY number DESC LIMIT 1`).Scan(&head.Number, &head.Timestamp)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return r, fmt.Errorf("read newest block: %w", err)
+	default:
+		r.NewestBlock = &head
+	}
+	return r, nil
+}
+
+func summarizeDeadLetters(ctx context.Context, db DB, group string) ([]DeadLetterSummary, error) {
+	rows, err := db.Query(ctx, `
+		SELECT topic, reason, count(*), max(created_at) FROM dead_letters
+		WHERE $1 = '' OR consumer_group = $1
+		GROUP BY topic, reason ORDER BY topic, reason`, group)
+	if err != nil {
+		return nil, fmt.Errorf("summarize dead letters: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (s DeadLetterSummary, err error) {
+		err = row.Scan(&s.Topic, &s.Reason, &s.Count, &s.Newest)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summarize dead letters: %w", err)
+	}
+	return out, nil
+}
+
+// EstimateRows estimates the rows of every data table the way the query planner does: the row density that the
+// last VACUUM or ANALYZE measured (pg_class.reltuples / relpages) times the table's current number of pages, so
+// that growth since then is counted. A table never vacuumed nor analyzed has no measured density; for it the
+// statistics system's live-tuple counter (pg_stat_user_tables.n_live_tup) is used. Both lag the truth by the
+// rows of transactions still in flight and by whatever autovacuum has not seen; use CountRows for exact numbers.
+func EstimateRows(ctx context.Context, db DB) (Counts, error) {
+	rows, err := db.Query(ctx, `
+		SELECT c.relname,
+		       CASE
+		         WHEN c.reltuples >= 0 AND c.relpages > 0 THEN
+		           round(c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::bigint))::bigint
+		         WHEN c.reltuples >= 0 THEN c.reltuples::bigint
+		         ELSE coalesce(s.n_live_tup, 0)
+		       END
+		FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace
+		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+		WHERE n.nspname = current_schema() AND c.relname = ANY($1) AND c.relkind IN ('r', 'p')`, Tables)
+	if err != nil {
+		return nil, fmt.Errorf("estimate rows: %w", err)
+	}
+	out := Counts{}
+	var name string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &n}, func() error {
+		out[name] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("estimate rows: %w", err)
+	}
+	for _, t := range Tables {
+		if _, ok := out[t]; !ok {
+			return nil, fmt.Errorf("estimate rows: table %s is not in the schema: is it migrated?", t)
+		}
+	}
+	return out, nil
+}
