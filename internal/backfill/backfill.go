@@ -1,0 +1,474 @@
+// Package backfill publishes a range of blocks from a JSON-RPC node into a Kafka topic as bundle messages
+// (docs/formats.md), one per block keyed by its number, so that `chainsink run` indexes history the same way
+// it indexes the live chain.
+//
+// Blocks are fetched in batch requests (BatchSize blocks each, Concurrency in flight) with capped exponential
+// backoff, encoded with format.EncodeBundle and checked with format.Decode before they are published, so that
+// a node returning inconsistent data fails the backfill instead of poisoning the topic. A block counts as done
+// on its delivery report; the contiguous low watermark of done blocks is checkpointed in Postgres
+// (backfill_checkpoints) every second, so a re-run of the same job continues without gaps. Blocks above the
+// watermark that were delivered before an interruption are published again, which is harmless: a bundle
+// replaces its whole block.
+package backfill
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/store"
+)
+
+// Checkpoints stores job progress.
+type Checkpoints interface {
+	Load(ctx context.Context, job string) (store.BackfillCheckpoint, bool, error)
+	Save(ctx context.Context, cp store.BackfillCheckpoint) error
+}
+
+// StoreCheckpoints keeps checkpoints in the backfill_checkpoints table.
+type StoreCheckpoints struct{ DB store.DB }
+
+// Load implements Checkpoints.
+func (s StoreCheckpoints) Load(ctx context.Context, job string) (store.BackfillCheckpoint, bool, error) {
+	return store.LoadCheckpoint(ctx, s.DB, job)
+}
+
+// Save implements Checkpoints.
+func (s StoreCheckpoints) Save(ctx context.Context, cp store.BackfillCheckpoint) error {
+	return store.SaveCheckpoint(ctx, s.DB, cp)
+}
+
+// Deps are the parts Run talks to.
+type Deps struct {
+	Fetcher     Fetcher
+	Publisher   Publisher
+	Checkpoints Checkpoints
+	// Progress is optional.
+	Progress Progress
+	// Logger is optional.
+	Logger *slog.Logger
+}
+
+// Result describes a finished (or stopped) run.
+type Result struct {
+	Job string
+	// From and To are the job's range; Start is where this run began (the checkpoint's watermark).
+	From, To, Start uint64
+	// Next is the low watermark at the end: every block below it is delivered.
+	Next uint64
+	// Delivered is how many blocks this run delivered.
+	Delivered int64
+	Elapsed   time.Duration
+}
+
+// BlocksPerSecond is the delivery rate of the run.
+func (r Result) BlocksPerSecond() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Delivered) / r.Elapsed.Seconds()
+}
+
+// InterruptedError is returned when ctx was cancelled (SIGINT, SIGTERM) before the range was done.
+type InterruptedError struct{ Next uint64 }
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted at block %d; run the same command again to continue", e.Next)
+}
+
+// Run backfills cfg's range. It returns *InterruptedError when ctx is cancelled first; the checkpoint is
+// written in every case (with a context of its own, so a cancelled ctx does not prevent it).
+func Run(ctx context.Context, cfg Config, deps Deps) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Progress == nil {
+		deps.Progress = noProgress{}
+	}
+	r := &runner{cfg: cfg, deps: deps, log: deps.Logger}
+	return r.run(ctx)
+}
+
+type runner struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	from, to uint64
+
+	// The delivery tracker: next is the contiguous low watermark, done the delivered blocks above it.
+	mu        sync.Mutex
+	next      uint64
+	done      map[uint64]struct{}
+	failure   error
+	delivered atomic.Int64
+	inFlight  atomic.Int64
+	slots     chan struct{} // one per block published and not yet reported
+	cancel    context.CancelFunc
+}
+
+func (r *runner) run(ctx context.Context) (Result, error) {
+	cfg := r.cfg
+	res := Result{Job: cfg.Job, From: cfg.From}
+
+	head, err := retry(r, ctx, "eth_blockNumber", func(ctx context.Context) (uint64, error) { return r.deps.Fetcher.Head(ctx) })
+	if err != nil {
+		return res, r.stopped(ctx, err)
+	}
+	switch {
+	case cfg.To.Latest && head < cfg.To.Depth:
+		return res, fmt.Errorf("the node's head %d is below the confirmation depth %d", head, cfg.To.Depth)
+	case cfg.To.Latest:
+		r.to = head - cfg.To.Depth
+		r.log.Info("resolved --to", "to", cfg.To.String(), "head", head, "block", r.to)
+	case cfg.To.Number > head:
+		return res, fmt.Errorf("--to %d is beyond the node's head %d", cfg.To.Number, head)
+	default:
+		r.to = cfg.To.Number
+	}
+	if r.to < cfg.From {
+		return res, fmt.Errorf("nothing to backfill: --to %s is block %d, below --from %d", cfg.To, r.to, cfg.From)
+	}
+	r.from = cfg.From
+	res.To = r.to
+
+	cp, ok, err := r.deps.Checkpoints.Load(ctx, cfg.Job)
+	if err != nil {
+		return res, err
+	}
+	start := r.from
+	if ok {
+		switch {
+		case cp.Topic != cfg.Topic || uint64(cp.FromBlock) != cfg.From:
+			return res, fmt.Errorf("job %q was started with --topic %s --from %d; give another --job for this range",
+				cfg.Job, cp.Topic, cp.FromBlock)
+		case !cfg.To.Latest && uint64(cp.ToBlock) != r.to:
+			return res, fmt.Errorf("job %q was started with --to %d; give another --job for this range", cfg.Job, cp.ToBlock)
+		}
+		start = max(start, uint64(cp.NextBlock))
+		r.log.Info("continuing backfill job from its checkpoint", "job", cfg.Job, "next_block", cp.NextBlock,
+			"checkpointed_at", cp.UpdatedAt)
+	}
+	res.Start = start
+	r.next = start
+	r.done = map[uint64]struct{}{}
+	if err := r.save(ctx); err != nil {
+		return res, err
+	}
+	if start > r.to {
+		r.log.Info("backfill job already complete", "job", cfg.Job, "from", r.from, "to", r.to)
+		res.Next = start
+		return res, nil
+	}
+
+	r.log.Info("backfill starting", "job", cfg.Job, "topic", cfg.Topic, "from", start, "to", r.to,
+		"blocks", r.to-start+1, "concurrency", cfg.Concurrency, "batch_size", cfg.BatchSize)
+	began := time.Now()
+	r.deps.Progress.Start(int64(r.to - start + 1))
+	r.slots = make(chan struct{}, cfg.MaxInFlight)
+
+	work, cancel := context.WithCancel(ctx)
+	r.cancel = cancel
+	defer cancel()
+
+	batches := make(chan [2]uint64)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(batches)
+		for lo := start; lo <= r.to; lo += uint64(cfg.BatchSize) {
+			hi := min(lo+uint64(cfg.BatchSize)-1, r.to)
+			select {
+			case batches <- [2]uint64{lo, hi}:
+			case <-work.Done():
+				return
+			}
+			if hi == r.to {
+				return
+			}
+		}
+	}()
+	for range cfg.Concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				if err := r.batch(work, b[0], b[1]); err != nil {
+					r.fail(err)
+					return
+				}
+			}
+		}()
+	}
+
+	ckptDone := make(chan struct{})
+	stopCkpt := make(chan struct{})
+	go func() {
+		defer close(ckptDone)
+		t := time.NewTicker(cfg.CheckpointInterval)
+		defer t.Stop()
+		last := start
+		for {
+			select {
+			case <-stopCkpt:
+				return
+			case <-t.C:
+				if n := r.watermark(); n != last {
+					if err := r.save(ctx); err != nil {
+						r.log.Warn("checkpoint not saved; retrying in a second", "error", err)
+						continue
+					}
+					last = n
+				}
+			}
+		}
+	}()
+
+	wg.Wait()
+	drained := r.drain(ctx)
+	close(stopCkpt)
+	<-ckptDone
+	r.deps.Progress.Finish()
+	saveErr := r.save(ctx)
+
+	res.Next = r.watermark()
+	res.Delivered = r.delivered.Load()
+	res.Elapsed = time.Since(began)
+	r.mu.Lock()
+	failure := r.failure
+	r.mu.Unlock()
+	switch {
+	case failure != nil && ctx.Err() == nil:
+		return res, fmt.Errorf("backfill stopped: %w (every block below %d is delivered; run the same command again to continue)",
+			failure, res.Next)
+	case ctx.Err() != nil:
+		if !drained {
+			r.log.Warn("gave up waiting for outstanding deliveries", "outstanding", r.inFlight.Load(), "timeout", cfg.DrainTimeout)
+		}
+		return res, errors.Join(&InterruptedError{Next: res.Next}, saveErr)
+	case saveErr != nil:
+		return res, saveErr
+	case res.Next != r.to+1:
+		return res, fmt.Errorf("backfill ended at block %d before --to %d: a delivery is missing", res.Next, r.to)
+	}
+	r.log.Info("backfill complete", "job", cfg.Job, "from", r.from, "to", r.to, "blocks", res.Delivered,
+		"seconds", res.Elapsed.Seconds(), "blocks_per_second", int(res.BlocksPerSecond()))
+	return res, nil
+}
+
+// batch fetches, checks and publishes blocks lo..hi.
+func (r *runner) batch(ctx context.Context, lo, hi uint64) error {
+	type msg struct {
+		n          uint64
+		key, value []byte
+	}
+	msgs, err := retry(r, ctx, fmt.Sprintf("blocks %d-%d", lo, hi), func(ctx context.Context) ([]msg, error) {
+		blocks, err := r.deps.Fetcher.Fetch(ctx, lo, hi)
+		if err != nil {
+			return nil, err
+		}
+		if len(blocks) != int(hi-lo+1) {
+			return nil, fmt.Errorf("fetch %d-%d returned %d blocks", lo, hi, len(blocks))
+		}
+		out := make([]msg, len(blocks))
+		for i, b := range blocks {
+			if b.Number != lo+uint64(i) {
+				return nil, fmt.Errorf("fetch %d-%d returned block %d at position %d", lo, hi, b.Number, i)
+			}
+			key := format.BundleKey(b.Number)
+			value, err := Encode(b)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = msg{b.Number, key, value}
+		}
+		return out, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		select {
+		case r.slots <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		r.inFlight.Add(1)
+		n := m.n
+		err := r.deps.Publisher.Publish(ctx, m.key, m.value, func(err error) { r.delivered1(n, err) })
+		if err != nil {
+			r.inFlight.Add(-1)
+			<-r.slots
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("publish block %d: %w", n, err)
+		}
+	}
+	return nil
+}
+
+// Encode builds block b's bundle message and checks that chainsink's consumer will accept it, so that a
+// node's inconsistent answer (receipts of another block, a missing field) fails here and not in the topic.
+func Encode(b Block) ([]byte, error) {
+	value, err := format.EncodeBundle(b.Block, b.Receipts)
+	if err != nil {
+		return nil, fmt.Errorf("block %d: %w", b.Number, err)
+	}
+	if len(value) > format.MaxMessageBytes {
+		return nil, permanent(fmt.Errorf("block %d: bundle of %d bytes is above the %d bytes a consumer accepts",
+			b.Number, len(value), format.MaxMessageBytes))
+	}
+	rows, fail := format.Decode(format.Bundle, format.BundleKey(b.Number), value)
+	if fail != nil {
+		return nil, fmt.Errorf("block %d: the node's answer does not decode (%s): %w", b.Number, fail.Reason, fail.Err)
+	}
+	if len(rows.Blocks) != 1 || rows.Blocks[0].Number != b.Number {
+		return nil, fmt.Errorf("block %d: the node's answer is another block", b.Number)
+	}
+	return value, nil
+}
+
+// delivered1 is a delivery report.
+func (r *runner) delivered1(n uint64, err error) {
+	defer func() {
+		r.inFlight.Add(-1)
+		<-r.slots
+	}()
+	if err != nil {
+		r.fail(fmt.Errorf("deliver block %d: %w", n, err))
+		return
+	}
+	r.mu.Lock()
+	if n == r.next {
+		r.next++
+		for {
+			if _, ok := r.done[r.next]; !ok {
+				break
+			}
+			delete(r.done, r.next)
+			r.next++
+		}
+	} else if n > r.next {
+		r.done[n] = struct{}{}
+	}
+	r.mu.Unlock()
+	r.delivered.Add(1)
+	r.deps.Progress.Add(1)
+}
+
+func (r *runner) fail(err error) {
+	r.mu.Lock()
+	if r.failure == nil {
+		r.failure = err
+	}
+	r.mu.Unlock()
+	r.cancel()
+}
+
+func (r *runner) watermark() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next
+}
+
+// save writes the checkpoint, even when ctx is cancelled.
+func (r *runner) save(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return r.deps.Checkpoints.Save(ctx, store.BackfillCheckpoint{
+		Job: r.cfg.Job, Topic: r.cfg.Topic, FromBlock: int64(r.from), ToBlock: int64(r.to), NextBlock: int64(r.watermark()),
+	})
+}
+
+// drain waits until every published block has its delivery report: without bound while the run goes on,
+// for DrainTimeout once it was interrupted or failed.
+func (r *runner) drain(ctx context.Context) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	var deadline <-chan time.Time
+	for r.inFlight.Load() > 0 {
+		if deadline == nil {
+			r.mu.Lock()
+			failed := r.failure != nil
+			r.mu.Unlock()
+			if failed || ctx.Err() != nil {
+				timer := time.NewTimer(r.cfg.DrainTimeout)
+				defer timer.Stop()
+				deadline = timer.C
+			}
+		}
+		select {
+		case <-deadline:
+			return false
+		case <-t.C:
+		}
+	}
+	return true
+}
+
+// permanentError is not retried.
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error { return e.error }
+
+func permanent(err error) error { return permanentError{err} }
+
+// retry calls f with a per-attempt timeout until it succeeds, up to MaxAttempts, sleeping a capped, jittered
+// exponential backoff between attempts. It gives up at once when ctx is done or the error is permanent.
+func retry[T any](r *runner, ctx context.Context, what string, f func(context.Context) (T, error)) (T, error) {
+	var zero T
+	backoff := r.cfg.RetryBase
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+		v, err := f(actx)
+		cancel()
+		if err == nil {
+			if attempt > 1 {
+				r.log.Info("request succeeded after retries", "what", what, "attempts", attempt)
+			}
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return zero, ctx.Err()
+		}
+		var pe permanentError
+		if errors.As(err, &pe) {
+			return zero, err
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("no answer within %v: %w", r.cfg.RequestTimeout, err)
+		}
+		if attempt >= r.cfg.MaxAttempts {
+			return zero, fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
+		}
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		r.log.Warn("request failed; retrying", "what", what, "attempt", attempt, "max_attempts", r.cfg.MaxAttempts,
+			"retry_in", sleep.Round(time.Millisecond).String(), "error", err)
+		select {
+		case <-ctx.Done():
+			return zero, ctx.Err()
+		case <-time.After(sleep):
+		}
+		backoff = min(2*backoff, r.cfg.RetryMax)
+	}
+}
+
+// stopped turns an error into InterruptedError when ctx was cancelled.
+func (r *runner) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return errors.New("interrupted before the backfill started; nothing was published")
+	}
+	return err
+}
