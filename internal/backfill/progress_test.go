@@ -44,11 +44,13 @@ func TestBackfillProgress(t *testing.T) {
 	lp.Start(100)
 	lp.Add(30)
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(logs.String(), "blocks_done=30") {
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !strings.Contains(logs.String(), "blocks_done=30") { // wait on the line itself, polled
 		if time.Now().After(deadline) {
 			t.Fatalf("no progress line in %q", logs.String())
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 	lp.Finish()
 	if out := logs.String(); !strings.Contains(out, "blocks_total=100") || !strings.Contains(out, "blocks_per_second=") ||
