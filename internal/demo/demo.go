@@ -231,13 +231,9 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(out, "Rows stored")
 	for _, t := range store.Tables {
-		fmt.Fprintf(tw, "  %s\t%d\t\n", t, counts[t])
-	}
-	if err := tw.Flush(); err != nil {
-		return err
+		fmt.Fprintf(out, "  %-16s %6d\n", t, counts[t])
 	}
 	section := func(title, col1, col2 string, rows []store.Ranked) {
 		fmt.Fprintf(out, "\n%s\n", title)
@@ -268,7 +264,7 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 		return err
 	}
 	fmt.Fprintf(out, "\nUniswap swaps (first %d; amounts into the pool, negative = out)\n", len(swaps))
-	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  BLOCK\tLOG\tPOOL\tABI\tAMOUNT0\tAMOUNT1\n")
 	for _, s := range swaps {
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.BlockNumber, s.LogIndex, s.Pool, s.ABIName, s.Amount0, s.Amount1)
