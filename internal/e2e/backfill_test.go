@@ -16,12 +16,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum"
 	gethabi "github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
@@ -88,8 +90,14 @@ func newSimChain(t *testing.T) *simChain {
 	return c
 }
 
-// send signs and submits a dynamic-fee transaction from account i with the pending nonce.
+// send signs and submits a dynamic-fee transaction from account i with the pending nonce and 2M gas.
 func (c *simChain) send(i int, to *common.Address, value *big.Int, data []byte) common.Hash {
+	c.t.Helper()
+	return c.sendGas(i, to, value, data, 2_000_000)
+}
+
+// sendGas is send with a gas limit.
+func (c *simChain) sendGas(i int, to *common.Address, value *big.Int, data []byte, gas uint64) common.Hash {
 	c.t.Helper()
 	ctx := context.Background()
 	nonce, err := c.client.PendingNonceAt(ctx, c.addrs[i])
@@ -101,7 +109,7 @@ func (c *simChain) send(i int, to *common.Address, value *big.Int, data []byte) 
 		c.t.Fatal(err)
 	}
 	tip := big.NewInt(2e9)
-	tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, To: to, Value: value, Gas: 2_000_000,
+	tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, To: to, Value: value, Gas: gas,
 		GasTipCap: tip, GasFeeCap: new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip), Data: data})
 	signed, err := types.SignTx(tx, types.LatestSignerForChainID(big.NewInt(1337)), c.keys[i])
 	if err != nil {
@@ -179,11 +187,18 @@ func (c *simChain) wethEvents(a gethabi.ABI, addr common.Address) []wethEvent {
 
 func loadWETH(t *testing.T) (gethabi.ABI, []byte) {
 	t.Helper()
+	return loadArtifact(t, "WETH9.json")
+}
+
+// loadArtifact reads the ABI and creation bytecode of a build artifact in testdata/contracts (Truffle's and
+// Waffle's artifacts both have top-level "abi" and "bytecode", with or without 0x).
+func loadArtifact(t *testing.T, file string) (gethabi.ABI, []byte) {
+	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "contracts", "WETH9.json"))
+	raw, err := os.ReadFile(filepath.Join(root, "contracts", file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +212,9 @@ func loadWETH(t *testing.T) (gethabi.ABI, []byte) {
 	a, err := gethabi.JSON(bytes.NewReader(art.ABI))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(art.Bytecode) < 2 {
+		t.Fatalf("%s has no bytecode", file)
 	}
 	return a, common.FromHex(art.Bytecode)
 }
@@ -494,4 +512,390 @@ func TestBackfillInterruptAndKill(t *testing.T) {
 		t.Fatalf("%d keys in the topic, want %d", len(keys), head+1)
 	}
 	t.Logf("SIGINT at %d, SIGKILL at %d, %d messages for %d blocks", stoppedAt, killedAt, total, head+1)
+}
+
+// pgEvent is a decoded event (or call) as the test expects it and as the events (calls) table has it.
+type pgEvent struct {
+	Address common.Address
+	Name    string
+	ABI     string
+	Args    map[string]string
+}
+
+func (e pgEvent) String() string {
+	keys := make([]string, 0, len(e.Args))
+	for k := range e.Args {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s.%s(", strings.ToLower(e.Address.Hex()), e.ABI, e.Name)
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s=%s", k, e.Args[k])
+	}
+	return b.String() + ")"
+}
+
+// pgTransfer is a token_transfers row.
+type pgTransfer struct {
+	Token, From, To common.Address
+	Value           string
+}
+
+// hexAddr is an address as chainsink's JSON writes it: lowercase 0x-hex.
+func hexAddr(a common.Address) string { return strings.ToLower(a.Hex()) }
+
+// units is n·10^18.
+func units(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), big.NewInt(1e18)) }
+
+// TestBackfillUniswapV2: WETH9 (canonical-weth), v2-core's ERC20 test token and UniswapV2Factory
+// (@uniswap/v2-core@1.0.1), deployed from their published bytecode on a simulated chain; a pair created,
+// liquidity added, two swaps; then `chainsink backfill` → Kafka → `chainsink run` → Postgres. Every decoded
+// event, token transfer and call in Postgres must equal what the test did, and every Sync the pair's
+// getReserves at its block.
+func TestBackfillUniswapV2(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newSimChain(t)
+	wethABI, wethCode := loadArtifact(t, "WETH9.json")
+	tknABI, tknCode := loadArtifact(t, "ERC20.json")
+	factoryABI, factoryCode := loadArtifact(t, "UniswapV2Factory.json")
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawPair, err := os.ReadFile(filepath.Join(root, "..", "abi", "abis", "UniswapV2Pair.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pairABI, err := gethabi.JSON(bytes.NewReader(rawPair))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack := func(a gethabi.ABI, method string, args ...any) []byte {
+		t.Helper()
+		data, err := a.Pack(method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	call := func(a gethabi.ABI, to common.Address, block *big.Int, method string, args ...any) []any {
+		t.Helper()
+		out, err := c.client.CallContract(ctx, ethereum.CallMsg{To: &to, Data: pack(a, method, args...)}, block)
+		if err != nil {
+			t.Fatalf("%s at %v: %v", method, block, err)
+		}
+		vs, err := a.Unpack(method, out)
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		return vs
+	}
+	reserves := func(pair common.Address, block *big.Int) (*big.Int, *big.Int) {
+		t.Helper()
+		vs := call(pairABI, pair, block, "getReserves")
+		return vs[0].(*big.Int), vs[1].(*big.Int)
+	}
+
+	// What the test did: the events each transaction emits and the call it decodes to (none for a
+	// deployment), in the contracts' emission order.
+	wantEvents := map[common.Hash][]pgEvent{}
+	wantCalls := map[common.Hash]*pgEvent{}
+	var sent []common.Hash
+	expect := func(h common.Hash, cl *pgEvent, evs ...pgEvent) {
+		sent = append(sent, h)
+		wantCalls[h], wantEvents[h] = cl, evs
+	}
+	zero := common.Address{}
+	transferEv := func(token, from, to common.Address, v *big.Int) pgEvent {
+		// Transfer(address,address,uint256) with 3 topics is ERC20's for every unbound address: WETH9's
+		// (src, dst, wad) and the pair's LP token alike.
+		return pgEvent{token, "Transfer", "ERC20", map[string]string{"from": hexAddr(from), "to": hexAddr(to), "value": v.String()}}
+	}
+	transferCall := func(token, to common.Address, v *big.Int) *pgEvent {
+		return &pgEvent{token, "transfer", "ERC20", map[string]string{"to": hexAddr(to), "value": v.String()}}
+	}
+	owner, lp, trader := c.addrs[0], c.addrs[1], c.addrs[2]
+
+	// Block 1: the three contracts, from their artifacts' creation bytecode.
+	weth := crypto.CreateAddress(owner, 0)
+	tkn := crypto.CreateAddress(owner, 1)
+	factory := crypto.CreateAddress(owner, 2)
+	supply := units(1_000_000)
+	h1 := c.sendGas(0, nil, big.NewInt(0), wethCode, 3_000_000)
+	h2 := c.sendGas(0, nil, big.NewInt(0), append(append([]byte{}, tknCode...), pack(tknABI, "", supply)...), 3_000_000)
+	h3 := c.sendGas(0, nil, big.NewInt(0), append(append([]byte{}, factoryCode...), pack(factoryABI, "", owner)...), 6_000_000)
+	c.commit(h1, h2, h3)
+	expect(h1, nil)
+	expect(h2, nil, transferEv(tkn, zero, owner, supply))
+	expect(h3, nil)
+	if got := call(tknABI, tkn, nil, "balanceOf", owner)[0].(*big.Int); got.Cmp(supply) != 0 {
+		t.Fatalf("TKN balance of the deployer %s, want %s", got, supply)
+	}
+
+	// Block 2: the WETH/TKN pair.
+	h := c.sendGas(0, &factory, big.NewInt(0), pack(factoryABI, "createPair", weth, tkn), 6_000_000)
+	c.commit(h)
+	pair := call(factoryABI, factory, nil, "getPair", weth, tkn)[0].(common.Address)
+	token0, token1 := weth, tkn
+	if bytes.Compare(tkn.Bytes(), weth.Bytes()) < 0 {
+		token0, token1 = tkn, weth
+	}
+	if got := call(pairABI, pair, nil, "token0")[0].(common.Address); got != token0 {
+		t.Fatalf("token0 %s, want the lower address %s", got, token0)
+	}
+	expect(h, &pgEvent{factory, "createPair", "UniswapV2Factory", map[string]string{"tokenA": hexAddr(weth), "tokenB": hexAddr(tkn)}},
+		// PairCreated(address indexed token0, address indexed token1, address pair, uint): the unnamed uint
+		// is arg3.
+		pgEvent{factory, "PairCreated", "UniswapV2Factory", map[string]string{"token0": hexAddr(token0), "token1": hexAddr(token1),
+			"pair": hexAddr(pair), "arg3": "1"}})
+	// amounts maps (WETH, TKN) amounts to (token0, token1) ones.
+	amounts := func(w, k *big.Int) (*big.Int, *big.Int) {
+		if token0 == weth {
+			return w, k
+		}
+		return k, w
+	}
+
+	// Block 3: the liquidity provider wraps ether and gets TKN.
+	wethIn, tknIn := units(10), units(30_000)
+	h = c.sendGas(1, &weth, wethIn, pack(wethABI, "deposit"), 200_000)
+	expect(h, &pgEvent{weth, "deposit", "WETH9", map[string]string{}},
+		pgEvent{weth, "Deposit", "WETH9", map[string]string{"dst": hexAddr(lp), "wad": wethIn.String()}})
+	h2 = c.sendGas(0, &tkn, big.NewInt(0), pack(tknABI, "transfer", lp, units(40_000)), 200_000)
+	expect(h2, transferCall(tkn, lp, units(40_000)), transferEv(tkn, owner, lp, units(40_000)))
+	c.commit(h, h2)
+
+	// Block 4: both tokens into the pair, then mint: MINIMUM_LIQUIDITY to address(0), the rest to the
+	// provider, Sync, Mint.
+	h = c.sendGas(1, &weth, big.NewInt(0), pack(wethABI, "transfer", pair, wethIn), 200_000)
+	expect(h, transferCall(weth, pair, wethIn), transferEv(weth, lp, pair, wethIn))
+	h2 = c.sendGas(1, &tkn, big.NewInt(0), pack(tknABI, "transfer", pair, tknIn), 200_000)
+	expect(h2, transferCall(tkn, pair, tknIn), transferEv(tkn, lp, pair, tknIn))
+	h3 = c.sendGas(1, &pair, big.NewInt(0), pack(pairABI, "mint", lp), 2_000_000)
+	c.commit(h, h2, h3)
+	a0, a1 := amounts(wethIn, tknIn)
+	minimum := big.NewInt(1000)
+	liquidity := new(big.Int).Sub(new(big.Int).Sqrt(new(big.Int).Mul(a0, a1)), minimum)
+	expect(h3, &pgEvent{pair, "mint", "UniswapV2Pair", map[string]string{"to": hexAddr(lp)}},
+		transferEv(pair, zero, zero, minimum),
+		transferEv(pair, zero, lp, liquidity),
+		pgEvent{pair, "Sync", "UniswapV2Pair", map[string]string{"reserve0": a0.String(), "reserve1": a1.String()}},
+		pgEvent{pair, "Mint", "UniswapV2Pair", map[string]string{"sender": hexAddr(lp), "amount0": a0.String(), "amount1": a1.String()}})
+	if got := call(pairABI, pair, nil, "balanceOf", lp)[0].(*big.Int); got.Cmp(liquidity) != 0 {
+		t.Fatalf("LP balance %s, want %s", got, liquidity)
+	}
+
+	// swap sends amountIn of token `in` to the pair and swaps it, in one block, from account i for the
+	// other token, to `to`, with the amount out getAmountOut gives (0.3% fee).
+	swap := func(i int, in common.Address, amountIn *big.Int, to common.Address) {
+		t.Helper()
+		r0, r1 := reserves(pair, nil)
+		rIn, rOut := r0, r1
+		if in != token0 {
+			rIn, rOut = r1, r0
+		}
+		inWithFee := new(big.Int).Mul(amountIn, big.NewInt(997))
+		out := new(big.Int).Div(new(big.Int).Mul(inWithFee, rOut), new(big.Int).Add(new(big.Int).Mul(rIn, big.NewInt(1000)), inWithFee))
+		zeroAmt := big.NewInt(0)
+		amount0In, amount1In, amount0Out, amount1Out := amountIn, zeroAmt, zeroAmt, out
+		outToken := token1
+		if in != token0 {
+			amount0In, amount1In, amount0Out, amount1Out = zeroAmt, amountIn, out, zeroAmt
+			outToken = token0
+		}
+		from := c.addrs[i]
+		ht := c.sendGas(i, &in, big.NewInt(0), pack(tknABI, "transfer", pair, amountIn), 200_000)
+		expect(ht, transferCall(in, pair, amountIn), transferEv(in, from, pair, amountIn))
+		hs := c.sendGas(i, &pair, big.NewInt(0), pack(pairABI, "swap", amount0Out, amount1Out, to, []byte{}), 2_000_000)
+		c.commit(ht, hs)
+		n0, n1 := new(big.Int).Sub(new(big.Int).Add(r0, amount0In), amount0Out), new(big.Int).Sub(new(big.Int).Add(r1, amount1In), amount1Out)
+		expect(hs, &pgEvent{pair, "swap", "UniswapV2Pair", map[string]string{"amount0Out": amount0Out.String(),
+			"amount1Out": amount1Out.String(), "to": hexAddr(to), "data": "0x"}},
+			transferEv(outToken, pair, to, out),
+			pgEvent{pair, "Sync", "UniswapV2Pair", map[string]string{"reserve0": n0.String(), "reserve1": n1.String()}},
+			pgEvent{pair, "Swap", "UniswapV2Pair", map[string]string{"sender": hexAddr(from), "amount0In": amount0In.String(),
+				"amount1In": amount1In.String(), "amount0Out": amount0Out.String(), "amount1Out": amount1Out.String(), "to": hexAddr(to)}})
+		if g0, g1 := reserves(pair, nil); g0.Cmp(n0) != 0 || g1.Cmp(n1) != 0 {
+			t.Fatalf("reserves after the swap (%s, %s), want (%s, %s)", g0, g1, n0, n1)
+		}
+		t.Logf("swap %s of %s for %s of %s", amountIn, in, out, outToken)
+	}
+	// Block 5: the owner swaps 1000 TKN for WETH, sent to the trader. Block 6: the trader swaps half of it
+	// back for TKN.
+	swap(0, tkn, units(1000), trader)
+	got := call(wethABI, weth, nil, "balanceOf", trader)[0].(*big.Int)
+	swap(2, weth, new(big.Int).Div(got, big.NewInt(2)), trader)
+	head := c.head()
+
+	// Backfill and index.
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 2})
+	out, errOut, err := runBackfillCmd(t, "--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks",
+		"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema, "--batch-size", "2", "--concurrency", "2",
+		"--from", "0", "--to", "latest")
+	if err != nil {
+		t.Fatalf("backfill: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, fmt.Sprintf("backfilled blocks 0-%d", head)) {
+		t.Fatalf("backfill output: %q", out)
+	}
+	p := start(t, runArgs(cfg, b.Addr(), "uniswap", "blocks:bundle")...)
+	waitCaughtUp(t, s, b, "uniswap", 60*time.Second, "blocks")
+	if err := p.stop(t); err != nil {
+		t.Fatalf("chainsink run exited with %v", err)
+	}
+
+	// events: every row, grouped by transaction in log order, equals what the test expects.
+	rows, err := s.Pool().Query(ctx, `SELECT block_number, transaction_hash, address, event_name, abi_name, args
+		FROM events ORDER BY block_number, log_index`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotEvents := map[common.Hash][]pgEvent{}
+	type syncRow struct {
+		block    int64
+		reserves [2]string
+	}
+	var syncs []syncRow
+	counts := map[string]int{}
+	for rows.Next() {
+		var block int64
+		var txh, addr []byte
+		var e pgEvent
+		var args map[string]any
+		if err := rows.Scan(&block, &txh, &addr, &e.Name, &e.ABI, &args); err != nil {
+			t.Fatal(err)
+		}
+		e.Address, e.Args = common.BytesToAddress(addr), jsonStrings(t, args)
+		gotEvents[common.BytesToHash(txh)] = append(gotEvents[common.BytesToHash(txh)], e)
+		counts[e.ABI+"."+e.Name]++
+		if e.Name == "Sync" {
+			syncs = append(syncs, syncRow{block, [2]string{e.Args["reserve0"], e.Args["reserve1"]}})
+		}
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	compareByTx(t, "events", sent, wantEvents, gotEvents)
+	for name, n := range map[string]int{"UniswapV2Pair.Swap": 2, "UniswapV2Pair.Sync": 3, "UniswapV2Pair.Mint": 1,
+		"WETH9.Deposit": 1, "ERC20.Transfer": 10, "UniswapV2Factory.PairCreated": 1} {
+		if counts[name] != n {
+			t.Errorf("%d %s events, want %d (all: %v)", counts[name], name, n, counts)
+		}
+	}
+
+	// Every Sync holds the pair's reserves at the end of its block (one pair-changing transaction a block).
+	for _, sy := range syncs {
+		r0, r1 := reserves(pair, big.NewInt(sy.block))
+		if sy.reserves != [2]string{r0.String(), r1.String()} {
+			t.Errorf("Sync in block %d: %v, getReserves (%s, %s)", sy.block, sy.reserves, r0, r1)
+		}
+	}
+
+	// token_transfers: the ERC-20 Transfer events (the LP mint, TKN and WETH legs), and nothing else: WETH9's
+	// Deposit is not a transfer.
+	wantTransfers := map[common.Hash][]pgEvent{}
+	for h, evs := range wantEvents {
+		for _, e := range evs {
+			if e.Name == "Transfer" {
+				wantTransfers[h] = append(wantTransfers[h], pgEvent{e.Address, "erc20", "",
+					map[string]string{"from": e.Args["from"], "to": e.Args["to"], "value": e.Args["value"]}})
+			}
+		}
+	}
+	rows, err = s.Pool().Query(ctx, `SELECT transaction_hash, token_address, from_address, to_address, value::text, standard,
+		token_id IS NULL FROM token_transfers ORDER BY block_number, log_index, batch_index`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotTransfers := map[common.Hash][]pgEvent{}
+	for rows.Next() {
+		var txh, token, from, to []byte
+		var value, standard string
+		var noID bool
+		if err := rows.Scan(&txh, &token, &from, &to, &value, &standard, &noID); err != nil {
+			t.Fatal(err)
+		}
+		if !noID {
+			t.Errorf("ERC-20 transfer in %x has a token_id", txh)
+		}
+		gotTransfers[common.BytesToHash(txh)] = append(gotTransfers[common.BytesToHash(txh)], pgEvent{common.BytesToAddress(token),
+			standard, "", map[string]string{"from": hexAddr(common.BytesToAddress(from)), "to": hexAddr(common.BytesToAddress(to)), "value": value}})
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	compareByTx(t, "token_transfers", sent, wantTransfers, gotTransfers)
+
+	// calls: one row per transaction whose selector an ABI knows (none for the deployments), status 1.
+	rows, err = s.Pool().Query(ctx, `SELECT transaction_hash, to_address, status, method_name, abi_name, args FROM calls
+		ORDER BY block_number, transaction_index`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotCalls := map[common.Hash][]pgEvent{}
+	for rows.Next() {
+		var txh, to []byte
+		var status *int16
+		var e pgEvent
+		var args map[string]any
+		if err := rows.Scan(&txh, &to, &status, &e.Name, &e.ABI, &args); err != nil {
+			t.Fatal(err)
+		}
+		if status == nil || *status != 1 {
+			t.Errorf("call in %x: status %v", txh, status)
+		}
+		e.Address, e.Args = common.BytesToAddress(to), jsonStrings(t, args)
+		gotCalls[common.BytesToHash(txh)] = append(gotCalls[common.BytesToHash(txh)], e)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	wantCallRows := map[common.Hash][]pgEvent{}
+	for h, cl := range wantCalls {
+		if cl != nil {
+			wantCallRows[h] = []pgEvent{*cl}
+		}
+	}
+	compareByTx(t, "calls", sent, wantCallRows, gotCalls)
+	t.Logf("pair %s (token0 %s, token1 %s), %d transactions in blocks 1-%d", pair, token0, token1, len(sent), head)
+}
+
+// jsonStrings converts decoded jsonb args, whose values here are all strings (integers are decimal strings,
+// addresses and bytes 0x-hex).
+func jsonStrings(t *testing.T, args map[string]any) map[string]string {
+	t.Helper()
+	out := make(map[string]string, len(args))
+	for k, v := range args {
+		s, ok := v.(string)
+		if !ok {
+			t.Fatalf("arg %s is %T %v, want a string", k, v, v)
+		}
+		out[k] = s
+	}
+	return out
+}
+
+// compareByTx checks that got has exactly the rows of want, transaction by transaction, in order.
+func compareByTx(t *testing.T, table string, sent []common.Hash, want, got map[common.Hash][]pgEvent) {
+	t.Helper()
+	for _, h := range sent {
+		if fmt.Sprint(got[h]) != fmt.Sprint(want[h]) {
+			t.Errorf("%s of transaction %s:\n got %v\nwant %v", table, h, got[h], want[h])
+		}
+	}
+	known := map[common.Hash]bool{}
+	for _, h := range sent {
+		known[h] = true
+	}
+	for h, rows := range got {
+		if !known[h] {
+			t.Errorf("%s has rows of a transaction the test did not send, %s: %v", table, h, rows)
+		}
+	}
 }
