@@ -35,6 +35,9 @@ demo: build ## index real mainnet data through a local broker into the local Pos
 localkafka: build ## a standalone Kafka-protocol broker on 127.0.0.1:9092 for kcat or your own producer
 	$(BIN)/chainsink-localkafka --port 9092
 
+bench: build ## chainsink vs COPY and INSERT ON CONFLICT on real blocks; table + bench/results/<time>.json (docs/performance.md)
+	$(GO) run ./cmd/chainsink-bench --binary $(BIN)/chainsink $(BENCH_FLAGS)
+
 fuzz: ## run every fuzz target for 60s each
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeLog -fuzztime 60s
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeCall -fuzztime 60s

@@ -137,25 +137,7 @@ func writeRows(ctx context.Context, db DB, mode Mode, msgs []Message, counts Cou
 	if err := deleteReplaced(ctx, db, mode, msgs); err != nil {
 		return err
 	}
-	if err := copyTable(ctx, db, blocksTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, withdrawalsTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, transactionsTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, logsTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, tokenTransfersTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, eventsTable, msgs, counts); err != nil {
-		return err
-	}
-	return copyTable(ctx, db, callsTable, msgs, counts)
+	return copyAll(ctx, db, msgs, counts)
 }
 
 func copyTable[T any](ctx context.Context, db DB, t *table[T], msgs []Message, counts Counts) error {

@@ -71,6 +71,7 @@ the others wait, then find nothing to do. "chainsink run" refuses to start while
 	}
 
 	cmd.AddCommand(
+		newIndexesCmd(g, &cfg),
 		&cobra.Command{
 			Use: "up", Short: "Apply every pending migration", Args: cobra.NoArgs,
 			RunE: withMigrator(func(ctx context.Context, m *store.Migrator) error {

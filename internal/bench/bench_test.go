@@ -1,0 +1,287 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/indexer"
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/internal/localkafka"
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/store"
+)
+
+// TestRenumberRowsEqualsRenumberedItems: the preload copies made at the row level are the rows that the
+// renumbered ethereum-etl items decode into.
+func TestRenumberRowsEqualsRenumberedItems(t *testing.T) {
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := BuildWorkload(root, 3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.Blocks) != 3 || w.Blocks[2].Bundle != nil || len(w.Blocks[2].Items) != 388 {
+		t.Fatalf("workload shape: %d blocks, third has bundle %v and %d items", len(w.Blocks),
+			w.Blocks[2].Bundle != nil, len(w.Blocks[2].Items))
+	}
+	for _, b := range w.Blocks[:2] {
+		got := RenumberRows(&w.Base, b.Number)
+		if !reflect.DeepEqual(got, b.Rows) {
+			t.Fatalf("block %d: RenumberRows differs from decoding the renumbered items", b.Number)
+		}
+	}
+	r := &w.Blocks[0].Rows
+	if len(r.Transactions) != 116 || len(r.Logs) != 271 || len(r.TokenTransfers) != 114 {
+		t.Fatalf("block: %d transactions, %d logs, %d token transfers", len(r.Transactions), len(r.Logs), len(r.TokenTransfers))
+	}
+	if string(w.Blocks[0].Rows.Blocks[0].Hash) == string(w.Blocks[1].Rows.Blocks[0].Hash) {
+		t.Fatal("two copies share a block hash")
+	}
+	// Every item leads with its type, as ethereum-etl writes it, and means what fixtures.Renumber made.
+	items, err := fixtures.ETLItems(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [][]byte
+	for _, k := range []string{"block", "transaction", "log"} {
+		one = append(one, items[k]...)
+	}
+	for j, it := range w.Blocks[2].Items {
+		if !bytes.HasPrefix(it, []byte(`{"type":"`)) {
+			t.Fatalf("item %d does not start with its type: %.40s", j, it)
+		}
+		renumbered, err := fixtures.Renumber(one[j], w.Blocks[2].Number)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a, b map[string]any
+		if err := json.Unmarshal(it, &a); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(renumbered, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("item %d changed meaning:\n%s\n%s", j, it, renumbered)
+		}
+	}
+}
+
+func TestTypeFirst(t *testing.T) {
+	for in, want := range map[string]string{
+		`{"a":1,"type":"log"}`:         `{"type":"log","a":1}`,
+		`{"a":1,"type":"log","z":[2]}`: `{"type":"log","a":1,"z":[2]}`,
+		`{"type":"log","a":1}`:         `{"type":"log","a":1}`,
+		`{"a":"x,\"type\":\"y","b":2}`: `{"a":"x,\"type\":\"y","b":2}`,
+		`{"transaction_type":"2"}`:     `{"transaction_type":"2"}`,
+	} {
+		if got := string(typeFirst([]byte(in))); got != want {
+			t.Errorf("typeFirst(%s) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+func TestHistogramQuantile(t *testing.T) {
+	text := `# HELP chainsink_commit_seconds Time to write and commit one batch, retries excluded.
+# TYPE chainsink_commit_seconds histogram
+chainsink_commit_seconds_bucket{le="0.001"} 0
+chainsink_commit_seconds_bucket{le="0.002"} 0
+chainsink_commit_seconds_bucket{le="0.004"} 10
+chainsink_commit_seconds_bucket{le="0.008"} 90
+chainsink_commit_seconds_bucket{le="0.016"} 100
+chainsink_commit_seconds_bucket{le="+Inf"} 100
+chainsink_commit_seconds_sum 0.6
+chainsink_commit_seconds_count 100
+chainsink_rows_written_total{table="logs"} 271
+`
+	h, err := parseHistogram(strings.NewReader(text), "chainsink_commit_seconds")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Count != 100 || math.Abs(h.Sum-0.6) > 1e-9 {
+		t.Fatalf("count %v sum %v", h.Count, h.Sum)
+	}
+	// p50: rank 50 lies in (0.004, 0.008], 40 of its 80 observations in: 0.004 + 0.5×0.004.
+	if q := h.Quantile(0.5); math.Abs(q-0.006) > 1e-9 {
+		t.Fatalf("p50 = %v, want 0.006", q)
+	}
+	// p99: rank 99 in (0.008, 0.016], 9 of 10.
+	if q := h.Quantile(0.99); math.Abs(q-(0.008+0.9*0.008)) > 1e-9 {
+		t.Fatalf("p99 = %v", q)
+	}
+	if q := (histogram{}).Quantile(0.5); !math.IsNaN(q) {
+		t.Fatalf("empty histogram p50 = %v, want NaN", q)
+	}
+}
+
+// benchBlocks is how many renumbered blocks make one batch of about 20,000 rows (chainsink's default).
+const benchBlocks = 25
+
+func benchWorkload(b *testing.B) *Workload {
+	b.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	w, err := BuildWorkload(root, 1, 1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return w
+}
+
+// BenchmarkWriteBatch is chainsink's write path in process, for CPU profiles of the client side: one op is
+// store.WriteBatch of a bundle-mode batch of 25 blocks (20,225 rows; fence, replacement deletes, COPY of 7
+// tables, commit) into a fresh schema with every index live. It needs the test PostgreSQL
+// (CHAINSINK_TEST_DATABASE_URL) and is skipped without it:
+//
+//	go test ./internal/bench -run '^$' -bench WriteBatch -cpuprofile cpu.out
+func BenchmarkWriteBatch(b *testing.B) {
+	benchWrite(b, func(ctx context.Context, db store.DB, i int, rows []store.Rows) error {
+		batch := store.NewBatch("bench", "blocks", 0, int64(i*benchBlocks), store.ReplaceBlocks)
+		for j, r := range rows {
+			batch.Add(store.Message{Offset: int64(i*benchBlocks + j), Rows: r})
+		}
+		_, err := store.WriteBatch(ctx, db, batch)
+		return err
+	})
+}
+
+// BenchmarkCopyRows is the same batches through the ceiling's plain COPY (store.CopyRows).
+func BenchmarkCopyRows(b *testing.B) {
+	benchWrite(b, func(ctx context.Context, db store.DB, _ int, rows []store.Rows) error {
+		_, err := store.CopyRows(ctx, db, rows)
+		return err
+	})
+}
+
+func benchWrite(b *testing.B, write func(ctx context.Context, db store.DB, i int, rows []store.Rows) error) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.URL())
+	if err != nil {
+		b.Skipf("no PostgreSQL at %s: %v", pgtest.URL(), err)
+	}
+	conn.Close(ctx)
+	w := benchWorkload(b)
+	s, _ := pgtest.Open(b)
+	b.ReportAllocs()
+	rows := 0
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		batch := make([]store.Rows, benchBlocks)
+		for j := range batch {
+			batch[j] = RenumberRows(&w.Base, FirstBlock+uint64(i*benchBlocks+j))
+			rows += batch[j].Len()
+		}
+		b.StartTimer()
+		if err := write(ctx, s.Pool(), i, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkIndexer is `chainsink run` in process, for CPU and heap profiles of the whole pipeline (the binary
+// has no pprof endpoint): the librdkafka consumer, decoding, batching and store.WriteBatch, on 4 partitions of
+// an in-process broker, into a fresh schema per op. One op drains 400 blocks, as bundles or as their 155,200
+// ethereum-etl items. It needs the test PostgreSQL and is skipped without it:
+//
+//	go test ./internal/bench -run '^$' -bench Indexer/bundle -benchtime 3x -cpuprofile cpu.out
+func BenchmarkIndexer(b *testing.B) {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgtest.URL())
+	if err != nil {
+		b.Skipf("no PostgreSQL at %s: %v", pgtest.URL(), err)
+	}
+	conn.Close(ctx)
+	root, err := fixtures.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	const blocks = 400
+	w, err := BuildWorkload(root, blocks, blocks)
+	if err != nil {
+		b.Fatal(err)
+	}
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"bundles": 4, "items": 4}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer broker.Close()
+	bn := &bencher{broker: broker, w: w, o: Options{Partitions: 4, Blocks: blocks}}
+	var bundles []localkafka.Record
+	for _, blk := range w.Blocks {
+		bundles = append(bundles, localkafka.Record{Topic: "bundles", Partition: int32(blk.Number % 4),
+			Key: format.BundleKey(blk.Number), Value: blk.Bundle})
+	}
+	if err := bn.produce(ctx, bundles); err != nil {
+		b.Fatal(err)
+	}
+	if err := bn.produce(ctx, bn.etlRecords("items", blocks*ItemsPerBlock)); err != nil {
+		b.Fatal(err)
+	}
+	bn.producer.Close()
+	reg, err := abi.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct{ name, topic string }{{"bundle", "bundles"}, {"ethereum-etl", "items"}} {
+		b.Run(tc.name, func(b *testing.B) {
+			fm, _ := format.Parse(tc.name)
+			want := broker.HighWatermarks(tc.topic)
+			rows := 0
+			for i := 0; b.Loop(); i++ {
+				b.StopTimer()
+				s, _ := pgtest.Open(b)
+				m := metrics.New()
+				group := fmt.Sprintf("bench-%s-%d-%d", tc.name, time.Now().UnixNano(), i)
+				ix, err := indexer.New(indexer.Config{Brokers: broker.Addr(), Group: group,
+					Topics: []indexer.Topic{{Name: tc.topic, Format: tc.name, Mode: fm.Mode()}}},
+					s.Pool(), decode.New(reg, m).Decode, slog.New(slog.DiscardHandler), m)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				if err := ix.Start(ctx); err != nil {
+					b.Fatal(err)
+				}
+				for done := false; !done; time.Sleep(20 * time.Millisecond) {
+					offs, err := store.ListOffsets(ctx, s.Pool(), group)
+					if err != nil {
+						b.Fatal(err)
+					}
+					n := 0
+					for _, o := range offs {
+						if want[o.Partition] == o.NextOffset {
+							n++
+						}
+					}
+					done = n == len(want)
+				}
+				b.StopTimer()
+				if err := ix.Stop(); err != nil {
+					b.Fatal(err)
+				}
+				rows += blocks * w.RowsPerBlock()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+		})
+	}
+}

@@ -1,0 +1,235 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/store"
+)
+
+const (
+	// FirstBlock is the number of the workload's first renumbered copy of block 17173049.
+	FirstBlock = 20_000_000
+	// FirstPreloadBlock numbers the copies that preload the tables for the cost-growth runs: below the
+	// workload, so that the workload appends at the right end of every block-number index, as new blocks do.
+	FirstPreloadBlock = 10_000_000
+	// ItemsPerBlock is the number of ethereum-etl messages of one copy: 1 block, 116 transactions, 271 logs.
+	ItemsPerBlock = 388
+)
+
+// Block is one renumbered copy of mainnet block 17173049 in every shape the benchmark needs.
+type Block struct {
+	Number uint64
+	// Items are its ethereum-etl items: the block, 116 transactions and 271 logs (388 messages).
+	Items [][]byte
+	// Bundle is the bundle message rebuilt from Items (format.BundleFromETLItems); nil for blocks that only
+	// feed the ethereum-etl backlog.
+	Bundle []byte
+	// Rows is Bundle decoded by chainsink's decoder (format + ABIs), derived rows included.
+	Rows store.Rows
+}
+
+// Workload is the benchmark's input, built once.
+type Workload struct {
+	// Blocks are the workload's blocks; the first Bundled of them have Bundle and Rows.
+	Blocks  []Block
+	Bundled int
+	// Base is block 17173049's own decoded rows, the template of the preload copies.
+	Base store.Rows
+}
+
+// BuildWorkload renumbers the ethereum-etl items of block 17173049 into blocks copies numbered from
+// FirstBlock (fixtures.Renumber: unique block and transaction hashes), rebuilds the first bundled of them as
+// bundles and decodes those with chainsink's decoder (decode.New(abi.Default(), nil)). It uses every CPU.
+func BuildWorkload(testdata string, blocks, bundled int) (*Workload, error) {
+	items, err := fixtures.ETLItems(testdata)
+	if err != nil {
+		return nil, err
+	}
+	var one [][]byte
+	for _, k := range []string{"block", "transaction", "log"} {
+		one = append(one, items[k]...)
+	}
+	if len(one) != ItemsPerBlock {
+		return nil, fmt.Errorf("block %d has %d ethereum-etl items, want %d", fixtures.Block17173049, len(one), ItemsPerBlock)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		return nil, err
+	}
+	dec := decode.New(reg, nil)
+	w := &Workload{Blocks: make([]Block, max(blocks, bundled)), Bundled: bundled}
+
+	base, err := format.BundleFromETLItems(one)
+	if err != nil {
+		return nil, err
+	}
+	baseRows, failure := dec.Decode(string(format.Bundle), format.BundleKey(fixtures.Block17173049), base)
+	if failure != nil {
+		return nil, fmt.Errorf("decode block %d: %w", fixtures.Block17173049, failure.Err)
+	}
+	w.Base = baseRows
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make([]error, runtime.GOMAXPROCS(0))
+	for g := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(w.Blocks) || errs[g] != nil {
+					return
+				}
+				errs[g] = w.build(dec, one, i)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+func (w *Workload) build(dec *decode.Decoder, one [][]byte, i int) error {
+	b := &w.Blocks[i]
+	b.Number = FirstBlock + uint64(i)
+	b.Items = make([][]byte, len(one))
+	for j, it := range one {
+		v, err := fixtures.Renumber(it, b.Number)
+		if err != nil {
+			return err
+		}
+		b.Items[j] = typeFirst(v)
+	}
+	if i >= w.Bundled {
+		return nil
+	}
+	bundle, err := format.BundleFromETLItems(b.Items)
+	if err != nil {
+		return fmt.Errorf("bundle of block %d: %w", b.Number, err)
+	}
+	b.Bundle = bundle
+	rows, failure := dec.Decode(string(format.Bundle), format.BundleKey(b.Number), bundle)
+	if failure != nil {
+		return fmt.Errorf("decode bundle of block %d: %w", b.Number, failure.Err)
+	}
+	b.Rows = rows
+	return nil
+}
+
+// typeFirst moves the "type" member of a compact JSON object to the front, where ethereum-etl writes it.
+// fixtures.Renumber re-encodes an item through a map, which sorts the keys; chainsink would then parse every
+// item twice (internal/format reads a leading "type" without parsing, and parses a whole item to find any
+// other), which real ethereum-etl output never costs it. The pattern cannot occur inside a JSON string (its
+// quotes would be escaped), and ethereum-etl's nested objects (withdrawals) have no "type".
+func typeFirst(v []byte) []byte {
+	const key = `,"type":"`
+	i := bytes.Index(v, []byte(key))
+	if len(v) < 2 || v[0] != '{' || i < 0 {
+		return v
+	}
+	j := bytes.IndexByte(v[i+len(key):], '"')
+	if j < 0 {
+		return v
+	}
+	end := i + len(key) + j + 1
+	out := make([]byte, 0, len(v))
+	out = append(out, '{')
+	out = append(out, v[i+1:end]...) // "type":"log"
+	out = append(out, ',')
+	out = append(out, v[1:i]...)
+	return append(out, v[end:]...)
+}
+
+// RowsPerBlock is the number of rows one copy of the block writes, in every table.
+func (w *Workload) RowsPerBlock() int { return w.Base.Len() }
+
+// BundleRows is the decoded rows of the bundled blocks.
+func (w *Workload) BundleRows() []store.Rows {
+	out := make([]store.Rows, w.Bundled)
+	for i := range out {
+		out[i] = w.Blocks[i].Rows
+	}
+	return out
+}
+
+// renumberHash returns a copy of h with its last 8 bytes set to number, big-endian: what fixtures.Renumber does
+// to a 0x-hex hash ("h[:50] + %016x").
+func renumberHash(h []byte, number uint64) []byte {
+	if len(h) != 32 {
+		return h
+	}
+	out := make([]byte, 32)
+	copy(out, h[:24])
+	binary.BigEndian.PutUint64(out[24:], number)
+	return out
+}
+
+// RenumberRows returns a copy of r moved to block number, exactly as if r's ethereum-etl items had been
+// renumbered with fixtures.Renumber and decoded again (a test checks this), without the JSON round trips: it
+// makes the millions of preload rows of the cost-growth runs cheaply. Unchanged byte slices are shared.
+func RenumberRows(r *store.Rows, number uint64) store.Rows {
+	out := store.Rows{
+		Blocks:         make([]store.Block, len(r.Blocks)),
+		Withdrawals:    make([]store.Withdrawal, len(r.Withdrawals)),
+		Transactions:   make([]store.Transaction, len(r.Transactions)),
+		Logs:           make([]store.Log, len(r.Logs)),
+		TokenTransfers: make([]store.TokenTransfer, len(r.TokenTransfers)),
+		Events:         make([]store.Event, len(r.Events)),
+		Calls:          make([]store.Call, len(r.Calls)),
+	}
+	hashes := map[string][]byte{} // one new slice per distinct hash
+	rh := func(h []byte) []byte {
+		if h == nil {
+			return nil
+		}
+		if v, ok := hashes[string(h)]; ok {
+			return v
+		}
+		v := renumberHash(h, number)
+		hashes[string(h)] = v
+		return v
+	}
+	for i, b := range r.Blocks {
+		b.Number, b.Hash = number, rh(b.Hash)
+		out.Blocks[i] = b
+	}
+	for i, x := range r.Withdrawals {
+		x.BlockNumber = number
+		out.Withdrawals[i] = x
+	}
+	for i, t := range r.Transactions {
+		t.BlockNumber, t.Hash, t.BlockHash = number, rh(t.Hash), rh(t.BlockHash)
+		out.Transactions[i] = t
+	}
+	for i, l := range r.Logs {
+		l.BlockNumber, l.TransactionHash = number, rh(l.TransactionHash)
+		out.Logs[i] = l
+	}
+	for i, t := range r.TokenTransfers {
+		t.BlockNumber, t.TransactionHash = number, rh(t.TransactionHash)
+		out.TokenTransfers[i] = t
+	}
+	for i, e := range r.Events {
+		e.BlockNumber, e.TransactionHash = number, rh(e.TransactionHash)
+		out.Events[i] = e
+	}
+	for i, c := range r.Calls {
+		c.BlockNumber, c.TransactionHash = number, rh(c.TransactionHash)
+		out.Calls[i] = c
+	}
+	return out
+}

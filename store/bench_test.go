@@ -1,0 +1,193 @@
+package store_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/store"
+)
+
+// secondaryIndexDefs returns pg_indexes.indexdef of every index of the data tables that is not a primary key.
+// The schema qualifier of the table is removed.
+func secondaryIndexDefs(t *testing.T, s *store.Store, schema string) []string {
+	t.Helper()
+	rows, err := s.Pool().Query(context.Background(), `
+		SELECT x.indexdef FROM pg_indexes x
+		JOIN pg_class c ON c.relname = x.indexname AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = x.schemaname)
+		JOIN pg_index i ON i.indexrelid = c.oid
+		WHERE x.schemaname = current_schema() AND x.tablename = ANY($1) AND NOT i.indisprimary
+		ORDER BY x.indexname`, store.Tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := collectStrings(rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range defs {
+		defs[i] = strings.Replace(defs[i], " ON "+schema+".", " ON ", 1)
+	}
+	return defs
+}
+
+func collectStrings(rows interface {
+	Next() bool
+	Scan(...any) error
+	Err() error
+	Close()
+}) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func wantIndexDefs() []string {
+	var want []string
+	for _, ix := range store.SecondaryIndexes {
+		want = append(want, ix.Definition())
+	}
+	slices.Sort(want)
+	return want
+}
+
+// TestSecondaryIndexesMatchMigrations keeps store.SecondaryIndexes equal to what the migrations create: a
+// migration that changes an index must change the list, or deferring indexes would lose or miss one.
+func TestSecondaryIndexesMatchMigrations(t *testing.T) {
+	t.Parallel()
+	s, cfg := pgtest.Open(t)
+	got := secondaryIndexDefs(t, s, cfg.Schema)
+	if want := wantIndexDefs(); !slices.Equal(got, want) {
+		t.Fatalf("secondary indexes of a migrated schema:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestDropAndCreateSecondaryIndexes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, cfg := pgtest.Open(t)
+	dropped, err := store.DropSecondaryIndexes(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dropped) != len(store.SecondaryIndexes) {
+		t.Fatalf("dropped %d indexes, want %d", len(dropped), len(store.SecondaryIndexes))
+	}
+	if got := secondaryIndexDefs(t, s, cfg.Schema); len(got) != 0 {
+		t.Fatalf("after drop, secondary indexes left: %q", got)
+	}
+	// Dropping again is a no-op; the exactly-once write still works (it needs only the primary keys).
+	if again, err := store.DropSecondaryIndexes(ctx, s.Pool()); err != nil || len(again) != 0 {
+		t.Fatalf("second drop: %v, %v", again, err)
+	}
+	b := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b.Add(msg(0, sampleRows(5)))
+	b.Add(msg(1, sampleRows(5))) // supersedes the first
+	if _, err := store.WriteBatch(ctx, s.Pool(), b); err != nil {
+		t.Fatal(err)
+	}
+
+	// An interrupted concurrent build leaves an invalid index behind; create must replace it.
+	if _, err := s.Pool().Exec(ctx, `CREATE INDEX blocks_timestamp_idx ON blocks ("timestamp")`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Pool().Exec(ctx, `UPDATE pg_index SET indisvalid = false WHERE indexrelid =
+		(SELECT oid FROM pg_class WHERE relname = 'blocks_timestamp_idx'
+		 AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()))`); err != nil {
+		t.Fatal(err)
+	}
+	built, err := store.CreateSecondaryIndexes(ctx, s.Pool(), store.IndexBuildOptions{Workers: 2, MaintenanceWorkMem: "64MB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(built) != len(store.SecondaryIndexes) {
+		t.Fatalf("built %d indexes, want %d: %v", len(built), len(store.SecondaryIndexes), built)
+	}
+	if got, want := secondaryIndexDefs(t, s, cfg.Schema), wantIndexDefs(); !slices.Equal(got, want) {
+		t.Fatalf("after create:\n got %q\nwant %q", got, want)
+	}
+	st, err := store.SecondaryIndexStatus(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ix := range st {
+		if !ix.Present || !ix.Valid {
+			t.Fatalf("index %s: present %v valid %v", ix.Name, ix.Present, ix.Valid)
+		}
+	}
+	if again, err := store.CreateSecondaryIndexes(ctx, s.Pool(), store.IndexBuildOptions{}); err != nil || len(again) != 0 {
+		t.Fatalf("second create: %v, %v", again, err)
+	}
+
+	// The CONCURRENTLY path is not run here: it waits for every older transaction of the database, and the
+	// parallel tests share one.
+	if _, err := store.CreateSecondaryIndexes(ctx, s.Pool(), store.IndexBuildOptions{MaintenanceWorkMem: "1GB; DROP TABLE logs"}); err == nil {
+		t.Fatal("an invalid maintenance_work_mem was accepted")
+	}
+}
+
+// TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores: the benchmark's ceiling and baseline write exactly the
+// rows of chainsink's own write, so that comparing their speeds is fair.
+func TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rows := []store.Rows{sampleRows(10), sampleRows(11)}
+	ref, _ := pgtest.Open(t)
+	b := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b.Add(msg(0, rows[0]))
+	b.Add(msg(1, rows[1]))
+	if _, err := store.WriteBatch(ctx, ref.Pool(), b); err != nil {
+		t.Fatal(err)
+	}
+	want, err := store.ReadRows(ctx, ref.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cp, _ := pgtest.Open(t)
+	counts, err := store.CopyRows(ctx, cp.Pool(), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["logs"] != 4 || counts["calls"] != 2 {
+		t.Fatalf("CopyRows counts %v", counts)
+	}
+	got, err := store.ReadRows(ctx, cp.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireRowsEqual(t, got, want)
+
+	ins, _ := pgtest.Open(t)
+	counts, err = store.InsertRows(ctx, ins.Pool(), rows, 2) // 2 rows a statement: several statements per table
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["transactions"] != 6 || counts["token_transfers"] != 6 {
+		t.Fatalf("InsertRows counts %v", counts)
+	}
+	got, err = store.ReadRows(ctx, ins.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requireRowsEqual(t, got, want)
+	// ON CONFLICT DO NOTHING: a second delivery writes nothing and fails nothing.
+	counts, err = store.InsertRows(ctx, ins.Pool(), rows, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for table, n := range counts {
+		if n != 0 {
+			t.Fatalf("second InsertRows wrote %d rows into %s", n, table)
+		}
+	}
+}
