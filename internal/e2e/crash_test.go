@@ -146,8 +146,9 @@ func TestCrash(t *testing.T) {
 	s, cfg := migratedStore(t)
 	b := newBroker(t, map[string]int32{crashTopic: 4})
 	// The input arrives in waves, one before each run, so that every run has something to write when it is
-	// killed; the last wave goes to the final, uninterrupted run.
-	waves := kills + 1
+	// killed. There are three waves a kill: a run that drains its wave before the kill lands does not count,
+	// and the waves left over go to the final, uninterrupted run.
+	waves := 3*kills + 1
 	produced := 0
 	produceWave := func() {
 		end := min(len(recs), produced+(len(recs)+waves-1)/waves)
