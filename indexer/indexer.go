@@ -78,6 +78,10 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 		// Bounded prefetch keeps memory flat with a large backlog: with pausing, a partition holds at most
 		// this much in librdkafka plus QueueMaxBytes in its worker.
 		"queued.max.messages.kbytes": 16384,
+		// librdkafka's pre-fetch queue is one for the whole consumer; once it is over the limit above, the
+		// next fetch waits this long (default 1000 ms). Measured by make bench: with the default every
+		// partition idled ~0.7 s before each batch; 10 ms took bundles from ~120 to ~175 blocks/s.
+		"fetch.queue.backoff.ms": 10,
 		"fetch.max.bytes":            16 << 20,
 		"enable.metrics.push":        false,
 		"enable.partition.eof":       false,
