@@ -261,7 +261,8 @@ func BenchmarkIndexer(b *testing.B) {
 				if err := ix.Start(ctx); err != nil {
 					b.Fatal(err)
 				}
-				for done := false; !done; time.Sleep(20 * time.Millisecond) {
+				poll := time.NewTicker(20 * time.Millisecond)
+				for { // wait until every partition's offset is stored
 					offs, err := store.ListOffsets(ctx, s.Pool(), group)
 					if err != nil {
 						b.Fatal(err)
@@ -272,8 +273,12 @@ func BenchmarkIndexer(b *testing.B) {
 							n++
 						}
 					}
-					done = n == len(want)
+					if n == len(want) {
+						break
+					}
+					<-poll.C
 				}
+				poll.Stop()
 				b.StopTimer()
 				if err := ix.Stop(); err != nil {
 					b.Fatal(err)
