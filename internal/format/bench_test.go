@@ -1,13 +1,35 @@
 package format
 
 import (
+	"encoding/json"
 	"testing"
 )
 
 // BenchmarkDecodeETL decodes the 388 items of mainnet block 17173049 (1 block, 116 transactions, 271 logs)
 // per iteration: one op is one block's worth of items.
 func BenchmarkDecodeETL(b *testing.B) {
+	benchmarkDecodeETL(b, etlItems17173049(b))
+}
+
+// BenchmarkDecodeETLSortedKeys is BenchmarkDecodeETL with the keys of every item sorted, as a producer that
+// re-encodes items through a map writes them: "type" is then not the first key.
+func BenchmarkDecodeETLSortedKeys(b *testing.B) {
 	items := etlItems17173049(b)
+	for i, it := range items {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(it, &m); err != nil {
+			b.Fatal(err)
+		}
+		sorted, err := json.Marshal(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		items[i] = sorted
+	}
+	benchmarkDecodeETL(b, items)
+}
+
+func benchmarkDecodeETL(b *testing.B, items [][]byte) {
 	size := 0
 	for _, it := range items {
 		size += len(it)

@@ -2,13 +2,13 @@ package format
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 
 	"github.com/ethereum/go-ethereum/common"
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/chainsink/chainsink/store"
 )
@@ -121,7 +121,7 @@ const maxTopics = 4
 // EncodeBundle builds a bundle message from an eth_getBlockByNumber result with full transaction objects
 // and the eth_getBlockReceipts result of the same block. It checks the JSON and its shape, not that the
 // receipts belong to the block: Decode does that on the consuming side.
-func EncodeBundle(block json.RawMessage, receipts json.RawMessage) ([]byte, error) {
+func EncodeBundle(block, receipts []byte) ([]byte, error) {
 	if first(block) != '{' {
 		return nil, errors.New("encode bundle: block is not a JSON object")
 	}

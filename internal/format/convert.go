@@ -1,7 +1,6 @@
 package format
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/big"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // Field types of the wire structs: go-ethereum's JSON types, wrapped in values that remember whether the

@@ -1,12 +1,12 @@
 package format
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/big"
 	"slices"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/chainsink/chainsink/store"
 )

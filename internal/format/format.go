@@ -1,7 +1,7 @@
 package format
 
 import (
-	"encoding/json"
+	stdjson "encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/chainsink/chainsink/store"
 )
@@ -205,17 +206,31 @@ func (a at) jsonError(err error) *decodeError {
 	if errors.As(err, &syn) {
 		return failWith(ReasonInvalidJSON, fmt.Errorf("invalid JSON at byte %d: %w", syn.Offset, err))
 	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
+	if te := typeError(err); te != nil {
 		return a.field(te.Field, fmt.Errorf("invalid value (%s), want %s", te.Value, describe(te.Type)))
 	}
 	return a.field("", fmt.Errorf("invalid value (%w)", err))
 }
 
+// typeError finds a type error in err. go-ethereum's hex types report theirs as encoding/json's
+// UnmarshalTypeError; the decoder's own are the json package's (a different type until encoding/json is
+// built on v2, Go 1.27). Both carry the same fields.
+func typeError(err error) *json.UnmarshalTypeError {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return te
+	}
+	var std *stdjson.UnmarshalTypeError
+	if errors.As(err, &std) {
+		return &json.UnmarshalTypeError{Value: std.Value, Type: std.Type, Offset: std.Offset, Field: std.Field}
+	}
+	return nil
+}
+
 // decodeAt decodes raw, the object at a, into v, which points to a struct. On failure it decodes each
-// member on its own to name the culprit: encoding/json names the field of its own type errors, but not of
-// an error that a field's UnmarshalJSON makes up (common.Hash of the wrong length is one), and with
-// GOEXPERIMENT=jsonv2 it names none. Only failures pay for this.
+// member on its own to name the culprit: the v2-based decoder does not name the field of an error that a
+// field's UnmarshalJSON makes up (common.Hash of the wrong length is one, go-ethereum's hex errors all are).
+// Only failures pay for this.
 func decodeAt(a at, raw []byte, v any) *decodeError {
 	err := json.Unmarshal(raw, v)
 	if err == nil {
@@ -226,8 +241,7 @@ func decodeAt(a at, raw []byte, v any) *decodeError {
 		return a.jsonError(err)
 	}
 	if name, merr := badMember(raw, reflect.TypeOf(v).Elem()); name != "" {
-		var te *json.UnmarshalTypeError
-		if errors.As(merr, &te) {
+		if te := typeError(merr); te != nil {
 			return a.field(name, fmt.Errorf("invalid value (%s), want %s", te.Value, describe(te.Type)))
 		}
 		return a.field(name, fmt.Errorf("invalid value (%w)", merr))

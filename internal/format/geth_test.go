@@ -2,7 +2,6 @@ package format
 
 import (
 	"bytes"
-	"encoding/json"
 	"maps"
 	"math/big"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
+	json "github.com/go-json-experiment/json/v1"
 	"github.com/holiman/uint256"
 
 	"github.com/chainsink/chainsink/store"

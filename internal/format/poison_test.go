@@ -2,12 +2,13 @@ package format
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	json "github.com/go-json-experiment/json/v1"
 )
 
 // edit parses a message generically, lets f change it, and encodes it again.
