@@ -28,14 +28,15 @@ type Config struct {
 	Topics []Topic
 	// KafkaConfig is passed to librdkafka last, so it overrides chainsink's defaults (TLS, SASL, tuning).
 	KafkaConfig map[string]string
-	// BatchMaxRows closes a batch at this many rows. Default 20000.
+	// BatchMaxRows closes a batch at this many rows. Default 10000: as fast as larger batches in make bench,
+	// and a partition holds up to two batches (one committing, one being filled), decoded.
 	BatchMaxRows int
 	// BatchMaxBytes closes a batch at this many bytes of raw messages. Default 32 MiB.
 	BatchMaxBytes int
 	// BatchMaxAge closes a non-empty batch this long after its first message. Default 500ms.
 	BatchMaxAge time.Duration
-	// QueueMaxBytes pauses a partition whose worker has this many bytes queued, and resumes it below half.
-	// Default 16 MiB.
+	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, and
+	// resumes it below half. Default 8 MiB.
 	QueueMaxBytes int
 	// ShutdownTimeout bounds the final flush on Stop. Default 30s.
 	ShutdownTimeout time.Duration
@@ -49,7 +50,7 @@ type Config struct {
 // WithDefaults returns c with every zero value replaced by its default.
 func (c Config) WithDefaults() Config {
 	if c.BatchMaxRows == 0 {
-		c.BatchMaxRows = 20000
+		c.BatchMaxRows = 10000
 	}
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 32 << 20
@@ -58,7 +59,7 @@ func (c Config) WithDefaults() Config {
 		c.BatchMaxAge = 500 * time.Millisecond
 	}
 	if c.QueueMaxBytes == 0 {
-		c.QueueMaxBytes = 16 << 20
+		c.QueueMaxBytes = 8 << 20
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = 30 * time.Second

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/store"
 )
@@ -23,10 +25,13 @@ type record struct {
 	value  []byte
 }
 
-// queue is a worker's inbox. The poll loop appends and never blocks; the worker takes everything at once.
+// queue is a worker's inbox. The poll loop appends and never blocks; the worker takes one record at a time,
+// only while its batch has room, so that what waits here is raw bytes (bounded by QueueMaxBytes, which
+// pauses the partition) rather than decoded rows.
 type queue struct {
 	mu     sync.Mutex
 	items  []record
+	head   int // items[:head] have been taken
 	bytes  int
 	closed bool
 	notify chan struct{} // capacity 1: "there is something new"
@@ -37,6 +42,12 @@ func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
 // push appends r and returns the queued byte count.
 func (q *queue) push(r record) int {
 	q.mu.Lock()
+	if q.head > 0 && q.head >= len(q.items)/2 {
+		// Reuse the taken front, so that a queue that is never empty does not grow without bound.
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
 	q.items = append(q.items, r)
 	q.bytes += len(r.key) + len(r.value)
 	n := q.bytes
@@ -60,13 +71,22 @@ func (q *queue) close() {
 	q.signal()
 }
 
-// take removes and returns everything queued, and whether the queue is closed.
-func (q *queue) take() ([]record, bool) {
+// pop removes and returns the oldest record. ok is false when the queue is empty; drained is true when it is
+// also closed, so nothing more will come.
+func (q *queue) pop() (r record, ok, drained bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	items := q.items
-	q.items, q.bytes = nil, 0
-	return items, q.closed
+	if q.head == len(q.items) {
+		return record{}, false, q.closed
+	}
+	r = q.items[q.head]
+	q.items[q.head] = record{} // the worker owns the buffers now; do not keep them alive from here
+	q.head++
+	q.bytes -= len(r.key) + len(r.value)
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return r, true, false
 }
 
 func (q *queue) size() int {
@@ -102,6 +122,8 @@ type worker struct {
 	onCommit func(tp partitionKey, next int64)
 	onRetry  func(tp partitionKey, since time.Time)
 
+	// fetchNext is the offset after the last message routed to the worker; the poll loop's alone.
+	fetchNext kafka.Offset
 	// paused is set by the poll loop when it pauses the partition.
 	paused atomic.Bool
 	// lastNext is the stored next offset after the worker's last commit, for the lag gauge.
@@ -166,7 +188,7 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 	}()
 	closed := false
 	for {
-		full := batch != nil && (batch.Rows() >= w.cfg.BatchMaxRows || batch.Bytes() >= w.cfg.BatchMaxBytes)
+		full := w.full(batch)
 		aged := batch != nil && time.Since(opened) >= w.cfg.BatchMaxAge
 		var send chan<- *store.Batch
 		if batch != nil && batch.Len() > 0 && (full || aged || closed) {
@@ -196,9 +218,19 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 			batch = nil
 		case <-expire:
 		case <-inbox:
-			items, isClosed := w.q.take()
-			closed = isClosed
-			for _, r := range items {
+			// Decode only until the batch is full. The rest stays queued as raw bytes, where it counts
+			// against QueueMaxBytes and pauses the partition; decoding it now would hold it in memory as
+			// rows (larger than their JSON) in a batch far above its limits.
+			for {
+				if w.full(batch) {
+					w.q.signal() // come back for the rest once the batch is sent
+					break
+				}
+				r, ok, drained := w.q.pop()
+				if !ok {
+					closed = drained
+					break
+				}
 				if next >= 0 && r.offset < next {
 					continue // redelivered after a seek: already in a batch
 				}
@@ -220,6 +252,11 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 			}
 		}
 	}
+}
+
+// full says whether b has reached a limit and must be sent before anything else is added.
+func (w *worker) full(b *store.Batch) bool {
+	return b != nil && (b.Rows() >= w.cfg.BatchMaxRows || b.Bytes() >= w.cfg.BatchMaxBytes)
 }
 
 func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome {

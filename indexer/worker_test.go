@@ -1,0 +1,87 @@
+package indexer
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/store"
+)
+
+// threeRows decodes any message into three block rows, numbered from the message's first byte.
+func threeRows(_ string, _, value []byte) (store.Rows, *store.Failure) {
+	n := uint64(value[0]) * 3
+	return store.Rows{Blocks: []store.Block{{Number: n}, {Number: n + 1}, {Number: n + 2}}}, nil
+}
+
+// TestBatchesStayWithinTheirLimits queues far more than a batch before the decoder runs, as a backlog does,
+// and checks that the decoder leaves the rest queued instead of decoding it into one oversized batch.
+func TestBatchesStayWithinTheirLimits(t *testing.T) {
+	const messages, maxRows = 100, 10
+	w := &worker{
+		tp:      partitionKey{"t", 0},
+		topic:   Topic{Name: "t", Format: "test", Mode: store.ReplaceBlocks},
+		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: maxRows}.WithDefaults(),
+		decode:  threeRows,
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		metrics: metrics.New(),
+		q:       newQueue(),
+		start:   -1,
+	}
+	for i := range messages {
+		w.q.push(record{offset: int64(i), value: []byte{byte(i)}})
+	}
+	w.q.close()
+
+	out := make(chan *store.Batch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go w.decodeLoop(ctx, out)
+	next, rows := int64(0), 0
+	for b := range out {
+		// The batch closes at the first message that takes it to maxRows or beyond: 4 messages of 3 rows.
+		if b.Rows() > maxRows+2 {
+			t.Errorf("batch [%d, %d) has %d rows, want at most %d", b.From, b.To, b.Rows(), maxRows+2)
+		}
+		if b.From != next {
+			t.Fatalf("batch starts at %d, want %d", b.From, next)
+		}
+		next, rows = b.To, rows+b.Rows()
+	}
+	if ctx.Err() != nil {
+		t.Fatal("decoder did not finish")
+	}
+	if next != messages || rows != 3*messages {
+		t.Fatalf("batches covered offsets up to %d with %d rows, want %d and %d", next, rows, messages, 3*messages)
+	}
+}
+
+// TestQueueReusesItsFront checks that a queue that never empties, because the poll loop pushes as fast as
+// the worker pops, does not grow without bound.
+func TestQueueReusesItsFront(t *testing.T) {
+	q := newQueue()
+	q.push(record{offset: 0, value: []byte("x")})
+	for i := 1; i < 100_000; i++ {
+		q.push(record{offset: int64(i), value: []byte("x")})
+		r, ok, _ := q.pop()
+		if !ok || r.offset != int64(i-1) {
+			t.Fatalf("pop %d: got offset %d, ok %v", i, r.offset, ok)
+		}
+	}
+	if n := cap(q.items); n > 16 {
+		t.Fatalf("queue of one item has capacity %d after 100,000 push/pop pairs", n)
+	}
+	if got := q.size(); got != 1 {
+		t.Fatalf("queued bytes %d, want 1", got)
+	}
+	q.close()
+	if _, ok, drained := q.pop(); !ok || drained {
+		t.Fatal("the last item was not returned before the queue reported drained")
+	}
+	if _, ok, drained := q.pop(); ok || !drained {
+		t.Fatal("a closed, empty queue must report drained")
+	}
+}
