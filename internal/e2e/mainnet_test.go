@@ -88,7 +88,7 @@ func ingestMainnet(t *testing.T) (*store.Store, store.Config) {
 		t.Fatalf("cannot add a password to %s", cfg.DatabaseURL)
 	}
 	args := append(runArgs(withSecret, b.Addr(), "mainnet", mainnetTopicArgs()...),
-		"--metrics-addr", "127.0.0.1:0", "--kafka-config", "sasl.password="+saslSecret, "--log-level", "debug")
+		"--metrics-addr", "127.0.0.1:0", "--pprof", "--kafka-config", "sasl.password="+saslSecret, "--log-level", "debug")
 	p := start(t, args...)
 	waitCaughtUp(t, s, b, "mainnet", 60*time.Second, append(etlTopics, "bundles")...)
 	checkMetrics(t, s, p)
@@ -109,7 +109,8 @@ func ingestMainnet(t *testing.T) (*store.Store, store.Config) {
 
 var listenLine = regexp.MustCompile(`"addr":"([^"]+)"`)
 
-// checkMetrics scrapes /metrics and /readyz of a caught-up run: rows written equal rows stored, lag is 0.
+// checkMetrics scrapes /metrics and /readyz of a caught-up run (rows written equal rows stored, lag is 0),
+// and checks that --pprof serves a heap profile.
 func checkMetrics(t *testing.T, s *store.Store, p *proc) {
 	t.Helper()
 	addr := p.metricsAddr(t)
@@ -140,6 +141,9 @@ func checkMetrics(t *testing.T, s *store.Store, p *proc) {
 	}
 	if code := httpStatus(t, "http://"+addr+"/readyz"); code != 200 {
 		t.Errorf("/readyz = %d, want 200", code)
+	}
+	if code := httpStatus(t, "http://"+addr+"/debug/pprof/heap"); code != 200 {
+		t.Errorf("/debug/pprof/heap with --pprof = %d, want 200", code)
 	}
 }
 

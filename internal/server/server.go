@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -40,13 +41,31 @@ type Server struct {
 	log        *slog.Logger
 }
 
-// New prepares a server on addr.
-func New(addr string, m *metrics.Metrics, db Pinger, c Consumer, stuckAfter time.Duration, log *slog.Logger) *Server {
-	s := &Server{addr: addr, db: db, consumer: c, stuckAfter: stuckAfter, log: log}
+// Options configure a Server.
+type Options struct {
+	// Addr is the listen address, e.g. ":9090".
+	Addr string
+	// StuckAfter is how long a partition may retry one batch before /readyz fails.
+	StuckAfter time.Duration
+	// Profiling serves net/http/pprof's handlers under /debug/pprof/. Profiles expose internals (not
+	// secrets: chainsink never keeps them in memory as strings it logs), so it is off unless asked for.
+	Profiling bool
+}
+
+// New prepares a server.
+func New(o Options, m *metrics.Metrics, db Pinger, c Consumer, log *slog.Logger) *Server {
+	s := &Server{addr: o.Addr, db: db, consumer: c, stuckAfter: o.StuckAfter, log: log}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
+	if o.Profiling {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	return s
 }
