@@ -28,7 +28,7 @@ func main() {
 	flag.IntVar(&o.Blocks, "blocks", 2000, "renumbered copies of mainnet block 17173049 (809 rows each) in the main workload")
 	var partitions int
 	flag.IntVar(&partitions, "partitions", 4, "partitions of every topic; also the parallel writers of the ceiling and the baseline")
-	flag.IntVar(&o.BatchRows, "batch-rows", 20000, "rows per batch (chainsink's --batch-max-rows; the ceiling's and baseline's transactions)")
+	flag.IntVar(&o.BatchRows, "batch-rows", 0, "rows per batch: chainsink's --batch-max-rows, the ceiling's and baseline's transactions (0: chainsink's default)")
 	flag.IntVar(&o.InsertRows, "insert-rows", 500, "rows per INSERT statement of the baseline")
 	flag.StringVar(&growth, "growth", "0,1000000,5000000", "rows preloaded before each cost-growth run, comma-separated (0 is the main bundle run; empty skips)")
 	flag.IntVar(&o.Backlog, "backlog", 1000000, "ethereum-etl messages in the memory-with-backlog run (0 skips it)")
