@@ -178,6 +178,7 @@ func (w *worker) stop(flush time.Duration) {
 func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 	defer close(out)
 	next := w.start // -1 until the first message says where the partition starts
+	lastLen := 0    // messages in the last full batch
 	var batch *store.Batch
 	var opened time.Time
 	var timer *time.Timer
@@ -215,6 +216,9 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 			return
 		case send <- batch:
 			next = batch.To
+			if full {
+				lastLen = batch.Len() // the next batch of a backlog will hold about as many messages
+			}
 			batch = nil
 		case <-expire:
 		case <-inbox:
@@ -240,6 +244,7 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 						from = r.offset
 					}
 					batch = store.NewBatch(w.cfg.Group, w.tp.topic, w.tp.partition, from, w.topic.Mode)
+					batch.Grow(lastLen + lastLen/8)
 					opened = time.Now()
 				}
 				t0 := time.Now()
