@@ -256,7 +256,7 @@ func (ix *Indexer) route(m *kafka.Message) {
 	}
 	ix.metrics.MessagesConsumed.WithLabelValues(tp.topic).Inc()
 	queued := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
-	w.fetchNext = m.TopicPartition.Offset + 1
+	w.fetchNext = max(w.fetchNext, m.TopicPartition.Offset+1)
 	if queued >= ix.cfg.QueueMaxBytes && !w.paused.Load() {
 		if err := ix.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
 			ix.log.Warn("pause partition", "topic", tp.topic, "partition", tp.partition, "error", err)

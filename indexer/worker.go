@@ -235,8 +235,12 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 					closed = drained
 					break
 				}
-				if next >= 0 && r.offset < next {
-					continue // redelivered after a seek: already in a batch
+				floor := next
+				if batch != nil {
+					floor = batch.To
+				}
+				if floor >= 0 && r.offset < floor {
+					continue // delivered again after a seek: already in a batch
 				}
 				if batch == nil {
 					from := next

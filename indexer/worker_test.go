@@ -85,3 +85,46 @@ func TestQueueReusesItsFront(t *testing.T) {
 		t.Fatal("a closed, empty queue must report drained")
 	}
 }
+
+// TestDuplicateDeliveryIsDroppedWherever checks that a message delivered again (after a seek) is dropped
+// whether its first copy is already sent, in the open batch or still queued, instead of being stored twice
+// or tripping the batch's offset order.
+func TestDuplicateDeliveryIsDroppedWherever(t *testing.T) {
+	w := &worker{
+		tp:      partitionKey{"t", 0},
+		topic:   Topic{Name: "t", Format: "test", Mode: store.ReplaceBlocks},
+		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: 12}.WithDefaults(),
+		decode:  threeRows,
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		metrics: metrics.New(),
+		q:       newQueue(),
+		start:   -1,
+	}
+	for _, span := range [][2]int{{0, 10}, {2, 10}, {8, 20}, {19, 25}} {
+		for i := span[0]; i < span[1]; i++ {
+			w.q.push(record{offset: int64(i), value: []byte{byte(i)}})
+		}
+	}
+	w.q.close()
+	out := make(chan *store.Batch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go w.decodeLoop(ctx, out)
+	seen := map[int64]bool{}
+	next := int64(0)
+	for b := range out {
+		if b.From != next {
+			t.Fatalf("batch starts at %d, want %d", b.From, next)
+		}
+		for _, m := range b.Messages {
+			if seen[m.Offset] {
+				t.Errorf("offset %d is in two batches", m.Offset)
+			}
+			seen[m.Offset] = true
+		}
+		next = b.To
+	}
+	if next != 25 || len(seen) != 25 {
+		t.Fatalf("batches end at %d with %d distinct offsets, want 25 and 25", next, len(seen))
+	}
+}
