@@ -17,11 +17,10 @@ func threeRows(_ string, _, value []byte) (store.Rows, *store.Failure) {
 	return store.Rows{Blocks: []store.Block{{Number: n}, {Number: n + 1}, {Number: n + 2}}}, nil
 }
 
-// TestBatchesStayWithinTheirLimits queues far more than a batch before the decoder runs, as a backlog does,
-// and checks that the decoder leaves the rest queued instead of decoding it into one oversized batch.
-func TestBatchesStayWithinTheirLimits(t *testing.T) {
-	const messages, maxRows = 100, 10
-	w := &worker{
+// testWorker is a worker of a partition with no stored offset that decodes with threeRows; its queue is
+// filled by the test and its decodeLoop run by hand.
+func testWorker(maxRows int) *worker {
+	return &worker{
 		tp:      partitionKey{"t", 0},
 		topic:   Topic{Name: "t", Format: "test", Mode: store.ReplaceBlocks},
 		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: maxRows}.WithDefaults(),
@@ -31,17 +30,40 @@ func TestBatchesStayWithinTheirLimits(t *testing.T) {
 		q:       newQueue(),
 		start:   -1,
 	}
-	for i := range messages {
-		w.q.push(record{offset: int64(i), value: []byte{byte(i)}})
+}
+
+// decodeAll queues a message per offset (all before the decoder starts, as a backlog), closes the queue,
+// runs the decoder to the end and returns the batches it sent.
+func decodeAll(t *testing.T, w *worker, offsets []int) []*store.Batch {
+	t.Helper()
+	for _, o := range offsets {
+		w.q.push(record{offset: int64(o), value: []byte{byte(o)}})
 	}
 	w.q.close()
-
 	out := make(chan *store.Batch)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	go w.decodeLoop(ctx, out)
-	next, rows := int64(0), 0
+	var batches []*store.Batch
 	for b := range out {
+		batches = append(batches, b)
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the decoder did not finish")
+	}
+	return batches
+}
+
+// TestBatchesStayWithinTheirLimits queues far more than a batch before the decoder runs, as a backlog does,
+// and checks that the decoder leaves the rest queued instead of decoding it into one oversized batch.
+func TestBatchesStayWithinTheirLimits(t *testing.T) {
+	const messages, maxRows = 100, 10
+	var offsets []int
+	for i := range messages {
+		offsets = append(offsets, i)
+	}
+	next, rows := int64(0), 0
+	for _, b := range decodeAll(t, testWorker(maxRows), offsets) {
 		// The batch closes at the first message that takes it to maxRows or beyond: 4 messages of 3 rows.
 		if b.Rows() > maxRows+2 {
 			t.Errorf("batch [%d, %d) has %d rows, want at most %d", b.From, b.To, b.Rows(), maxRows+2)
@@ -50,9 +72,6 @@ func TestBatchesStayWithinTheirLimits(t *testing.T) {
 			t.Fatalf("batch starts at %d, want %d", b.From, next)
 		}
 		next, rows = b.To, rows+b.Rows()
-	}
-	if ctx.Err() != nil {
-		t.Fatal("decoder did not finish")
 	}
 	if next != messages || rows != 3*messages {
 		t.Fatalf("batches covered offsets up to %d with %d rows, want %d and %d", next, rows, messages, 3*messages)
@@ -90,29 +109,15 @@ func TestQueueReusesItsFront(t *testing.T) {
 // whether its first copy is already sent, in the open batch or still queued, instead of being stored twice
 // or tripping the batch's offset order.
 func TestDuplicateDeliveryIsDroppedWherever(t *testing.T) {
-	w := &worker{
-		tp:      partitionKey{"t", 0},
-		topic:   Topic{Name: "t", Format: "test", Mode: store.ReplaceBlocks},
-		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: 12}.WithDefaults(),
-		decode:  threeRows,
-		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-		metrics: metrics.New(),
-		q:       newQueue(),
-		start:   -1,
-	}
+	var offsets []int
 	for _, span := range [][2]int{{0, 10}, {2, 10}, {8, 20}, {19, 25}} {
 		for i := span[0]; i < span[1]; i++ {
-			w.q.push(record{offset: int64(i), value: []byte{byte(i)}})
+			offsets = append(offsets, i)
 		}
 	}
-	w.q.close()
-	out := make(chan *store.Batch)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	go w.decodeLoop(ctx, out)
 	seen := map[int64]bool{}
 	next := int64(0)
-	for b := range out {
+	for _, b := range decodeAll(t, testWorker(12), offsets) {
 		if b.From != next {
 			t.Fatalf("batch starts at %d, want %d", b.From, next)
 		}
