@@ -55,7 +55,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 func (d *Decoder) Enrich(rows *store.Rows) {
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
-		// The copies below own the rows; the scratch must not keep what they point to alive.
+		// The rows hold copies by now; the scratch must not keep what they point to alive.
 		clear(sc.transfers)
 		clear(sc.events)
 		clear(sc.calls)

@@ -145,6 +145,10 @@ func checkMetrics(t *testing.T, s *store.Store, p *proc) {
 	if code := httpStatus(t, "http://"+addr+"/debug/pprof/heap"); code != 200 {
 		t.Errorf("/debug/pprof/heap with --pprof = %d, want 200", code)
 	}
+	// The command line holds --database-url, password included.
+	if code := httpStatus(t, "http://"+addr+"/debug/pprof/cmdline"); code == 200 {
+		t.Errorf("/debug/pprof/cmdline = %d: it would serve the database password", code)
+	}
 }
 
 func TestMainnetDataFieldByField(t *testing.T) {

@@ -47,8 +47,9 @@ type Options struct {
 	Addr string
 	// StuckAfter is how long a partition may retry one batch before /readyz fails.
 	StuckAfter time.Duration
-	// Profiling serves net/http/pprof's handlers under /debug/pprof/. Profiles expose internals (not
-	// secrets: chainsink never keeps them in memory as strings it logs), so it is off unless asked for.
+	// Profiling serves net/http/pprof's profiles under /debug/pprof/. It is off unless asked for: profiles
+	// show internals and a CPU profile costs CPU. /debug/pprof/cmdline is left out on purpose, since the
+	// command line may hold --database-url with its password.
 	Profiling bool
 }
 
@@ -61,7 +62,6 @@ func New(o Options, m *metrics.Metrics, db Pinger, c Consumer, log *slog.Logger)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	if o.Profiling {
 		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
