@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Topic is a topic to consume and how its messages replace stored rows.
@@ -15,7 +15,7 @@ type Topic struct {
 	// Format names the decoder of the topic's messages, e.g. "bundle" or "ethereum-etl".
 	Format string
 	// Mode says how a message's rows replace stored rows; it follows from the format.
-	Mode store.Mode
+	Mode chain.Mode
 }
 
 // Config is the indexer's configuration. Zero values mean the documented default.

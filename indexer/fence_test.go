@@ -18,6 +18,7 @@ import (
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // frozenDB holds the first batch transaction of an indexer at Begin until released: the indexer's committer
@@ -89,7 +90,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "fence",
-		Topics:      []indexer.Topic{{Name: "blocks", Format: "test", Mode: store.ReplaceBlocks}},
+		Topics:      []indexer.Topic{{Name: "blocks", Format: "test", Mode: chain.ReplaceBlocks}},
 		BatchMaxAge: 50 * time.Millisecond,
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
 	}, db, blockDecoder, slog.New(slog.NewJSONHandler(&logs, nil)), m)
@@ -103,7 +104,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	<-db.entered
 
 	// The new owner stores offsets 0..10 while the old one is frozen.
-	owner := store.NewBatch("fence", "blocks", 0, 0, store.ReplaceBlocks)
+	owner := store.NewBatch("fence", "blocks", 0, 0, chain.ReplaceBlocks)
 	for i, r := range first {
 		rows, _ := blockDecoder("test", nil, r.Value)
 		owner.Add(store.Message{Offset: int64(i), Value: r.Value, Rows: rows})

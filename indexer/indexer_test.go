@@ -18,21 +18,22 @@ import (
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // blockDecoder is a minimal format for exercising the pipeline itself: "block:N" becomes block N.
-func blockDecoder(_ string, _, value []byte) (store.Rows, *store.Failure) {
+func blockDecoder(_ string, _, value []byte) (chain.Rows, *chain.Failure) {
 	s := string(value)
 	if !strings.HasPrefix(s, "block:") {
-		return store.Rows{}, &store.Failure{Reason: "invalid", Err: fmt.Errorf("not a block: %.20q", s)}
+		return chain.Rows{}, &chain.Failure{Reason: "invalid", Err: fmt.Errorf("not a block: %.20q", s)}
 	}
 	n, err := strconv.ParseUint(s[len("block:"):], 10, 63)
 	if err != nil {
-		return store.Rows{}, &store.Failure{Reason: "invalid", Err: err}
+		return chain.Rows{}, &chain.Failure{Reason: "invalid", Err: err}
 	}
 	h := make([]byte, 32)
 	copy(h, s)
-	return store.Rows{Blocks: []store.Block{{Number: n, Hash: h, ParentHash: h, Timestamp: time.Unix(int64(n), 0),
+	return chain.Rows{Blocks: []chain.Block{{Number: n, Hash: h, ParentHash: h, Timestamp: time.Unix(int64(n), 0),
 		Miner: h[:20]}}}, nil
 }
 
@@ -106,7 +107,7 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g1",
-		Topics:        []indexer.Topic{{Name: "blocks", Format: "test", Mode: store.ReplaceBlocks}},
+		Topics:        []indexer.Topic{{Name: "blocks", Format: "test", Mode: chain.ReplaceBlocks}},
 		BatchMaxRows:  50,
 		QueueMaxBytes: 2000, // forces pause/resume all the time
 		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},

@@ -12,11 +12,12 @@ import (
 
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // DecodeFunc turns one message of a topic into rows, or into a dead-letter failure. It must be safe for
 // concurrent use: every partition decodes on its own goroutine.
-type DecodeFunc func(format string, key, value []byte) (store.Rows, *store.Failure)
+type DecodeFunc func(format string, key, value []byte) (chain.Rows, *chain.Failure)
 
 // record is a message as the poll loop hands it to a worker; it owns key and value.
 type record struct {

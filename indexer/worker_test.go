@@ -9,12 +9,13 @@ import (
 
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // threeRows decodes any message into three block rows, numbered from the message's first byte.
-func threeRows(_ string, _, value []byte) (store.Rows, *store.Failure) {
+func threeRows(_ string, _, value []byte) (chain.Rows, *chain.Failure) {
 	n := uint64(value[0]) * 3
-	return store.Rows{Blocks: []store.Block{{Number: n}, {Number: n + 1}, {Number: n + 2}}}, nil
+	return chain.Rows{Blocks: []chain.Block{{Number: n}, {Number: n + 1}, {Number: n + 2}}}, nil
 }
 
 // testWorker is a worker of a partition with no stored offset that decodes with threeRows; its queue is
@@ -22,7 +23,7 @@ func threeRows(_ string, _, value []byte) (store.Rows, *store.Failure) {
 func testWorker(maxRows int) *worker {
 	return &worker{
 		tp:      partitionKey{"t", 0},
-		topic:   Topic{Name: "t", Format: "test", Mode: store.ReplaceBlocks},
+		topic:   Topic{Name: "t", Format: "test", Mode: chain.ReplaceBlocks},
 		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: maxRows}.WithDefaults(),
 		decode:  threeRows,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),

@@ -3,54 +3,18 @@ package store
 import (
 	"fmt"
 	"slices"
+
+	"github.com/chainsink/chainsink/store/chain"
 )
-
-// Mode says how a message's rows replace rows already stored under the same natural keys.
-type Mode uint8
-
-const (
-	// ReplaceBlocks is for messages that carry whole blocks (the bundle format): every row of each block
-	// number in the message is replaced, in every table. A newer message for a height wins, which is how a
-	// reorg lands.
-	ReplaceBlocks Mode = iota
-	// ReplaceRows is for messages that carry single items (the ethereum-etl format): a block replaces the
-	// block and its withdrawals, a transaction its row and its call, a log its row, its event and its token
-	// transfers. Nothing else of the block is touched.
-	ReplaceRows
-)
-
-func (m Mode) String() string {
-	switch m {
-	case ReplaceBlocks:
-		return "replace-blocks"
-	case ReplaceRows:
-		return "replace-rows"
-	}
-	return fmt.Sprintf("Mode(%d)", m)
-}
-
-// Failure sends a message to dead_letters instead of the tables.
-type Failure struct {
-	// Reason is a short, stable category for dashboards and `chainsink status`, e.g. "invalid_json".
-	Reason string
-	// Err is the full explanation stored with the message.
-	Err error
-}
 
 // Message is one Kafka message and what it decoded into.
 type Message struct {
 	Offset int64
 	Key    []byte
 	Value  []byte
-	Rows   Rows
+	Rows   chain.Rows
 	// Failure, when not nil, makes the message a dead letter; its Rows are ignored.
-	Failure *Failure
-}
-
-type naturalKey struct {
-	table uint8 // 0 block, 1 transaction, 2 log
-	block uint64
-	index int32
+	Failure *chain.Failure
 }
 
 // Batch is the unit of the exactly-once write: the decoded messages of offsets [From, To) of one partition.
@@ -63,18 +27,19 @@ type Batch struct {
 	From int64
 	// To is one past the last offset in the batch; it becomes the stored next offset.
 	To       int64
-	Mode     Mode
+	Mode     chain.Mode
 	Messages []Message
 
 	rows  int
 	bytes int
-	keys  map[naturalKey]int
+	keys  map[chain.Key]int
+	kbuf  []chain.Key
 }
 
 // NewBatch starts an empty batch of a partition whose stored next offset is from.
-func NewBatch(group, topic string, partition int32, from int64, mode Mode) *Batch {
+func NewBatch(group, topic string, partition int32, from int64, mode chain.Mode) *Batch {
 	return &Batch{Group: group, Topic: topic, Partition: partition, From: from, To: from, Mode: mode,
-		keys: make(map[naturalKey]int)}
+		keys: make(map[chain.Key]int)}
 }
 
 // Grow makes room for n more messages, as slices.Grow does: a caller that knows about how many messages its
@@ -83,7 +48,7 @@ func NewBatch(group, topic string, partition int32, from int64, mode Mode) *Batc
 func (b *Batch) Grow(n int) {
 	b.Messages = slices.Grow(b.Messages, n)
 	if len(b.keys) == 0 && n > 0 {
-		b.keys = make(map[naturalKey]int, n)
+		b.keys = make(map[chain.Key]int, n)
 	}
 }
 
@@ -99,35 +64,17 @@ func (b *Batch) Add(m Message) {
 	b.bytes += len(m.Key) + len(m.Value)
 	idx := len(b.Messages)
 	if m.Failure == nil {
-		for _, k := range b.messageKeys(&m.Rows) {
+		b.kbuf = m.Rows.Keys(b.kbuf[:0], b.Mode)
+		for _, k := range b.kbuf {
 			if prev, ok := b.keys[k]; ok && prev != idx {
 				b.rows -= b.Messages[prev].Rows.Len()
-				b.Messages[prev].Rows = Rows{}
+				b.Messages[prev].Rows = chain.Rows{}
 			}
 			b.keys[k] = idx
 		}
 		b.rows += m.Rows.Len()
 	}
 	b.Messages = append(b.Messages, m)
-}
-
-func (b *Batch) messageKeys(r *Rows) []naturalKey {
-	var ks []naturalKey
-	for i := range r.Blocks {
-		ks = append(ks, naturalKey{table: 0, block: r.Blocks[i].Number})
-	}
-	if b.Mode == ReplaceBlocks {
-		return ks
-	}
-	for i := range r.Transactions {
-		t := &r.Transactions[i]
-		ks = append(ks, naturalKey{table: 1, block: t.BlockNumber, index: t.TransactionIndex})
-	}
-	for i := range r.Logs {
-		l := &r.Logs[i]
-		ks = append(ks, naturalKey{table: 2, block: l.BlockNumber, index: l.LogIndex})
-	}
-	return ks
 }
 
 // Rows is the number of rows the batch will write.

@@ -11,16 +11,17 @@ import (
 
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // writeDeadLetters stores one failed message per reason at offsets from, from+1, … of group/topic/partition 0.
 func writeDeadLetters(t *testing.T, db store.DB, group, topic string, from int64, reasons ...string) {
 	t.Helper()
-	b := store.NewBatch(group, topic, 0, from, store.ReplaceRows)
+	b := store.NewBatch(group, topic, 0, from, chain.ReplaceRows)
 	for i, r := range reasons {
 		off := from + int64(i)
 		b.Add(store.Message{Offset: off, Key: []byte(fmt.Sprintf("k%d", off)), Value: []byte(fmt.Sprintf("value %s %d", topic, off)),
-			Failure: &store.Failure{Reason: r, Err: errors.New("bad " + r)}})
+			Failure: &chain.Failure{Reason: r, Err: errors.New("bad " + r)}})
 	}
 	if _, err := store.WriteBatch(context.Background(), db, b); err != nil {
 		t.Fatal(err)
@@ -44,8 +45,8 @@ func TestDeadLetterQueries(t *testing.T) {
 	writeDeadLetters(t, db, "g", "blocks", 0, "bad_field")
 	writeDeadLetters(t, db, "other", "logs", 0, "bad_field")
 	// A NULL value (a tombstone) is listed with size -1.
-	tomb := store.NewBatch("g", "logs", 0, 3, store.ReplaceRows)
-	tomb.Add(store.Message{Offset: 3, Failure: &store.Failure{Reason: "empty", Err: errors.New("no value")}})
+	tomb := store.NewBatch("g", "logs", 0, 3, chain.ReplaceRows)
+	tomb.Add(store.Message{Offset: 3, Failure: &chain.Failure{Reason: "empty", Err: errors.New("no value")}})
 	if _, err := store.WriteBatch(ctx, db, tomb); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestStatusReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if empty.NewestBlock != nil || len(empty.Offsets) != 0 || len(empty.DeadLetters) != 0 || len(empty.Tables) != len(store.Tables) {
+	if empty.NewestBlock != nil || len(empty.Offsets) != 0 || len(empty.DeadLetters) != 0 || len(empty.Tables) != len(chain.CoreTables.Names()) {
 		t.Fatalf("empty schema: %+v", empty)
 	}
 
@@ -180,7 +181,7 @@ func TestStatusReport(t *testing.T) {
 		t.Fatalf("all groups: %d offsets, %d dead letter groups", len(all.Offsets), len(all.DeadLetters))
 	}
 	// Once analyzed, small tables are estimated exactly.
-	if _, err := db.Exec(ctx, "ANALYZE "+strings.Join(store.Tables, ", ")); err != nil {
+	if _, err := db.Exec(ctx, "ANALYZE "+strings.Join(chain.CoreTables.Names(), ", ")); err != nil {
 		t.Fatal(err)
 	}
 	est, err := store.EstimateRows(ctx, db)

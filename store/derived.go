@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"math/big"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // DerivedResult says what ReplaceDerived changed in the derived tables.
@@ -15,7 +18,7 @@ type DerivedResult struct {
 	// Logs and Transactions are the raw rows that were read and handed to derive.
 	Logs, Transactions int
 	// Deleted and Written count rows per derived table (token_transfers, events, calls).
-	Deleted, Written Counts
+	Deleted, Written chain.Counts
 	// Kept counts the events and calls that derive produced for a log or transaction which already has a row
 	// from an ABI outside abiNames: that row stays and the new one is dropped (see ReplaceDerived).
 	Kept int
@@ -51,8 +54,8 @@ type DerivedResult struct {
 // concurrent batch adds for logs this transaction never saw are not deleted; a conflicting concurrent change
 // fails it with a serialization error, which IsTransient reports as worth retrying. When db is already a
 // transaction, its isolation is the caller's.
-func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []string, derive func(raw *Rows)) (DerivedResult, error) {
-	res := DerivedResult{Deleted: Counts{}, Written: Counts{}}
+func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []string, derive func(raw *chain.Rows)) (DerivedResult, error) {
+	res := DerivedResult{Deleted: chain.Counts{}, Written: chain.Counts{}}
 	if from > to || to > math.MaxInt64 {
 		return res, fmt.Errorf("replace derived rows of blocks [%d,%d]: not a range of bigint block numbers", from, to)
 	}
@@ -108,15 +111,8 @@ func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []stri
 			return res, err
 		}
 	}
-	// The COPY machinery of WriteBatch streams a batch's messages; the derived rows are one message's worth.
-	msgs := []Message{{Rows: Rows{TokenTransfers: raw.TokenTransfers, Events: raw.Events, Calls: raw.Calls}}}
-	err = copyTable(ctx, tx, tokenTransfersTable, msgs, res.Written)
-	if err == nil {
-		err = copyTable(ctx, tx, eventsTable, msgs, res.Written)
-	}
-	if err == nil {
-		err = copyTable(ctx, tx, callsTable, msgs, res.Written)
-	}
+	derived := chain.Rows{TokenTransfers: raw.TokenTransfers, Events: raw.Events, Calls: raw.Calls}
+	err = copyTables(ctx, tx, chain.DerivedTables, []*chain.Rows{&derived}, res.Written)
 	if err != nil {
 		return res, fmt.Errorf("write derived rows of blocks [%d,%d]: %w", from, to, err)
 	}
@@ -128,7 +124,7 @@ func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []stri
 
 // checkDerivedRange refuses derived rows outside [from, to]: they would survive the next run's range delete
 // only by accident, and a derive that produces them is a bug.
-func checkDerivedRange(r *Rows, from, to uint64) error {
+func checkDerivedRange(r *chain.Rows, from, to uint64) error {
 	out := func(n uint64) bool { return n < from || n > to }
 	for i := range r.TokenTransfers {
 		if out(r.TokenTransfers[i].BlockNumber) {
@@ -155,7 +151,7 @@ type derivedKey struct {
 
 // keepOtherABIs drops from r the events and calls that are not of abiNames, or whose log or transaction still
 // has a row of another ABI (the rows of abiNames have already been deleted, so whatever remains is another's).
-func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []string, r *Rows) (int, error) {
+func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []string, r *chain.Rows) (int, error) {
 	keys := func(sql string) (map[derivedKey]bool, error) {
 		rows, err := tx.Query(ctx, sql, int64(from), int64(to))
 		if err != nil {
@@ -178,7 +174,7 @@ func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []s
 		return 0, fmt.Errorf("read calls of other ABIs in blocks [%d,%d]: %w", from, to, err)
 	}
 	kept := 0
-	r.Events = slices.DeleteFunc(r.Events, func(e Event) bool {
+	r.Events = slices.DeleteFunc(r.Events, func(e chain.Event) bool {
 		if !slices.Contains(abiNames, e.ABIName) {
 			return true
 		}
@@ -188,7 +184,7 @@ func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []s
 		}
 		return false
 	})
-	r.Calls = slices.DeleteFunc(r.Calls, func(c Call) bool {
+	r.Calls = slices.DeleteFunc(r.Calls, func(c chain.Call) bool {
 		if !slices.Contains(abiNames, c.ABIName) {
 			return true
 		}
@@ -204,12 +200,12 @@ func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []s
 // readRaw loads the logs and transactions of the blocks in [from, to] in primary-key order, the inputs of the
 // derived tables. With lock, the rows are locked FOR SHARE, transactions before logs, the order in which a live
 // batch deletes them.
-func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (Rows, error) {
+func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (chain.Rows, error) {
 	suffix := ""
 	if lock {
 		suffix = " FOR SHARE"
 	}
-	var r Rows
+	var r chain.Rows
 	var err error
 	if r.Transactions, err = readTable(ctx, db, `SELECT block_number, transaction_index, hash, block_hash,
 		block_timestamp, from_address, to_address, value, gas, gas_price, max_fee_per_gas, max_priority_fee_per_gas,
@@ -230,12 +226,12 @@ func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (Rows, erro
 
 // ReadRaw loads only the logs and transactions of the blocks in [from, to], in primary-key order: what the
 // derived tables are computed from. It is lighter than ReadRows when the rest is not needed.
-func ReadRaw(ctx context.Context, db DB, from, to uint64) (Rows, error) {
+func ReadRaw(ctx context.Context, db DB, from, to uint64) (chain.Rows, error) {
 	return readRaw(ctx, db, from, to, false)
 }
 
 // scanTransaction and scanLog match the column lists of readRaw (the same as ReadRows').
-func scanTransaction(row pgx.CollectableRow) (t Transaction, err error) {
+func scanTransaction(row pgx.CollectableRow) (t chain.Transaction, err error) {
 	var value, gp, mf, mp, mfb, egp, bgp pgtype.Numeric
 	err = row.Scan(&t.BlockNumber, &t.TransactionIndex, &t.Hash, &t.BlockHash, &t.BlockTimestamp,
 		&t.FromAddress, &t.ToAddress, &value, &t.Gas, &gp, &mf, &mp, &mfb, &t.Type, &t.Nonce, &t.Input,
@@ -245,7 +241,7 @@ func scanTransaction(row pgx.CollectableRow) (t Transaction, err error) {
 	return t, err
 }
 
-func scanLog(row pgx.CollectableRow) (l Log, err error) {
+func scanLog(row pgx.CollectableRow) (l chain.Log, err error) {
 	var t [4][]byte
 	err = row.Scan(&l.BlockNumber, &l.LogIndex, &l.TransactionHash, &l.TransactionIndex, &l.BlockTimestamp,
 		&l.Address, &t[0], &t[1], &t[2], &t[3], &l.Data)
@@ -256,4 +252,31 @@ func scanLog(row pgx.CollectableRow) (l Log, err error) {
 		l.Topics = append(l.Topics, x)
 	}
 	return l, err
+}
+
+// bigOf converts a scanned numeric(78,0) to *big.Int; NULL is nil.
+func bigOf(n pgtype.Numeric) *big.Int {
+	if !n.Valid || n.Int == nil {
+		return nil
+	}
+	if n.Exp == 0 {
+		return n.Int
+	}
+	v := new(big.Int).Set(n.Int)
+	if n.Exp > 0 {
+		return v.Mul(v, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n.Exp)), nil))
+	}
+	return v.Quo(v, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-n.Exp)), nil))
+}
+
+func readTable[T any](ctx context.Context, db DB, sql string, from, to uint64, scan pgx.RowToFunc[T]) ([]T, error) {
+	rows, err := db.Query(ctx, sql, int64(from), int64(to))
+	if err != nil {
+		return nil, fmt.Errorf("read rows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("read rows: %w", err)
+	}
+	return out, nil
 }

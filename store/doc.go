@@ -1,16 +1,24 @@
-// Package store is the only package in chainsink that speaks SQL.
+// Package store is chainsink's persistence: everything the product itself reads from and writes to Postgres.
 //
-// It owns three things:
+// It owns:
 //
 //   - the connection pool (Open), with safe defaults for application_name, statement_timeout and
 //     idle_in_transaction_session_timeout that a database URL may override;
 //   - the schema's lifecycle (Migrator), a goose Provider over the embedded migrations, guarded by a Postgres
-//     advisory lock so that several instances running `chainsink migrate up` at once are safe;
-//   - the exactly-once batch write (WriteBatch).
+//     advisory lock so that several instances running `chainsink migrate up` at once are safe, and the
+//     deferral of secondary indexes (`chainsink migrate indexes`);
+//   - the exactly-once batch write (Writer), which writes any table by its descriptor (package chain);
+//   - the partition offsets, backfill checkpoints and dead letters, and the reads that `chainsink status`,
+//     `redecode` and `dead-letters` need.
+//
+// The row model itself is package chain (store/chain): pure data and table descriptors, no driver. Code that
+// is not the product keeps its own SQL beside it: the benchmark's ceiling and baseline writers and its DDL
+// (internal/bench), the demo's summaries (internal/demo), the tests' readers (internal/pgtest). They reach the
+// tables through chain's exported descriptors and store.CopySource, never through store's internals.
 //
 // # The batch write
 //
-// A Batch holds the decoded rows of a contiguous range of offsets [From, To) of one Kafka partition. WriteBatch
+// A Batch holds the decoded rows of a contiguous range of offsets [From, To) of one Kafka partition. Writer.Write
 // stores it in ONE transaction:
 //
 //  1. the fence: a compare-and-set of kafka_offsets.next_offset from From to To. When another owner has moved

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // StatusReport is what the database knows about the indexer's progress and health (`chainsink status`).
@@ -54,7 +56,7 @@ func Status(ctx context.Context, db DB, group string, exact bool) (StatusReport,
 	if r.DeadLetters, err = summarizeDeadLetters(ctx, db, group); err != nil {
 		return r, err
 	}
-	var counts Counts
+	var counts chain.Counts
 	if exact {
 		counts, err = CountRows(ctx, db)
 	} else {
@@ -63,7 +65,7 @@ func Status(ctx context.Context, db DB, group string, exact bool) (StatusReport,
 	if err != nil {
 		return r, err
 	}
-	for _, t := range Tables {
+	for _, t := range chain.CoreTables.Names() {
 		r.Tables = append(r.Tables, TableRows{Table: t, Rows: counts[t], Exact: exact})
 	}
 	var head BlockHead
@@ -101,7 +103,7 @@ func summarizeDeadLetters(ctx context.Context, db DB, group string) ([]DeadLette
 // that growth since then is counted. A table never vacuumed nor analyzed has no measured density; for it the
 // statistics system's live-tuple counter (pg_stat_user_tables.n_live_tup) is used. Both lag the truth by the
 // rows of transactions still in flight and by whatever autovacuum has not seen; use CountRows for exact numbers.
-func EstimateRows(ctx context.Context, db DB) (Counts, error) {
+func EstimateRows(ctx context.Context, db DB) (chain.Counts, error) {
 	rows, err := db.Query(ctx, `
 		SELECT c.relname,
 		       CASE
@@ -113,11 +115,11 @@ func EstimateRows(ctx context.Context, db DB) (Counts, error) {
 		FROM pg_class c
 		JOIN pg_namespace n ON n.oid = c.relnamespace
 		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-		WHERE n.nspname = current_schema() AND c.relname = ANY($1) AND c.relkind IN ('r', 'p')`, Tables)
+		WHERE n.nspname = current_schema() AND c.relname = ANY($1) AND c.relkind IN ('r', 'p')`, chain.CoreTables.Names())
 	if err != nil {
 		return nil, fmt.Errorf("estimate rows: %w", err)
 	}
-	out := Counts{}
+	out := chain.Counts{}
 	var name string
 	var n int64
 	if _, err := pgx.ForEachRow(rows, []any{&name, &n}, func() error {
@@ -126,10 +128,23 @@ func EstimateRows(ctx context.Context, db DB) (Counts, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("estimate rows: %w", err)
 	}
-	for _, t := range Tables {
+	for _, t := range chain.CoreTables.Names() {
 		if _, ok := out[t]; !ok {
 			return nil, fmt.Errorf("estimate rows: table %s is not in the schema: is it migrated?", t)
 		}
+	}
+	return out, nil
+}
+
+// CountRows counts the rows of every core data table exactly, with count(*).
+func CountRows(ctx context.Context, db DB) (chain.Counts, error) {
+	out := chain.Counts{}
+	for _, t := range chain.CoreTables {
+		var n int64
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t.Name}.Sanitize()).Scan(&n); err != nil {
+			return nil, fmt.Errorf("count rows of %s: %w", t.Name, err)
+		}
+		out[t.Name] = n
 	}
 	return out, nil
 }

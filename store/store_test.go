@@ -2,10 +2,8 @@ package store_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math/big"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 var (
@@ -34,9 +33,9 @@ func i16(v int16) *int16 { return &v }
 
 // sampleRows covers the edges each column can take: max uint256 and zero, NULL and empty bytea, a contract
 // creation, a pre-Byzantium receipt, a blob transaction, logs with 0 and 4 topics, all three token standards.
-func sampleRows(block uint64) store.Rows {
-	return store.Rows{
-		Blocks: []store.Block{{
+func sampleRows(block uint64) chain.Rows {
+	return chain.Rows{
+		Blocks: []chain.Block{{
 			Number: block, Hash: b(32, 1), ParentHash: b(32, 2), Timestamp: ts, Miner: b(20, 3), GasUsed: 0,
 			GasLimit: 30_000_000, BaseFeePerGas: maxU256, TransactionCount: 3, Size: i64(40573), Nonce: b(8, 0),
 			Difficulty: big.NewInt(0), TotalDifficulty: new(big.Int).Lsh(big.NewInt(58750003716598352), 10), ExtraData: []byte{},
@@ -44,9 +43,9 @@ func sampleRows(block uint64) store.Rows {
 			StateRoot: b(32, 8), ReceiptsRoot: b(32, 9), WithdrawalsRoot: b(32, 10), WithdrawalCount: i32(1),
 			BlobGasUsed: i64(131072), ExcessBlobGas: i64(0), ParentBeaconBlockRoot: b(32, 11),
 		}},
-		Withdrawals: []store.Withdrawal{{BlockNumber: block, Index: 1_000_000, Position: 0, ValidatorIndex: 42,
+		Withdrawals: []chain.Withdrawal{{BlockNumber: block, Index: 1_000_000, Position: 0, ValidatorIndex: 42,
 			Address: b(20, 12), AmountGwei: big.NewInt(12_345_678)}},
-		Transactions: []store.Transaction{
+		Transactions: []chain.Transaction{
 			{ // contract creation, empty input, zero value
 				BlockNumber: block, TransactionIndex: 0, Hash: b(32, 20), BlockHash: b(32, 1), BlockTimestamp: ts,
 				FromAddress: b(20, 21), ToAddress: nil, Value: big.NewInt(0), Gas: 21000, GasPrice: big.NewInt(1),
@@ -68,13 +67,13 @@ func sampleRows(block uint64) store.Rows {
 				BlobGasUsed: i64(131072), BlobGasPrice: big.NewInt(1),
 			},
 		},
-		Logs: []store.Log{
+		Logs: []chain.Log{
 			{BlockNumber: block, LogIndex: 0, TransactionHash: b(32, 23), TransactionIndex: 1, BlockTimestamp: ts,
 				Address: b(20, 30), Topics: nil, Data: []byte{}},
 			{BlockNumber: block, LogIndex: 1, TransactionHash: b(32, 23), TransactionIndex: 1, BlockTimestamp: ts,
 				Address: b(20, 31), Topics: [][]byte{b(32, 32), b(32, 33), b(32, 34), b(32, 35)}, Data: b(64, 36)},
 		},
-		TokenTransfers: []store.TokenTransfer{
+		TokenTransfers: []chain.TokenTransfer{
 			{BlockNumber: block, LogIndex: 1, BatchIndex: 0, TransactionHash: b(32, 23), BlockTimestamp: ts,
 				TokenAddress: b(20, 31), FromAddress: b(20, 0), ToAddress: b(20, 40), Value: maxU256, Standard: "erc20"},
 			{BlockNumber: block, LogIndex: 2, BatchIndex: 0, TransactionHash: b(32, 23), BlockTimestamp: ts,
@@ -84,66 +83,17 @@ func sampleRows(block uint64) store.Rows {
 				TokenAddress: b(20, 44), FromAddress: b(20, 45), ToAddress: b(20, 46), TokenID: big.NewInt(0),
 				Value: big.NewInt(0), Standard: "erc1155"},
 		},
-		Events: []store.Event{{BlockNumber: block, LogIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
+		Events: []chain.Event{{BlockNumber: block, LogIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
 			Address: b(20, 31), EventName: "Transfer", Signature: "Transfer(address,address,uint256)", ABIName: "ERC20",
 			Args: []byte(`{"from":"0x0000000000000000000000000000000000000000","to":"0x2828282828282828282828282828282828282828","value":"` + maxU256.String() + `"}`)}},
-		Calls: []store.Call{{BlockNumber: block, TransactionIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
+		Calls: []chain.Call{{BlockNumber: block, TransactionIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
 			ToAddress: b(20, 25), MethodName: "transfer", Signature: "transfer(address,uint256)", ABIName: "ERC20",
 			Args: []byte(`{"to":"0x2525252525252525252525252525252525252525","value":"0","nested":[{"a":[1,2]}]}`)}},
 	}
 }
 
 // normalize makes rows read back comparable: times in UTC, JSON compacted by its meaning.
-func normalize(t *testing.T, r *store.Rows) {
-	t.Helper()
-	for i := range r.Blocks {
-		r.Blocks[i].Timestamp = r.Blocks[i].Timestamp.UTC()
-	}
-	for i := range r.Transactions {
-		r.Transactions[i].BlockTimestamp = r.Transactions[i].BlockTimestamp.UTC()
-	}
-	for i := range r.Logs {
-		r.Logs[i].BlockTimestamp = r.Logs[i].BlockTimestamp.UTC()
-	}
-	for i := range r.TokenTransfers {
-		r.TokenTransfers[i].BlockTimestamp = r.TokenTransfers[i].BlockTimestamp.UTC()
-	}
-	canon := func(j []byte) []byte {
-		var v any
-		if err := json.Unmarshal(j, &v); err != nil {
-			t.Fatalf("json %s: %v", j, err)
-		}
-		out, _ := json.Marshal(v)
-		return out
-	}
-	for i := range r.Events {
-		r.Events[i].BlockTimestamp = r.Events[i].BlockTimestamp.UTC()
-		r.Events[i].Args = canon(r.Events[i].Args)
-	}
-	for i := range r.Calls {
-		r.Calls[i].BlockTimestamp = r.Calls[i].BlockTimestamp.UTC()
-		r.Calls[i].Args = canon(r.Calls[i].Args)
-	}
-}
-
-func requireRowsEqual(t *testing.T, got, want store.Rows) {
-	t.Helper()
-	normalize(t, &got)
-	normalize(t, &want)
-	gv, wv := reflect.ValueOf(got), reflect.ValueOf(want)
-	for i := 0; i < gv.NumField(); i++ {
-		if gv.Field(i).Len() == 0 && wv.Field(i).Len() == 0 {
-			continue
-		}
-		if !reflect.DeepEqual(gv.Field(i).Interface(), wv.Field(i).Interface()) {
-			gj, _ := json.MarshalIndent(gv.Field(i).Interface(), "", " ")
-			wj, _ := json.MarshalIndent(wv.Field(i).Interface(), "", " ")
-			t.Errorf("%s differ:\n got %s\nwant %s", gv.Type().Field(i).Name, gj, wj)
-		}
-	}
-}
-
-func msg(offset int64, rows store.Rows) store.Message {
+func msg(offset int64, rows chain.Rows) store.Message {
 	return store.Message{Offset: offset, Key: []byte("k"), Value: []byte("v"), Rows: rows}
 }
 
@@ -152,7 +102,7 @@ func TestRoundTripEveryTable(t *testing.T) {
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
 	want := sampleRows(17173049)
-	batch := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	batch := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	batch.Add(msg(0, want))
 	res, err := store.WriteBatch(ctx, s.Pool(), batch)
 	if err != nil {
@@ -161,11 +111,11 @@ func TestRoundTripEveryTable(t *testing.T) {
 	if got := res.Rows["transactions"]; got != 3 {
 		t.Fatalf("transactions written = %d, want 3", got)
 	}
-	got, err := store.ReadRows(ctx, s.Pool(), 0, 1<<62)
+	got, err := pgtest.ReadRows(ctx, s.Pool(), 0, 1<<62)
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireRowsEqual(t, got, want)
+	pgtest.RequireRowsEqual(t, got, want)
 
 	// method_id is derived: NULL for input shorter than 4 bytes, the selector otherwise; hex()/unhex() round-trip.
 	var nullCount int
@@ -187,8 +137,8 @@ func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 	s, _ := pgtest.Open(t)
 	// Both writers believe they own partition 3 from offset 0; each writes a different block.
 	batches := []*store.Batch{
-		store.NewBatch("g", "blocks", 3, 0, store.ReplaceBlocks),
-		store.NewBatch("g", "blocks", 3, 0, store.ReplaceBlocks),
+		store.NewBatch("g", "blocks", 3, 0, chain.ReplaceBlocks),
+		store.NewBatch("g", "blocks", 3, 0, chain.ReplaceBlocks),
 	}
 	batches[0].Add(msg(0, sampleRows(100)))
 	batches[1].Add(msg(0, sampleRows(200)))
@@ -224,7 +174,7 @@ func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 		t.Fatal("no writer committed")
 	}
 	loserBlock := []uint64{200, 100}[winner]
-	rows, err := store.ReadRows(ctx, s.Pool(), loserBlock, loserBlock)
+	rows, err := pgtest.ReadRows(ctx, s.Pool(), loserBlock, loserBlock)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +190,7 @@ func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 	}
 
 	// A stale owner that is still at offset 0 after the commit is fenced too, and writes nothing.
-	stale := store.NewBatch("g", "blocks", 3, 0, store.ReplaceBlocks)
+	stale := store.NewBatch("g", "blocks", 3, 0, chain.ReplaceBlocks)
 	stale.Add(msg(0, sampleRows(300)))
 	if _, err := store.WriteBatch(ctx, s.Pool(), stale); !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("stale owner: err = %v, want ErrFenced", err)
@@ -259,7 +209,7 @@ func TestReplaceBlocksNewestWins(t *testing.T) {
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
 	old := sampleRows(10)
-	b1 := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b1 := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	b1.Add(msg(0, old))
 	b1.Add(msg(1, sampleRows(11)))
 	if _, err := store.WriteBatch(ctx, s.Pool(), b1); err != nil {
@@ -270,7 +220,7 @@ func TestReplaceBlocksNewestWins(t *testing.T) {
 	reorg.Blocks[0].Hash = b(32, 0xee)
 	reorg.Transactions = reorg.Transactions[:1]
 	reorg.Logs, reorg.TokenTransfers, reorg.Events, reorg.Calls = nil, nil, nil, nil
-	b2 := store.NewBatch("g", "blocks", 0, 2, store.ReplaceBlocks)
+	b2 := store.NewBatch("g", "blocks", 0, 2, chain.ReplaceBlocks)
 	b2.Add(msg(2, sampleRows(10)))
 	b2.Add(msg(5, reorg))
 	if b2.Rows() != reorg.Len() {
@@ -279,16 +229,16 @@ func TestReplaceBlocksNewestWins(t *testing.T) {
 	if _, err := store.WriteBatch(ctx, s.Pool(), b2); err != nil {
 		t.Fatal(err)
 	}
-	got, err := store.ReadRows(ctx, s.Pool(), 10, 10)
+	got, err := pgtest.ReadRows(ctx, s.Pool(), 10, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireRowsEqual(t, got, reorg)
-	other, err := store.ReadRows(ctx, s.Pool(), 11, 11)
+	pgtest.RequireRowsEqual(t, got, reorg)
+	other, err := pgtest.ReadRows(ctx, s.Pool(), 11, 11)
 	if err != nil {
 		t.Fatal(err)
 	}
-	requireRowsEqual(t, other, sampleRows(11))
+	pgtest.RequireRowsEqual(t, other, sampleRows(11))
 }
 
 func TestReplaceRowsDedupesItems(t *testing.T) {
@@ -297,17 +247,17 @@ func TestReplaceRowsDedupesItems(t *testing.T) {
 	s, _ := pgtest.Open(t)
 	full := sampleRows(7)
 	// One item per message, as ethereum-etl publishes them; the whole stream is then delivered again.
-	items := func() []store.Rows {
-		out := []store.Rows{{Blocks: full.Blocks, Withdrawals: full.Withdrawals}}
+	items := func() []chain.Rows {
+		out := []chain.Rows{{Blocks: full.Blocks, Withdrawals: full.Withdrawals}}
 		for i := range full.Transactions {
-			r := store.Rows{Transactions: full.Transactions[i : i+1]}
+			r := chain.Rows{Transactions: full.Transactions[i : i+1]}
 			if i == 1 {
 				r.Calls = full.Calls
 			}
 			out = append(out, r)
 		}
 		for i := range full.Logs {
-			r := store.Rows{Logs: full.Logs[i : i+1]}
+			r := chain.Rows{Logs: full.Logs[i : i+1]}
 			if i == 1 {
 				r.Events = full.Events
 				r.TokenTransfers = full.TokenTransfers[:1]
@@ -318,7 +268,7 @@ func TestReplaceRowsDedupesItems(t *testing.T) {
 	}()
 	off := int64(0)
 	for round := 0; round < 2; round++ {
-		bt := store.NewBatch("g", "logs", 0, off, store.ReplaceRows)
+		bt := store.NewBatch("g", "logs", 0, off, chain.ReplaceRows)
 		for _, it := range items {
 			bt.Add(msg(off, it))
 			off++
@@ -329,20 +279,20 @@ func TestReplaceRowsDedupesItems(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got, err := store.ReadRows(ctx, s.Pool(), 7, 7)
+	got, err := pgtest.ReadRows(ctx, s.Pool(), 7, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := full
 	want.TokenTransfers = full.TokenTransfers[:1]
-	requireRowsEqual(t, got, want)
+	pgtest.RequireRowsEqual(t, got, want)
 }
 
 func TestRejectedMessageIsBisectedIntoDeadLetters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
-	bt := store.NewBatch("g", "blocks", 1, 0, store.ReplaceBlocks)
+	bt := store.NewBatch("g", "blocks", 1, 0, chain.ReplaceBlocks)
 	for i := 0; i < 9; i++ {
 		rows := sampleRows(uint64(1000 + i))
 		if i == 5 {
@@ -351,7 +301,7 @@ func TestRejectedMessageIsBisectedIntoDeadLetters(t *testing.T) {
 		}
 		bt.Add(msg(int64(i), rows))
 	}
-	bt.Add(store.Message{Offset: 9, Value: []byte("{not json"), Failure: &store.Failure{Reason: "invalid_json", Err: errors.New("invalid character 'n'")}})
+	bt.Add(store.Message{Offset: 9, Value: []byte("{not json"), Failure: &chain.Failure{Reason: "invalid_json", Err: errors.New("invalid character 'n'")}})
 	res, err := store.WriteBatch(ctx, s.Pool(), bt)
 	if err != nil {
 		t.Fatal(err)

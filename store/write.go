@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // ErrFenced means another owner advanced the partition's offset since this batch began: the batch was rolled
@@ -21,18 +23,38 @@ type DeadLetter struct {
 
 // Result says what a committed batch wrote.
 type Result struct {
-	Rows        Counts
+	Rows        chain.Counts
 	DeadLetters []DeadLetter
 }
 
 // ReasonRejected is the dead-letter reason of a message whose rows Postgres refused.
 const ReasonRejected = "rejected_by_postgres"
 
-// WriteBatch stores b exactly once: fence, replacement, COPY and dead letters in one transaction. See the
+// Writer writes batches into the tables of its schema. It holds no state but the schema, so one Writer
+// serves every partition.
+type Writer struct {
+	schema chain.Schema
+}
+
+// NewWriter returns a writer of schema's tables: chain.CoreTables, plus any tables described at run time.
+// Every table of the schema must exist; a bundle's replacement deletes from all of them.
+func NewWriter(schema chain.Schema) *Writer { return &Writer{schema: schema} }
+
+// Schema is the writer's tables.
+func (w *Writer) Schema() chain.Schema { return w.schema }
+
+var coreWriter = NewWriter(chain.CoreTables)
+
+// WriteBatch is Write of a writer of chain.CoreTables.
+func WriteBatch(ctx context.Context, db DB, b *Batch) (Result, error) {
+	return coreWriter.Write(ctx, db, b)
+}
+
+// Write stores b exactly once: fence, replacement, COPY and dead letters in one transaction. See the
 // package documentation for the protocol. It returns ErrFenced when the partition has another owner, and any
 // other error unchanged (IsTransient tells which are worth a retry); on error nothing was stored.
-func WriteBatch(ctx context.Context, db DB, b *Batch) (Result, error) {
-	res := Result{Rows: Counts{}}
+func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
+	res := Result{Rows: chain.Counts{}}
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return res, fmt.Errorf("begin batch transaction: %w", err)
@@ -51,7 +73,7 @@ func WriteBatch(ctx context.Context, db DB, b *Batch) (Result, error) {
 			live = append(live, m)
 		}
 	}
-	rejected, err := writeBisect(ctx, tx, b.Mode, live, res.Rows)
+	rejected, err := w.writeBisect(ctx, tx, b.Mode, live, res.Rows)
 	if err != nil {
 		return Result{}, err
 	}
@@ -90,7 +112,7 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch) error {
 // writeBisect writes msgs under a savepoint. When Postgres rejects the write for a reason that retrying cannot
 // fix, it rolls back to the savepoint and bisects until each rejected message stands alone; those are returned
 // as dead letters and everything else is written. A batch with one bad message costs about log2(n) extra writes.
-func writeBisect(ctx context.Context, tx pgx.Tx, mode Mode, msgs []Message, counts Counts) ([]Message, error) {
+func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, mode chain.Mode, msgs []Message, counts chain.Counts) ([]Message, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -98,8 +120,8 @@ func writeBisect(ctx context.Context, tx pgx.Tx, mode Mode, msgs []Message, coun
 	if err != nil {
 		return nil, fmt.Errorf("create savepoint: %w", err)
 	}
-	local := Counts{}
-	werr := writeRows(ctx, sp, mode, msgs, local)
+	local := chain.Counts{}
+	werr := w.writeRows(ctx, sp, mode, msgs, local)
 	if werr == nil {
 		if err := sp.Commit(ctx); err != nil {
 			return nil, fmt.Errorf("release savepoint: %w", err)
@@ -117,15 +139,15 @@ func writeBisect(ctx context.Context, tx pgx.Tx, mode Mode, msgs []Message, coun
 	}
 	if len(msgs) == 1 {
 		m := msgs[0]
-		m.Failure = &Failure{Reason: ReasonRejected, Err: werr}
+		m.Failure = &chain.Failure{Reason: ReasonRejected, Err: werr}
 		return []Message{m}, nil
 	}
 	half := len(msgs) / 2
-	left, err := writeBisect(ctx, tx, mode, msgs[:half], counts)
+	left, err := w.writeBisect(ctx, tx, mode, msgs[:half], counts)
 	if err != nil {
 		return nil, err
 	}
-	right, err := writeBisect(ctx, tx, mode, msgs[half:], counts)
+	right, err := w.writeBisect(ctx, tx, mode, msgs[half:], counts)
 	if err != nil {
 		return nil, err
 	}
@@ -133,67 +155,57 @@ func writeBisect(ctx context.Context, tx pgx.Tx, mode Mode, msgs []Message, coun
 }
 
 // writeRows deletes what msgs replace, then copies their rows in.
-func writeRows(ctx context.Context, db DB, mode Mode, msgs []Message, counts Counts) error {
-	if err := deleteReplaced(ctx, db, mode, msgs); err != nil {
+func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []Message, counts chain.Counts) error {
+	sets := make([]*chain.Rows, len(msgs))
+	for i := range msgs {
+		sets[i] = &msgs[i].Rows
+	}
+	if err := w.deleteReplaced(ctx, db, mode, sets); err != nil {
 		return err
 	}
-	return copyAll(ctx, db, msgs, counts)
+	return copyTables(ctx, db, w.schema, sets, counts)
 }
 
-func copyTable[T any](ctx context.Context, db DB, t *table[T], msgs []Message, counts Counts) error {
-	if t.count(msgs) == 0 {
-		return nil
+// deleteReplaced removes the stored rows that the natural keys of sets replace, in one round trip: for a
+// bundle every row of its blocks in every table, for single items the rows of the tables in the item's scope
+// (see chain.Scope). Tables are visited in schema order, raw tables before the ones derived from them, which
+// is the order in which ReplaceDerived locks them.
+func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, sets []*chain.Rows) error {
+	var keys []chain.Key
+	for _, r := range sets {
+		keys = r.Keys(keys, mode)
 	}
-	n, err := db.CopyFrom(ctx, pgx.Identifier{t.name}, t.columns, t.source(msgs))
-	if err != nil {
-		return fmt.Errorf("copy into %s: %w", t.name, err)
-	}
-	counts[t.name] += n
-	return nil
-}
-
-// deleteReplaced removes the stored rows that msgs' natural keys replace, in one round trip.
-func deleteReplaced(ctx context.Context, db DB, mode Mode, msgs []Message) error {
 	var blocks []int64
-	var txBlocks, logBlocks []int64
-	var txIdx, logIdx []int32
-	for i := range msgs {
-		r := &msgs[i].Rows
-		for j := range r.Blocks {
-			blocks = append(blocks, int64(r.Blocks[j].Number))
-		}
-		if mode == ReplaceBlocks {
+	var idx [3][]int32 // by scope: the transaction or log index of each key, beside its block in blocksOf
+	var blocksOf [3][]int64
+	for _, k := range keys {
+		if k.Scope == chain.ScopeBlock {
+			blocks = append(blocks, int64(k.Block))
 			continue
 		}
-		for j := range r.Transactions {
-			txBlocks = append(txBlocks, int64(r.Transactions[j].BlockNumber))
-			txIdx = append(txIdx, r.Transactions[j].TransactionIndex)
-		}
-		for j := range r.Logs {
-			logBlocks = append(logBlocks, int64(r.Logs[j].BlockNumber))
-			logIdx = append(logIdx, r.Logs[j].LogIndex)
-		}
+		blocksOf[k.Scope] = append(blocksOf[k.Scope], int64(k.Block))
+		idx[k.Scope] = append(idx[k.Scope], k.Index)
 	}
 	var q pgx.Batch
 	if len(blocks) > 0 {
-		q.Queue(`DELETE FROM blocks WHERE number = ANY($1)`, blocks)
-		q.Queue(`DELETE FROM withdrawals WHERE block_number = ANY($1)`, blocks)
-		if mode == ReplaceBlocks {
-			for _, t := range []string{"transactions", "logs", "token_transfers", "events", "calls"} {
-				q.Queue(`DELETE FROM `+t+` WHERE block_number = ANY($1)`, blocks)
+		for _, t := range w.schema {
+			if mode == chain.ReplaceBlocks || t.Scope == chain.ScopeBlock {
+				q.Queue(`DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` WHERE `+
+					pgx.Identifier{t.BlockColumn()}.Sanitize()+` = ANY($1)`, blocks)
 			}
 		}
 	}
-	if len(txBlocks) > 0 {
-		for _, t := range []string{"transactions", "calls"} {
-			q.Queue(`DELETE FROM `+t+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
-				WHERE t.block_number = k.b AND t.transaction_index = k.i`, txBlocks, txIdx)
+	for _, scope := range []chain.Scope{chain.ScopeTransaction, chain.ScopeLog} {
+		if len(blocksOf[scope]) == 0 {
+			continue
 		}
-	}
-	if len(logBlocks) > 0 {
-		for _, t := range []string{"logs", "events", "token_transfers"} {
-			q.Queue(`DELETE FROM `+t+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
-				WHERE t.block_number = k.b AND t.log_index = k.i`, logBlocks, logIdx)
+		for _, t := range w.schema {
+			if t.Scope != scope {
+				continue
+			}
+			q.Queue(`DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
+				WHERE t.`+pgx.Identifier{t.BlockColumn()}.Sanitize()+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i`,
+				blocksOf[scope], idx[scope])
 		}
 	}
 	if q.Len() == 0 {

@@ -30,6 +30,7 @@ import (
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Options configure a benchmark run. Zero values mean the defaults of cmd/chainsink-bench.
@@ -240,7 +241,7 @@ func binaryVersion(bin string) string {
 	return strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "chainsink "))
 }
 
-func rowsByTable(r *store.Rows) string {
+func rowsByTable(r *chain.Rows) string {
 	return fmt.Sprintf("%d block, %d withdrawals, %d transactions, %d logs, %d token transfers, %d events, %d calls",
 		len(r.Blocks), len(r.Withdrawals), len(r.Transactions), len(r.Logs), len(r.TokenTransfers), len(r.Events), len(r.Calls))
 }
@@ -420,23 +421,23 @@ func (b *bencher) produce(ctx context.Context, recs []localkafka.Record) error {
 }
 
 // writeFunc writes a batch of blocks' rows in one transaction.
-type writeFunc func(ctx context.Context, db store.DB, rows []store.Rows) (store.Counts, error)
+type writeFunc func(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts, error)
 
 // writeParallel writes blocks with one writer per partition, each taking the blocks of its partition (number
 // mod partitions, as the bundles are keyed) in batches of at least BatchRows rows, one transaction each: the
 // batches chainsink's partition workers would make.
-func (b *bencher) writeParallel(ctx context.Context, pool *pgxpool.Pool, n int, block func(i int) store.Rows,
-	write writeFunc) (store.Counts, error) {
+func (b *bencher) writeParallel(ctx context.Context, pool *pgxpool.Pool, n int, block func(i int) chain.Rows,
+	write writeFunc) (chain.Counts, error) {
 	p := int(b.o.Partitions)
 	var mu sync.Mutex
-	total := store.Counts{}
+	total := chain.Counts{}
 	errs := make([]error, p)
 	var wg sync.WaitGroup
 	for w := range p {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var batch []store.Rows
+			var batch []chain.Rows
 			rows := 0
 			flush := func() error {
 				if len(batch) == 0 {
@@ -504,7 +505,7 @@ func (b *bencher) direct(ctx context.Context, key, name string, write writeFunc)
 	ctrs := b.counters(ctx)
 	machineBefore := machineCPU()
 	t0 := time.Now()
-	counts, err := b.writeParallel(ctx, st.Pool(), b.w.Bundled, func(i int) store.Rows { return b.w.Blocks[i].Rows }, write)
+	counts, err := b.writeParallel(ctx, st.Pool(), b.w.Bundled, func(i int) chain.Rows { return b.w.Blocks[i].Rows }, write)
 	if err != nil {
 		return err
 	}
@@ -522,7 +523,7 @@ func (b *bencher) direct(ctx context.Context, key, name string, write writeFunc)
 	return nil
 }
 
-func sum(c store.Counts) int64 {
+func sum(c chain.Counts) int64 {
 	var n int64
 	for _, v := range c {
 		n += v
@@ -531,13 +532,13 @@ func sum(c store.Counts) int64 {
 }
 
 func (b *bencher) ceiling(ctx context.Context) error {
-	return b.direct(ctx, "ceiling", "(a) ceiling: binary COPY", store.CopyRows)
+	return b.direct(ctx, "ceiling", "(a) ceiling: binary COPY", CopyRows)
 }
 
 func (b *bencher) baseline(ctx context.Context) error {
 	return b.direct(ctx, "baseline", fmt.Sprintf("(b) baseline: INSERT ON CONFLICT, %d rows/stmt", b.o.InsertRows),
-		func(ctx context.Context, db store.DB, rows []store.Rows) (store.Counts, error) {
-			return store.InsertRows(ctx, db, rows, b.o.InsertRows)
+		func(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts, error) {
+			return InsertRows(ctx, db, rows, b.o.InsertRows)
 		})
 }
 
@@ -661,16 +662,16 @@ func (b *bencher) growthRun(ctx context.Context, n int64, tuned bool) error {
 		Format: "bundle", Indexes: "live", Preloaded: preloaded, Tuned: tuned}
 	return b.chainsinkRun(ctx, r, spec, func(st *store.Store) error {
 		t0 := time.Now()
-		counts, err := b.writeParallel(ctx, st.Pool(), blocks, func(i int) store.Rows {
+		counts, err := b.writeParallel(ctx, st.Pool(), blocks, func(i int) chain.Rows {
 			return RenumberRows(&b.w.Base, FirstPreloadBlock+uint64(i))
-		}, store.CopyRows)
+		}, CopyRows)
 		if err != nil {
 			return err
 		}
 		if got := sum(counts); got != preloaded {
 			return fmt.Errorf("preloaded %d rows, want %d", got, preloaded)
 		}
-		if _, err := st.Pool().Exec(ctx, "VACUUM (ANALYZE) "+strings.Join(store.Tables, ", ")); err != nil {
+		if _, err := st.Pool().Exec(ctx, "VACUUM (ANALYZE) "+strings.Join(chain.CoreTables.Names(), ", ")); err != nil {
 			return err
 		}
 		b.logf("    preloaded %d rows (%d blocks) with COPY and vacuumed in %s", preloaded, blocks,

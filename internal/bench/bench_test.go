@@ -23,6 +23,7 @@ import (
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // TestRenumberRowsEqualsRenumberedItems: the preload copies made at the row level are the rows that the
@@ -153,8 +154,8 @@ func benchWorkload(b *testing.B) *Workload {
 //
 //	go test ./internal/bench -run '^$' -bench WriteBatch -cpuprofile cpu.out
 func BenchmarkWriteBatch(b *testing.B) {
-	benchWrite(b, func(ctx context.Context, db store.DB, i int, rows []store.Rows) error {
-		batch := store.NewBatch("bench", "blocks", 0, int64(i*benchBlocks), store.ReplaceBlocks)
+	benchWrite(b, func(ctx context.Context, db store.DB, i int, rows []chain.Rows) error {
+		batch := store.NewBatch("bench", "blocks", 0, int64(i*benchBlocks), chain.ReplaceBlocks)
 		for j, r := range rows {
 			batch.Add(store.Message{Offset: int64(i*benchBlocks + j), Rows: r})
 		}
@@ -163,15 +164,15 @@ func BenchmarkWriteBatch(b *testing.B) {
 	})
 }
 
-// BenchmarkCopyRows is the same batches through the ceiling's plain COPY (store.CopyRows).
+// BenchmarkCopyRows is the same batches through the ceiling's plain COPY (CopyRows).
 func BenchmarkCopyRows(b *testing.B) {
-	benchWrite(b, func(ctx context.Context, db store.DB, _ int, rows []store.Rows) error {
-		_, err := store.CopyRows(ctx, db, rows)
+	benchWrite(b, func(ctx context.Context, db store.DB, _ int, rows []chain.Rows) error {
+		_, err := CopyRows(ctx, db, rows)
 		return err
 	})
 }
 
-func benchWrite(b *testing.B, write func(ctx context.Context, db store.DB, i int, rows []store.Rows) error) {
+func benchWrite(b *testing.B, write func(ctx context.Context, db store.DB, i int, rows []chain.Rows) error) {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pgtest.URL())
 	if err != nil {
@@ -184,7 +185,7 @@ func benchWrite(b *testing.B, write func(ctx context.Context, db store.DB, i int
 	rows := 0
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
-		batch := make([]store.Rows, benchBlocks)
+		batch := make([]chain.Rows, benchBlocks)
 		for j := range batch {
 			batch[j] = RenumberRows(&w.Base, FirstBlock+uint64(i*benchBlocks+j))
 			rows += batch[j].Len()
@@ -288,5 +289,73 @@ func BenchmarkIndexer(b *testing.B) {
 			}
 			b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
 		})
+	}
+}
+
+// TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores: the ceiling and the baseline write exactly the rows of
+// chainsink's own write, so that comparing their speeds is fair.
+func TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := BuildWorkload(root, 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := []chain.Rows{RenumberRows(&w.Base, FirstBlock), RenumberRows(&w.Base, FirstBlock+1)}
+	total := int64(rows[0].Len() + rows[1].Len())
+
+	ref, _ := pgtest.Open(t)
+	b := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	b.Add(store.Message{Offset: 0, Rows: rows[0]})
+	b.Add(store.Message{Offset: 1, Rows: rows[1]})
+	if _, err := store.WriteBatch(ctx, ref.Pool(), b); err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgtest.ReadRows(ctx, ref.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(want.Len()) != total {
+		t.Fatalf("WriteBatch stored %d rows of %d", want.Len(), total)
+	}
+
+	cp, _ := pgtest.Open(t)
+	counts, err := CopyRows(ctx, cp.Pool(), rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum(counts) != total {
+		t.Fatalf("CopyRows counts %v, want %d rows", counts, total)
+	}
+	got, err := pgtest.ReadRows(ctx, cp.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.RequireRowsEqual(t, got, want)
+
+	ins, _ := pgtest.Open(t)
+	counts, err = InsertRows(ctx, ins.Pool(), rows, 7) // 7 rows a statement: several statements per table
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum(counts) != total {
+		t.Fatalf("InsertRows counts %v, want %d rows", counts, total)
+	}
+	got, err = pgtest.ReadRows(ctx, ins.Pool(), 0, 1<<62)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.RequireRowsEqual(t, got, want)
+	// ON CONFLICT DO NOTHING: a second delivery writes nothing and fails nothing.
+	counts, err = InsertRows(ctx, ins.Pool(), rows, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum(counts) != 0 {
+		t.Fatalf("second InsertRows wrote %v", counts)
 	}
 }

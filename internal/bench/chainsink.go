@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // runSpec is one timed run of the real `chainsink run` binary over a topic published beforehand.
@@ -223,7 +224,7 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	if err != nil {
 		return res, err
 	}
-	for _, t := range store.Tables {
+	for _, t := range chain.CoreTables.Names() {
 		res.RowsInTables += counts[t]
 	}
 	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&res.DeadLetters); err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/format"
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 const (
@@ -34,7 +34,7 @@ type Block struct {
 	// feed the ethereum-etl backlog.
 	Bundle []byte
 	// Rows is Bundle decoded by chainsink's decoder (format + ABIs), derived rows included.
-	Rows store.Rows
+	Rows chain.Rows
 }
 
 // Workload is the benchmark's input, built once.
@@ -43,7 +43,7 @@ type Workload struct {
 	Blocks  []Block
 	Bundled int
 	// Base is block 17173049's own decoded rows, the template of the preload copies.
-	Base store.Rows
+	Base chain.Rows
 }
 
 // BuildWorkload renumbers the ethereum-etl items of block 17173049 into blocks copies numbered from
@@ -158,8 +158,8 @@ func typeFirst(v []byte) []byte {
 func (w *Workload) RowsPerBlock() int { return w.Base.Len() }
 
 // BundleRows is the decoded rows of the bundled blocks.
-func (w *Workload) BundleRows() []store.Rows {
-	out := make([]store.Rows, w.Bundled)
+func (w *Workload) BundleRows() []chain.Rows {
+	out := make([]chain.Rows, w.Bundled)
 	for i := range out {
 		out[i] = w.Blocks[i].Rows
 	}
@@ -181,15 +181,15 @@ func renumberHash(h []byte, number uint64) []byte {
 // RenumberRows returns a copy of r moved to block number, exactly as if r's ethereum-etl items had been
 // renumbered with fixtures.Renumber and decoded again (a test checks this), without the JSON round trips: it
 // makes the millions of preload rows of the cost-growth runs cheaply. Unchanged byte slices are shared.
-func RenumberRows(r *store.Rows, number uint64) store.Rows {
-	out := store.Rows{
-		Blocks:         make([]store.Block, len(r.Blocks)),
-		Withdrawals:    make([]store.Withdrawal, len(r.Withdrawals)),
-		Transactions:   make([]store.Transaction, len(r.Transactions)),
-		Logs:           make([]store.Log, len(r.Logs)),
-		TokenTransfers: make([]store.TokenTransfer, len(r.TokenTransfers)),
-		Events:         make([]store.Event, len(r.Events)),
-		Calls:          make([]store.Call, len(r.Calls)),
+func RenumberRows(r *chain.Rows, number uint64) chain.Rows {
+	out := chain.Rows{
+		Blocks:         make([]chain.Block, len(r.Blocks)),
+		Withdrawals:    make([]chain.Withdrawal, len(r.Withdrawals)),
+		Transactions:   make([]chain.Transaction, len(r.Transactions)),
+		Logs:           make([]chain.Log, len(r.Logs)),
+		TokenTransfers: make([]chain.TokenTransfer, len(r.TokenTransfers)),
+		Events:         make([]chain.Event, len(r.Events)),
+		Calls:          make([]chain.Call, len(r.Calls)),
 	}
 	hashes := map[string][]byte{} // one new slice per distinct hash
 	rh := func(h []byte) []byte {

@@ -13,13 +13,14 @@ import (
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // deadMessage is a message that became a dead letter, with a key and value that name it.
 func deadMessage(offset int64, topic, reason string) store.Message {
 	return store.Message{Offset: offset, Key: []byte(fmt.Sprintf("key-%s-%d", topic, offset)),
 		Value:   []byte(fmt.Sprintf("value-%s-%d", topic, offset)),
-		Failure: &store.Failure{Reason: reason, Err: fmt.Errorf("decode %s/%d: %s\nsecond line", topic, offset, reason)}}
+		Failure: &chain.Failure{Reason: reason, Err: fmt.Errorf("decode %s/%d: %s\nsecond line", topic, offset, reason)}}
 }
 
 // consumeRecords reads n records of topic/partition from offset on.
@@ -73,12 +74,12 @@ func TestDeadLettersListAndReplay(t *testing.T) {
 	defer broker.Close()
 
 	// logs/0: offsets 0..3, three bad_field and one invalid_json; blocks/0: one bad_field.
-	b := store.NewBatch("g", "logs", 0, 0, store.ReplaceRows)
+	b := store.NewBatch("g", "logs", 0, 0, chain.ReplaceRows)
 	for i, r := range []string{"bad_field", "invalid_json", "bad_field", "bad_field"} {
 		b.Add(deadMessage(int64(i), "logs", r))
 	}
 	writeBatch(t, ctx, s.Pool(), b)
-	b = store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b = store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	b.Add(deadMessage(0, "blocks", "bad_field"))
 	writeBatch(t, ctx, s.Pool(), b)
 	// The partition already holds 10 messages, so the replayed ones are appended from offset 10.
@@ -179,7 +180,7 @@ func TestDeadLettersReplayKeepsWhatWasNotDelivered(t *testing.T) {
 	defer broker.Close()
 	// Partition 5 of logs does not exist (the topic was recreated with one partition, say).
 	for _, p := range []int32{0, 5} {
-		b := store.NewBatch("g", "logs", p, 0, store.ReplaceRows)
+		b := store.NewBatch("g", "logs", p, 0, chain.ReplaceRows)
 		b.Add(deadMessage(0, "logs", "rejected_by_postgres"))
 		b.Add(deadMessage(1, "logs", "rejected_by_postgres"))
 		writeBatch(t, ctx, s.Pool(), b)

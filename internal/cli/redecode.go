@@ -13,6 +13,7 @@ import (
 
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 type redecodeOptions struct {
@@ -138,7 +139,7 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 	logger.Info("redecode starting", "from", o.from, "to", o.to, "blocks", total, "batch_blocks", o.batchBlocks,
 		"scope", scope, "abis", reg.Names())
 	start := time.Now()
-	sum := store.DerivedResult{Deleted: store.Counts{}, Written: store.Counts{}}
+	sum := store.DerivedResult{Deleted: chain.Counts{}, Written: chain.Counts{}}
 	for lo := o.from; ; {
 		hi := lo + o.batchBlocks - 1
 		if hi < lo || hi > o.to { // hi < lo: overflow near the top of uint64

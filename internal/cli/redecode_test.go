@@ -21,11 +21,12 @@ import (
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // rawBlock17173049 is block 17173049 as ethereum-etl delivers it, decoded but not enriched: blocks,
 // transactions and logs, no token transfers, events or calls.
-func rawBlock17173049(t *testing.T) store.Rows {
+func rawBlock17173049(t *testing.T) chain.Rows {
 	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
@@ -35,7 +36,7 @@ func rawBlock17173049(t *testing.T) store.Rows {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rows store.Rows
+	var rows chain.Rows
 	for _, kind := range []string{"block", "transaction", "log"} {
 		for _, line := range items[kind] {
 			r, failure := format.Decode(format.EthereumETL, nil, line)
@@ -55,9 +56,9 @@ func rawBlock17173049(t *testing.T) store.Rows {
 
 // derivedRows are the derived rows in a comparable form: primary-key order, UTC times, JSON args by meaning.
 type derivedRows struct {
-	TokenTransfers []store.TokenTransfer
-	Events         []store.Event
-	Calls          []store.Call
+	TokenTransfers []chain.TokenTransfer
+	Events         []chain.Event
+	Calls          []chain.Call
 }
 
 func canonJSON(t *testing.T, j []byte) []byte {
@@ -70,7 +71,7 @@ func canonJSON(t *testing.T, j []byte) []byte {
 	return out
 }
 
-func derivedOf(t *testing.T, r store.Rows) derivedRows {
+func derivedOf(t *testing.T, r chain.Rows) derivedRows {
 	t.Helper()
 	d := derivedRows{TokenTransfers: slices.Clone(r.TokenTransfers), Events: slices.Clone(r.Events), Calls: slices.Clone(r.Calls)}
 	for i := range d.TokenTransfers {
@@ -84,13 +85,13 @@ func derivedOf(t *testing.T, r store.Rows) derivedRows {
 		d.Calls[i].BlockTimestamp = d.Calls[i].BlockTimestamp.UTC()
 		d.Calls[i].Args = canonJSON(t, d.Calls[i].Args)
 	}
-	slices.SortFunc(d.TokenTransfers, func(a, b store.TokenTransfer) int {
+	slices.SortFunc(d.TokenTransfers, func(a, b chain.TokenTransfer) int {
 		return cmp.Or(cmp.Compare(a.BlockNumber, b.BlockNumber), cmp.Compare(a.LogIndex, b.LogIndex), cmp.Compare(a.BatchIndex, b.BatchIndex))
 	})
-	slices.SortFunc(d.Events, func(a, b store.Event) int {
+	slices.SortFunc(d.Events, func(a, b chain.Event) int {
 		return cmp.Or(cmp.Compare(a.BlockNumber, b.BlockNumber), cmp.Compare(a.LogIndex, b.LogIndex))
 	})
-	slices.SortFunc(d.Calls, func(a, b store.Call) int {
+	slices.SortFunc(d.Calls, func(a, b chain.Call) int {
 		return cmp.Or(cmp.Compare(a.BlockNumber, b.BlockNumber), cmp.Compare(a.TransactionIndex, b.TransactionIndex))
 	})
 	return d
@@ -98,7 +99,7 @@ func derivedOf(t *testing.T, r store.Rows) derivedRows {
 
 func storedDerived(t *testing.T, ctx context.Context, db store.DB) derivedRows {
 	t.Helper()
-	r, err := store.ReadRows(ctx, db, 0, 1<<62)
+	r, err := pgtest.ReadRows(ctx, db, 0, 1<<62)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +130,9 @@ func requireDerivedEqual(t *testing.T, got, want derivedRows) {
 }
 
 // storeRaw writes rows in one batch, as `chainsink run` would without ABIs.
-func storeRaw(t *testing.T, ctx context.Context, db store.DB, rows store.Rows) {
+func storeRaw(t *testing.T, ctx context.Context, db store.DB, rows chain.Rows) {
 	t.Helper()
-	b := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	b.Add(store.Message{Offset: 0, Value: []byte("block"), Rows: rows})
 	writeBatch(t, ctx, db, b)
 }
@@ -186,7 +187,7 @@ func TestRedecodeDerivesWhatALiveDecodeWould(t *testing.T) {
 		"0x"+hex.EncodeToString(tt.TokenAddress) != "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2" {
 		t.Errorf("first token transfer = %+v", tt)
 	}
-	var deposit *store.Event
+	var deposit *chain.Event
 	for i := range got.Events {
 		if got.Events[i].ABIName == "WETH9" && got.Events[i].EventName == "Deposit" {
 			deposit = &got.Events[i]
@@ -228,9 +229,9 @@ const chainlinkABI = `[
   {"indexed":true,"name":"roundId","type":"uint256"},{"indexed":true,"name":"startedBy","type":"address"},
   {"indexed":false,"name":"startedAt","type":"uint256"}]}]`
 
-func logsWithTopic0(rows store.Rows, sig string) []store.Log {
+func logsWithTopic0(rows chain.Rows, sig string) []chain.Log {
 	topic0 := crypto.Keccak256([]byte(sig))
-	var out []store.Log
+	var out []chain.Log
 	for _, l := range rows.Logs {
 		if len(l.Topics) > 0 && bytes.Equal(l.Topics[0], topic0) {
 			out = append(out, l)
@@ -239,8 +240,8 @@ func logsWithTopic0(rows store.Rows, sig string) []store.Log {
 	return out
 }
 
-func eventsOf(d derivedRows, abiName string) []store.Event {
-	var out []store.Event
+func eventsOf(d derivedRows, abiName string) []chain.Event {
+	var out []chain.Event
 	for _, e := range d.Events {
 		if e.ABIName == abiName {
 			out = append(out, e)
@@ -331,9 +332,9 @@ func TestRedecodeWithNewABIFillsHistoryAndLeavesOthersAlone(t *testing.T) {
 	}
 	// Everything else is as it was, the hand-edited ERC20 row included; Chainlink was not asked for.
 	want := before
-	want.Events = slices.DeleteFunc(slices.Clone(before.Events), func(x store.Event) bool { return x.ABIName == "Seaport" })
+	want.Events = slices.DeleteFunc(slices.Clone(before.Events), func(x chain.Event) bool { return x.ABIName == "Seaport" })
 	want.Events = append(want.Events, e)
-	want = derivedOf(t, store.Rows{TokenTransfers: want.TokenTransfers, Events: want.Events, Calls: want.Calls})
+	want = derivedOf(t, chain.Rows{TokenTransfers: want.TokenTransfers, Events: want.Events, Calls: want.Calls})
 	requireDerivedEqual(t, after, want)
 	for _, x := range after.Events {
 		if x.LogIndex == erc20Log && string(x.Args) != `{"edited":true}` {

@@ -12,12 +12,13 @@ import (
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
-func blockRows(n uint64) store.Rows {
+func blockRows(n uint64) chain.Rows {
 	h := make([]byte, 32)
 	h[31] = byte(n)
-	return store.Rows{Blocks: []store.Block{{Number: n, Hash: h, ParentHash: h, Timestamp: time.Unix(1_683_000_000+int64(n), 0),
+	return chain.Rows{Blocks: []chain.Block{{Number: n, Hash: h, ParentHash: h, Timestamp: time.Unix(1_683_000_000+int64(n), 0),
 		Miner: h[:20]}}}
 }
 
@@ -33,16 +34,16 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 
 	// Partition 0: offsets 0..2 stored (two blocks and a dead letter), 5 messages in Kafka: lag 2.
 	// Partition 1: offset 0 stored, 1 message in Kafka: lag 0. Group h has its own offsets and dead letter.
-	b0 := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b0 := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	b0.Add(store.Message{Offset: 0, Value: []byte("b10"), Rows: blockRows(10)})
-	b0.Add(store.Message{Offset: 1, Value: []byte("garbage"), Failure: &store.Failure{Reason: "invalid_json", Err: errors.New("not JSON")}})
+	b0.Add(store.Message{Offset: 1, Value: []byte("garbage"), Failure: &chain.Failure{Reason: "invalid_json", Err: errors.New("not JSON")}})
 	b0.Add(store.Message{Offset: 2, Value: []byte("b12"), Rows: blockRows(12)})
 	writeBatch(t, ctx, s.Pool(), b0)
-	b1 := store.NewBatch("g", "blocks", 1, 0, store.ReplaceBlocks)
+	b1 := store.NewBatch("g", "blocks", 1, 0, chain.ReplaceBlocks)
 	b1.Add(store.Message{Offset: 0, Value: []byte("b11"), Rows: blockRows(11)})
 	writeBatch(t, ctx, s.Pool(), b1)
-	bh := store.NewBatch("h", "blocks", 0, 0, store.ReplaceBlocks)
-	bh.Add(store.Message{Offset: 0, Value: []byte("x"), Failure: &store.Failure{Reason: "bad_field", Err: errors.New("no number")}})
+	bh := store.NewBatch("h", "blocks", 0, 0, chain.ReplaceBlocks)
+	bh.Add(store.Message{Offset: 0, Value: []byte("x"), Failure: &chain.Failure{Reason: "bad_field", Err: errors.New("no number")}})
 	writeBatch(t, ctx, s.Pool(), bh)
 
 	var recs []localkafka.Record
@@ -90,7 +91,7 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 		}
 		rows[tb.Table] = tb.Rows
 	}
-	if len(doc.Tables) != len(store.Tables) || rows["blocks"] != 3 || rows["logs"] != 0 {
+	if len(doc.Tables) != len(chain.CoreTables.Names()) || rows["blocks"] != 3 || rows["logs"] != 0 {
 		t.Errorf("tables = %+v", doc.Tables)
 	}
 	if doc.NewestBlock == nil || doc.NewestBlock.Number != 12 || !doc.NewestBlock.Timestamp.Equal(time.Unix(1_683_000_012, 0)) {
@@ -139,7 +140,7 @@ func TestStatusWithoutBrokersAndWithUnreachableBrokers(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	s, cfg := pgtest.Open(t)
-	b := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	b.Add(store.Message{Offset: 0, Value: []byte("b"), Rows: blockRows(1)})
 	writeBatch(t, ctx, s.Pool(), b)
 

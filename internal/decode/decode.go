@@ -13,7 +13,7 @@ import (
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/metrics"
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Decoder is safe for concurrent use.
@@ -29,10 +29,10 @@ func New(reg *abi.Registry, m *metrics.Metrics) *Decoder {
 
 // Decode turns one message of the named format into rows, decoded ones included, or into a dead-letter
 // failure. It has the signature of indexer.DecodeFunc.
-func (d *Decoder) Decode(f string, key, value []byte) (store.Rows, *store.Failure) {
+func (d *Decoder) Decode(f string, key, value []byte) (chain.Rows, *chain.Failure) {
 	rows, failure := format.Decode(format.Format(f), key, value)
 	if failure != nil {
-		return store.Rows{}, failure
+		return chain.Rows{}, failure
 	}
 	d.Enrich(&rows)
 	return rows, nil
@@ -42,9 +42,9 @@ func (d *Decoder) Decode(f string, key, value []byte) (store.Rows, *store.Failur
 // result is copied out at its exact size: appending to fresh slices instead doubled them up to a block's
 // ~240 events, and that garbage was a tenth of all chainsink allocated in make bench.
 type scratch struct {
-	transfers []store.TokenTransfer
-	events    []store.Event
-	calls     []store.Call
+	transfers []chain.TokenTransfer
+	events    []chain.Event
+	calls     []chain.Call
 	topics    []common.Hash
 }
 
@@ -52,7 +52,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // Enrich derives token transfers, events and calls from rows' logs and transactions, replacing any it had.
 // A log an ABI claims but cannot decode stays raw in logs (never dropped, never half-decoded) and is counted.
-func (d *Decoder) Enrich(rows *store.Rows) {
+func (d *Decoder) Enrich(rows *chain.Rows) {
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
 		// The rows hold copies by now; the scratch must not keep what they point to alive.
@@ -76,7 +76,7 @@ func clone[S ~[]E, E any](s S) S {
 	return slices.Clone(s)
 }
 
-func (d *Decoder) enrich(rows *store.Rows, sc *scratch) {
+func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 	topics := sc.topics
 	defer func() { sc.topics = topics[:0] }()
 	for i := range rows.Logs {
@@ -88,7 +88,7 @@ func (d *Decoder) enrich(rows *store.Rows, sc *scratch) {
 		l := abi.Log{Address: common.BytesToAddress(lg.Address), Topics: topics, Data: lg.Data}
 		if transfers, err := abi.TokenTransfers(l); err == nil {
 			for _, t := range transfers {
-				tt := store.TokenTransfer{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
+				tt := chain.TokenTransfer{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
 					BatchIndex: int32(t.BatchIndex), TransactionHash: lg.TransactionHash, BlockTimestamp: lg.BlockTimestamp,
 					TokenAddress: lg.Address, FromAddress: t.From.Bytes(), ToAddress: t.To.Bytes(), TokenID: t.TokenID,
 					Value: t.Value, Standard: t.Standard}
@@ -102,7 +102,7 @@ func (d *Decoder) enrich(rows *store.Rows, sc *scratch) {
 				d.metrics.UndecodedLogs.Inc()
 			}
 		case ok:
-			sc.events = append(sc.events, store.Event{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
+			sc.events = append(sc.events, chain.Event{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
 				TransactionHash: lg.TransactionHash, BlockTimestamp: lg.BlockTimestamp, Address: lg.Address,
 				EventName: ev.Name, Signature: ev.Signature, ABIName: ev.ABIName, Args: ev.Args})
 			if d.metrics != nil {
@@ -120,7 +120,7 @@ func (d *Decoder) enrich(rows *store.Rows, sc *scratch) {
 		if err != nil || !ok {
 			continue
 		}
-		sc.calls = append(sc.calls, store.Call{BlockNumber: tx.BlockNumber, TransactionIndex: tx.TransactionIndex,
+		sc.calls = append(sc.calls, chain.Call{BlockNumber: tx.BlockNumber, TransactionIndex: tx.TransactionIndex,
 			TransactionHash: tx.Hash, BlockTimestamp: tx.BlockTimestamp, ToAddress: tx.ToAddress, Status: tx.Status,
 			MethodName: call.Name, Signature: call.Signature, ABIName: call.ABIName, Args: call.Args})
 	}

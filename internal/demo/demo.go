@@ -22,6 +22,7 @@ import (
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Options configure the demo.
@@ -51,7 +52,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
 
-	created, err := store.EnsureDatabase(ctx, o.AdminURL, o.Database)
+	created, err := EnsureDatabase(ctx, o.AdminURL, o.Database)
 	if err != nil {
 		return fmt.Errorf("%w (is PostgreSQL running on 127.0.0.1:5432?)", err)
 	}
@@ -232,10 +233,10 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 		return err
 	}
 	fmt.Fprintln(out, "Rows stored")
-	for _, t := range store.Tables {
+	for _, t := range chain.CoreTables.Names() {
 		fmt.Fprintf(out, "  %-16s %6d\n", t, counts[t])
 	}
-	section := func(title, col1, col2 string, rows []store.Ranked) {
+	section := func(title, col1, col2 string, rows []Ranked) {
 		fmt.Fprintf(out, "\n%s\n", title)
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "  %s\t%s\tCOUNT\n", col1, col2)
@@ -244,22 +245,22 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 		}
 		_ = tw.Flush()
 	}
-	tokens, err := store.TopTokens(ctx, db, 8)
+	tokens, err := TopTokens(ctx, db, 8)
 	if err != nil {
 		return err
 	}
 	section("Top tokens by transfers", "TOKEN", "STANDARD", tokens)
-	events, err := store.TopEvents(ctx, db, 10)
+	events, err := TopEvents(ctx, db, 10)
 	if err != nil {
 		return err
 	}
 	section("Decoded events", "EVENT", "ABI", events)
-	methods, err := store.TopMethods(ctx, db, 8)
+	methods, err := TopMethods(ctx, db, 8)
 	if err != nil {
 		return err
 	}
 	section("Decoded calls", "METHOD", "ABI", methods)
-	swaps, err := store.Swaps(ctx, db, 8)
+	swaps, err := Swaps(ctx, db, 8)
 	if err != nil {
 		return err
 	}

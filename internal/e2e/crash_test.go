@@ -19,6 +19,7 @@ import (
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 const crashTopic = "items"
@@ -68,7 +69,7 @@ func reference(t *testing.T, recs []localkafka.Record) store.Config {
 	for _, r := range recs {
 		b := batches[r.Partition]
 		if b == nil {
-			b = store.NewBatch("reference", r.Topic, r.Partition, next[r.Partition], store.ReplaceRows)
+			b = store.NewBatch("reference", r.Topic, r.Partition, next[r.Partition], chain.ReplaceRows)
 			batches[r.Partition] = b
 		}
 		rows, failure := dec.Decode("ethereum-etl", r.Key, r.Value)

@@ -21,7 +21,9 @@ import (
 
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/localkafka"
+	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // etlTopics are the topics ethereum-etl's `stream --output kafka` writes, as chainsink is told to read them.
@@ -161,7 +163,7 @@ func TestMainnetDataFieldByField(t *testing.T) {
 	}
 
 	t.Run("ethereum-etl block 17173049", func(t *testing.T) {
-		rows, err := store.ReadRows(ctx, s.Pool(), fixtures.Block17173049, fixtures.Block17173049)
+		rows, err := pgtest.ReadRows(ctx, s.Pool(), fixtures.Block17173049, fixtures.Block17173049)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -172,7 +174,7 @@ func TestMainnetDataFieldByField(t *testing.T) {
 		checkETLBlock(t, rows, items)
 	})
 	t.Run("bundle block 483920", func(t *testing.T) {
-		rows, err := store.ReadRows(ctx, s.Pool(), fixtures.Block483920, fixtures.Block483920)
+		rows, err := pgtest.ReadRows(ctx, s.Pool(), fixtures.Block483920, fixtures.Block483920)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -247,7 +249,7 @@ func eqNum(t *testing.T, what string, got any, want any) {
 	}
 }
 
-func checkETLBlock(t *testing.T, rows store.Rows, items map[string][][]byte) {
+func checkETLBlock(t *testing.T, rows chain.Rows, items map[string][][]byte) {
 	blocks := parseItems(t, items["block"])
 	if len(rows.Blocks) != 1 {
 		t.Fatalf("blocks = %d, want 1", len(rows.Blocks))
@@ -276,7 +278,7 @@ func checkETLBlock(t *testing.T, rows store.Rows, items map[string][][]byte) {
 	failed := 0
 	for _, w := range txs {
 		idx := w["transaction_index"].(json.Number).String()
-		var tx *store.Transaction
+		var tx *chain.Transaction
 		for i := range rows.Transactions {
 			if fmt.Sprint(rows.Transactions[i].TransactionIndex) == idx {
 				tx = &rows.Transactions[i]
@@ -406,7 +408,7 @@ func str(v any) string {
 	return fmt.Sprint(v)
 }
 
-func checkBundle483920(t *testing.T, rows store.Rows, root string) {
+func checkBundle483920(t *testing.T, rows chain.Rows, root string) {
 	res := filepath.Join(root, "ethereum-etl", "tests", "resources")
 	eb := readCSV(t, filepath.Join(res, "test_export_blocks_job", "block_with_logs", "expected_blocks.csv"))[0]
 	if len(rows.Blocks) != 1 {
@@ -428,7 +430,7 @@ func checkBundle483920(t *testing.T, rows store.Rows, root string) {
 		t.Fatalf("transactions = %d, want %d", len(rows.Transactions), len(txs))
 	}
 	for _, w := range txs {
-		var tx *store.Transaction
+		var tx *chain.Transaction
 		for i := range rows.Transactions {
 			if hexutil.Encode(rows.Transactions[i].Hash) == w["hash"] {
 				tx = &rows.Transactions[i]

@@ -9,7 +9,7 @@ import (
 
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/localkafka"
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/internal/pgtest"
 )
 
 // mutateBundle decodes a bundle, lets fn change it, and encodes it again.
@@ -109,7 +109,7 @@ func TestPoisonMessagesGoToDeadLetters(t *testing.T) {
 		t.Logf("%s → %s: %.120s", p.name, d.reason, d.err)
 	}
 	for _, n := range []uint64{fixtures.Block483920, fixtures.Block17173049} {
-		r, err := store.ReadRows(ctx, s.Pool(), n, n)
+		r, err := pgtest.ReadRows(ctx, s.Pool(), n, n)
 		if err != nil {
 			t.Fatal(err)
 		}

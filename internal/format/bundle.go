@@ -10,7 +10,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	json "github.com/go-json-experiment/json/v1"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // The JSON-RPC shapes, declared like go-ethereum's ethapi.RPCTransaction. Only fields with a column are
@@ -152,8 +152,8 @@ func BundleKey(number uint64) []byte {
 	return strconv.AppendUint(nil, number, 10)
 }
 
-func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
-	var rows store.Rows
+func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
+	var rows chain.Rows
 	var msg bundleMsg
 	if err := json.Unmarshal(value, &msg); err != nil {
 		return rows, locateBundleError(value, err)
@@ -190,7 +190,7 @@ func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
 	// One slab for the nullable integers of the message: 3 per transaction (gas used, cumulative gas used,
 	// blob gas used) and 3 for the block.
 	ints := make([]int64, 3*len(txs)+3)
-	b := store.Block{
+	b := chain.Block{
 		Number:                number,
 		Hash:                  blockHash,
 		ParentHash:            c.hash("parentHash", &blk.ParentHash),
@@ -229,11 +229,11 @@ func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
 		}
 		n := int32(len(ws))
 		b.WithdrawalCount = &n
-		rows.Withdrawals = make([]store.Withdrawal, len(ws))
+		rows.Withdrawals = make([]chain.Withdrawal, len(ws))
 		for i := range ws {
 			w := &ws[i]
 			c := conv{at: at{list: "block.withdrawals", i: i}}
-			rows.Withdrawals[i] = store.Withdrawal{
+			rows.Withdrawals[i] = chain.Withdrawal{
 				BlockNumber:    number,
 				Index:          c.int64("index", &w.Index),
 				Position:       int32(i),
@@ -242,17 +242,17 @@ func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
 				AmountGwei:     c.big("amount", &w.Amount),
 			}
 			if c.err != nil {
-				return store.Rows{}, c.err
+				return chain.Rows{}, c.err
 			}
 		}
 	}
-	rows.Blocks = []store.Block{b}
+	rows.Blocks = []chain.Block{b}
 
-	rows.Transactions = make([]store.Transaction, len(txs))
+	rows.Transactions = make([]chain.Transaction, len(txs))
 	for i := range txs {
 		tx := &txs[i]
 		c := conv{at: at{list: "block.transactions", i: i}}
-		rows.Transactions[i] = store.Transaction{
+		rows.Transactions[i] = chain.Transaction{
 			BlockNumber:          number,
 			TransactionIndex:     int32(i),
 			Hash:                 c.hash("hash", &tx.Hash),
@@ -281,12 +281,12 @@ func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
 			c.fail("transactionIndex", fmt.Errorf("%d is not the transaction's position %d", tx.TransactionIndex.v, i))
 		}
 		if c.err != nil {
-			return store.Rows{}, c.err
+			return chain.Rows{}, c.err
 		}
 	}
 
 	if err := mergeReceipts(&rows, txs, receipts, blk.Hash.v, number, ints); err != nil {
-		return store.Rows{}, err
+		return chain.Rows{}, err
 	}
 	return rows, nil
 }
@@ -295,7 +295,7 @@ func decodeBundle(key, value []byte) (store.Rows, *decodeError) {
 // receipts must be exactly the block's: one per transaction, found by transactionIndex and confirmed by
 // transactionHash, so that a receipts list of another block (or of another version of this height after a
 // reorg) can never be stored under this block.
-func mergeReceipts(rows *store.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog], blockHash common.Hash,
+func mergeReceipts(rows *chain.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog], blockHash common.Hash,
 	number uint64, ints []int64) *decodeError {
 	if len(receipts) != len(txs) {
 		return failWith(ReasonReceiptsMismatch,
@@ -362,7 +362,7 @@ func mergeReceipts(rows *store.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 		}
 	}
 
-	rows.Logs = make([]store.Log, 0, nlogs)
+	rows.Logs = make([]chain.Log, 0, nlogs)
 	blockTime := rows.Blocks[0].Timestamp
 	var seen map[int32]struct{} // only built if log indexes are not increasing
 	last := int32(-1)
@@ -372,7 +372,7 @@ func mergeReceipts(rows *store.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 		for k := range *r.Logs {
 			l := &(*r.Logs)[k]
 			c := conv{at: at{list: "receipts", i: int(j), sub: "logs", j: k}}
-			row := store.Log{
+			row := chain.Log{
 				BlockNumber:      number,
 				LogIndex:         c.int32("logIndex", &l.LogIndex),
 				TransactionHash:  tx.Hash,

@@ -9,7 +9,7 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // receiptsByIndex loads recorded eth_getTransactionReceipt responses and orders their results by
@@ -51,8 +51,8 @@ func bundle483920(t testing.TB) []byte {
 
 // expectBlockCSV is a block row from ethereum-etl's expected_blocks.csv; mixHash, which ethereum-etl does not
 // export, comes from the raw response.
-func expectBlockCSV(t testing.TB, r map[string]string, rawBlock json.RawMessage) store.Block {
-	return store.Block{
+func expectBlockCSV(t testing.TB, r map[string]string, rawBlock json.RawMessage) chain.Block {
+	return chain.Block{
 		Number:           decU64(t, r["number"]),
 		Hash:             hexOrNil(t, r["hash"]),
 		ParentHash:       hexOrNil(t, r["parent_hash"]),
@@ -85,7 +85,7 @@ func TestBundle483920(t *testing.T) {
 	receiptDir := filepath.Join(etlDir, "test_export_receipts_job/receipts_with_logs")
 	rawBlock := rpcResult(t, filepath.Join(blockDir, "web3_response.eth_getBlockByNumber_0x76250_true.json"))
 	blocks := readCSV(t, filepath.Join(blockDir, "expected_blocks.csv"))
-	want := store.Rows{Blocks: []store.Block{expectBlockCSV(t, blocks[0], rawBlock)}}
+	want := chain.Rows{Blocks: []chain.Block{expectBlockCSV(t, blocks[0], rawBlock)}}
 
 	receipts := map[string]map[string]string{}
 	for _, r := range readCSV(t, filepath.Join(receiptDir, "expected_receipts.csv")) {
@@ -96,7 +96,7 @@ func TestBundle483920(t *testing.T) {
 		if rc == nil {
 			t.Fatalf("no expected receipt for %s", r["hash"])
 		}
-		want.Transactions = append(want.Transactions, store.Transaction{
+		want.Transactions = append(want.Transactions, chain.Transaction{
 			BlockNumber:          decU64(t, r["block_number"]),
 			TransactionIndex:     int32(atoi(t, r["transaction_index"])),
 			Hash:                 hexOrNil(t, r["hash"]),
@@ -122,7 +122,7 @@ func TestBundle483920(t *testing.T) {
 	}
 	for _, line := range readLines(t, filepath.Join(receiptDir, "expected_logs.json")) {
 		m := generic(t, line)
-		want.Logs = append(want.Logs, store.Log{
+		want.Logs = append(want.Logs, chain.Log{
 			BlockNumber:      decU64(t, m["block_number"]),
 			LogIndex:         int32(decU64(t, m["log_index"])),
 			TransactionHash:  hexOrNil(t, m["transaction_hash"]),
@@ -169,10 +169,10 @@ func TestBundleGenesis(t *testing.T) {
 	dir := filepath.Join(etlDir, "test_export_blocks_job/block_without_transactions")
 	raw := rpcResult(t, filepath.Join(dir, "web3_response.eth_getBlockByNumber_0x0_true.json"))
 	rows := decodeOK(t, Bundle, BundleKey(0), encodeBundle(t, raw, nil))
-	want := store.Rows{
-		Blocks:       []store.Block{expectBlockCSV(t, readCSV(t, filepath.Join(dir, "expected_blocks.csv"))[0], raw)},
-		Transactions: []store.Transaction{},
-		Logs:         []store.Log{},
+	want := chain.Rows{
+		Blocks:       []chain.Block{expectBlockCSV(t, readCSV(t, filepath.Join(dir, "expected_blocks.csv"))[0], raw)},
+		Transactions: []chain.Transaction{},
+		Logs:         []chain.Log{},
 	}
 	expectSame(t, "rows", rows, want)
 }
@@ -181,7 +181,7 @@ func TestBundleGenesis(t *testing.T) {
 // ethereum-etl's items: both formats must give the same rows, but for the mix hash ethereum-etl lacks.
 func TestBundleMatchesETL(t *testing.T) {
 	dir := filepath.Join(etlDir, "test_stream/blocks_1755634_1755635")
-	var fromETL store.Rows
+	var fromETL chain.Rows
 	for _, f := range []string{"expected_blocks.json", "expected_transactions.json", "expected_logs.json"} {
 		for _, item := range readLines(t, filepath.Join(dir, f)) {
 			rows := decodeOK(t, EthereumETL, nil, item)
@@ -200,7 +200,7 @@ func TestBundleMatchesETL(t *testing.T) {
 			t.Errorf("block %d: mix hash %x", n.number, got.Blocks[0].MixHash)
 		}
 		got.Blocks[0].MixHash = nil
-		want := store.Rows{Transactions: []store.Transaction{}, Logs: []store.Log{}}
+		want := chain.Rows{Transactions: []chain.Transaction{}, Logs: []chain.Log{}}
 		for _, b := range fromETL.Blocks {
 			if b.Number == n.number {
 				want.Blocks = append(want.Blocks, b)
@@ -216,8 +216,8 @@ func TestBundleMatchesETL(t *testing.T) {
 				want.Logs = append(want.Logs, l)
 			}
 		}
-		slices.SortFunc(want.Transactions, func(a, b store.Transaction) int { return int(a.TransactionIndex - b.TransactionIndex) })
-		slices.SortFunc(want.Logs, func(a, b store.Log) int { return int(a.LogIndex - b.LogIndex) })
+		slices.SortFunc(want.Transactions, func(a, b chain.Transaction) int { return int(a.TransactionIndex - b.TransactionIndex) })
+		slices.SortFunc(want.Logs, func(a, b chain.Log) int { return int(a.LogIndex - b.LogIndex) })
 		expectSame(t, "block "+n.hex, got, want)
 	}
 	if len(receiptFiles) != 2 {
@@ -238,7 +238,7 @@ func TestBundleFromETLItems(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := decodeOK(t, Bundle, BundleKey(17173049), bundle)
-	var want store.Rows
+	var want chain.Rows
 	for _, item := range items {
 		rows := decodeOK(t, EthereumETL, nil, item)
 		want.Add(&rows)
@@ -306,7 +306,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %q, want an error", in, got)
 		}
 	}
-	if Bundle.Mode() != store.ReplaceBlocks || EthereumETL.Mode() != store.ReplaceRows {
+	if Bundle.Mode() != chain.ReplaceBlocks || EthereumETL.Mode() != chain.ReplaceRows {
 		t.Error("wrong replacement modes")
 	}
 }

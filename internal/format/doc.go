@@ -1,5 +1,5 @@
-// Package format turns the value of one Kafka message into the rows of the analyst tables (store.Rows), or
-// into a store.Failure that sends the message to dead_letters.
+// Package format turns the value of one Kafka message into the rows of the analyst tables (chain.Rows), or
+// into a chain.Failure that sends the message to dead_letters.
 //
 // It does no I/O: no Kafka, no SQL, no node. Decoding is a pure function of (key, value), so the consumer,
 // the backfill producer and the tests share one definition of a valid message; the fuzzers can run it
@@ -16,7 +16,7 @@
 // in standard JSON-RPC form: hex quantities, 0x-hex data, full transaction objects (EncodeBundle builds
 // it). Every transaction type is accepted (legacy, 1 access list, 2 dynamic fee, 3 blob, 4 set code), and
 // receipts from before Byzantium ("root" instead of "status", or "status": null). The message replaces the
-// whole block in every table (store.ReplaceBlocks), which is how a reorg lands.
+// whole block in every table (chain.ReplaceBlocks), which is how a reorg lands.
 //
 // Required, or the message fails with bad_field:
 //
@@ -46,7 +46,7 @@
 //
 // EthereumETL ("ethereum-etl") is what `ethereumetl stream --output kafka` publishes: one JSON item per
 // message, no key, and a "type" that says what it is. Blocks, transactions (with their receipt_* fields) and
-// logs are stored, each replacing only its own row (store.ReplaceRows); token_transfer, trace, contract and
+// logs are stored, each replacing only its own row (chain.ReplaceRows); token_transfer, trace, contract and
 // token items are skipped (empty rows, no failure), since chainsink decodes transfers from logs itself; any
 // other type fails with unknown_item_type. Field names are ethereum-etl's (from_address, receipt_status,
 // log_index, ...). Integers are JSON numbers of any size, read exactly (never through float64) and refused

@@ -10,7 +10,7 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // ethereum-etl item types.
@@ -266,15 +266,15 @@ type etlLog struct {
 	BlockTimestamp   etlInt  `json:"block_timestamp"`
 }
 
-func decodeETL(value []byte) (store.Rows, *decodeError) {
+func decodeETL(value []byte) (chain.Rows, *decodeError) {
 	typ, sniffed := sniffType(value)
 	if !sniffed {
 		var err *decodeError
 		if typ, err = itemType(value); err != nil {
-			return store.Rows{}, err
+			return chain.Rows{}, err
 		}
 	}
-	var decode func([]byte) (store.Rows, *decodeError)
+	var decode func([]byte) (chain.Rows, *decodeError)
 	switch typ {
 	case etlTypeBlock:
 		decode = decodeETLBlock
@@ -284,9 +284,9 @@ func decodeETL(value []byte) (store.Rows, *decodeError) {
 		decode = decodeETLLog
 	case etlTypeTokenTransfer, etlTypeTrace, etlTypeContract, etlTypeToken:
 		// chainsink decodes token transfers itself, from the logs and with the same rules for every format.
-		return store.Rows{}, nil
+		return chain.Rows{}, nil
 	default:
-		return store.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s (stored) "+
+		return chain.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s (stored) "+
 			"or %s, %s, %s, %s (skipped)", clip([]byte(typ)), etlTypeBlock, etlTypeTransaction, etlTypeLog,
 			etlTypeTokenTransfer, etlTypeTrace, etlTypeContract, etlTypeToken))
 	}
@@ -295,7 +295,7 @@ func decodeETL(value []byte) (store.Rows, *decodeError) {
 		// The item's first "type" chose the decoder, but encoding/json keeps the last: an item with two types
 		// fails on some field of the other type's shape, which would be a misleading explanation.
 		if last, e := itemType(value); e == nil && last != typ {
-			return store.Rows{}, at{i: -1}.field("type", fmt.Errorf("%q after %q: the item has two types", clip([]byte(last)), typ))
+			return chain.Rows{}, at{i: -1}.field("type", fmt.Errorf("%q after %q: the item has two types", clip([]byte(last)), typ))
 		}
 	}
 	return rows, err
@@ -368,8 +368,8 @@ func (c *conv) checkType(got, want string) {
 	}
 }
 
-func decodeETLBlock(value []byte) (store.Rows, *decodeError) {
-	var rows store.Rows
+func decodeETLBlock(value []byte) (chain.Rows, *decodeError) {
+	var rows chain.Rows
 	var it etlBlock[etlWithdrawal]
 	if err := json.Unmarshal(value, &it); err != nil {
 		return rows, locateETLBlockError(value, err)
@@ -378,7 +378,7 @@ func decodeETLBlock(value []byte) (store.Rows, *decodeError) {
 	c.checkType(it.Type, etlTypeBlock)
 	number := c.etlInt64("number", &it.Number)
 	ints := make([]int64, 3)
-	b := store.Block{
+	b := chain.Block{
 		Number:           number,
 		Hash:             c.hash("hash", &it.Hash),
 		ParentHash:       c.hash("parent_hash", &it.ParentHash),
@@ -414,11 +414,11 @@ func decodeETLBlock(value []byte) (store.Rows, *decodeError) {
 		}
 		n := int32(len(it.Withdrawals))
 		b.WithdrawalCount = &n
-		rows.Withdrawals = make([]store.Withdrawal, len(it.Withdrawals))
+		rows.Withdrawals = make([]chain.Withdrawal, len(it.Withdrawals))
 		for i := range it.Withdrawals {
 			w := &it.Withdrawals[i]
 			c := conv{at: at{list: "block.withdrawals", i: i}}
-			rows.Withdrawals[i] = store.Withdrawal{
+			rows.Withdrawals[i] = chain.Withdrawal{
 				BlockNumber:    number,
 				Index:          c.etlInt64("index", &w.Index),
 				Position:       int32(i),
@@ -427,11 +427,11 @@ func decodeETLBlock(value []byte) (store.Rows, *decodeError) {
 				AmountGwei:     c.etlBig("amount", &w.Amount),
 			}
 			if c.err != nil {
-				return store.Rows{}, c.err
+				return chain.Rows{}, c.err
 			}
 		}
 	}
-	rows.Blocks = []store.Block{b}
+	rows.Blocks = []chain.Block{b}
 	return rows, nil
 }
 
@@ -448,15 +448,15 @@ func locateETLBlockError(value []byte, err error) *decodeError {
 	return at{list: etlTypeBlock, i: -1}.jsonError(err)
 }
 
-func decodeETLTransaction(value []byte) (store.Rows, *decodeError) {
+func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 	var it etlTx
 	if err := json.Unmarshal(value, &it); err != nil {
-		return store.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
+		return chain.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
 	}
 	c := conv{at: at{list: etlTypeTransaction, i: -1}}
 	c.checkType(it.Type, etlTypeTransaction)
 	ints := make([]int64, 3)
-	t := store.Transaction{
+	t := chain.Transaction{
 		BlockNumber:          c.etlInt64("block_number", &it.BlockNumber),
 		TransactionIndex:     c.etlInt32("transaction_index", &it.TransactionIndex),
 		Hash:                 c.hash("hash", &it.Hash),
@@ -483,19 +483,19 @@ func decodeETLTransaction(value []byte) (store.Rows, *decodeError) {
 		BlobGasPrice:         etlOptBig(&it.ReceiptBlobGasPrice),
 	}
 	if c.err != nil {
-		return store.Rows{}, c.err
+		return chain.Rows{}, c.err
 	}
-	return store.Rows{Transactions: []store.Transaction{t}}, nil
+	return chain.Rows{Transactions: []chain.Transaction{t}}, nil
 }
 
-func decodeETLLog(value []byte) (store.Rows, *decodeError) {
+func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 	var it etlLog
 	if err := json.Unmarshal(value, &it); err != nil {
-		return store.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})
+		return chain.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})
 	}
 	c := conv{at: at{list: etlTypeLog, i: -1}}
 	c.checkType(it.Type, etlTypeLog)
-	l := store.Log{
+	l := chain.Log{
 		BlockNumber:      c.etlInt64("block_number", &it.BlockNumber),
 		LogIndex:         c.etlInt32("log_index", &it.LogIndex),
 		TransactionHash:  c.hash("transaction_hash", &it.TransactionHash),
@@ -506,7 +506,7 @@ func decodeETLLog(value []byte) (store.Rows, *decodeError) {
 		Data:             c.bytes("data", &it.Data),
 	}
 	if c.err != nil {
-		return store.Rows{}, c.err
+		return chain.Rows{}, c.err
 	}
-	return store.Rows{Logs: []store.Log{l}}, nil
+	return chain.Rows{Logs: []chain.Log{l}}, nil
 }

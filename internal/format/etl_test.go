@@ -6,16 +6,16 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // expectETL builds the rows an ethereum-etl item must decode into, from a generic parse of the item.
-func expectETL(t testing.TB, item []byte) store.Rows {
+func expectETL(t testing.TB, item []byte) chain.Rows {
 	t.Helper()
 	m := generic(t, item)
 	switch m["type"] {
 	case "block":
-		b := store.Block{
+		b := chain.Block{
 			Number:           decU64(t, m["number"]),
 			Hash:             hexOrNil(t, m["hash"]),
 			ParentHash:       hexOrNil(t, m["parent_hash"]),
@@ -39,13 +39,13 @@ func expectETL(t testing.TB, item []byte) store.Rows {
 			BlobGasUsed:      decI64p(t, m["blob_gas_used"]),
 			ExcessBlobGas:    decI64p(t, m["excess_blob_gas"]),
 		}
-		var ws []store.Withdrawal
+		var ws []chain.Withdrawal
 		if m["withdrawals_root"] != nil {
 			list := m["withdrawals"].([]any)
 			b.WithdrawalCount = i32p(int32(len(list)))
 			for i, x := range list {
 				w := x.(map[string]any)
-				ws = append(ws, store.Withdrawal{
+				ws = append(ws, chain.Withdrawal{
 					BlockNumber:    b.Number,
 					Index:          decU64(t, w["index"]),
 					Position:       int32(i),
@@ -55,12 +55,12 @@ func expectETL(t testing.TB, item []byte) store.Rows {
 				})
 			}
 			if ws == nil {
-				ws = []store.Withdrawal{}
+				ws = []chain.Withdrawal{}
 			}
 		}
-		return store.Rows{Blocks: []store.Block{b}, Withdrawals: ws}
+		return chain.Rows{Blocks: []chain.Block{b}, Withdrawals: ws}
 	case "transaction":
-		return store.Rows{Transactions: []store.Transaction{{
+		return chain.Rows{Transactions: []chain.Transaction{{
 			BlockNumber:          decU64(t, m["block_number"]),
 			TransactionIndex:     int32(decU64(t, m["transaction_index"])),
 			Hash:                 hexOrNil(t, m["hash"]),
@@ -87,7 +87,7 @@ func expectETL(t testing.TB, item []byte) store.Rows {
 			BlobGasPrice:         decBig(t, m["receipt_blob_gas_price"]),
 		}}}
 	case "log":
-		return store.Rows{Logs: []store.Log{{
+		return chain.Rows{Logs: []chain.Log{{
 			BlockNumber:      decU64(t, m["block_number"]),
 			LogIndex:         int32(decU64(t, m["log_index"])),
 			TransactionHash:  hexOrNil(t, m["transaction_hash"]),
@@ -98,12 +98,12 @@ func expectETL(t testing.TB, item []byte) store.Rows {
 			Data:             hexOrNil(t, m["data"]),
 		}}}
 	}
-	return store.Rows{}
+	return chain.Rows{}
 }
 
 // TestETLBlock17173049 decodes every item of a post-Shanghai mainnet block and checks every column.
 func TestETLBlock17173049(t *testing.T) {
-	var all store.Rows
+	var all chain.Rows
 	for _, item := range etlItems17173049(t) {
 		got := decodeOK(t, EthereumETL, nil, item)
 		if got.Len() != 1+len(got.Withdrawals) {

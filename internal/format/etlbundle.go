@@ -8,7 +8,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	json "github.com/go-json-experiment/json/v1"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // BundleFromETLItems rebuilds the bundle message of one block from its ethereum-etl items (one JSON item per
@@ -22,7 +22,7 @@ import (
 // is filled with zeros of the right shape (v, r, s, yParity, access lists, receipt blooms, uncles), so that
 // the message has a realistic size for benchmarks. The zero signatures and blooms are not valid data.
 func BundleFromETLItems(items [][]byte) ([]byte, error) {
-	var all store.Rows
+	var all chain.Rows
 	for i, item := range items {
 		rows, err := decodeETL(item)
 		if err != nil {
@@ -44,18 +44,18 @@ var (
 	zeroBloom    = hexutil.Bytes(make([]byte, 256))
 )
 
-func rpcFromRows(r *store.Rows) (block, receipts json.RawMessage, err error) {
+func rpcFromRows(r *chain.Rows) (block, receipts json.RawMessage, err error) {
 	if len(r.Blocks) != 1 {
 		return nil, nil, fmt.Errorf("want the items of exactly one block, have %d block items", len(r.Blocks))
 	}
 	b := &r.Blocks[0]
 	txs := slices.Clone(r.Transactions)
-	slices.SortFunc(txs, func(x, y store.Transaction) int { return int(x.TransactionIndex) - int(y.TransactionIndex) })
+	slices.SortFunc(txs, func(x, y chain.Transaction) int { return int(x.TransactionIndex) - int(y.TransactionIndex) })
 	if len(txs) != int(b.TransactionCount) {
 		return nil, nil, fmt.Errorf("block %d has transaction_count %d but there are %d transaction items",
 			b.Number, b.TransactionCount, len(txs))
 	}
-	logs := make([][]store.Log, len(txs))
+	logs := make([][]chain.Log, len(txs))
 	for _, l := range r.Logs {
 		if l.BlockNumber != b.Number || int(l.TransactionIndex) >= len(txs) {
 			return nil, nil, fmt.Errorf("log %d of block %d, transaction %d, is not of block %d",
@@ -125,7 +125,7 @@ func rpcFromRows(r *store.Rows) (block, receipts json.RawMessage, err error) {
 	return block, receipts, nil
 }
 
-func rpcTxObject(t *store.Transaction) object {
+func rpcTxObject(t *chain.Transaction) object {
 	o := object{
 		"blockHash":        hexutil.Bytes(t.BlockHash),
 		"blockNumber":      hexutil.Uint64(t.BlockNumber),
@@ -157,8 +157,8 @@ func rpcTxObject(t *store.Transaction) object {
 	return o
 }
 
-func rpcReceiptObject(t *store.Transaction, logs []store.Log) object {
-	slices.SortFunc(logs, func(x, y store.Log) int { return int(x.LogIndex) - int(y.LogIndex) })
+func rpcReceiptObject(t *chain.Transaction, logs []chain.Log) object {
+	slices.SortFunc(logs, func(x, y chain.Log) int { return int(x.LogIndex) - int(y.LogIndex) })
 	rpcLogs := make([]object, len(logs))
 	for i, l := range logs {
 		topics := make([]hexutil.Bytes, len(l.Topics))

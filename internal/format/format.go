@@ -15,7 +15,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	json "github.com/go-json-experiment/json/v1"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Format names the shape of a topic's messages.
@@ -42,11 +42,11 @@ func (f Format) String() string { return string(f) }
 
 // Mode is how the rows of f's messages replace stored rows: a bundle carries whole blocks, so it replaces
 // them; an ethereum-etl item carries one row, so it replaces only that row.
-func (f Format) Mode() store.Mode {
+func (f Format) Mode() chain.Mode {
 	if f == EthereumETL {
-		return store.ReplaceRows
+		return chain.ReplaceRows
 	}
-	return store.ReplaceBlocks
+	return chain.ReplaceBlocks
 }
 
 // MaxMessageBytes is the default limit on a message's value. The biggest mainnet bundles are a few MiB;
@@ -76,18 +76,18 @@ type Decoder struct {
 }
 
 // Decode turns one message into rows with the default size limit. See Decoder.Decode.
-func Decode(f Format, key, value []byte) (store.Rows, *store.Failure) {
+func Decode(f Format, key, value []byte) (chain.Rows, *chain.Failure) {
 	return Decoder{Format: f}.Decode(key, value)
 }
 
 // Decode turns one message into rows, or into a Failure that explains why it cannot (see the package
 // documentation for the formats and the reasons). Ignored input (an ethereum-etl item that chainsink does
 // not store, like a token_transfer) gives empty rows and no failure.
-func (d Decoder) Decode(key, value []byte) (rows store.Rows, failure *store.Failure) {
+func (d Decoder) Decode(key, value []byte) (rows chain.Rows, failure *chain.Failure) {
 	defer func() {
 		if p := recover(); p != nil {
-			rows = store.Rows{}
-			failure = &store.Failure{Reason: ReasonInternalError,
+			rows = chain.Rows{}
+			failure = &chain.Failure{Reason: ReasonInternalError,
 				Err: fmt.Errorf("decode %s message: decoder panic (a chainsink bug): %v\n%s", d.Format, p, debug.Stack())}
 		}
 	}()
@@ -111,13 +111,13 @@ func (d Decoder) Decode(key, value []byte) (rows store.Rows, failure *store.Fail
 		return rows, d.fail(ReasonUnknownFormat, fmt.Errorf("unknown format %q", string(d.Format)))
 	}
 	if err != nil {
-		return store.Rows{}, d.fail(err.reason, err.err)
+		return chain.Rows{}, d.fail(err.reason, err.err)
 	}
 	return rows, nil
 }
 
-func (d Decoder) fail(reason string, err error) *store.Failure {
-	return &store.Failure{Reason: reason, Err: fmt.Errorf("decode %s message: %w", d.Format, err)}
+func (d Decoder) fail(reason string, err error) *chain.Failure {
+	return &chain.Failure{Reason: reason, Err: fmt.Errorf("decode %s message: %w", d.Format, err)}
 }
 
 // decodeError is a failure before it is wrapped with the format.

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 var reasons = map[string]bool{ReasonEmpty: true, ReasonTooLarge: true, ReasonInvalidJSON: true, ReasonBadField: true,
@@ -50,7 +50,7 @@ func checkDecoded(t *testing.T, f Format, key, value []byte) {
 
 // checkRows checks what the schema requires: NOT NULL columns set, integers within their column types,
 // hashes and addresses of their size, timestamps Postgres can store.
-func checkRows(t *testing.T, r *store.Rows) {
+func checkRows(t *testing.T, r *chain.Rows) {
 	t.Helper()
 	size := func(what string, b []byte, n int, null bool) {
 		if b == nil && null {

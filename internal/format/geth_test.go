@@ -14,7 +14,7 @@ import (
 	json "github.com/go-json-experiment/json/v1"
 	"github.com/holiman/uint256"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // go-ethereum's RPC golden files come from a simulated chain. Its block and receipt files were generated
@@ -71,7 +71,7 @@ func blockAround(t testing.TB, receipts []any) json.RawMessage {
 }
 
 // checkReceiptMerged compares a transaction row's receipt columns with the receipt's JSON.
-func checkReceiptMerged(t testing.TB, tx store.Transaction, r map[string]any) {
+func checkReceiptMerged(t testing.TB, tx chain.Transaction, r map[string]any) {
 	t.Helper()
 	want := tx
 	want.Hash = hexOrNil(t, r["transactionHash"])
@@ -95,12 +95,12 @@ func checkReceiptMerged(t testing.TB, tx store.Transaction, r map[string]any) {
 	expectSame(t, "transaction", tx, want)
 }
 
-func checkLogs(t testing.TB, got []store.Log, r map[string]any, ts store.Block) {
+func checkLogs(t testing.TB, got []chain.Log, r map[string]any, ts chain.Block) {
 	t.Helper()
-	var want []store.Log
+	var want []chain.Log
 	for _, x := range r["logs"].([]any) {
 		l := x.(map[string]any)
-		want = append(want, store.Log{
+		want = append(want, chain.Log{
 			BlockNumber:      quantityBig(t, r["blockNumber"]).Uint64(),
 			LogIndex:         int32(quantityBig(t, l["logIndex"]).Int64()),
 			TransactionHash:  hexOrNil(t, r["transactionHash"]),
@@ -112,7 +112,7 @@ func checkLogs(t testing.TB, got []store.Log, r map[string]any, ts store.Block) 
 		})
 	}
 	if want == nil {
-		want = []store.Log{}
+		want = []chain.Log{}
 	}
 	expectSame(t, "logs", got, want)
 }
@@ -120,31 +120,31 @@ func checkLogs(t testing.TB, got []store.Log, r map[string]any, ts store.Block) 
 func TestGethReceiptShapes(t *testing.T) {
 	for _, c := range []struct {
 		file  string
-		check func(t *testing.T, tx store.Transaction)
+		check func(t *testing.T, tx chain.Transaction)
 	}{
-		{"eth_getBlockReceipts-block-with-blob-tx.json", func(t *testing.T, tx store.Transaction) {
+		{"eth_getBlockReceipts-block-with-blob-tx.json", func(t *testing.T, tx chain.Transaction) {
 			if tx.Type != 3 || *tx.BlobGasUsed != 0x20000 || tx.BlobGasPrice.Int64() != 1 || tx.MaxFeePerBlobGas.Int64() != 3 {
 				t.Errorf("blob transaction: type %d, blob gas used %v, price %v, max fee %v", tx.Type, tx.BlobGasUsed,
 					tx.BlobGasPrice, tx.MaxFeePerBlobGas)
 			}
 		}},
-		{"eth_getBlockReceipts-block-with-contract-create-tx.json", func(t *testing.T, tx store.Transaction) {
+		{"eth_getBlockReceipts-block-with-contract-create-tx.json", func(t *testing.T, tx chain.Transaction) {
 			if tx.ToAddress != nil || common.BytesToAddress(tx.ContractAddress) != common.HexToAddress("0xae9bea628c4ce503dcfd7e305cab4e29e7476592") {
 				t.Errorf("contract creation: to %x, contract %x", tx.ToAddress, tx.ContractAddress)
 			}
 		}},
-		{"eth_getBlockReceipts-block-with-dynamic-fee-tx.json", func(t *testing.T, tx store.Transaction) {
+		{"eth_getBlockReceipts-block-with-dynamic-fee-tx.json", func(t *testing.T, tx chain.Transaction) {
 			if tx.Type != 2 || *tx.Status != 0 || tx.MaxFeePerGas.Int64() != 1e9 || tx.MaxPriorityFeePerGas.Int64() != 2 {
 				t.Errorf("dynamic fee: type %d, status %d, fees %v/%v", tx.Type, *tx.Status, tx.MaxFeePerGas, tx.MaxPriorityFeePerGas)
 			}
 		}},
-		{"eth_getBlockReceipts-block-with-legacy-contract-call-tx.json", func(t *testing.T, tx store.Transaction) {
+		{"eth_getBlockReceipts-block-with-legacy-contract-call-tx.json", func(t *testing.T, tx chain.Transaction) {
 			if tx.Type != 0 || tx.MaxFeePerGas != nil || tx.BlobGasUsed != nil || tx.BlobGasPrice != nil {
 				t.Errorf("legacy: %+v", tx)
 			}
 		}},
 		{"eth_getBlockReceipts-block-with-legacy-transfer-tx.json", nil},
-		{"eth_getTransactionReceipt-create-contract-with-access-list.json", func(t *testing.T, tx store.Transaction) {
+		{"eth_getTransactionReceipt-create-contract-with-access-list.json", func(t *testing.T, tx chain.Transaction) {
 			if tx.Type != 1 || tx.ToAddress != nil || len(tx.ContractAddress) != 20 {
 				t.Errorf("access list creation: type %d, to %x, contract %x", tx.Type, tx.ToAddress, tx.ContractAddress)
 			}
@@ -218,7 +218,7 @@ func TestGethFixturesDoNotPair(t *testing.T) {
 	rows := decodeOK(t, Bundle, BundleKey(9), encodeBundle(t, gethJSON(t, "eth_getBlockByHash-hash-latest-1-fullTx.json"),
 		[]json.RawMessage{mustMarshal(t, receipt)}))
 	got := rows.Transactions[0]
-	want := store.Transaction{BlockNumber: 9, Hash: hexOrNil(t, tx["hash"]), BlockHash: hexOrNil(t, blk["hash"]),
+	want := chain.Transaction{BlockNumber: 9, Hash: hexOrNil(t, tx["hash"]), BlockHash: hexOrNil(t, blk["hash"]),
 		BlockTimestamp: rows.Blocks[0].Timestamp, FromAddress: hexOrNil(t, tx["from"]), ToAddress: hexOrNil(t, tx["to"]),
 		Value: big.NewInt(1000), Gas: 21000, GasPrice: quantityBig(t, tx["gasPrice"]), Nonce: 8, Input: []byte{},
 		Status: i16p(1), GasUsed: i64p(21000), CumulativeGasUsed: i64p(21000), EffectiveGasPrice: quantityBig(t, tx["gasPrice"])}
@@ -239,7 +239,7 @@ func TestGethTypesBlock(t *testing.T) {
 	}
 	h := want.header
 	b := rows.Blocks[0]
-	wantBlock := store.Block{Number: h.Number.Uint64(), Hash: h.Hash().Bytes(), ParentHash: h.ParentHash.Bytes(),
+	wantBlock := chain.Block{Number: h.Number.Uint64(), Hash: h.Hash().Bytes(), ParentHash: h.ParentHash.Bytes(),
 		Timestamp: b.Timestamp, Miner: h.Coinbase.Bytes(), GasUsed: h.GasUsed, GasLimit: h.GasLimit,
 		BaseFeePerGas: h.BaseFee, TransactionCount: 5, Nonce: h.Nonce[:], Difficulty: h.Difficulty,
 		ExtraData: h.Extra, MixHash: h.MixDigest.Bytes(), Sha3Uncles: h.UncleHash.Bytes(), LogsBloom: h.Bloom.Bytes(),
@@ -251,7 +251,7 @@ func TestGethTypesBlock(t *testing.T) {
 	if b.Timestamp.Unix() != int64(h.Time) {
 		t.Errorf("timestamp %v", b.Timestamp)
 	}
-	expectSame(t, "withdrawals", rows.Withdrawals, []store.Withdrawal{{BlockNumber: h.Number.Uint64(), Index: 7,
+	expectSame(t, "withdrawals", rows.Withdrawals, []chain.Withdrawal{{BlockNumber: h.Number.Uint64(), Index: 7,
 		ValidatorIndex: 42, Address: common.HexToAddress("0x00000000000000000000000000000000000000aa").Bytes(),
 		AmountGwei: big.NewInt(32e9)}})
 
@@ -259,7 +259,7 @@ func TestGethTypesBlock(t *testing.T) {
 	for i, tx := range want.txs {
 		r := want.receipts[i]
 		from, _ := types.Sender(signer, tx)
-		w := store.Transaction{BlockNumber: h.Number.Uint64(), TransactionIndex: int32(i), Hash: tx.Hash().Bytes(),
+		w := chain.Transaction{BlockNumber: h.Number.Uint64(), TransactionIndex: int32(i), Hash: tx.Hash().Bytes(),
 			BlockHash: h.Hash().Bytes(), BlockTimestamp: b.Timestamp, FromAddress: from.Bytes(), Value: tx.Value(),
 			Gas: tx.Gas(), Type: int16(tx.Type()), Nonce: tx.Nonce(), Input: tx.Data(), Status: i16p(int16(r.Status)),
 			GasUsed: i64p(int64(r.GasUsed)), CumulativeGasUsed: i64p(int64(r.CumulativeGasUsed)),

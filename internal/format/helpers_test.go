@@ -17,7 +17,7 @@ import (
 
 	json "github.com/go-json-experiment/json/v1"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // The helpers here parse expected values independently of the package: encoding/hex and big.Int on the
@@ -302,6 +302,11 @@ func diff(path string, got, want reflect.Value) []string {
 			out = append(out, diff(fmt.Sprintf("%s[%d]", path, i), got.Index(i), want.Index(i))...)
 		}
 		return out
+	case reflect.Map:
+		if (got.Len() > 0 || want.Len() > 0) && !reflect.DeepEqual(got.Interface(), want.Interface()) {
+			return []string{fmt.Sprintf("%s: got %v, want %v", path, got, want)}
+		}
+		return nil
 	}
 	if !got.Equal(want) {
 		return []string{fmt.Sprintf("%s: got %v, want %v", path, got, want)}
@@ -337,7 +342,7 @@ func expectSame[T any](t testing.TB, name string, got, want T) {
 }
 
 // decodeOK decodes a message that must decode.
-func decodeOK(t testing.TB, f Format, key, value []byte) store.Rows {
+func decodeOK(t testing.TB, f Format, key, value []byte) chain.Rows {
 	t.Helper()
 	rows, fail := Decode(f, key, value)
 	if fail != nil {

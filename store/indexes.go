@@ -10,56 +10,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// This file holds the SQL of two things that are not on chainsink's exactly-once path: the benchmark's
-// ceiling (CopyRows), and deferring the secondary indexes during a backfill (DropSecondaryIndexes,
-// CreateSecondaryIndexes), which `chainsink migrate indexes` and cmd/chainsink-bench use.
-
-// CopyRows writes rows with plain binary COPY, table by table in the order of Tables, in one transaction (a
-// savepoint when db is a pgx.Tx). It is chainsink's write path without the exactly-once protocol: no fence, no
-// replacement deletes, no dead letters, so a row whose key is already stored fails the whole call. The
-// benchmark uses it as the ceiling that chainsink is measured against, and to preload tables quickly.
-func CopyRows(ctx context.Context, db DB, rows []Rows) (Counts, error) {
-	msgs := make([]Message, len(rows))
-	for i := range rows {
-		msgs[i].Rows = rows[i]
-	}
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("begin copy transaction: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	counts := Counts{}
-	if err := copyAll(ctx, tx, msgs, counts); err != nil {
-		return nil, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, fmt.Errorf("commit copy: %w", err)
-	}
-	return counts, nil
-}
-
-// copyAll copies every table's rows of msgs, in the order of Tables.
-func copyAll(ctx context.Context, db DB, msgs []Message, counts Counts) error {
-	if err := copyTable(ctx, db, blocksTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, withdrawalsTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, transactionsTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, logsTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, tokenTransfersTable, msgs, counts); err != nil {
-		return err
-	}
-	if err := copyTable(ctx, db, eventsTable, msgs, counts); err != nil {
-		return err
-	}
-	return copyTable(ctx, db, callsTable, msgs, counts)
-}
+// Deferring the secondary indexes during a backfill (DropSecondaryIndexes, CreateSecondaryIndexes), which
+// `chainsink migrate indexes` and cmd/chainsink-bench use.
 
 // SecondaryIndex is an index of a data table other than its primary key: what an analyst's query needs and
 // what a backfill may defer. Primary keys are never deferred: the replacement deletes of every batch use them.

@@ -1,4 +1,4 @@
-package store
+package chain
 
 import (
 	"math/big"
@@ -147,12 +147,19 @@ type Rows struct {
 	TokenTransfers []TokenTransfer
 	Events         []Event
 	Calls          []Call
+	// Typed holds the rows of tables known only at run time (see NewTable), by table name; each row is its
+	// values in the table's column order. Nil when there are none, which is the common case.
+	Typed map[string][][]any
 }
 
 // Len is the number of rows of all tables.
 func (r *Rows) Len() int {
-	return len(r.Blocks) + len(r.Withdrawals) + len(r.Transactions) + len(r.Logs) +
+	n := len(r.Blocks) + len(r.Withdrawals) + len(r.Transactions) + len(r.Logs) +
 		len(r.TokenTransfers) + len(r.Events) + len(r.Calls)
+	for _, t := range r.Typed {
+		n += len(t)
+	}
+	return n
 }
 
 // Add appends o's rows to r.
@@ -164,10 +171,21 @@ func (r *Rows) Add(o *Rows) {
 	r.TokenTransfers = append(r.TokenTransfers, o.TokenTransfers...)
 	r.Events = append(r.Events, o.Events...)
 	r.Calls = append(r.Calls, o.Calls...)
+	for name, rows := range o.Typed {
+		r.AddTyped(name, rows...)
+	}
+}
+
+// AddTyped appends rows of the run-time table name.
+func (r *Rows) AddTyped(name string, rows ...[]any) {
+	if len(rows) == 0 {
+		return
+	}
+	if r.Typed == nil {
+		r.Typed = map[string][][]any{}
+	}
+	r.Typed[name] = append(r.Typed[name], rows...)
 }
 
 // Counts is a number of rows per table name.
 type Counts map[string]int64
-
-// Tables lists the data tables in the order they are written.
-var Tables = []string{"blocks", "withdrawals", "transactions", "logs", "token_transfers", "events", "calls"}

@@ -1,10 +1,12 @@
-package store
+package demo
 
 import (
 	"context"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store"
 )
 
 // EnsureDatabase creates database name on the server of adminURL (a database the user can connect to, such
@@ -12,7 +14,7 @@ import (
 func EnsureDatabase(ctx context.Context, adminURL, name string) (bool, error) {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return false, fmt.Errorf("connect to Postgres at %s: %w", Redact(adminURL), err)
+		return false, fmt.Errorf("connect to Postgres at %s: %w", store.Redact(adminURL), err)
 	}
 	defer conn.Close(ctx)
 	var exists bool
@@ -35,7 +37,7 @@ type Ranked struct {
 	Count int64
 }
 
-func ranked(ctx context.Context, db DB, sql string, args ...any) ([]Ranked, error) {
+func ranked(ctx context.Context, db store.DB, sql string, args ...any) ([]Ranked, error) {
 	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("summary query: %w", err)
@@ -52,19 +54,19 @@ func ranked(ctx context.Context, db DB, sql string, args ...any) ([]Ranked, erro
 }
 
 // TopTokens ranks token contracts by number of transfers; Extra is the standard.
-func TopTokens(ctx context.Context, db DB, limit int) ([]Ranked, error) {
+func TopTokens(ctx context.Context, db store.DB, limit int) ([]Ranked, error) {
 	return ranked(ctx, db, `SELECT hex(token_address), standard, count(*) FROM token_transfers
 		GROUP BY token_address, standard ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
 }
 
 // TopEvents ranks decoded events by name; Extra is the ABI.
-func TopEvents(ctx context.Context, db DB, limit int) ([]Ranked, error) {
+func TopEvents(ctx context.Context, db store.DB, limit int) ([]Ranked, error) {
 	return ranked(ctx, db, `SELECT event_name, abi_name, count(*) FROM events
 		GROUP BY event_name, abi_name ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
 }
 
 // TopMethods ranks decoded calls by method; Extra is the ABI.
-func TopMethods(ctx context.Context, db DB, limit int) ([]Ranked, error) {
+func TopMethods(ctx context.Context, db store.DB, limit int) ([]Ranked, error) {
 	return ranked(ctx, db, `SELECT method_name, abi_name, count(*) FROM calls
 		GROUP BY method_name, abi_name ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
 }
@@ -81,7 +83,7 @@ type Swap struct {
 
 // Swaps lists decoded Uniswap V2 and V3 swaps, oldest first. V2 amounts are the net flow into the pool
 // (in − out), so both versions read the same way: positive into the pool, negative out of it.
-func Swaps(ctx context.Context, db DB, limit int) ([]Swap, error) {
+func Swaps(ctx context.Context, db store.DB, limit int) ([]Swap, error) {
 	rows, err := db.Query(ctx, `SELECT block_number, log_index, hex(address), abi_name,
 		CASE WHEN abi_name = 'UniswapV3Pool' THEN args->>'amount0'
 			ELSE ((args->>'amount0In')::numeric - (args->>'amount0Out')::numeric)::text END,

@@ -1,4 +1,4 @@
-package store
+package bench
 
 import (
 	"context"
@@ -8,7 +8,58 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
+
+// The benchmark's two reference writers, (a) the ceiling and (b) the baseline. Both encode rows through
+// store.CopySource, the code the exactly-once path encodes them with, so the comparison measures protocols,
+// not encoders.
+
+// CopyRows writes rows with plain binary COPY, table by table in the order of chain.CoreTables, in one
+// transaction (a savepoint when db is a pgx.Tx). It is chainsink's write path without the exactly-once
+// protocol: no fence, no replacement deletes, no dead letters, so a row whose key is already stored fails the
+// whole call. It is the ceiling that chainsink is measured against, and preloads tables quickly.
+func CopyRows(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin copy transaction: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	counts := chain.Counts{}
+	sets := rowSets(rows)
+	for _, t := range chain.CoreTables {
+		if n := countOf(t, sets); n == 0 {
+			continue
+		}
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{t.Name}, t.ColumnNames(), store.CopySource(t, sets))
+		if err != nil {
+			return nil, fmt.Errorf("copy into %s: %w", t.Name, err)
+		}
+		counts[t.Name] += n
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit copy: %w", err)
+	}
+	return counts, nil
+}
+
+func rowSets(rows []chain.Rows) []*chain.Rows {
+	sets := make([]*chain.Rows, len(rows))
+	for i := range rows {
+		sets[i] = &rows[i]
+	}
+	return sets
+}
+
+func countOf(t *chain.Table, sets []*chain.Rows) int {
+	n := 0
+	for _, r := range sets {
+		n += t.Len(r)
+	}
+	return n
+}
 
 // InsertRows is the benchmark's baseline, not part of chainsink's data path: it writes rows the way a generic
 // JDBC sink does (Kafka Connect's JDBC sink connector in insert mode with batching, or upsert mode on a primary
@@ -17,30 +68,19 @@ import (
 // executeBatch sends them (perStatement 1 is the connector's default without reWriteBatchedInserts). Idempotence comes from ON CONFLICT, so there is no offset fence and a
 // re-delivered block whose content changed (a reorg) keeps its stale rows; it is only a speed reference for
 // cmd/chainsink-bench. perStatement ≤ 0 means 500.
-func InsertRows(ctx context.Context, db DB, rows []Rows, perStatement int) (Counts, error) {
+func InsertRows(ctx context.Context, db store.DB, rows []chain.Rows, perStatement int) (chain.Counts, error) {
 	if perStatement <= 0 {
 		perStatement = 500
 	}
-	msgs := make([]Message, len(rows))
-	for i := range rows {
-		msgs[i].Rows = rows[i]
-	}
+	sets := rowSets(rows)
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin insert transaction: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	counts := Counts{}
-	for _, f := range []func() error{
-		func() error { return insertTable(ctx, tx, blocksTable, msgs, perStatement, counts) },
-		func() error { return insertTable(ctx, tx, withdrawalsTable, msgs, perStatement, counts) },
-		func() error { return insertTable(ctx, tx, transactionsTable, msgs, perStatement, counts) },
-		func() error { return insertTable(ctx, tx, logsTable, msgs, perStatement, counts) },
-		func() error { return insertTable(ctx, tx, tokenTransfersTable, msgs, perStatement, counts) },
-		func() error { return insertTable(ctx, tx, eventsTable, msgs, perStatement, counts) },
-		func() error { return insertTable(ctx, tx, callsTable, msgs, perStatement, counts) },
-	} {
-		if err := f(); err != nil {
+	counts := chain.Counts{}
+	for _, t := range chain.CoreTables {
+		if err := insertTable(ctx, tx, t, sets, perStatement, counts); err != nil {
 			return nil, err
 		}
 	}
@@ -92,11 +132,12 @@ func insertStatement(name string, columns []string, n int) string {
 // connector's default batch.size (3000).
 const pipelineRows = 3000
 
-func insertTable[T any](ctx context.Context, db DB, t *table[T], msgs []Message, perStatement int, counts Counts) error {
-	if perStatement*len(t.columns) > 65535 {
-		perStatement = 65535 / len(t.columns) // the protocol's limit on parameters
+func insertTable(ctx context.Context, db store.DB, t *chain.Table, sets []*chain.Rows, perStatement int, counts chain.Counts) error {
+	ncol := len(t.Columns)
+	if perStatement*ncol > 65535 {
+		perStatement = 65535 / ncol // the protocol's limit on parameters
 	}
-	src := t.source(msgs)
+	src := store.CopySource(t, sets)
 	var q pgx.Batch
 	queued := 0
 	send := func() error {
@@ -108,27 +149,30 @@ func insertTable[T any](ctx context.Context, db DB, t *table[T], msgs []Message,
 			tag, err := res.Exec()
 			if err != nil {
 				_ = res.Close()
-				return fmt.Errorf("insert into %s: %w", t.name, err)
+				return fmt.Errorf("insert into %s: %w", t.Name, err)
 			}
-			counts[t.name] += tag.RowsAffected()
+			counts[t.Name] += tag.RowsAffected()
 		}
 		if err := res.Close(); err != nil {
-			return fmt.Errorf("insert into %s: %w", t.name, err)
+			return fmt.Errorf("insert into %s: %w", t.Name, err)
 		}
 		q, queued = pgx.Batch{}, 0
 		return nil
 	}
-	args := make([]any, 0, perStatement*len(t.columns))
+	args := make([]any, 0, perStatement*ncol)
 	n := 0
 	queue := func() {
 		if n > 0 {
-			q.Queue(insertStatement(t.name, t.columns, n), args...)
+			q.Queue(insertStatement(t.Name, t.ColumnNames(), n), args...)
 			queued += n
-			args, n = make([]any, 0, perStatement*len(t.columns)), 0
+			args, n = make([]any, 0, perStatement*ncol), 0
 		}
 	}
 	for src.Next() {
-		vals, _ := src.Values()
+		vals, err := src.Values()
+		if err != nil {
+			return fmt.Errorf("insert into %s: %w", t.Name, err)
+		}
 		args = append(args, vals...)
 		n++
 		if n == perStatement {

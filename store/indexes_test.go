@@ -8,6 +8,7 @@ import (
 
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // secondaryIndexDefs returns pg_indexes.indexdef of every index of the data tables that is not a primary key.
@@ -19,7 +20,7 @@ func secondaryIndexDefs(t *testing.T, s *store.Store, schema string) []string {
 		JOIN pg_class c ON c.relname = x.indexname AND c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = x.schemaname)
 		JOIN pg_index i ON i.indexrelid = c.oid
 		WHERE x.schemaname = current_schema() AND x.tablename = ANY($1) AND NOT i.indisprimary
-		ORDER BY x.indexname`, store.Tables)
+		ORDER BY x.indexname`, chain.CoreTables.Names())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +90,7 @@ func TestDropAndCreateSecondaryIndexes(t *testing.T) {
 	if again, err := store.DropSecondaryIndexes(ctx, s.Pool()); err != nil || len(again) != 0 {
 		t.Fatalf("second drop: %v, %v", again, err)
 	}
-	b := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
+	b := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
 	b.Add(msg(0, sampleRows(5)))
 	b.Add(msg(1, sampleRows(5))) // supersedes the first
 	if _, err := store.WriteBatch(ctx, s.Pool(), b); err != nil {
@@ -132,62 +133,5 @@ func TestDropAndCreateSecondaryIndexes(t *testing.T) {
 	// parallel tests share one.
 	if _, err := store.CreateSecondaryIndexes(ctx, s.Pool(), store.IndexBuildOptions{MaintenanceWorkMem: "1GB; DROP TABLE logs"}); err == nil {
 		t.Fatal("an invalid maintenance_work_mem was accepted")
-	}
-}
-
-// TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores: the benchmark's ceiling and baseline write exactly the
-// rows of chainsink's own write, so that comparing their speeds is fair.
-func TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	rows := []store.Rows{sampleRows(10), sampleRows(11)}
-	ref, _ := pgtest.Open(t)
-	b := store.NewBatch("g", "blocks", 0, 0, store.ReplaceBlocks)
-	b.Add(msg(0, rows[0]))
-	b.Add(msg(1, rows[1]))
-	if _, err := store.WriteBatch(ctx, ref.Pool(), b); err != nil {
-		t.Fatal(err)
-	}
-	want, err := store.ReadRows(ctx, ref.Pool(), 0, 1<<62)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cp, _ := pgtest.Open(t)
-	counts, err := store.CopyRows(ctx, cp.Pool(), rows)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["logs"] != 4 || counts["calls"] != 2 {
-		t.Fatalf("CopyRows counts %v", counts)
-	}
-	got, err := store.ReadRows(ctx, cp.Pool(), 0, 1<<62)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireRowsEqual(t, got, want)
-
-	ins, _ := pgtest.Open(t)
-	counts, err = store.InsertRows(ctx, ins.Pool(), rows, 2) // 2 rows a statement: several statements per table
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["transactions"] != 6 || counts["token_transfers"] != 6 {
-		t.Fatalf("InsertRows counts %v", counts)
-	}
-	got, err = store.ReadRows(ctx, ins.Pool(), 0, 1<<62)
-	if err != nil {
-		t.Fatal(err)
-	}
-	requireRowsEqual(t, got, want)
-	// ON CONFLICT DO NOTHING: a second delivery writes nothing and fails nothing.
-	counts, err = store.InsertRows(ctx, ins.Pool(), rows, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for table, n := range counts {
-		if n != 0 {
-			t.Fatalf("second InsertRows wrote %d rows into %s", n, table)
-		}
 	}
 }

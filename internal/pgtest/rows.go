@@ -1,25 +1,31 @@
-package store
+package pgtest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/big"
+	"reflect"
+	"testing"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
-// ReadRows loads every stored row of the blocks in [from, to], in primary-key order: how tests and tools
-// compare what was written with what was meant. (`chainsink redecode` reads less, through ReplaceDerived.)
-func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
-	var r Rows
+// ReadRows loads every stored row of the core tables for the blocks in [from, to], in primary-key order: how
+// tests and tools compare what was written with what was meant.
+func ReadRows(ctx context.Context, db store.DB, from, to uint64) (chain.Rows, error) {
+	var r chain.Rows
 	var err error
 	if r.Blocks, err = readTable(ctx, db, `SELECT number, hash, parent_hash, "timestamp", miner, gas_used, gas_limit,
 		base_fee_per_gas, transaction_count, size, nonce, difficulty, total_difficulty, extra_data, mix_hash,
 		sha3_uncles, logs_bloom, transactions_root, state_root, receipts_root, withdrawals_root, withdrawal_count,
 		blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash
 		FROM blocks WHERE number BETWEEN $1 AND $2 ORDER BY number`, from, to,
-		func(row pgx.CollectableRow) (b Block, err error) {
+		func(row pgx.CollectableRow) (b chain.Block, err error) {
 			var base, diff, td pgtype.Numeric
 			err = row.Scan(&b.Number, &b.Hash, &b.ParentHash, &b.Timestamp, &b.Miner, &b.GasUsed, &b.GasLimit, &base,
 				&b.TransactionCount, &b.Size, &b.Nonce, &diff, &td, &b.ExtraData, &b.MixHash, &b.Sha3Uncles, &b.LogsBloom,
@@ -32,7 +38,7 @@ func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
 	}
 	if r.Withdrawals, err = readTable(ctx, db, `SELECT block_number, withdrawal_index, position, validator_index,
 		address, amount_gwei FROM withdrawals WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, position`,
-		from, to, func(row pgx.CollectableRow) (w Withdrawal, err error) {
+		from, to, func(row pgx.CollectableRow) (w chain.Withdrawal, err error) {
 			var amount pgtype.Numeric
 			err = row.Scan(&w.BlockNumber, &w.Index, &w.Position, &w.ValidatorIndex, &w.Address, &amount)
 			w.AmountGwei = bigOf(amount)
@@ -40,43 +46,15 @@ func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
 		}); err != nil {
 		return r, err
 	}
-	if r.Transactions, err = readTable(ctx, db, `SELECT block_number, transaction_index, hash, block_hash,
-		block_timestamp, from_address, to_address, value, gas, gas_price, max_fee_per_gas, max_priority_fee_per_gas,
-		max_fee_per_blob_gas, type, nonce, input, status, root, gas_used, cumulative_gas_used, effective_gas_price,
-		contract_address, blob_gas_used, blob_gas_price
-		FROM transactions WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, transaction_index`, from, to,
-		func(row pgx.CollectableRow) (t Transaction, err error) {
-			var value, gp, mf, mp, mfb, egp, bgp pgtype.Numeric
-			err = row.Scan(&t.BlockNumber, &t.TransactionIndex, &t.Hash, &t.BlockHash, &t.BlockTimestamp,
-				&t.FromAddress, &t.ToAddress, &value, &t.Gas, &gp, &mf, &mp, &mfb, &t.Type, &t.Nonce, &t.Input,
-				&t.Status, &t.Root, &t.GasUsed, &t.CumulativeGasUsed, &egp, &t.ContractAddress, &t.BlobGasUsed, &bgp)
-			t.Value, t.GasPrice, t.MaxFeePerGas, t.MaxPriorityFeePerGas = bigOf(value), bigOf(gp), bigOf(mf), bigOf(mp)
-			t.MaxFeePerBlobGas, t.EffectiveGasPrice, t.BlobGasPrice = bigOf(mfb), bigOf(egp), bigOf(bgp)
-			return t, err
-		}); err != nil {
+	raw, err := store.ReadRaw(ctx, db, from, to)
+	if err != nil {
 		return r, err
 	}
-	if r.Logs, err = readTable(ctx, db, `SELECT block_number, log_index, transaction_hash, transaction_index,
-		block_timestamp, address, topic0, topic1, topic2, topic3, data
-		FROM logs WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, log_index`, from, to,
-		func(row pgx.CollectableRow) (l Log, err error) {
-			var t [4][]byte
-			err = row.Scan(&l.BlockNumber, &l.LogIndex, &l.TransactionHash, &l.TransactionIndex, &l.BlockTimestamp,
-				&l.Address, &t[0], &t[1], &t[2], &t[3], &l.Data)
-			for _, x := range t {
-				if x == nil {
-					break
-				}
-				l.Topics = append(l.Topics, x)
-			}
-			return l, err
-		}); err != nil {
-		return r, err
-	}
+	r.Transactions, r.Logs = raw.Transactions, raw.Logs
 	if r.TokenTransfers, err = readTable(ctx, db, `SELECT block_number, log_index, batch_index, transaction_hash,
 		block_timestamp, token_address, from_address, to_address, token_id, value, standard
 		FROM token_transfers WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, log_index, batch_index`,
-		from, to, func(row pgx.CollectableRow) (t TokenTransfer, err error) {
+		from, to, func(row pgx.CollectableRow) (t chain.TokenTransfer, err error) {
 			var id, value pgtype.Numeric
 			err = row.Scan(&t.BlockNumber, &t.LogIndex, &t.BatchIndex, &t.TransactionHash, &t.BlockTimestamp,
 				&t.TokenAddress, &t.FromAddress, &t.ToAddress, &id, &value, &t.Standard)
@@ -88,7 +66,7 @@ func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
 	if r.Events, err = readTable(ctx, db, `SELECT block_number, log_index, transaction_hash, block_timestamp, address,
 		event_name, signature, abi_name, args::text
 		FROM events WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, log_index`, from, to,
-		func(row pgx.CollectableRow) (e Event, err error) {
+		func(row pgx.CollectableRow) (e chain.Event, err error) {
 			var args string
 			err = row.Scan(&e.BlockNumber, &e.LogIndex, &e.TransactionHash, &e.BlockTimestamp, &e.Address,
 				&e.EventName, &e.Signature, &e.ABIName, &args)
@@ -100,7 +78,7 @@ func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
 	r.Calls, err = readTable(ctx, db, `SELECT block_number, transaction_index, transaction_hash, block_timestamp,
 		to_address, status, method_name, signature, abi_name, args::text
 		FROM calls WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, transaction_index`, from, to,
-		func(row pgx.CollectableRow) (c Call, err error) {
+		func(row pgx.CollectableRow) (c chain.Call, err error) {
 			var args string
 			err = row.Scan(&c.BlockNumber, &c.TransactionIndex, &c.TransactionHash, &c.BlockTimestamp, &c.ToAddress,
 				&c.Status, &c.MethodName, &c.Signature, &c.ABIName, &args)
@@ -110,7 +88,7 @@ func ReadRows(ctx context.Context, db DB, from, to uint64) (Rows, error) {
 	return r, err
 }
 
-func readTable[T any](ctx context.Context, db DB, sql string, from, to uint64, scan pgx.RowToFunc[T]) ([]T, error) {
+func readTable[T any](ctx context.Context, db store.DB, sql string, from, to uint64, scan pgx.RowToFunc[T]) ([]T, error) {
 	rows, err := db.Query(ctx, sql, int64(from), int64(to))
 	if err != nil {
 		return nil, fmt.Errorf("read rows: %w", err)
@@ -122,30 +100,72 @@ func readTable[T any](ctx context.Context, db DB, sql string, from, to uint64, s
 	return out, nil
 }
 
-// bigOf converts a scanned numeric(78,0) to *big.Int; NULL is nil.
-func bigOf(n pgtype.Numeric) *big.Int {
-	if !n.Valid || n.Int == nil {
-		return nil
+// RequireRowsEqual fails t unless got and want hold the same rows, table by table, once times are in UTC and
+// JSON documents canonical (Postgres returns jsonb with its own key order and spacing).
+func RequireRowsEqual(t testing.TB, got, want chain.Rows) {
+	t.Helper()
+	Normalize(t, &got)
+	Normalize(t, &want)
+	gv, wv := reflect.ValueOf(got), reflect.ValueOf(want)
+	for i := 0; i < gv.NumField(); i++ {
+		if gv.Field(i).Len() == 0 && wv.Field(i).Len() == 0 {
+			continue
+		}
+		if !reflect.DeepEqual(gv.Field(i).Interface(), wv.Field(i).Interface()) {
+			gj, _ := json.MarshalIndent(gv.Field(i).Interface(), "", " ")
+			wj, _ := json.MarshalIndent(wv.Field(i).Interface(), "", " ")
+			t.Errorf("%s differ:\n got %s\nwant %s", gv.Type().Field(i).Name, gj, wj)
+		}
 	}
-	if n.Exp == 0 {
-		return n.Int
-	}
-	v := new(big.Int).Set(n.Int)
-	if n.Exp > 0 {
-		return v.Mul(v, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(n.Exp)), nil))
-	}
-	return v.Quo(v, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-n.Exp)), nil))
 }
 
-// CountRows returns the number of rows of every data table.
-func CountRows(ctx context.Context, db DB) (Counts, error) {
-	out := Counts{}
-	for _, t := range Tables {
-		var n int64
-		if err := db.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t}.Sanitize()).Scan(&n); err != nil {
-			return nil, fmt.Errorf("count rows of %s: %w", t, err)
-		}
-		out[t] = n
+// Normalize puts r's times in UTC and its JSON documents in canonical form.
+func Normalize(t testing.TB, r *chain.Rows) {
+	t.Helper()
+	for i := range r.Blocks {
+		r.Blocks[i].Timestamp = r.Blocks[i].Timestamp.UTC()
 	}
-	return out, nil
+	for i := range r.Transactions {
+		r.Transactions[i].BlockTimestamp = r.Transactions[i].BlockTimestamp.UTC()
+	}
+	for i := range r.Logs {
+		r.Logs[i].BlockTimestamp = r.Logs[i].BlockTimestamp.UTC()
+	}
+	for i := range r.TokenTransfers {
+		r.TokenTransfers[i].BlockTimestamp = r.TokenTransfers[i].BlockTimestamp.UTC()
+	}
+	canon := func(j []byte) []byte {
+		var v any
+		if err := json.Unmarshal(j, &v); err != nil {
+			t.Fatalf("json %s: %v", j, err)
+		}
+		out, _ := json.Marshal(v)
+		return out
+	}
+	for i := range r.Events {
+		r.Events[i].BlockTimestamp = r.Events[i].BlockTimestamp.UTC()
+		r.Events[i].Args = canon(r.Events[i].Args)
+	}
+	for i := range r.Calls {
+		r.Calls[i].BlockTimestamp = r.Calls[i].BlockTimestamp.UTC()
+		r.Calls[i].Args = canon(r.Calls[i].Args)
+	}
+}
+
+// bigOf is a scanned numeric(78,0) as *big.Int; NULL is nil. It goes through the numeric's text form, which
+// is exact for integers whatever exponent the wire value had.
+func bigOf(n pgtype.Numeric) *big.Int {
+	if !n.Valid {
+		return nil
+	}
+	v, err := n.Value()
+	if err != nil {
+		panic(fmt.Sprintf("numeric value: %v", err))
+	}
+	s, _ := v.(string)
+	b, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		panic(fmt.Sprintf("numeric %q is not an integer", s))
+	}
+	return b
 }

@@ -1,0 +1,225 @@
+package chain
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Scope says which natural key of a message owns a table's rows, and so what replacing it deletes.
+type Scope uint8
+
+const (
+	// ScopeBlock rows belong to a block as a whole (blocks, withdrawals): replaced with their block.
+	ScopeBlock Scope = iota
+	// ScopeTransaction rows are keyed by (block number, transaction index): transactions, calls.
+	ScopeTransaction
+	// ScopeLog rows are keyed by (block number, log index): logs, events, token transfers.
+	ScopeLog
+)
+
+func (s Scope) String() string {
+	switch s {
+	case ScopeBlock:
+		return "block"
+	case ScopeTransaction:
+		return "transaction"
+	case ScopeLog:
+		return "log"
+	}
+	return fmt.Sprintf("Scope(%d)", s)
+}
+
+// Column is a column of a table.
+type Column struct {
+	Name string
+	// Type is the column's SQL type as the DDL spells it, e.g. "bigint", "bytea", "numeric(78,0)".
+	Type string
+}
+
+// Table describes one table: enough for the store to replace its rows by natural key and to COPY them.
+//
+// Values puts Go values in dst that pgx encodes for the column types, with one exception that keeps this
+// package free of the driver: numeric columns take a *big.Int (nil is NULL), which the store converts. Byte
+// slices are bytea (nil is NULL), time.Time is timestamptz, pointers to integers are nullable integers, and a
+// []byte in a jsonb column is a JSON document.
+type Table struct {
+	Name    string
+	Columns []Column
+	// Key is the primary key. Key[0] is the block number column; for ScopeTransaction and ScopeLog tables
+	// Key[1] is the index within the block that a single-item replacement matches.
+	Key   []string
+	Scope Scope
+	// Len is the number of the table's rows in r.
+	Len func(r *Rows) int
+	// Values writes the values of the table's i-th row of r into dst, which has one slot per column.
+	Values func(r *Rows, i int, dst []any)
+
+	names   []string
+	numeric []int
+}
+
+// NewTable describes a table that is only known at run time, such as a table generated from an ABI event.
+// Its rows are r.Typed[name], each a []any of len(columns) values in column order (see Table for the Go
+// types). It panics on a description that cannot work, as regexp.MustCompile does: tables are described once,
+// at start-up, from a configuration that has already been validated.
+func NewTable(name string, scope Scope, key []string, columns []Column) *Table {
+	t := &Table{Name: name, Columns: columns, Key: key, Scope: scope,
+		Len: func(r *Rows) int { return len(r.Typed[name]) },
+		Values: func(r *Rows, i int, dst []any) {
+			copy(dst, r.Typed[name][i])
+		},
+	}
+	return t.init()
+}
+
+// init checks t and precomputes what the store asks of it on every batch.
+func (t *Table) init() *Table {
+	if t.Name == "" || len(t.Columns) == 0 || len(t.Key) == 0 {
+		panic(fmt.Sprintf("chain: table %q needs a name, columns and a key", t.Name))
+	}
+	if t.Scope != ScopeBlock && len(t.Key) < 2 {
+		panic(fmt.Sprintf("chain: table %s of %s scope needs a key of block number and index", t.Name, t.Scope))
+	}
+	seen := map[string]bool{}
+	for i, c := range t.Columns {
+		if seen[c.Name] {
+			panic(fmt.Sprintf("chain: table %s has column %s twice", t.Name, c.Name))
+		}
+		seen[c.Name] = true
+		t.names = append(t.names, c.Name)
+		if strings.HasPrefix(c.Type, "numeric") {
+			t.numeric = append(t.numeric, i)
+		}
+	}
+	for _, k := range t.Key {
+		if !seen[k] {
+			panic(fmt.Sprintf("chain: table %s: key column %s is not a column", t.Name, k))
+		}
+	}
+	return t
+}
+
+// ColumnNames are the names of t's columns, in order. The slice is shared: do not modify it.
+func (t *Table) ColumnNames() []string { return t.names }
+
+// NumericColumns are the positions of the columns whose values are *big.Int.
+func (t *Table) NumericColumns() []int { return t.numeric }
+
+// BlockColumn is the column that holds the block number.
+func (t *Table) BlockColumn() string { return t.Key[0] }
+
+// IndexColumn is the column a single-item replacement matches besides the block number: the transaction
+// index or log index. It is empty for ScopeBlock tables.
+func (t *Table) IndexColumn() string {
+	if t.Scope == ScopeBlock {
+		return ""
+	}
+	return t.Key[1]
+}
+
+// Schema is an ordered list of tables. The order is the order in which a batch writes them.
+type Schema []*Table
+
+// With returns s followed by more, refusing a table name that s already has.
+func (s Schema) With(more ...*Table) (Schema, error) {
+	out := append(Schema(nil), s...)
+	for _, t := range more {
+		if out.Table(t.Name) != nil {
+			return nil, fmt.Errorf("table %s is described twice", t.Name)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// Table returns the table named name, or nil.
+func (s Schema) Table(name string) *Table {
+	for _, t := range s {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// Names are the tables' names, in order.
+func (s Schema) Names() []string {
+	out := make([]string, len(s))
+	for i, t := range s {
+		out[i] = t.Name
+	}
+	return out
+}
+
+// Mode says how a message's rows replace rows already stored under the same natural keys.
+type Mode uint8
+
+const (
+	// ReplaceBlocks is for messages that carry whole blocks (the bundle format): every row of each block
+	// number in the message is replaced, in every table. A newer message for a height wins, which is how a
+	// reorg lands.
+	ReplaceBlocks Mode = iota
+	// ReplaceRows is for messages that carry single items (the ethereum-etl format): a block replaces the
+	// block and its withdrawals, a transaction its row and its call, a log its row, its event and its token
+	// transfers. Nothing else of the block is touched.
+	ReplaceRows
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ReplaceBlocks:
+		return "replace-blocks"
+	case ReplaceRows:
+		return "replace-rows"
+	}
+	return fmt.Sprintf("Mode(%d)", m)
+}
+
+// Key is a natural key that a message holds: a block, or one item of a block.
+type Key struct {
+	Scope Scope
+	Block uint64
+	// Index is the transaction or log index; 0 for ScopeBlock.
+	Index int32
+}
+
+// Keys appends to dst the natural keys that r replaces when it is written in mode m: one per block, and in
+// ReplaceRows also one per transaction and one per log. In ReplaceBlocks a block carries its transactions
+// and logs, so its key covers them.
+func (r *Rows) Keys(dst []Key, m Mode) []Key {
+	for i := range r.Blocks {
+		dst = append(dst, Key{Scope: ScopeBlock, Block: r.Blocks[i].Number})
+	}
+	if m != ReplaceRows {
+		return dst
+	}
+	for i := range r.Transactions {
+		t := &r.Transactions[i]
+		dst = append(dst, Key{Scope: ScopeTransaction, Block: t.BlockNumber, Index: t.TransactionIndex})
+	}
+	for i := range r.Logs {
+		l := &r.Logs[i]
+		dst = append(dst, Key{Scope: ScopeLog, Block: l.BlockNumber, Index: l.LogIndex})
+	}
+	return dst
+}
+
+// columns parses "name type" pairs; the type is the rest after the first space.
+func columns(defs ...string) []Column {
+	out := make([]Column, len(defs))
+	for i, d := range defs {
+		name, typ, ok := strings.Cut(d, " ")
+		if !ok {
+			panic("chain: column definition without a type: " + d)
+		}
+		out[i] = Column{Name: name, Type: typ}
+	}
+	return out
+}
+
+func topic(ts [][]byte, i int) []byte {
+	if i < len(ts) {
+		return ts[i]
+	}
+	return nil
+}
