@@ -9,13 +9,22 @@ import (
 	"github.com/chainsink/chainsink/store/chain"
 )
 
-// Topic is a topic to consume and how its messages replace stored rows.
+// Format decodes the messages of a topic. The indexer calls Decode from one goroutine per partition, so it
+// must be safe for concurrent use.
+type Format interface {
+	// Name names the format in logs, e.g. "bundle".
+	Name() string
+	// Mode says how the rows of the format's messages replace stored rows: a message that carries whole
+	// blocks replaces them, one that carries single items replaces only those.
+	Mode() chain.Mode
+	// Decode turns one message into rows, or into a failure that stores it in dead_letters.
+	Decode(key, value []byte) (chain.Rows, *chain.Failure)
+}
+
+// Topic is a topic to consume and the format of its messages.
 type Topic struct {
-	Name string
-	// Format names the decoder of the topic's messages, e.g. "bundle" or "ethereum-etl".
-	Format string
-	// Mode says how a message's rows replace stored rows; it follows from the format.
-	Mode chain.Mode
+	Name   string
+	Format Format
 }
 
 // Config is the indexer's configuration. Zero values mean the documented default.
@@ -26,6 +35,9 @@ type Config struct {
 	Group string
 	// Topics to consume.
 	Topics []Topic
+	// Tables are the tables batches are written to. Default chain.CoreTables; add the tables that the
+	// topics' formats produce rows for (see chain.NewTable). A bundle replaces its blocks in all of them.
+	Tables chain.Schema
 	// KafkaConfig is passed to librdkafka last, so it overrides chainsink's defaults (TLS, SASL, tuning).
 	KafkaConfig map[string]string
 	// BatchMaxRows closes a batch at this many rows. Default 10000: as fast as larger batches in make bench,
@@ -38,8 +50,6 @@ type Config struct {
 	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, and
 	// resumes it below half. Default 8 MiB.
 	QueueMaxBytes int
-	// ShutdownTimeout bounds the final flush on Stop. Default 30s.
-	ShutdownTimeout time.Duration
 	// RevokeFlushTimeout bounds the flush of a revoked partition before its batch is dropped. Default 5s.
 	RevokeFlushTimeout time.Duration
 	// RetryInitial and RetryMax bound the backoff between retries of a batch. Defaults 100ms and 30s.
@@ -61,9 +71,6 @@ func (c Config) WithDefaults() Config {
 	if c.QueueMaxBytes == 0 {
 		c.QueueMaxBytes = 8 << 20
 	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 30 * time.Second
-	}
 	if c.RevokeFlushTimeout == 0 {
 		c.RevokeFlushTimeout = 5 * time.Second
 	}
@@ -72,6 +79,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 30 * time.Second
+	}
+	if c.Tables == nil {
+		c.Tables = chain.CoreTables
 	}
 	return c
 }
@@ -93,6 +103,9 @@ func (c Config) Validate() error {
 		if t.Name == "" {
 			errs = append(errs, errors.New("a topic has an empty name"))
 		}
+		if t.Format == nil {
+			errs = append(errs, fmt.Errorf("topic %q has no format", t.Name))
+		}
 		if seen[t.Name] {
 			errs = append(errs, fmt.Errorf("topic %q is listed twice", t.Name))
 		}
@@ -108,4 +121,21 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// NewFormat makes a Format of a decoding function, as http.HandlerFunc makes a handler of one.
+func NewFormat(name string, mode chain.Mode, decode func(key, value []byte) (chain.Rows, *chain.Failure)) Format {
+	return funcFormat{name: name, mode: mode, decode: decode}
+}
+
+type funcFormat struct {
+	name   string
+	mode   chain.Mode
+	decode func(key, value []byte) (chain.Rows, *chain.Failure)
+}
+
+func (f funcFormat) Name() string     { return f.name }
+func (f funcFormat) Mode() chain.Mode { return f.mode }
+func (f funcFormat) Decode(key, value []byte) (chain.Rows, *chain.Failure) {
+	return f.decode(key, value)
 }

@@ -90,23 +90,23 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "fence",
-		Topics:      []indexer.Topic{{Name: "blocks", Format: "test", Mode: chain.ReplaceBlocks}},
+		Topics:      []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
 		BatchMaxAge: 50 * time.Millisecond,
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
-	}, db, blockDecoder, slog.New(slog.NewJSONHandler(&logs, nil)), m)
+	}, db, slog.New(slog.NewJSONHandler(&logs, nil)), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ix.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer ix.Stop()
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
 	<-db.entered
 
 	// The new owner stores offsets 0..10 while the old one is frozen.
 	owner := store.NewBatch("fence", "blocks", 0, 0, chain.ReplaceBlocks)
 	for i, r := range first {
-		rows, _ := blockDecoder("test", nil, r.Value)
+		rows, _ := blockDecoder(nil, r.Value)
 		owner.Add(store.Message{Offset: int64(i), Value: r.Value, Rows: rows})
 	}
 	if _, err := store.WriteBatch(ctx, s.Pool(), owner); err != nil {
@@ -122,7 +122,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 		n, err := storedTotal(ctx, s, "fence")
 		return n == 20, err
 	})
-	if err := ix.Stop(); err != nil {
+	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	counts, err := store.CountRows(ctx, s.Pool())

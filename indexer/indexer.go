@@ -5,39 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
-	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
 )
 
 // Indexer consumes the configured topics with one consumer and writes them through partition workers.
-// Start it once; Stop it once or more (Stop is idempotent).
+//
+// Its lifecycle is river's: Start once; cancelling Start's ctx is a hard stop (workers are cancelled at once,
+// their open batches dropped, which the fence makes harmless); Stop is the graceful stop, idempotent and safe
+// before Start.
 type Indexer struct {
 	cfg     Config
 	db      store.DB
-	decode  DecodeFunc
+	writer  *store.Writer
 	log     *slog.Logger
-	metrics *metrics.Metrics
+	metrics Metrics
 	topics  map[string]Topic
 
 	startOnce sync.Once
 	started   atomic.Bool
 	stopOnce  sync.Once
-	stopCh    chan struct{}
+	stopCh    chan struct{} // closed by Stop: flush and leave
+	cancel    context.CancelFunc
 	done      chan struct{}
 	err       error
 
 	// Owned by the poll loop goroutine (and the rebalance callback it runs).
 	consumer *kafka.Consumer
 	workers  map[partitionKey]*worker
-	wctx     context.Context
-	wcancel  context.CancelFunc
 	ended    chan outcome
 	paused   int // number of paused partitions
 	joined   atomic.Bool
@@ -47,13 +48,19 @@ type Indexer struct {
 	retrying map[partitionKey]time.Time // partitions whose current batch is being retried, since when
 }
 
-// New checks cfg and prepares an indexer; nothing connects until Start.
-func New(cfg Config, db store.DB, decode DecodeFunc, logger *slog.Logger, m *metrics.Metrics) (*Indexer, error) {
+// New checks cfg and prepares an indexer; nothing connects until Start. logger and m may be nil.
+func New(cfg Config, db store.DB, logger *slog.Logger, m Metrics) (*Indexer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
-	ix := &Indexer{cfg: cfg, db: db, decode: decode, log: logger, metrics: m, topics: map[string]Topic{},
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = nopMetrics{}
+	}
+	ix := &Indexer{cfg: cfg, db: db, writer: store.NewWriter(cfg.Tables), log: logger, metrics: m, topics: map[string]Topic{},
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
 		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{}}
 	for _, t := range cfg.Topics {
@@ -96,7 +103,8 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 	return &cm, nil
 }
 
-// Start connects to Kafka and starts consuming in the background. It fails if called twice.
+// Start connects to Kafka and starts consuming in the background. Cancelling ctx stops the indexer hard, as
+// a Stop whose own ctx has expired does. Start fails if called twice or after Stop.
 func (ix *Indexer) Start(ctx context.Context) error {
 	err := errors.New("indexer already started")
 	ix.startOnce.Do(func() {
@@ -126,26 +134,38 @@ func (ix *Indexer) start(ctx context.Context) error {
 	for _, t := range ix.cfg.Topics {
 		names = append(names, t.Name)
 	}
-	if err := c.SubscribeTopics(names, ix.rebalance); err != nil {
+	// The run ctx reaches the workers and the rebalance callback as arguments (librdkafka calls the callback
+	// from Poll, on the poll loop's goroutine); cancelling it is the hard stop.
+	ctx, cancel := context.WithCancel(ctx)
+	rebalance := func(c *kafka.Consumer, ev kafka.Event) error { return ix.rebalance(ctx, c, ev) }
+	if err := c.SubscribeTopics(names, rebalance); err != nil {
+		cancel()
 		c.Close()
 		return fmt.Errorf("subscribe to %v: %w", names, err)
 	}
 	ix.consumer = c
-	// Workers outlive the caller's ctx on purpose: Stop flushes them after ctx is cancelled.
-	ix.wctx, ix.wcancel = context.WithCancel(context.WithoutCancel(ctx))
+	ix.cancel = cancel
 	ix.log.Info("consumer started", "brokers", ix.cfg.Brokers, "group", ix.cfg.Group, "topics", names)
-	go ix.pollLoop()
+	go ix.pollLoop(ctx)
 	return nil
 }
 
-// Stop stops consuming, flushes every worker within the shutdown timeout, leaves the group and returns the
-// error that ended the indexer, if any. It is safe to call more than once and before Start.
-func (ix *Indexer) Stop() error {
+// Stop stops consuming, lets every worker commit what it holds, leaves the group and returns the error that
+// ended the indexer, if any. When ctx is done first, the workers still flushing are cancelled (their batches
+// are consumed again by the next owner) and Stop returns once the consumer has closed. It is safe to call
+// more than once, concurrently, and before Start.
+func (ix *Indexer) Stop(ctx context.Context) error {
 	ix.stopOnce.Do(func() { close(ix.stopCh) })
 	if !ix.started.Load() {
 		return nil
 	}
-	<-ix.done
+	select {
+	case <-ix.done:
+	case <-ctx.Done():
+		ix.log.Warn("graceful stop timed out; cancelling the batches still being written", "error", ctx.Err())
+		ix.cancel()
+		<-ix.done
+	}
 	return ix.err
 }
 
@@ -168,18 +188,21 @@ func (ix *Indexer) Joined() bool { return ix.joined.Load() }
 // LastPoll is when the poll loop last returned from Kafka (liveness).
 func (ix *Indexer) LastPoll() time.Time { return time.Unix(0, ix.lastPoll.Load()) }
 
-func (ix *Indexer) pollLoop() {
+func (ix *Indexer) pollLoop(ctx context.Context) {
 	defer close(ix.done)
+	defer ix.cancel()
 	lagTick := time.NewTicker(5 * time.Second)
 	defer lagTick.Stop()
 	var fatal error
 loop:
 	for {
 		select {
+		case <-ctx.Done():
+			break loop
 		case <-ix.stopCh:
 			break loop
 		case o := <-ix.ended:
-			if err := ix.handleEnded(o); err != nil {
+			if err := ix.handleEnded(ctx, o); err != nil {
 				fatal = err
 				break loop
 			}
@@ -205,7 +228,7 @@ loop:
 				break loop
 			}
 			// Broker down, all brokers down, timeouts: librdkafka reconnects by itself; we wait.
-			ix.metrics.Retries.WithLabelValues("kafka").Inc()
+			ix.metrics.Retried("kafka")
 			ix.log.Warn("kafka error; librdkafka retries", "error", e.Error(), "code", e.Code().String())
 		case kafka.OffsetsCommitted:
 			if e.Error != nil {
@@ -213,22 +236,22 @@ loop:
 			}
 		}
 	}
-	ix.shutdown(fatal)
+	ix.shutdown(ctx, fatal)
 }
 
-func (ix *Indexer) shutdown(fatal error) {
-	// Flush every worker in parallel within the shutdown timeout; the fence makes an unfinished one harmless.
-	flush := ix.cfg.ShutdownTimeout
+// shutdown flushes every worker in parallel until ctx (the run ctx, cancelled by a hard stop) is done; the
+// fence makes an unfinished one harmless. After a fatal error nothing more is written.
+func (ix *Indexer) shutdown(ctx context.Context, fatal error) {
 	if fatal != nil {
-		flush = 0
+		ix.cancel()
 	}
-	ix.stopWorkers(ix.allPartitions(), flush)
-	ix.wcancel()
+	ix.stopWorkers(ctx, ix.allPartitions())
+	ix.cancel()
 	// Close leaves the group; the revoke it triggers finds no workers left.
 	if err := ix.consumer.Close(); err != nil {
 		ix.log.Warn("close Kafka consumer", "error", err)
 	}
-	ix.metrics.AssignedPartitions.Set(0)
+	ix.metrics.PartitionsOwned(0)
 	ix.err = fatal
 	if fatal != nil {
 		ix.log.Error("indexer stopped", "error", fatal)
@@ -254,7 +277,7 @@ func (ix *Indexer) route(m *kafka.Message) {
 	if !ok {
 		return // a message of a partition revoked a moment ago
 	}
-	ix.metrics.MessagesConsumed.WithLabelValues(tp.topic).Inc()
+	ix.metrics.MessageConsumed(tp.topic)
 	queued := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
 	w.fetchNext = max(w.fetchNext, m.TopicPartition.Offset+1)
 	if queued >= ix.cfg.QueueMaxBytes && !w.paused.Load() {
@@ -264,7 +287,7 @@ func (ix *Indexer) route(m *kafka.Message) {
 		}
 		w.paused.Store(true)
 		ix.paused++
-		ix.metrics.PausedPartitions.Inc()
+		ix.metrics.PartitionsPaused(ix.paused)
 		ix.log.Debug("partition paused: worker queue full", "topic", tp.topic, "partition", tp.partition,
 			"queued_bytes", queued)
 	}
@@ -303,12 +326,12 @@ func (ix *Indexer) resumePartition(tp partitionKey, w *worker) {
 	}
 	w.paused.Store(false)
 	ix.paused--
-	ix.metrics.PausedPartitions.Dec()
+	ix.metrics.PartitionsPaused(ix.paused)
 	ix.log.Debug("partition resumed", "topic", tp.topic, "partition", tp.partition)
 }
 
 // handleEnded deals with a worker that stopped by itself: a fence restarts the partition, an error is fatal.
-func (ix *Indexer) handleEnded(o outcome) error {
+func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 	w, ok := ix.workers[o.tp]
 	if !ok || w != o.w {
 		return nil // already stopped by a revoke or shutdown, maybe reassigned since
@@ -329,10 +352,10 @@ func (ix *Indexer) handleEnded(o outcome) error {
 		}
 	} else {
 		ix.paused--
-		ix.metrics.PausedPartitions.Dec()
+		ix.metrics.PartitionsPaused(ix.paused)
 	}
 	delete(ix.workers, o.tp)
-	starts, err := ix.readStarts([]kafka.TopicPartition{tp})
+	starts, err := ix.readStarts(ctx, []kafka.TopicPartition{tp})
 	if err != nil {
 		return err
 	}
@@ -342,7 +365,7 @@ func (ix *Indexer) handleEnded(o outcome) error {
 			ix.log.Warn("seek fenced partition", "topic", topic, "partition", o.tp.partition, "error", err)
 		}
 	}
-	ix.startWorker(o.tp, int64(starts[0].Offset))
+	ix.startWorker(ctx, o.tp, int64(starts[0].Offset))
 	if err := ix.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
 		ix.log.Warn("resume fenced partition", "topic", topic, "partition", o.tp.partition, "error", err)
 	}
@@ -352,11 +375,11 @@ func (ix *Indexer) handleEnded(o outcome) error {
 }
 
 // rebalance runs inside Poll on the poll loop goroutine.
-func (ix *Indexer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
+func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Event) error {
 	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
-		parts, err := ix.readStarts(e.Partitions)
+		parts, err := ix.readStarts(ctx, e.Partitions)
 		if err != nil {
 			// Without starting offsets we cannot own these partitions safely; stopping lets the group move
 			// them to a healthy instance, and a restart resumes from Postgres.
@@ -368,7 +391,7 @@ func (ix *Indexer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 			return c.Assign(nil)
 		}
 		for _, p := range parts {
-			ix.startWorker(partitionKey{*p.Topic, p.Partition}, int64(p.Offset))
+			ix.startWorker(ctx, partitionKey{*p.Topic, p.Partition}, int64(p.Offset))
 		}
 		if cooperative {
 			err = c.IncrementalAssign(parts)
@@ -379,7 +402,7 @@ func (ix *Indexer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 			ix.log.Error("assign partitions", "error", err)
 		}
 		ix.joined.Store(true)
-		ix.metrics.AssignedPartitions.Set(float64(len(ix.workers)))
+		ix.metrics.PartitionsOwned(len(ix.workers))
 		ix.log.Info("partitions assigned", "partitions", describe(parts), "protocol", c.GetRebalanceProtocol(),
 			"owned", len(ix.workers))
 		return err
@@ -389,18 +412,19 @@ func (ix *Indexer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 		for _, p := range e.Partitions {
 			keys = append(keys, partitionKey{*p.Topic, p.Partition})
 		}
-		flush := ix.cfg.RevokeFlushTimeout
+		flush, cancel := context.WithTimeout(ctx, ix.cfg.RevokeFlushTimeout)
 		if lost {
-			flush = 0 // someone else may own them already: do not even try to write
+			cancel() // someone else may own them already: do not even try to write
 		}
-		ix.stopWorkers(keys, flush)
+		ix.stopWorkers(flush, keys)
+		cancel()
 		var err error
 		if cooperative {
 			err = c.IncrementalUnassign(e.Partitions)
 		} else {
 			err = c.Unassign()
 		}
-		ix.metrics.AssignedPartitions.Set(float64(len(ix.workers)))
+		ix.metrics.PartitionsOwned(len(ix.workers))
 		ix.log.Info("partitions revoked", "partitions", describe(e.Partitions), "lost", lost, "owned", len(ix.workers))
 		return err
 	}
@@ -409,35 +433,38 @@ func (ix *Indexer) rebalance(c *kafka.Consumer, ev kafka.Event) error {
 
 // readStarts returns parts with the offsets to start from: the stored next offset, or the reset point (with
 // Offset < 0) for partitions that have never committed. Transient errors are retried until stop.
-func (ix *Indexer) readStarts(parts []kafka.TopicPartition) ([]kafka.TopicPartition, error) {
+func (ix *Indexer) readStarts(ctx context.Context, parts []kafka.TopicPartition) ([]kafka.TopicPartition, error) {
 	byTopic := map[string][]int32{}
 	for _, p := range parts {
 		byTopic[*p.Topic] = append(byTopic[*p.Topic], p.Partition)
 	}
 	stored := map[partitionKey]int64{}
-	backoff := ix.cfg.RetryInitial
-	for topic, ps := range byTopic {
-		for {
-			ctx, cancel := context.WithTimeout(ix.wctx, 30*time.Second)
-			offs, err := store.NextOffsets(ctx, ix.db, ix.cfg.Group, topic, ps)
+	// Retries end with a stop request too: this runs inside Poll, so the poll loop cannot see one itself.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ix.stopCh:
 			cancel()
-			if err == nil {
-				for p, o := range offs {
-					stored[partitionKey{topic, p}] = o
-				}
-				break
-			}
-			if !store.IsTransient(err) {
-				return nil, err
-			}
-			ix.metrics.Retries.WithLabelValues("postgres").Inc()
-			ix.log.Info("transient Postgres error reading offsets; retrying", "error", err, "backoff", backoff)
-			select {
-			case <-ix.stopCh:
-				return nil, fmt.Errorf("read starting offsets: %w", err)
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, ix.cfg.RetryMax)
+		case <-ctx.Done():
+		}
+	}()
+	policy := retry.Policy{Initial: ix.cfg.RetryInitial, Max: ix.cfg.RetryMax}
+	onRetry := func(attempt int, wait time.Duration, err error) {
+		ix.metrics.Retried("postgres")
+		ix.log.Info("transient Postgres error reading offsets; retrying", "error", err, "attempt", attempt, "backoff", wait)
+	}
+	for topic, ps := range byTopic {
+		offs, err := retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (map[int32]int64, error) {
+			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			return store.NextOffsets(ctx, ix.db, ix.cfg.Group, topic, ps)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read starting offsets of %s: %w", topic, err)
+		}
+		for p, o := range offs {
+			stored[partitionKey{topic, p}] = o
 		}
 	}
 	out := make([]kafka.TopicPartition, len(parts))
@@ -464,17 +491,17 @@ func (ix *Indexer) resetPoint() (string, bool) {
 	return v, ok
 }
 
-func (ix *Indexer) startWorker(tp partitionKey, start int64) {
+func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64) {
 	if start < 0 {
 		start = -1
 	}
 	w := &worker{
-		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, decode: ix.decode, metrics: ix.metrics,
+		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, writer: ix.writer, metrics: ix.metrics,
 		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
 		onCommit: ix.storeOffset, onRetry: ix.setRetrying,
 	}
 	ix.workers[tp] = w
-	w.run(ix.wctx)
+	w.run(ctx)
 	if start >= 0 {
 		w.lastNext.Store(start)
 	}
@@ -489,8 +516,8 @@ func (ix *Indexer) startWorker(tp partitionKey, start int64) {
 	}()
 }
 
-// stopWorkers stops the workers of keys in parallel, each with the given flush time.
-func (ix *Indexer) stopWorkers(keys []partitionKey, flush time.Duration) {
+// stopWorkers stops the workers of keys in parallel, each flushing its last batch until flush is done.
+func (ix *Indexer) stopWorkers(flush context.Context, keys []partitionKey) {
 	var wg sync.WaitGroup
 	for _, tp := range keys {
 		w, ok := ix.workers[tp]
@@ -501,14 +528,10 @@ func (ix *Indexer) stopWorkers(keys []partitionKey, flush time.Duration) {
 		ix.setRetrying(tp, time.Time{})
 		if w.paused.Load() {
 			ix.paused--
-			ix.metrics.PausedPartitions.Dec()
+			ix.metrics.PartitionsPaused(ix.paused)
 		}
-		ix.metrics.ConsumerLag.DeleteLabelValues(tp.topic, strconv.Itoa(int(tp.partition)))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w.stop(flush)
-		}()
+		ix.metrics.PartitionReleased(tp.topic, tp.partition)
+		wg.Go(func() { w.stop(flush) })
 	}
 	wg.Wait()
 }
@@ -529,7 +552,7 @@ func (ix *Indexer) setLag(tp partitionKey, next int64) {
 	if err != nil || high < 0 {
 		return
 	}
-	ix.metrics.ConsumerLag.WithLabelValues(tp.topic, strconv.Itoa(int(tp.partition))).Set(float64(max(high-next, 0)))
+	ix.metrics.ConsumerLag(tp.topic, tp.partition, max(high-next, 0))
 }
 
 // updateLag refreshes the lag of partitions whose worker has not committed lately (e.g. idle or stuck).

@@ -22,7 +22,7 @@ import (
 )
 
 // blockDecoder is a minimal format for exercising the pipeline itself: "block:N" becomes block N.
-func blockDecoder(_ string, _, value []byte) (chain.Rows, *chain.Failure) {
+func blockDecoder(_, value []byte) (chain.Rows, *chain.Failure) {
 	s := string(value)
 	if !strings.HasPrefix(s, "block:") {
 		return chain.Rows{}, &chain.Failure{Reason: "invalid", Err: fmt.Errorf("not a block: %.20q", s)}
@@ -107,24 +107,24 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g1",
-		Topics:        []indexer.Topic{{Name: "blocks", Format: "test", Mode: chain.ReplaceBlocks}},
+		Topics:        []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
 		BatchMaxRows:  50,
 		QueueMaxBytes: 2000, // forces pause/resume all the time
 		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},
-	}, s.Pool(), blockDecoder, testLogger(t), m)
+	}, s.Pool(), testLogger(t), m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := ix.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	defer ix.Stop()
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
 
 	waitFor(t, 15*time.Second, "every offset stored", func() (bool, error) {
 		n, err := storedTotal(ctx, s, "g1")
 		return n == int64(len(recs)), err
 	})
-	if err := ix.Stop(); err != nil {
+	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	counts, err := store.CountRows(ctx, s.Pool())

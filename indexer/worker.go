@@ -10,14 +10,9 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
-	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
-	"github.com/chainsink/chainsink/store/chain"
 )
-
-// DecodeFunc turns one message of a topic into rows, or into a dead-letter failure. It must be safe for
-// concurrent use: every partition decodes on its own goroutine.
-type DecodeFunc func(format string, key, value []byte) (chain.Rows, *chain.Failure)
 
 // record is a message as the poll loop hands it to a worker; it owns key and value.
 type record struct {
@@ -115,9 +110,9 @@ type worker struct {
 	topic    Topic
 	cfg      Config
 	db       store.DB
-	decode   DecodeFunc
+	writer   *store.Writer
 	log      *slog.Logger
-	metrics  *metrics.Metrics
+	metrics  Metrics
 	q        *queue
 	start    int64 // stored next offset, or -1 when the partition has none yet
 	onCommit func(tp partitionKey, next int64)
@@ -159,17 +154,21 @@ func (w *worker) run(ctx context.Context) {
 	}()
 }
 
-// stop closes the queue and waits up to flush for the last batch to commit, then cancels.
-func (w *worker) stop(flush time.Duration) {
+// stop closes the queue and waits until flush is done for the last batch to commit, then cancels.
+func (w *worker) stop(flush context.Context) {
 	w.q.close()
-	if flush > 0 {
-		t := time.NewTimer(flush)
-		defer t.Stop()
+	select {
+	case <-w.done:
+		return
+	case <-flush.Done():
 		select {
 		case <-w.done:
 			return
-		case <-t.C:
-			w.log.Warn("partition flush timed out; dropping its unwritten batch", "flush_timeout", flush)
+		default:
+		}
+		if errors.Is(flush.Err(), context.DeadlineExceeded) {
+			w.log.Warn("partition flush interrupted; its unwritten batch is consumed again by the next owner",
+				"error", flush.Err())
 		}
 	}
 	w.cancel()
@@ -248,13 +247,13 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 					if from < 0 {
 						from = r.offset
 					}
-					batch = store.NewBatch(w.cfg.Group, w.tp.topic, w.tp.partition, from, w.topic.Mode)
+					batch = store.NewBatch(w.cfg.Group, w.tp.topic, w.tp.partition, from, w.topic.Format.Mode())
 					batch.Grow(lastLen + lastLen/8)
 					opened = time.Now()
 				}
 				t0 := time.Now()
-				rows, failure := w.decode(w.topic.Format, r.key, r.value)
-				w.metrics.DecodeSeconds.Observe(time.Since(t0).Seconds())
+				rows, failure := w.topic.Format.Decode(r.key, r.value)
+				w.metrics.MessageDecoded(time.Since(t0))
 				batch.Add(store.Message{Offset: r.offset, Key: r.key, Value: r.value, Rows: rows, Failure: failure})
 				if next < 0 {
 					next = r.offset
@@ -271,66 +270,59 @@ func (w *worker) full(b *store.Batch) bool {
 
 func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome {
 	res := outcome{w: w, tp: w.tp}
+	policy := retry.Policy{Initial: w.cfg.RetryInitial, Max: w.cfg.RetryMax}
 	for b := range in {
-		backoff := w.cfg.RetryInitial
 		var retryingSince time.Time
-		for attempt := 1; ; attempt++ {
+		onRetry := func(attempt int, wait time.Duration, err error) {
+			if retryingSince.IsZero() {
+				retryingSince = time.Now()
+				if w.onRetry != nil {
+					w.onRetry(w.tp, retryingSince)
+				}
+			}
+			w.metrics.Retried("postgres")
+			w.log.Info("transient Postgres error; retrying the batch", "error", err, "attempt", attempt,
+				"backoff", wait, "from_offset", b.From, "to_offset", b.To)
+		}
+		err := retry.Do(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) error {
 			t0 := time.Now()
-			r, err := store.WriteBatch(ctx, w.db, b)
+			r, err := w.writer.Write(ctx, w.db, b)
 			if err == nil {
 				w.committed(b, r, time.Since(t0))
-				if !retryingSince.IsZero() && w.onRetry != nil {
-					w.onRetry(w.tp, time.Time{})
-				}
-				break
 			}
-			switch {
-			case ctx.Err() != nil:
-				return res
-			case errors.Is(err, store.ErrFenced):
-				w.metrics.FencedBatches.Inc()
-				w.log.Warn("batch fenced: another owner advanced the partition; restarting it from Postgres",
-					"from_offset", b.From, "to_offset", b.To)
-				res.fenced = true
-				return res
-			case store.IsTransient(err):
-				if retryingSince.IsZero() {
-					retryingSince = t0
-					if w.onRetry != nil {
-						w.onRetry(w.tp, t0)
-					}
-				}
-				w.metrics.Retries.WithLabelValues("postgres").Inc()
-				w.log.Info("transient Postgres error; retrying the batch", "error", err, "attempt", attempt,
-					"backoff", backoff, "from_offset", b.From, "to_offset", b.To)
-				select {
-				case <-ctx.Done():
-					return res
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, w.cfg.RetryMax)
-			default:
-				w.log.Error("batch failed permanently", "error", err, "from_offset", b.From, "to_offset", b.To)
-				res.err = err
-				return res
-			}
+			return err
+		})
+		// However the batch ended, the partition is no longer stuck on it: a fenced or failed worker must not
+		// keep /readyz failing after it is gone.
+		if !retryingSince.IsZero() && w.onRetry != nil {
+			w.onRetry(w.tp, time.Time{})
+		}
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return res
+		case errors.Is(err, store.ErrFenced):
+			w.metrics.BatchFenced()
+			w.log.Warn("batch fenced: another owner advanced the partition; restarting it from Postgres",
+				"from_offset", b.From, "to_offset", b.To)
+			res.fenced = true
+			return res
+		default:
+			w.log.Error("batch failed permanently", "error", err, "from_offset", b.From, "to_offset", b.To)
+			res.err = err
+			return res
 		}
 	}
 	return res
 }
 
 func (w *worker) committed(b *store.Batch, r store.Result, took time.Duration) {
-	m := w.metrics
-	m.BatchesCommitted.Inc()
-	m.CommitSeconds.Observe(took.Seconds())
+	w.metrics.BatchCommitted(r, took)
 	total := 0
-	for table, n := range r.Rows {
-		m.RowsWritten.WithLabelValues(table).Add(float64(n))
+	for _, n := range r.Rows {
 		total += int(n)
 	}
-	m.BatchRows.Observe(float64(total))
 	for _, d := range r.DeadLetters {
-		m.DeadLetters.WithLabelValues(d.Reason).Inc()
 		w.log.Warn("message stored in dead_letters", "offset", d.Offset, "reason", d.Reason, "error", d.Err)
 	}
 	w.log.Debug("batch committed", "from_offset", b.From, "to_offset", b.To, "messages", b.Len(), "rows", total,

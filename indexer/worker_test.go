@@ -13,7 +13,7 @@ import (
 )
 
 // threeRows decodes any message into three block rows, numbered from the message's first byte.
-func threeRows(_ string, _, value []byte) (chain.Rows, *chain.Failure) {
+func threeRows(_, value []byte) (chain.Rows, *chain.Failure) {
 	n := uint64(value[0]) * 3
 	return chain.Rows{Blocks: []chain.Block{{Number: n}, {Number: n + 1}, {Number: n + 2}}}, nil
 }
@@ -23,9 +23,8 @@ func threeRows(_ string, _, value []byte) (chain.Rows, *chain.Failure) {
 func testWorker(maxRows int) *worker {
 	return &worker{
 		tp:      partitionKey{"t", 0},
-		topic:   Topic{Name: "t", Format: "test", Mode: chain.ReplaceBlocks},
+		topic:   Topic{Name: "t", Format: NewFormat("test", chain.ReplaceBlocks, threeRows)},
 		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: maxRows}.WithDefaults(),
-		decode:  threeRows,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		metrics: metrics.New(),
 		q:       newQueue(),

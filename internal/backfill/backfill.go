@@ -16,12 +16,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/chainsink/chainsink/internal/format"
+	retrypkg "github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -82,11 +82,25 @@ func (e *InterruptedError) Error() string {
 	return fmt.Sprintf("interrupted at block %d; run the same command again to continue", e.Next)
 }
 
-// Run backfills cfg's range. It returns *InterruptedError when ctx is cancelled first; the checkpoint is
-// written in every case (with a context of its own, so a cancelled ctx does not prevent it).
-func Run(ctx context.Context, cfg Config, deps Deps) (Result, error) {
+// Job is one run of a backfill, with the lifecycle of every long-running piece of chainsink: Start runs it in
+// the background; Stop asks it to stop publishing, waits for the deliveries still outstanding (at most
+// DrainTimeout), writes the checkpoint and returns within its ctx; cancelling Start's ctx stops it without
+// waiting for deliveries (the checkpoint is still written: it only ever covers delivered blocks).
+type Job struct {
+	r         *runner
+	startOnce sync.Once
+	stopOnce  sync.Once
+	soft      context.CancelFunc // asks for the graceful stop
+	hard      context.CancelFunc
+	done      chan struct{}
+	res       Result
+	err       error
+}
+
+// New checks cfg and prepares a job; nothing is fetched until Start.
+func New(cfg Config, deps Deps) (*Job, error) {
 	if err := cfg.Validate(); err != nil {
-		return Result{}, err
+		return nil, err
 	}
 	cfg = cfg.withDefaults()
 	if deps.Logger == nil {
@@ -95,8 +109,70 @@ func Run(ctx context.Context, cfg Config, deps Deps) (Result, error) {
 	if deps.Progress == nil {
 		deps.Progress = noProgress{}
 	}
-	r := &runner{cfg: cfg, deps: deps, log: deps.Logger}
-	return r.run(ctx)
+	return &Job{r: &runner{cfg: cfg, deps: deps, log: deps.Logger}, done: make(chan struct{})}, nil
+}
+
+// Start runs the job in the background; Wait or Done tell when it ends. It fails if called twice.
+func (j *Job) Start(ctx context.Context) error {
+	err := errors.New("backfill job already started or stopped")
+	j.startOnce.Do(func() {
+		hard, hardCancel := context.WithCancel(ctx)
+		soft, softCancel := context.WithCancel(hard)
+		j.hard, j.soft = hardCancel, softCancel
+		go func() {
+			defer close(j.done)
+			defer hardCancel()
+			j.res, j.err = j.r.run(soft, hard)
+		}()
+		err = nil
+	})
+	return err
+}
+
+// Stop stops the job gracefully (see Job) and returns what Wait returns: *InterruptedError when the range was
+// not done yet. When ctx is done first, the job is stopped hard. It is safe to call more than once.
+func (j *Job) Stop(ctx context.Context) (Result, error) {
+	j.stopOnce.Do(func() {
+		if j.soft == nil { // never started
+			j.startOnce.Do(func() { close(j.done) })
+			return
+		}
+		j.soft()
+	})
+	select {
+	case <-j.done:
+	case <-ctx.Done():
+		j.hard()
+		<-j.done
+	}
+	return j.res, j.err
+}
+
+// Done is closed when the job has ended, by itself or by a stop.
+func (j *Job) Done() <-chan struct{} { return j.done }
+
+// Wait blocks until the job ends and returns how it went; see Run.
+func (j *Job) Wait() (Result, error) {
+	<-j.done
+	return j.res, j.err
+}
+
+// Run backfills cfg's range and waits for it. When ctx is cancelled first it stops gracefully (Job.Stop, with
+// DrainTimeout as the bound) and returns *InterruptedError; the checkpoint is written in every case.
+func Run(ctx context.Context, cfg Config, deps Deps) (Result, error) {
+	j, err := New(cfg, deps)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := j.Start(context.WithoutCancel(ctx)); err != nil {
+		return Result{}, err
+	}
+	select {
+	case <-j.Done():
+		return j.Wait()
+	case <-ctx.Done():
+		return j.Stop(context.Background()) // the drain is bounded by DrainTimeout
+	}
 }
 
 type runner struct {
@@ -117,7 +193,8 @@ type runner struct {
 	cancel    context.CancelFunc
 }
 
-func (r *runner) run(ctx context.Context) (Result, error) {
+// run is the job. ctx is the graceful stop; hard, its parent, the hard one.
+func (r *runner) run(ctx, hard context.Context) (Result, error) {
 	cfg := r.cfg
 	res := Result{Job: cfg.Job, From: cfg.From}
 
@@ -236,7 +313,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}()
 
 	wg.Wait()
-	drained := r.drain(ctx)
+	drained := r.drain(ctx, hard)
 	close(stopCkpt)
 	<-ckptDone
 	r.deps.Progress.Finish()
@@ -393,8 +470,8 @@ func (r *runner) save(ctx context.Context) error {
 }
 
 // drain waits until every published block has its delivery report: without bound while the run goes on,
-// for DrainTimeout once it was interrupted or failed.
-func (r *runner) drain(ctx context.Context) bool {
+// for DrainTimeout once it was interrupted or failed, and not at all after a hard stop.
+func (r *runner) drain(ctx, hard context.Context) bool {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	var deadline <-chan time.Time
@@ -412,6 +489,8 @@ func (r *runner) drain(ctx context.Context) bool {
 		select {
 		case <-deadline:
 			return false
+		case <-hard.Done():
+			return r.inFlight.Load() == 0
 		case <-t.C:
 		}
 	}
@@ -425,44 +504,42 @@ func (e permanentError) Unwrap() error { return e.error }
 
 func permanent(err error) error { return permanentError{err} }
 
-// retry calls f with a per-attempt timeout until it succeeds, up to MaxAttempts, sleeping a capped, jittered
-// exponential backoff between attempts. It gives up at once when ctx is done or the error is permanent.
+// retry calls f with a per-attempt timeout until it succeeds, up to MaxAttempts, with the project's capped,
+// jittered exponential backoff between attempts. It gives up at once when ctx is done or the error is
+// permanent.
 func retry[T any](r *runner, ctx context.Context, what string, f func(context.Context) (T, error)) (T, error) {
-	var zero T
-	backoff := r.cfg.RetryBase
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
-		v, err := f(actx)
-		cancel()
-		if err == nil {
-			if attempt > 1 {
-				r.log.Info("request succeeded after retries", "what", what, "attempts", attempt)
-			}
-			return v, nil
-		}
-		if ctx.Err() != nil {
-			return zero, ctx.Err()
-		}
+	policy := retrypkg.Policy{Initial: r.cfg.RetryBase, Max: r.cfg.RetryMax, Attempts: r.cfg.MaxAttempts}
+	retryable := func(err error) bool {
 		var pe permanentError
-		if errors.As(err, &pe) {
-			return zero, err
-		}
-		if errors.Is(err, context.DeadlineExceeded) {
+		return !errors.As(err, &pe)
+	}
+	onRetry := func(attempt int, wait time.Duration, err error) {
+		r.log.Warn("request failed; retrying", "what", what, "attempt", attempt, "max_attempts", r.cfg.MaxAttempts,
+			"retry_in", wait.Round(time.Millisecond).String(), "error", err)
+	}
+	attempts := 0
+	v, err := retrypkg.DoValue(ctx, policy, retryable, onRetry, func(ctx context.Context) (T, error) {
+		attempts++
+		actx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
+		defer cancel()
+		v, err := f(actx)
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			err = fmt.Errorf("no answer within %v: %w", r.cfg.RequestTimeout, err)
 		}
-		if attempt >= r.cfg.MaxAttempts {
-			return zero, fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
+		return v, err
+	})
+	switch {
+	case err == nil:
+		if attempts > 1 {
+			r.log.Info("request succeeded after retries", "what", what, "attempts", attempts)
 		}
-		sleep := backoff/2 + rand.N(backoff/2+1)
-		r.log.Warn("request failed; retrying", "what", what, "attempt", attempt, "max_attempts", r.cfg.MaxAttempts,
-			"retry_in", sleep.Round(time.Millisecond).String(), "error", err)
-		select {
-		case <-ctx.Done():
-			return zero, ctx.Err()
-		case <-time.After(sleep):
-		}
-		backoff = min(2*backoff, r.cfg.RetryMax)
+		return v, nil
+	case ctx.Err() != nil:
+		return v, ctx.Err()
+	case retryable(err):
+		return v, fmt.Errorf("%s: %w", what, err)
 	}
+	return v, err
 }
 
 // stopped turns an error into InterruptedError when ctx was cancelled.

@@ -253,8 +253,8 @@ func BenchmarkIndexer(b *testing.B) {
 				m := metrics.New()
 				group := fmt.Sprintf("bench-%s-%d-%d", tc.name, time.Now().UnixNano(), i)
 				ix, err := indexer.New(indexer.Config{Brokers: broker.Addr(), Group: group,
-					Topics: []indexer.Topic{{Name: tc.topic, Format: tc.name, Mode: fm.Mode()}}},
-					s.Pool(), decode.New(reg, m).Decode, slog.New(slog.DiscardHandler), m)
+					Topics: []indexer.Topic{{Name: tc.topic, Format: decode.New(reg, m).Format(fm)}}},
+					s.Pool(), slog.New(slog.DiscardHandler), m)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -281,7 +281,7 @@ func BenchmarkIndexer(b *testing.B) {
 				}
 				poll.Stop()
 				b.StopTimer()
-				if err := ix.Stop(); err != nil {
+				if err := ix.Stop(ctx); err != nil {
 					b.Fatal(err)
 				}
 				rows += blocks * w.RowsPerBlock()

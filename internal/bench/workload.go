@@ -72,7 +72,7 @@ func BuildWorkload(testdata string, blocks, bundled int) (*Workload, error) {
 	if err != nil {
 		return nil, err
 	}
-	baseRows, failure := dec.Decode(string(format.Bundle), format.BundleKey(fixtures.Block17173049), base)
+	baseRows, failure := dec.Decode(format.Bundle, format.BundleKey(fixtures.Block17173049), base)
 	if failure != nil {
 		return nil, fmt.Errorf("decode block %d: %w", fixtures.Block17173049, failure.Err)
 	}
@@ -122,7 +122,7 @@ func (w *Workload) build(dec *decode.Decoder, one [][]byte, i int) error {
 		return fmt.Errorf("bundle of block %d: %w", b.Number, err)
 	}
 	b.Bundle = bundle
-	rows, failure := dec.Decode(string(format.Bundle), format.BundleKey(b.Number), bundle)
+	rows, failure := dec.Decode(format.Bundle, format.BundleKey(b.Number), bundle)
 	if failure != nil {
 		return fmt.Errorf("decode bundle of block %d: %w", b.Number, failure.Err)
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -17,6 +16,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/spf13/cobra"
 
+	"github.com/chainsink/chainsink/internal/deadletters"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -169,12 +169,11 @@ func oneLine(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
+// replayOptions are `chainsink dead-letters replay`'s flags.
 type replayOptions struct {
-	db      store.Config
-	kafka   kafkaFlags
-	filter  store.DeadLetterFilter
-	toTopic string
-	delete  bool
+	db    store.Config
+	kafka kafkaFlags
+	cfg   deadletters.Config
 }
 
 func newDeadLettersReplayCmd(g *globals) *cobra.Command {
@@ -228,12 +227,12 @@ What to know:
 	addDatabaseFlags(cmd, &o.db)
 	addKafkaFlags(cmd, &o.kafka, "Kafka bootstrap servers to publish to, host:port[,host:port…] (required)")
 	f := cmd.Flags()
-	f.Int64SliceVar(&o.filter.IDs, "id", nil, "replay these dead letters (ids as in list), repeatable or comma-separated")
-	f.StringVar(&o.filter.Reason, "reason", "", "replay every dead letter of this reason (may be combined with --topic)")
-	f.StringVar(&o.filter.Topic, "topic", "", "replay every dead letter of this original topic (may be combined with --reason)")
-	f.StringVar(&o.filter.Group, "group", "", "only dead letters of this consumer group (all groups when empty)")
-	f.StringVar(&o.toTopic, "to-topic", "", "publish to this topic instead of each message's original topic and partition")
-	f.BoolVar(&o.delete, "delete", false, "delete each dead letter once Kafka has acknowledged its message")
+	f.Int64SliceVar(&o.cfg.Filter.IDs, "id", nil, "replay these dead letters (ids as in list), repeatable or comma-separated")
+	f.StringVar(&o.cfg.Filter.Reason, "reason", "", "replay every dead letter of this reason (may be combined with --topic)")
+	f.StringVar(&o.cfg.Filter.Topic, "topic", "", "replay every dead letter of this original topic (may be combined with --reason)")
+	f.StringVar(&o.cfg.Filter.Group, "group", "", "only dead letters of this consumer group (all groups when empty)")
+	f.StringVar(&o.cfg.ToTopic, "to-topic", "", "publish to this topic instead of each message's original topic and partition")
+	f.BoolVar(&o.cfg.Delete, "delete", false, "delete each dead letter once Kafka has acknowledged its message")
 	_ = cmd.MarkFlagRequired("brokers")
 	cmd.MarkFlagsOneRequired("id", "reason", "topic")
 	cmd.MarkFlagsMutuallyExclusive("id", "reason")
@@ -246,12 +245,12 @@ func (o *replayOptions) validate() error {
 	if strings.TrimSpace(o.kafka.brokers) == "" {
 		errs = append(errs, errors.New("--brokers is empty"))
 	}
-	for _, id := range o.filter.IDs {
+	for _, id := range o.cfg.Filter.IDs {
 		if id <= 0 {
 			errs = append(errs, fmt.Errorf("--id %d: ids start at 1", id))
 		}
 	}
-	if len(o.filter.IDs) == 0 && o.filter.Reason == "" && o.filter.Topic == "" {
+	if len(o.cfg.Filter.IDs) == 0 && o.cfg.Filter.Reason == "" && o.cfg.Filter.Topic == "" {
 		// The flags may be set to "" explicitly; never replay everything by accident.
 		errs = append(errs, errors.New("select dead letters with --id, --reason or --topic"))
 	}
@@ -263,31 +262,7 @@ func (o *replayOptions) validate() error {
 }
 
 func (o *replayOptions) producerConfig() (*kafka.ConfigMap, error) {
-	return o.kafka.configMap(kafka.ConfigMap{
-		"client.id": "chainsink-replay",
-		// Bundles of big blocks are several MiB; librdkafka's default of 1 MB would refuse them.
-		"message.max.bytes": 32 << 20,
-		// Bounds how long the command waits for a delivery report (librdkafka's default is 5 minutes).
-		"message.timeout.ms":  60000,
-		"linger.ms":           5,
-		"enable.metrics.push": false,
-	}, map[string]string{"enable.idempotence": "true"})
-}
-
-const (
-	replayPageRows  = 500
-	replayPageBytes = 64 << 20 // bounds the payloads held in memory at once
-)
-
-// replayResult tallies a replay.
-type replayResult struct {
-	selected, delivered, deleted int64
-	failed                       []replayFailure
-}
-
-type replayFailure struct {
-	id  int64
-	err error
+	return o.kafka.configMap(deadletters.ProducerConfig(), deadletters.FixedProducerConfig())
 }
 
 func runReplay(ctx context.Context, out io.Writer, o *replayOptions, logger *slog.Logger) error {
@@ -299,162 +274,44 @@ func runReplay(ctx context.Context, out io.Writer, o *replayOptions, logger *slo
 		return err
 	}
 	defer st.Close()
-	db := st.Pool()
-
-	f := o.filter
-	if len(f.IDs) > 0 {
-		found, err := store.ListDeadLetters(ctx, db, store.DeadLetterFilter{IDs: f.IDs, Group: f.Group})
-		if err != nil {
-			return err
-		}
-		var missing []string
-		for _, id := range f.IDs {
-			if !slices.ContainsFunc(found, func(d store.DeadLetterRow) bool { return d.ID == id }) {
-				missing = append(missing, strconv.FormatInt(id, 10))
-			}
-		}
-		if len(missing) > 0 {
-			return fmt.Errorf("--id: no dead letter %s: nothing was replayed", strings.Join(missing, ", "))
-		}
-	}
-	// Replay what exists now, not what this replay's own failures add while it runs.
-	if f.UpToID, err = store.MaxDeadLetterID(ctx, db); err != nil {
-		return err
-	}
-
 	cm, err := o.producerConfig()
 	if err != nil {
 		return err
 	}
-	p, err := kafka.NewProducer(cm)
-	if err != nil {
-		return fmt.Errorf("create Kafka producer: %w", err)
-	}
-	defer p.Close()
-	go func() { // delivery reports go to per-page channels; this is for client-level errors
-		for ev := range p.Events() {
-			if e, ok := ev.(kafka.Error); ok {
-				logger.Warn("kafka producer", "error", e, "fatal", e.IsFatal())
-			}
-		}
-	}()
-
-	var res replayResult
-pages:
-	for ctx.Err() == nil {
-		page, err := store.ListDeadLetters(ctx, db, store.DeadLetterFilter{IDs: f.IDs, Group: f.Group, Topic: f.Topic,
-			Reason: f.Reason, AfterID: f.AfterID, UpToID: f.UpToID, Limit: replayPageRows})
-		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
-			return err
-		}
-		if len(page) == 0 {
-			break
-		}
-		for len(page) > 0 {
-			if ctx.Err() != nil {
-				break pages
-			}
-			n, bytes := 0, 0
-			for n < len(page) && (n == 0 || bytes+max(page[n].KeySize, 0)+max(page[n].ValueSize, 0) <= replayPageBytes) {
-				bytes += max(page[n].KeySize, 0) + max(page[n].ValueSize, 0)
-				n++
-			}
-			if err := o.replayChunk(ctx, db, p, page[:n], &res, logger); err != nil {
-				return err
-			}
-			f.AfterID = page[n-1].ID
-			page = page[n:]
-		}
-	}
-	rows := "rows kept (no --delete)"
-	if o.delete {
-		rows = fmt.Sprintf("%d rows deleted", res.deleted)
-	}
-	dest := "their original topics and partitions"
-	if o.toTopic != "" {
-		dest = "topic " + o.toTopic
-	}
-	fmt.Fprintf(out, "replayed %d dead letters to %s: %d delivered, %d failed; %s\n", res.selected, dest,
-		res.delivered, len(res.failed), rows)
-	for _, fl := range res.failed {
-		fmt.Fprintf(out, "  id %d not delivered (kept): %v\n", fl.id, fl.err)
-	}
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("replay interrupted after %d dead letters: %w", res.selected, err)
-	}
-	if len(res.failed) > 0 {
-		return fmt.Errorf("%d of %d dead letters were not delivered; they are kept", len(res.failed), res.selected)
-	}
-	return nil
-}
-
-// replayChunk publishes rows, waits for every delivery report, and with --delete removes the delivered ones.
-func (o *replayOptions) replayChunk(ctx context.Context, db store.DB, p *kafka.Producer, rows []store.DeadLetterRow,
-	res *replayResult, logger *slog.Logger) error {
-	ids := make([]int64, len(rows))
-	for i, r := range rows {
-		ids[i] = r.ID
-	}
-	payloads, err := store.DeadLetterPayloads(ctx, db, ids)
+	p, err := deadletters.NewProducer(cm, logger)
 	if err != nil {
 		return err
 	}
-	reports := make(chan kafka.Event, len(rows))
-	pending := 0
-	for _, r := range rows {
-		pl, ok := payloads[r.ID]
-		if !ok {
-			continue // deleted since it was listed, e.g. by another replay
-		}
-		res.selected++
-		topic, partition := r.Topic, r.Partition
-		if o.toTopic != "" {
-			topic, partition = o.toTopic, kafka.PartitionAny
-		}
-		msg := &kafka.Message{TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition},
-			Key: pl.Key, Value: pl.Value, Opaque: r.ID}
-		if err := p.Produce(msg, reports); err != nil {
-			res.failed = append(res.failed, replayFailure{r.ID, err})
-			logger.Error("dead letter not published", "id", r.ID, "topic", topic, "partition", partition, "error", err)
-			continue
-		}
-		pending++
+	defer p.Close()
+
+	res, err := deadletters.Replay(ctx, st.Pool(), p, o.cfg, logger)
+	var missing *deadletters.MissingError
+	if errors.As(err, &missing) {
+		return fmt.Errorf("--id: %w", err)
 	}
-	// Every report arrives within message.timeout.ms, also after ctx is cancelled: only a report tells whether
-	// the row may be deleted.
-	var delivered []int64
-	for ; pending > 0; pending-- {
-		m, ok := (<-reports).(*kafka.Message)
-		if !ok {
-			continue
-		}
-		id, _ := m.Opaque.(int64)
-		if err := m.TopicPartition.Error; err != nil {
-			res.failed = append(res.failed, replayFailure{id, err})
-			logger.Error("dead letter not delivered", "id", id, "topic", *m.TopicPartition.Topic,
-				"partition", m.TopicPartition.Partition, "error", err)
-			continue
-		}
-		delivered = append(delivered, id)
-		logger.Debug("dead letter replayed", "id", id, "topic", *m.TopicPartition.Topic,
-			"partition", m.TopicPartition.Partition, "offset", int64(m.TopicPartition.Offset))
+	// An interrupted replay is reported like a finished one, so that the operator sees what was settled.
+	var interrupted *deadletters.InterruptedError
+	if err != nil && !errors.As(err, &interrupted) {
+		return err
 	}
-	res.delivered += int64(len(delivered))
-	if o.delete && len(delivered) > 0 {
-		// Not ctx: a cancelled command must still forget what Kafka has acknowledged, or a rerun publishes it twice.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		n, err := store.DeleteDeadLetters(dctx, db, delivered)
-		if err != nil {
-			return fmt.Errorf("%d dead letters were delivered but not deleted (a rerun publishes them again): %w",
-				len(delivered), err)
-		}
-		res.deleted += n
+	rows := "rows kept (no --delete)"
+	if o.cfg.Delete {
+		rows = fmt.Sprintf("%d rows deleted", res.Deleted)
 	}
-	logger.Info("replayed dead letters", "up_to_id", rows[len(rows)-1].ID, "delivered", len(delivered),
-		"failed_so_far", len(res.failed))
+	dest := "their original topics and partitions"
+	if o.cfg.ToTopic != "" {
+		dest = "topic " + o.cfg.ToTopic
+	}
+	fmt.Fprintf(out, "replayed %d dead letters to %s: %d delivered, %d failed; %s\n", res.Replayed, dest,
+		res.Delivered, len(res.Failed), rows)
+	for _, fl := range res.Failed {
+		fmt.Fprintf(out, "  id %d not delivered (kept): %v\n", fl.ID, fl.Err)
+	}
+	if err != nil {
+		return err
+	}
+	if len(res.Failed) > 0 {
+		return fmt.Errorf("%d of %d dead letters were not delivered; they are kept", len(res.Failed), res.Replayed)
+	}
 	return nil
 }

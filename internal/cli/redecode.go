@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
 	"github.com/chainsink/chainsink/store/chain"
 )
@@ -185,21 +186,12 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 // batch re-derives one batch, retrying transient errors: the transaction either committed or left nothing, so
 // running it again is safe.
 func (o *redecodeOptions) batch(ctx context.Context, st *store.Store, lo, hi uint64, dec *decode.Decoder, logger *slog.Logger) (store.DerivedResult, error) {
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		res, err := store.ReplaceDerived(ctx, st.Pool(), lo, hi, o.abis, dec.Enrich)
-		if err == nil || attempt >= o.maxAttempts || !store.IsTransient(err) {
-			return res, err
-		}
+	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Attempts: o.maxAttempts}
+	onRetry := func(attempt int, wait time.Duration, err error) {
 		logger.Warn("redecode batch failed; retrying", "from", lo, "to", hi, "attempt", attempt, "error", err,
-			"retry_in", backoff)
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return res, ctx.Err()
-		case <-t.C:
-		}
-		backoff = min(2*backoff, 10*time.Second)
+			"retry_in", wait)
 	}
+	return retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (store.DerivedResult, error) {
+		return store.ReplaceDerived(ctx, st.Pool(), lo, hi, o.abis, dec.Enrich)
+	})
 }

@@ -35,6 +35,12 @@ type runOptions struct {
 	metricsAddr string
 	stuckAfter  time.Duration
 	pprof       bool
+	// shutdownTimeout bounds the graceful stop on SIGINT or SIGTERM.
+	shutdownTimeout time.Duration
+
+	// Built by complete from the flags above.
+	metrics *metrics.Metrics
+	reg     *abi.Registry
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -84,7 +90,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.IntVar(&o.ix.BatchMaxBytes, "batch-max-bytes", def.BatchMaxBytes, "close a batch at this many bytes of messages")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
 	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued")
-	f.DurationVar(&o.ix.ShutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "how long SIGTERM waits for the last batches to commit")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for the last batches to commit")
 	f.Int32Var(&o.db.MaxConns, "db-max-conns", 16, "PostgreSQL connections at most (one per owned partition is ideal)")
 	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones")
 	f.StringVar(&o.contracts, "contracts", "", `JSON file binding addresses to ABI names, {"0xaddr": "NAME"}, for anonymous or ambiguous events`)
@@ -94,8 +100,18 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	return cmd
 }
 
+// complete turns the flags into the indexer's configuration and loads the ABIs, so that every mistake in
+// them is reported before anything connects.
 func (o *runOptions) complete() error {
 	var errs []error
+	o.metrics = metrics.New()
+	reg, err := loadRegistry(o.abiDir, o.contracts)
+	if err != nil {
+		errs = append(errs, err)
+		reg, _ = abi.Default()
+	}
+	o.reg = reg
+	dec := decode.New(reg, o.metrics)
 	for _, spec := range o.topics {
 		name, f, ok := strings.Cut(spec, ":")
 		if !ok || name == "" {
@@ -107,7 +123,7 @@ func (o *runOptions) complete() error {
 			errs = append(errs, fmt.Errorf("topic %q: %w", spec, err))
 			continue
 		}
-		o.ix.Topics = append(o.ix.Topics, indexer.Topic{Name: name, Format: string(fm), Mode: fm.Mode()})
+		o.ix.Topics = append(o.ix.Topics, indexer.Topic{Name: name, Format: dec.Format(fm)})
 	}
 	kc, err := parseKeyValues(o.kafkaConfig)
 	if err != nil {
@@ -166,39 +182,48 @@ func run(ctx context.Context, o *runOptions, logger *slog.Logger) error {
 	if err := store.CheckMigrated(ctx, o.db); err != nil {
 		return err
 	}
-	reg, err := loadRegistry(o.abiDir, o.contracts)
-	if err != nil {
-		return err
-	}
 	st, err := store.Open(ctx, o.db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	m := metrics.New()
-	dec := decode.New(reg, m)
-	ix, err := indexer.New(o.ix, st.Pool(), dec.Decode, logger, m)
+	ix, err := indexer.New(o.ix, st.Pool(), logger, o.metrics)
 	if err != nil {
 		return err
 	}
-	logger.Info("starting", "database", store.Redact(o.db.DatabaseURL), "schema", st.Schema(), "abis", len(reg.Names()))
-	if err := ix.Start(ctx); err != nil {
+	logger.Info("starting", "database", store.Redact(o.db.DatabaseURL), "schema", st.Schema(), "abis", len(o.reg.Names()))
+	// ctx is cancelled by SIGINT and SIGTERM, which ask for the graceful stop below; the pieces run on a
+	// context of their own, cancelled only when that stop runs out of time.
+	runCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	if err := ix.Start(runCtx); err != nil {
 		return err
 	}
 	var srv *server.Server
 	if o.metricsAddr != "" {
-		srv = server.New(server.Options{Addr: o.metricsAddr, StuckAfter: o.stuckAfter, Profiling: o.pprof}, m, st, ix, logger)
-		if err := srv.Start(ctx); err != nil {
-			_ = ix.Stop()
-			return err
+		srv = server.New(server.Options{Addr: o.metricsAddr, StuckAfter: o.stuckAfter, Profiling: o.pprof}, o.metrics, st, ix, logger)
+		if err := srv.Start(runCtx); err != nil {
+			hardStop()
+			return errors.Join(err, ix.Stop(runCtx))
 		}
-		defer srv.Stop()
 	}
 	select {
 	case <-ctx.Done():
-		logger.Info("signal received; flushing and stopping", "shutdown_timeout", o.ix.ShutdownTimeout)
+		logger.Info("signal received; flushing and stopping", "shutdown_timeout", o.shutdownTimeout)
 	case <-ix.Done():
 	}
-	return ix.Stop()
+	stopCtx, cancel := context.WithTimeout(runCtx, o.shutdownTimeout)
+	defer cancel()
+	err = ix.Stop(stopCtx)
+	if srv != nil {
+		// The endpoints answer until the indexer has flushed, so a probe sees the shutdown as it happens;
+		// then requests in flight get a few seconds of their own.
+		sctx, cancel := context.WithTimeout(runCtx, 5*time.Second)
+		defer cancel()
+		if serr := srv.Stop(sctx); serr != nil {
+			logger.Warn("metrics server did not stop cleanly", "error", serr)
+		}
+	}
+	return err
 }

@@ -27,15 +27,35 @@ func New(reg *abi.Registry, m *metrics.Metrics) *Decoder {
 	return &Decoder{reg: reg, metrics: m}
 }
 
-// Decode turns one message of the named format into rows, decoded ones included, or into a dead-letter
-// failure. It has the signature of indexer.DecodeFunc.
-func (d *Decoder) Decode(f string, key, value []byte) (chain.Rows, *chain.Failure) {
-	rows, failure := format.Decode(format.Format(f), key, value)
+// Decode turns one message of format f into rows, decoded ones included, or into a dead-letter failure.
+func (d *Decoder) Decode(f format.Format, key, value []byte) (chain.Rows, *chain.Failure) {
+	rows, failure := format.Decode(f, key, value)
 	if failure != nil {
 		return chain.Rows{}, failure
 	}
 	d.Enrich(&rows)
 	return rows, nil
+}
+
+// Format is the messages of one wire format decoded with d's ABIs: what `chainsink run` gives the indexer
+// for a topic (it is an indexer.Format).
+func (d *Decoder) Format(f format.Format) Format { return Format{d: d, f: f} }
+
+// Format is a wire format decoded with a Decoder's ABIs. Build it with Decoder.Format.
+type Format struct {
+	d *Decoder
+	f format.Format
+}
+
+// Name is the wire format's name, e.g. "bundle".
+func (f Format) Name() string { return string(f.f) }
+
+// Mode is how the wire format's rows replace stored rows.
+func (f Format) Mode() chain.Mode { return f.f.Mode() }
+
+// Decode decodes one message; see Decoder.Decode.
+func (f Format) Decode(key, value []byte) (chain.Rows, *chain.Failure) {
+	return f.d.Decode(f.f, key, value)
 }
 
 // scratch collects one message's derived rows. Its slices are reused from message to message, and the

@@ -16,6 +16,7 @@ import (
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
@@ -72,7 +73,7 @@ func reference(t *testing.T, recs []localkafka.Record) store.Config {
 			b = store.NewBatch("reference", r.Topic, r.Partition, next[r.Partition], chain.ReplaceRows)
 			batches[r.Partition] = b
 		}
-		rows, failure := dec.Decode("ethereum-etl", r.Key, r.Value)
+		rows, failure := dec.Decode(format.EthereumETL, r.Key, r.Value)
 		b.Add(store.Message{Offset: next[r.Partition], Key: r.Key, Value: r.Value, Rows: rows, Failure: failure})
 		next[r.Partition]++
 	}

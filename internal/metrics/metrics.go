@@ -3,15 +3,20 @@
 package metrics
 
 import (
+	"strconv"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/chainsink/chainsink/store"
 )
 
 // Metrics is every metric chainsink exports. Build it with New; a nil *Metrics is not allowed.
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	ConsumerLag        *prometheus.GaugeVec   // topic, partition
+	Lag                *prometheus.GaugeVec   // topic, partition
 	BatchesCommitted   prometheus.Counter     //
 	RowsWritten        *prometheus.CounterVec // table
 	BatchRows          prometheus.Histogram   //
@@ -32,7 +37,7 @@ func New() *Metrics {
 	r := prometheus.NewRegistry()
 	m := &Metrics{
 		Registry: r,
-		ConsumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chainsink_consumer_lag",
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chainsink_consumer_lag",
 			Help: "Messages not yet stored: the broker's high watermark minus the partition's next offset in Postgres."},
 			[]string{"topic", "partition"}),
 		BatchesCommitted: prometheus.NewCounter(prometheus.CounterOpts{Name: "chainsink_batches_committed_total",
@@ -62,9 +67,54 @@ func New() *Metrics {
 		PausedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_paused_partitions",
 			Help: "Partitions paused because their worker's queue is full."}),
 	}
-	r.MustRegister(m.ConsumerLag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
+	r.MustRegister(m.Lag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
 		m.DeadLetters, m.FencedBatches, m.Retries, m.AssignedPartitions, m.EventsDecoded, m.UndecodedLogs,
 		m.MessagesConsumed, m.PausedPartitions,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// The methods below make *Metrics the indexer's Metrics (indexer.Metrics); they are safe for concurrent use.
+
+// MessageConsumed implements indexer.Metrics.
+func (m *Metrics) MessageConsumed(topic string) { m.MessagesConsumed.WithLabelValues(topic).Inc() }
+
+// MessageDecoded implements indexer.Metrics.
+func (m *Metrics) MessageDecoded(took time.Duration) { m.DecodeSeconds.Observe(took.Seconds()) }
+
+// BatchCommitted implements indexer.Metrics.
+func (m *Metrics) BatchCommitted(res store.Result, took time.Duration) {
+	m.BatchesCommitted.Inc()
+	m.CommitSeconds.Observe(took.Seconds())
+	var total int64
+	for table, n := range res.Rows {
+		m.RowsWritten.WithLabelValues(table).Add(float64(n))
+		total += n
+	}
+	m.BatchRows.Observe(float64(total))
+	for _, d := range res.DeadLetters {
+		m.DeadLetters.WithLabelValues(d.Reason).Inc()
+	}
+}
+
+// BatchFenced implements indexer.Metrics.
+func (m *Metrics) BatchFenced() { m.FencedBatches.Inc() }
+
+// Retried implements indexer.Metrics.
+func (m *Metrics) Retried(kind string) { m.Retries.WithLabelValues(kind).Inc() }
+
+// PartitionsOwned implements indexer.Metrics.
+func (m *Metrics) PartitionsOwned(n int) { m.AssignedPartitions.Set(float64(n)) }
+
+// PartitionsPaused implements indexer.Metrics.
+func (m *Metrics) PartitionsPaused(n int) { m.PausedPartitions.Set(float64(n)) }
+
+// ConsumerLag implements indexer.Metrics.
+func (m *Metrics) ConsumerLag(topic string, partition int32, lag int64) {
+	m.Lag.WithLabelValues(topic, strconv.Itoa(int(partition))).Set(float64(lag))
+}
+
+// PartitionReleased implements indexer.Metrics.
+func (m *Metrics) PartitionReleased(topic string, partition int32) {
+	m.Lag.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -30,11 +31,15 @@ type Consumer interface {
 	StuckFor() time.Duration
 }
 
-// Server is the HTTP endpoint. Start it once, Stop it once or more.
+// Server is the HTTP endpoint. Start it once; cancelling Start's ctx closes it at once, Stop shuts it down
+// gracefully and may be called more than once.
 type Server struct {
 	addr       string
 	srv        *http.Server
 	ln         net.Listener
+	startOnce  sync.Once
+	stopOnce   sync.Once
+	stopErr    error
 	db         Pinger
 	consumer   Consumer
 	stuckAfter time.Duration
@@ -70,14 +75,25 @@ func New(o Options, m *metrics.Metrics, db Pinger, c Consumer, log *slog.Logger)
 	return s
 }
 
-// Start listens and serves in the background.
-func (s *Server) Start(context.Context) error {
-	ln, err := net.Listen("tcp", s.addr)
+// Start listens and serves in the background. When ctx is cancelled the server is closed at once, open
+// connections included. Start fails if called twice.
+func (s *Server) Start(ctx context.Context) error {
+	err := errors.New("server already started")
+	s.startOnce.Do(func() { err = s.start(ctx) })
+	return err
+}
+
+func (s *Server) start(ctx context.Context) error {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("listen for metrics on %s: %w", s.addr, err)
 	}
 	s.ln = ln
+	s.srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	stop := context.AfterFunc(ctx, func() { _ = s.srv.Close() })
 	go func() {
+		defer stop()
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.log.Error("metrics server stopped", "error", err)
 		}
@@ -89,11 +105,16 @@ func (s *Server) Start(context.Context) error {
 // Addr is the address actually listened on (useful with port 0).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Stop shuts the server down, waiting briefly for requests in flight.
-func (s *Server) Stop() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = s.srv.Shutdown(ctx)
+// Stop stops accepting requests and waits for those in flight until ctx is done, when it closes what is
+// left. It is safe to call more than once and before Start; every call returns the first call's result.
+func (s *Server) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		if err := s.srv.Shutdown(ctx); err != nil {
+			_ = s.srv.Close()
+			s.stopErr = fmt.Errorf("shut down metrics server: %w", err)
+		}
+	})
+	return s.stopErr
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
