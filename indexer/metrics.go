@@ -3,7 +3,7 @@ package indexer
 import (
 	"time"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Metrics receives what the indexer measures. chainsink's own implementation is Prometheus
@@ -15,8 +15,9 @@ type Metrics interface {
 	MessageConsumed(topic string)
 	// MessageDecoded observes the time one message took to decode.
 	MessageDecoded(took time.Duration)
-	// BatchCommitted reports a committed batch: what it wrote, and how long the write and commit took.
-	BatchCommitted(res store.Result, took time.Duration)
+	// BatchCommitted reports a committed batch: the rows it wrote per table, the reason of each message it
+	// stored as a dead letter, and how long the write and commit took.
+	BatchCommitted(rows chain.Counts, deadLetterReasons []string, took time.Duration)
 	// BatchFenced counts a batch rolled back because another owner had advanced its partition.
 	BatchFenced()
 	// Retried counts an operation retried after a transient error; kind is "postgres" or "kafka".
@@ -33,12 +34,12 @@ type Metrics interface {
 
 type nopMetrics struct{}
 
-func (nopMetrics) MessageConsumed(string)                     {}
-func (nopMetrics) MessageDecoded(time.Duration)               {}
-func (nopMetrics) BatchCommitted(store.Result, time.Duration) {}
-func (nopMetrics) BatchFenced()                               {}
-func (nopMetrics) Retried(string)                             {}
-func (nopMetrics) PartitionsOwned(int)                        {}
-func (nopMetrics) PartitionsPaused(int)                       {}
-func (nopMetrics) ConsumerLag(string, int32, int64)           {}
-func (nopMetrics) PartitionReleased(string, int32)            {}
+func (nopMetrics) MessageConsumed(string)                               {}
+func (nopMetrics) MessageDecoded(time.Duration)                         {}
+func (nopMetrics) BatchCommitted(chain.Counts, []string, time.Duration) {}
+func (nopMetrics) BatchFenced()                                         {}
+func (nopMetrics) Retried(string)                                       {}
+func (nopMetrics) PartitionsOwned(int)                                  {}
+func (nopMetrics) PartitionsPaused(int)                                 {}
+func (nopMetrics) ConsumerLag(string, int32, int64)                     {}
+func (nopMetrics) PartitionReleased(string, int32)                      {}

@@ -317,7 +317,11 @@ func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome
 }
 
 func (w *worker) committed(b *store.Batch, r store.Result, took time.Duration) {
-	w.metrics.BatchCommitted(r, took)
+	reasons := make([]string, len(r.DeadLetters))
+	for i, d := range r.DeadLetters {
+		reasons[i] = d.Reason
+	}
+	w.metrics.BatchCommitted(r.Rows, reasons, took)
 	total := 0
 	for _, n := range r.Rows {
 		total += int(n)

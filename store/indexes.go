@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 )
 
 // Deferring the secondary indexes during a backfill (DropSecondaryIndexes, CreateSecondaryIndexes), which
@@ -166,51 +167,27 @@ func CreateSecondaryIndexes(ctx context.Context, pool *pgxpool.Pool, o IndexBuil
 		byTable[s.Table] = len(todo)
 		todo = append(todo, []IndexState{s})
 	}
-	work := make(chan []IndexState)
+	// One goroutine per unit, at most Workers at a time; the first error cancels the builds still running.
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(o.Workers)
 	var (
 		mu    sync.Mutex
 		built []string
-		errs  []error
-		wg    sync.WaitGroup
 	)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	for range min(o.Workers, max(len(todo), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for unit := range work {
-				for _, s := range unit {
-					err := buildIndex(ctx, pool, s, o)
-					mu.Lock()
-					if err != nil {
-						errs = append(errs, err)
-						cancel()
-					} else {
-						built = append(built, s.Name)
-					}
-					mu.Unlock()
-					if err != nil {
-						break
-					}
-				}
-			}
-		}()
-	}
-feed:
 	for _, unit := range todo {
-		select {
-		case work <- unit:
-		case <-ctx.Done():
-			break feed
-		}
+		g.Go(func() error {
+			for _, s := range unit {
+				if err := buildIndex(ctx, pool, s, o); err != nil {
+					return err
+				}
+				mu.Lock()
+				built = append(built, s.Name)
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
-	if len(errs) > 0 {
-		return built, errs[0]
-	}
-	return built, nil
+	return built, g.Wait()
 }
 
 func buildIndex(ctx context.Context, pool *pgxpool.Pool, s IndexState, o IndexBuildOptions) error {

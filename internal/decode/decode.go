@@ -12,18 +12,26 @@ import (
 
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/format"
-	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/store/chain"
 )
+
+// Metrics counts what decoding finds; chainsink's Prometheus metrics (internal/metrics) implement it. It must
+// be safe for concurrent use.
+type Metrics interface {
+	// EventDecoded counts a log decoded into an event.
+	EventDecoded(abiName, event string)
+	// LogUndecoded counts a log whose topic0 an ABI knows but whose topics or data do not fit it.
+	LogUndecoded()
+}
 
 // Decoder is safe for concurrent use.
 type Decoder struct {
 	reg     *abi.Registry
-	metrics *metrics.Metrics
+	metrics Metrics
 }
 
 // New returns a decoder over reg; m may be nil (no counting).
-func New(reg *abi.Registry, m *metrics.Metrics) *Decoder {
+func New(reg *abi.Registry, m Metrics) *Decoder {
 	return &Decoder{reg: reg, metrics: m}
 }
 
@@ -119,14 +127,14 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 		switch {
 		case err != nil:
 			if d.metrics != nil {
-				d.metrics.UndecodedLogs.Inc()
+				d.metrics.LogUndecoded()
 			}
 		case ok:
 			sc.events = append(sc.events, chain.Event{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
 				TransactionHash: lg.TransactionHash, BlockTimestamp: lg.BlockTimestamp, Address: lg.Address,
 				EventName: ev.Name, Signature: ev.Signature, ABIName: ev.ABIName, Args: ev.Args})
 			if d.metrics != nil {
-				d.metrics.EventsDecoded.WithLabelValues(ev.ABIName, ev.Name).Inc()
+				d.metrics.EventDecoded(ev.ABIName, ev.Name)
 			}
 		}
 	}

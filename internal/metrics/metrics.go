@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Metrics is every metric chainsink exports. Build it with New; a nil *Metrics is not allowed.
@@ -83,19 +83,27 @@ func (m *Metrics) MessageConsumed(topic string) { m.MessagesConsumed.WithLabelVa
 func (m *Metrics) MessageDecoded(took time.Duration) { m.DecodeSeconds.Observe(took.Seconds()) }
 
 // BatchCommitted implements indexer.Metrics.
-func (m *Metrics) BatchCommitted(res store.Result, took time.Duration) {
+func (m *Metrics) BatchCommitted(rows chain.Counts, deadLetterReasons []string, took time.Duration) {
 	m.BatchesCommitted.Inc()
 	m.CommitSeconds.Observe(took.Seconds())
 	var total int64
-	for table, n := range res.Rows {
+	for table, n := range rows {
 		m.RowsWritten.WithLabelValues(table).Add(float64(n))
 		total += n
 	}
 	m.BatchRows.Observe(float64(total))
-	for _, d := range res.DeadLetters {
-		m.DeadLetters.WithLabelValues(d.Reason).Inc()
+	for _, reason := range deadLetterReasons {
+		m.DeadLetters.WithLabelValues(reason).Inc()
 	}
 }
+
+// EventDecoded counts a log decoded into an event (decode.Metrics).
+func (m *Metrics) EventDecoded(abiName, event string) {
+	m.EventsDecoded.WithLabelValues(abiName, event).Inc()
+}
+
+// LogUndecoded counts a log an ABI claims but cannot decode (decode.Metrics).
+func (m *Metrics) LogUndecoded() { m.UndecodedLogs.Inc() }
 
 // BatchFenced implements indexer.Metrics.
 func (m *Metrics) BatchFenced() { m.FencedBatches.Inc() }
