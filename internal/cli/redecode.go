@@ -5,26 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/chainsink/chainsink/internal/decode"
-	"github.com/chainsink/chainsink/internal/retry"
+	"github.com/chainsink/chainsink/internal/redecode"
 	"github.com/chainsink/chainsink/store"
-	"github.com/chainsink/chainsink/store/chain"
 )
 
 type redecodeOptions struct {
-	db          store.Config
-	from, to    uint64
-	abis        []string
-	abiDir      string
-	contracts   string
-	batchBlocks uint64
-	maxAttempts int
+	db        store.Config
+	cfg       redecode.Config
+	abiDir    string
+	contracts string
 }
 
 func newRedecodeCmd(g *globals) *cobra.Command {
@@ -71,13 +66,13 @@ Progress is logged after each batch (blocks done, blocks per second); a summary 
 	}
 	addDatabaseFlags(cmd, &o.db)
 	f := cmd.Flags()
-	f.Uint64Var(&o.from, "from", 0, "first block to re-decode (required)")
-	f.Uint64Var(&o.to, "to", 0, "last block to re-decode, inclusive (required)")
-	f.StringSliceVar(&o.abis, "abi", nil, "re-decode events and calls with only these ABIs (names as in --abi-dir file names or built-in), repeatable or comma-separated; others' rows are left alone")
+	f.Uint64Var(&o.cfg.From, "from", 0, "first block to re-decode (required)")
+	f.Uint64Var(&o.cfg.To, "to", 0, "last block to re-decode, inclusive (required)")
+	f.StringSliceVar(&o.cfg.ABIs, "abi", nil, "re-decode events and calls with only these ABIs (names as in --abi-dir file names or built-in), repeatable or comma-separated; others' rows are left alone")
 	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones")
 	f.StringVar(&o.contracts, "contracts", "", `JSON file binding addresses to ABI names, {"0xaddr": "NAME"}, for anonymous or ambiguous events`)
-	f.Uint64Var(&o.batchBlocks, "batch-blocks", 1000, "blocks per transaction; a batch's logs and transactions are held in memory while it is decoded")
-	f.IntVar(&o.maxAttempts, "max-attempts", 5, "attempts per batch when PostgreSQL reports a transient error (lost connection, serialization failure, deadlock)")
+	f.Uint64Var(&o.cfg.BatchBlocks, "batch-blocks", 1000, "blocks per transaction; a batch's logs and transactions are held in memory while it is decoded")
+	f.IntVar(&o.cfg.MaxAttempts, "max-attempts", 5, "attempts per batch when PostgreSQL reports a transient error (lost connection, serialization failure, deadlock)")
 	_ = cmd.MarkFlagRequired("from")
 	_ = cmd.MarkFlagRequired("to")
 	return cmd
@@ -85,20 +80,15 @@ Progress is logged after each batch (blocks done, blocks per second); a summary 
 
 func (o *redecodeOptions) validate() error {
 	var errs []error
-	if o.from > o.to {
-		errs = append(errs, fmt.Errorf("--from %d is above --to %d", o.from, o.to))
-	}
-	if o.to > math.MaxInt64 {
-		errs = append(errs, fmt.Errorf("--to %d: block numbers are stored as bigint, at most %d", o.to, int64(math.MaxInt64)))
-	}
-	if o.batchBlocks == 0 {
+	errs = append(errs, o.cfg.Validate())
+	if o.cfg.BatchBlocks == 0 {
 		errs = append(errs, errors.New("--batch-blocks must be at least 1"))
 	}
-	if o.maxAttempts < 1 {
+	if o.cfg.MaxAttempts < 1 {
 		errs = append(errs, errors.New("--max-attempts must be at least 1"))
 	}
 	seen := map[string]bool{}
-	for _, n := range o.abis {
+	for _, n := range o.cfg.ABIs {
 		if n == "" {
 			errs = append(errs, errors.New("--abi: empty ABI name"))
 		} else if seen[n] {
@@ -115,8 +105,8 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 	if err != nil {
 		return err
 	}
-	if len(o.abis) > 0 {
-		sub, err := reg.Subset(o.abis...)
+	if len(o.cfg.ABIs) > 0 {
+		sub, err := reg.Subset(o.cfg.ABIs...)
 		if err != nil {
 			return fmt.Errorf("--abi: %w (known ABIs: %s)", err, strings.Join(reg.Names(), ", "))
 		}
@@ -130,68 +120,21 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 		return err
 	}
 	defer st.Close()
-	dec := decode.New(reg, nil)
 
-	total := o.to - o.from + 1
 	scope := "all ABIs"
-	if len(o.abis) > 0 {
-		scope = "ABIs " + strings.Join(o.abis, ",")
+	if len(o.cfg.ABIs) > 0 {
+		scope = "ABIs " + strings.Join(o.cfg.ABIs, ",")
 	}
-	logger.Info("redecode starting", "from", o.from, "to", o.to, "blocks", total, "batch_blocks", o.batchBlocks,
-		"scope", scope, "abis", reg.Names())
-	start := time.Now()
-	sum := store.DerivedResult{Deleted: chain.Counts{}, Written: chain.Counts{}}
-	for lo := o.from; ; {
-		hi := lo + o.batchBlocks - 1
-		if hi < lo || hi > o.to { // hi < lo: overflow near the top of uint64
-			hi = o.to
-		}
-		res, err := o.batch(ctx, st, lo, hi, dec, logger)
-		if err != nil {
-			done := "none is done"
-			if lo > o.from {
-				done = fmt.Sprintf("blocks %d to %d are done; resume with --from %d", o.from, lo-1, lo)
-			}
-			return fmt.Errorf("redecode blocks [%d,%d] (%s): %w", lo, hi, done, err)
-		}
-		sum.Logs += res.Logs
-		sum.Transactions += res.Transactions
-		sum.Kept += res.Kept
-		for t, n := range res.Deleted {
-			sum.Deleted[t] += n
-		}
-		for t, n := range res.Written {
-			sum.Written[t] += n
-		}
-		done := hi - o.from + 1
-		elapsed := time.Since(start)
-		logger.Info("redecoded batch", "from", lo, "to", hi, "done_blocks", done, "total_blocks", total,
-			"percent", math.Round(1000*float64(done)/float64(total))/10,
-			"blocks_per_second", int64(float64(done)/max(elapsed.Seconds(), 1e-9)),
-			"logs", res.Logs, "transactions", res.Transactions, "token_transfers", res.Written["token_transfers"],
-			"events", res.Written["events"], "calls", res.Written["calls"], "kept", res.Kept)
-		if hi == o.to {
-			break
-		}
-		lo = hi + 1
+	logger.Info("redecode starting", "from", o.cfg.From, "to", o.cfg.To, "blocks", o.cfg.To-o.cfg.From+1,
+		"batch_blocks", o.cfg.BatchBlocks, "scope", scope, "abis", reg.Names())
+	sum, err := redecode.Run(ctx, st.Pool(), decode.New(reg, nil), o.cfg, logger)
+	if err != nil {
+		return err
 	}
 	_, err = fmt.Fprintf(g.stdout, "redecoded blocks %d to %d with %s in %s: %d logs and %d transactions read; "+
 		"token_transfers %d deleted, %d written; events %d deleted, %d written; calls %d deleted, %d written; "+
-		"%d kept from other ABIs\n", o.from, o.to, scope, time.Since(start).Round(time.Millisecond), sum.Logs,
+		"%d kept from other ABIs\n", o.cfg.From, o.cfg.To, scope, sum.Elapsed.Round(time.Millisecond), sum.Logs,
 		sum.Transactions, sum.Deleted["token_transfers"], sum.Written["token_transfers"], sum.Deleted["events"],
 		sum.Written["events"], sum.Deleted["calls"], sum.Written["calls"], sum.Kept)
 	return err
-}
-
-// batch re-derives one batch, retrying transient errors: the transaction either committed or left nothing, so
-// running it again is safe.
-func (o *redecodeOptions) batch(ctx context.Context, st *store.Store, lo, hi uint64, dec *decode.Decoder, logger *slog.Logger) (store.DerivedResult, error) {
-	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Attempts: o.maxAttempts}
-	onRetry := func(attempt int, wait time.Duration, err error) {
-		logger.Warn("redecode batch failed; retrying", "from", lo, "to", hi, "attempt", attempt, "error", err,
-			"retry_in", wait)
-	}
-	return retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (store.DerivedResult, error) {
-		return store.ReplaceDerived(ctx, st.Pool(), lo, hi, o.abis, dec.Enrich)
-	})
 }

@@ -1,0 +1,131 @@
+// Package redecode re-derives the decoded tables (token_transfers, events, calls) of a range of stored blocks
+// from the raw logs and transactions already in Postgres, with the current ABIs: `chainsink redecode`.
+//
+// The range is cut into batches of Config.BatchBlocks blocks. Each batch is one store.ReplaceDerived
+// transaction (read and lock the raw rows, decode them, delete what they replace, copy the new rows), so a
+// failure leaves the batch as it was and every batch before it done; a transient error (a race with a live
+// `chainsink run`, a lost connection) retries the batch. Running the same range twice gives the same rows,
+// which makes an interrupted run resumable from the first batch not done (the error says which).
+package redecode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/retry"
+	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
+)
+
+// Config says what to re-derive.
+type Config struct {
+	// From and To are the blocks, inclusive.
+	From, To uint64
+	// ABIs, when not empty, limits the events and calls replaced to these ABIs (see store.ReplaceDerived).
+	ABIs []string
+	// BatchBlocks is the blocks per transaction. Default 1000.
+	BatchBlocks uint64
+	// MaxAttempts is the attempts per batch on transient errors. Default 5.
+	MaxAttempts int
+}
+
+func (c Config) withDefaults() Config {
+	if c.BatchBlocks == 0 {
+		c.BatchBlocks = 1000
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 5
+	}
+	return c
+}
+
+// Validate reports a range or limit that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.From > c.To {
+		errs = append(errs, fmt.Errorf("--from %d is above --to %d", c.From, c.To))
+	}
+	if c.To > math.MaxInt64 {
+		errs = append(errs, fmt.Errorf("--to %d: block numbers are stored as bigint, at most %d", c.To, int64(math.MaxInt64)))
+	}
+	if c.MaxAttempts < 0 {
+		errs = append(errs, errors.New("--max-attempts must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// Result sums what every batch changed.
+type Result struct {
+	store.DerivedResult
+	Elapsed time.Duration
+}
+
+// Run re-derives cfg's range batch by batch with dec. On error, the message says which blocks are done and
+// where to resume.
+func Run(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, logger *slog.Logger) (Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return Result{}, err
+	}
+	cfg = cfg.withDefaults()
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	total := cfg.To - cfg.From + 1
+	start := time.Now()
+	sum := Result{DerivedResult: store.DerivedResult{Deleted: chain.Counts{}, Written: chain.Counts{}}}
+	for lo := cfg.From; ; {
+		hi := lo + cfg.BatchBlocks - 1
+		if hi < lo || hi > cfg.To { // hi < lo: overflow near the top of uint64
+			hi = cfg.To
+		}
+		res, err := batch(ctx, db, dec, cfg, lo, hi, logger)
+		if err != nil {
+			done := "none is done"
+			if lo > cfg.From {
+				done = fmt.Sprintf("blocks %d to %d are done; resume with --from %d", cfg.From, lo-1, lo)
+			}
+			sum.Elapsed = time.Since(start)
+			return sum, fmt.Errorf("redecode blocks [%d,%d] (%s): %w", lo, hi, done, err)
+		}
+		sum.Logs += res.Logs
+		sum.Transactions += res.Transactions
+		sum.Kept += res.Kept
+		for t, n := range res.Deleted {
+			sum.Deleted[t] += n
+		}
+		for t, n := range res.Written {
+			sum.Written[t] += n
+		}
+		done := hi - cfg.From + 1
+		elapsed := time.Since(start)
+		logger.Info("redecoded batch", "from", lo, "to", hi, "done_blocks", done, "total_blocks", total,
+			"percent", math.Round(1000*float64(done)/float64(total))/10,
+			"blocks_per_second", int64(float64(done)/max(elapsed.Seconds(), 1e-9)),
+			"logs", res.Logs, "transactions", res.Transactions, "token_transfers", res.Written["token_transfers"],
+			"events", res.Written["events"], "calls", res.Written["calls"], "kept", res.Kept)
+		if hi == cfg.To {
+			break
+		}
+		lo = hi + 1
+	}
+	sum.Elapsed = time.Since(start)
+	return sum, nil
+}
+
+// batch re-derives one batch, retrying transient errors: the transaction either committed or left nothing, so
+// running it again is safe.
+func batch(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, lo, hi uint64, logger *slog.Logger) (store.DerivedResult, error) {
+	policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Attempts: cfg.MaxAttempts}
+	onRetry := func(attempt int, wait time.Duration, err error) {
+		logger.Warn("redecode batch failed; retrying", "from", lo, "to", hi, "attempt", attempt, "error", err,
+			"retry_in", wait)
+	}
+	return retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (store.DerivedResult, error) {
+		return store.ReplaceDerived(ctx, db, lo, hi, cfg.ABIs, dec.Enrich)
+	})
+}
