@@ -6,6 +6,9 @@ DATABASE_URL  ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 DEMO_DATABASE ?= chainsink_demo
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS       := -X github.com/chainsink/chainsink/internal/cli.Version=$(VERSION)
+# Pinned here, not in go.mod: `go run pkg@version` builds staticcheck from its own go.mod (the exact release,
+# checksum-verified) and keeps its dependencies out of chainsink's go.mod and go.sum.
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 .PHONY: all build test test-short test-crash demo localkafka bench fuzz vet lint clean
 
@@ -17,6 +20,9 @@ build: ## build bin/chainsink and bin/chainsink-localkafka
 
 vet:
 	$(GO) vet ./...
+
+lint: vet ## go vet + staticcheck (default checks, pinned version; fetched from the Go module proxy on first use)
+	$(GO) run $(STATICCHECK) ./...
 
 test: vet ## vet + every test (race detector), incl. the short crash test and the docs/queries.md check
 	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -race -timeout 20m ./...

@@ -486,7 +486,6 @@ type shufflingPublisher struct {
 	mu      sync.Mutex
 	pending []func(error)
 	keys    [][]byte
-	maxGap  uint64
 	fail    string
 }
 

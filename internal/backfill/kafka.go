@@ -100,7 +100,7 @@ func (p *KafkaPublisher) Publish(ctx context.Context, key, value []byte, done fu
 		fatal := p.fatal
 		p.mu.Unlock()
 		if fatal != nil {
-			return fmt.Errorf("Kafka producer: %w", fatal)
+			return fmt.Errorf("kafka producer: %w", fatal)
 		}
 		err := p.producer.Produce(msg, nil)
 		var ke kafka.Error

@@ -539,12 +539,6 @@ func (e pgEvent) String() string {
 	return b.String() + ")"
 }
 
-// pgTransfer is a token_transfers row.
-type pgTransfer struct {
-	Token, From, To common.Address
-	Value           string
-}
-
 // hexAddr is an address as chainsink's JSON writes it: lowercase 0x-hex.
 func hexAddr(a common.Address) string { return strings.ToLower(a.Hex()) }
 
