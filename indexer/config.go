@@ -35,9 +35,10 @@ type Config struct {
 	Group string
 	// Topics to consume.
 	Topics []Topic
-	// Tables are the tables batches are written to. Default chain.CoreTables; add the tables that the
-	// topics' formats produce rows for (see chain.NewTable). A bundle replaces its blocks in all of them.
-	Tables chain.Schema
+	// ExtraTables are tables described at run time (chain.NewTable) that the topics' formats produce rows
+	// for; batches are written to chain.CoreTables followed by these, and a bundle replaces its blocks in all
+	// of them. A message with rows of a table that is not listed is stored as a dead letter, never dropped.
+	ExtraTables chain.Schema
 	// KafkaConfig is passed to librdkafka last, so it overrides chainsink's defaults (TLS, SASL, tuning).
 	KafkaConfig map[string]string
 	// BatchMaxRows closes a batch at this many rows. Default 10000: as fast as larger batches in make bench,
@@ -52,7 +53,8 @@ type Config struct {
 	QueueMaxBytes int
 	// RevokeFlushTimeout bounds the flush of a revoked partition before its batch is dropped. Default 5s.
 	RevokeFlushTimeout time.Duration
-	// RetryInitial and RetryMax bound the backoff between retries of a batch. Defaults 100ms and 30s.
+	// RetryInitial and RetryMax shape the backoff between retries of a batch: RetryInitial doubling up to
+	// RetryMax, each wait ±25% (internal/retry). Defaults 100ms and 30s.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
 }
@@ -79,9 +81,6 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 30 * time.Second
-	}
-	if c.Tables == nil {
-		c.Tables = chain.CoreTables
 	}
 	return c
 }
@@ -110,6 +109,9 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("topic %q is listed twice", t.Name))
 		}
 		seen[t.Name] = true
+	}
+	if _, err := chain.CoreTables.With(c.ExtraTables...); err != nil {
+		errs = append(errs, fmt.Errorf("extra tables: %w", err))
 	}
 	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.QueueMaxBytes < 0 {
 		errs = append(errs, errors.New("batch and queue limits must not be negative"))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Indexer consumes the configured topics with one consumer and writes them through partition workers.
@@ -40,7 +41,8 @@ type Indexer struct {
 	consumer *kafka.Consumer
 	workers  map[partitionKey]*worker
 	ended    chan outcome
-	paused   int // number of paused partitions
+	failed   error // set by the rebalance callback: the poll loop stops with it
+	paused   int   // number of paused partitions
 	joined   atomic.Bool
 	lastPoll atomic.Int64
 
@@ -54,13 +56,14 @@ func New(cfg Config, db store.DB, logger *slog.Logger, m Metrics) (*Indexer, err
 		return nil, err
 	}
 	cfg = cfg.WithDefaults()
+	tables, _ := chain.CoreTables.With(cfg.ExtraTables...) // Validate checked it
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if m == nil {
 		m = nopMetrics{}
 	}
-	ix := &Indexer{cfg: cfg, db: db, writer: store.NewWriter(cfg.Tables), log: logger, metrics: m, topics: map[string]Topic{},
+	ix := &Indexer{cfg: cfg, db: db, writer: store.NewWriter(tables), log: logger, metrics: m, topics: map[string]Topic{},
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
 		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{}}
 	for _, t := range cfg.Topics {
@@ -162,9 +165,13 @@ func (ix *Indexer) Stop(ctx context.Context) error {
 	select {
 	case <-ix.done:
 	case <-ctx.Done():
-		ix.log.Warn("graceful stop timed out; cancelling the batches still being written", "error", ctx.Err())
-		ix.cancel()
-		<-ix.done
+		select {
+		case <-ix.done: // both were ready: the stop was not late
+		default:
+			ix.log.Warn("graceful stop timed out; cancelling the batches still being written", "error", ctx.Err())
+			ix.cancel()
+			<-ix.done
+		}
 	}
 	return ix.err
 }
@@ -200,6 +207,7 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-ix.stopCh:
+			fatal = ix.failed
 			break loop
 		case o := <-ix.ended:
 			if err := ix.handleEnded(ctx, o); err != nil {
@@ -217,6 +225,10 @@ loop:
 		}
 		ev := ix.consumer.Poll(timeout)
 		ix.lastPoll.Store(time.Now().UnixNano())
+		if ix.failed != nil {
+			fatal = ix.failed
+			break loop
+		}
 		ix.resumeDrained()
 		switch e := ev.(type) {
 		case nil:
@@ -357,6 +369,9 @@ func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 	delete(ix.workers, o.tp)
 	starts, err := ix.readStarts(ctx, []kafka.TopicPartition{tp})
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // a hard stop, not a failure of the partition
+		}
 		return err
 	}
 	if starts[0].Offset >= 0 {
@@ -381,9 +396,16 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 	case kafka.AssignedPartitions:
 		parts, err := ix.readStarts(ctx, e.Partitions)
 		if err != nil {
-			// Without starting offsets we cannot own these partitions safely; stopping lets the group move
-			// them to a healthy instance, and a restart resumes from Postgres.
-			ix.stopOnce.Do(func() { close(ix.stopCh) })
+			// Without starting offsets we cannot own these partitions safely. The indexer stops with the
+			// error (the poll loop sees it after this callback returns): the group moves the partitions to a
+			// healthy instance, and a restart resumes from Postgres. After a stop request it is no failure.
+			select {
+			case <-ix.stopCh:
+			default:
+				if ctx.Err() == nil {
+					ix.failed = err
+				}
+			}
 			ix.log.Error("cannot read starting offsets; stopping", "error", err)
 			if cooperative {
 				return c.IncrementalAssign(nil)
@@ -454,11 +476,18 @@ func (ix *Indexer) readStarts(ctx context.Context, parts []kafka.TopicPartition)
 		ix.metrics.Retried("postgres")
 		ix.log.Info("transient Postgres error reading offsets; retrying", "error", err, "attempt", attempt, "backoff", wait)
 	}
+	// A read that got no answer in time is worth another try, as long as the indexer itself goes on.
+	errNoAnswer := errors.New("no answer from Postgres within 30s")
+	retryable := func(err error) bool { return errors.Is(err, errNoAnswer) || store.IsTransient(err) }
 	for topic, ps := range byTopic {
-		offs, err := retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (map[int32]int64, error) {
-			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		offs, err := retry.DoValue(ctx, policy, retryable, onRetry, func(actx context.Context) (map[int32]int64, error) {
+			actx, cancel := context.WithTimeout(actx, 30*time.Second)
 			defer cancel()
-			return store.NextOffsets(ctx, ix.db, ix.cfg.Group, topic, ps)
+			offs, err := store.NextOffsets(actx, ix.db, ix.cfg.Group, topic, ps)
+			if err != nil && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+				err = fmt.Errorf("%w: %w", errNoAnswer, err)
+			}
+			return offs, err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("read starting offsets of %s: %w", topic, err)

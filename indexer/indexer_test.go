@@ -157,3 +157,39 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 		t.Fatalf("rows written metric = %v, below %d stored", got, counts["blocks"])
 	}
 }
+
+// TestUnreadableOffsetsStopTheIndexerWithAnError: without its starting offsets an instance cannot own a
+// partition safely, so it stops, and it stops as a failure (run exits 1): it used to stop as if asked to,
+// and `chainsink run` exited 0 while consuming nothing.
+func TestUnreadableOffsetsStopTheIndexerWithAnError(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	if _, err := s.Pool().Exec(ctx, `DROP TABLE kafka_offsets`); err != nil {
+		t.Fatal(err)
+	}
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g",
+		Topics: []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+	}, s.Pool(), testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ix.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the indexer did not stop")
+	}
+	err = ix.Stop(ctx)
+	if err == nil || !strings.Contains(err.Error(), "kafka_offsets") {
+		t.Fatalf("Stop = %v, want the error that reading kafka_offsets returned", err)
+	}
+}

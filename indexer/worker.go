@@ -3,7 +3,9 @@ package indexer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // record is a message as the poll loop hands it to a worker; it owns key and value.
@@ -252,7 +255,7 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 					opened = time.Now()
 				}
 				t0 := time.Now()
-				rows, failure := w.topic.Format.Decode(r.key, r.value)
+				rows, failure := w.decode(r.key, r.value)
 				w.metrics.MessageDecoded(time.Since(t0))
 				batch.Add(store.Message{Offset: r.offset, Key: r.key, Value: r.value, Rows: rows, Failure: failure})
 				if next < 0 {
@@ -263,6 +266,22 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 	}
 }
 
+// decode runs the topic's Format. A Format is the caller's code: a panic in it must not take the partition
+// (and the process) down in a crash loop over one message, so it becomes the message's dead letter, as
+// chainsink's own decoders do with theirs.
+func (w *worker) decode(key, value []byte) (rows chain.Rows, failure *chain.Failure) {
+	defer func() {
+		if p := recover(); p != nil {
+			rows, failure = chain.Rows{}, &chain.Failure{Reason: ReasonDecoderPanic,
+				Err: fmt.Errorf("format %s panicked: %v\n%s", w.topic.Format.Name(), p, debug.Stack())}
+		}
+	}()
+	return w.topic.Format.Decode(key, value)
+}
+
+// ReasonDecoderPanic is the dead-letter reason of a message whose Format panicked.
+const ReasonDecoderPanic = "internal_error"
+
 // full says whether b has reached a limit and must be sent before anything else is added.
 func (w *worker) full(b *store.Batch) bool {
 	return b != nil && (b.Rows() >= w.cfg.BatchMaxRows || b.Bytes() >= w.cfg.BatchMaxBytes)
@@ -272,10 +291,10 @@ func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome
 	res := outcome{w: w, tp: w.tp}
 	policy := retry.Policy{Initial: w.cfg.RetryInitial, Max: w.cfg.RetryMax}
 	for b := range in {
-		var retryingSince time.Time
+		var retryingSince, attemptStart time.Time
 		onRetry := func(attempt int, wait time.Duration, err error) {
 			if retryingSince.IsZero() {
-				retryingSince = time.Now()
+				retryingSince = attemptStart // stuck since the first attempt that failed began
 				if w.onRetry != nil {
 					w.onRetry(w.tp, retryingSince)
 				}
@@ -285,10 +304,10 @@ func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome
 				"backoff", wait, "from_offset", b.From, "to_offset", b.To)
 		}
 		err := retry.Do(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) error {
-			t0 := time.Now()
+			attemptStart = time.Now()
 			r, err := w.writer.Write(ctx, w.db, b)
 			if err == nil {
-				w.committed(b, r, time.Since(t0))
+				w.committed(b, r, time.Since(attemptStart))
 			}
 			return err
 		})

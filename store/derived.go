@@ -225,12 +225,12 @@ func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (chain.Rows
 }
 
 // ReadRaw loads only the logs and transactions of the blocks in [from, to], in primary-key order: what the
-// derived tables are computed from. It is lighter than ReadRows when the rest is not needed.
+// derived tables are computed from. (internal/pgtest.ReadRows reads every core table, for tests.)
 func ReadRaw(ctx context.Context, db DB, from, to uint64) (chain.Rows, error) {
 	return readRaw(ctx, db, from, to, false)
 }
 
-// scanTransaction and scanLog match the column lists of readRaw (the same as ReadRows').
+// scanTransaction and scanLog match the column lists of readRaw.
 func scanTransaction(row pgx.CollectableRow) (t chain.Transaction, err error) {
 	var value, gp, mf, mp, mfb, egp, bgp pgtype.Numeric
 	err = row.Scan(&t.BlockNumber, &t.TransactionIndex, &t.Hash, &t.BlockHash, &t.BlockTimestamp,

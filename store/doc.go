@@ -13,8 +13,9 @@
 //
 // The row model itself is package chain (store/chain): pure data and table descriptors, no driver. Code that
 // is not the product keeps its own SQL beside it: the benchmark's ceiling and baseline writers and its DDL
-// (internal/bench), the demo's summaries (internal/demo), the tests' readers (internal/pgtest). They reach the
-// tables through chain's exported descriptors and store.CopySource, never through store's internals.
+// (internal/bench), the demo's summaries (internal/demo), the tests' readers (internal/pgtest). The benchmark
+// writes through chain's exported descriptors and store.CopySource, so it encodes rows exactly as the write
+// path does; none of them reaches into store's internals.
 //
 // # The batch write
 //

@@ -107,7 +107,7 @@ func readSwaps(t *testing.T, db store.DB) []swapRow {
 func withSwaps(r chain.Rows, amounts ...int64) chain.Rows {
 	r.Typed = nil
 	for i, a := range amounts {
-		r.AddTyped(swapTable.Name, []any{r.Blocks[0].Number, int32(i), b(20, 7), big.NewInt(a), nil})
+		r.AddTyped(swapTable, []any{r.Blocks[0].Number, int32(i), b(20, 7), big.NewInt(a), nil})
 	}
 	return r
 }
@@ -155,7 +155,7 @@ func TestRunTimeTableIsWrittenAndReplacedByItsDescriptor(t *testing.T) {
 	// A single log item (ethereum-etl) replaces the typed rows of its own log only.
 	item := chain.Rows{Logs: sampleRows(11).Logs[:1]}
 	item.Logs[0].LogIndex = 0
-	item.AddTyped(swapTable.Name, []any{uint64(11), int32(0), b(20, 7), big.NewInt(5), nil})
+	item.AddTyped(swapTable, []any{uint64(11), int32(0), b(20, 7), big.NewInt(5), nil})
 	b3 := store.NewBatch("g", "logs", 0, 0, chain.ReplaceRows)
 	b3.Add(msg(0, item))
 	if _, err := w.Write(ctx, s.Pool(), b3); err != nil {
@@ -164,5 +164,89 @@ func TestRunTimeTableIsWrittenAndReplacedByItsDescriptor(t *testing.T) {
 	want = []swapRow{{10, 0, "99", nil}, {11, 0, "5", nil}}
 	if got := readSwaps(t, s.Pool()); !slices.Equal(got, want) {
 		t.Fatalf("after the item: %+v, want %+v", got, want)
+	}
+}
+
+// A typed row that travels without its log replaces its own stored row only: the log and the other tables'
+// rows of that log stay.
+func TestRunTimeRowAloneReplacesOnlyItself(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	createSwapTable(t, s.Pool())
+	schema, err := chain.CoreTables.With(swapTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := store.NewWriter(schema)
+	b1 := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	b1.Add(msg(0, withSwaps(sampleRows(10), 1, 2)))
+	if _, err := w.Write(ctx, s.Pool(), b1); err != nil {
+		t.Fatal(err)
+	}
+	before, err := pgtest.ReadRows(ctx, s.Pool(), 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var alone chain.Rows
+	alone.AddTyped(swapTable, []any{int64(10), int32(1), b(20, 7), big.NewInt(20), nil})
+	b2 := store.NewBatch("g", "swaps", 0, 0, chain.ReplaceRows)
+	b2.Add(msg(0, alone))
+	b2.Add(msg(1, alone)) // delivered twice in one batch: one row
+	if b2.Rows() != 1 {
+		t.Fatalf("batch rows = %d, want 1", b2.Rows())
+	}
+	if _, err := w.Write(ctx, s.Pool(), b2); err != nil {
+		t.Fatal(err)
+	}
+	want := []swapRow{{10, 0, "1", nil}, {10, 1, "20", nil}}
+	if got := readSwaps(t, s.Pool()); !slices.Equal(got, want) {
+		t.Fatalf("swaps %+v, want %+v", got, want)
+	}
+	after, err := pgtest.ReadRows(ctx, s.Pool(), 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.RequireRowsEqual(t, after, before)
+}
+
+// Run-time rows the writer cannot store as they are make their message a dead letter: never dropped while
+// the offset moves on, never half written.
+func TestInvalidRunTimeRowsAreDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	createSwapTable(t, s.Pool())
+	unknown := chain.NewTable("not_written", chain.ScopeLog, []string{"block_number", "log_index"},
+		[]chain.Column{{Name: "block_number", Type: "bigint"}, {Name: "log_index", Type: "integer"}})
+	schema, err := chain.CoreTables.With(swapTable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := store.NewWriter(schema)
+	var short, foreign chain.Rows
+	short.AddTyped(swapTable, []any{int64(10), int32(0), b(20, 7)})
+	foreign.AddTyped(unknown, []any{int64(10), int32(0)})
+	good := withSwaps(sampleRows(11), 4)
+	bt := store.NewBatch("g", "swaps", 0, 0, chain.ReplaceRows)
+	bt.Add(msg(0, short))
+	bt.Add(msg(1, foreign))
+	bt.Add(msg(2, good))
+	res, err := w.Write(ctx, s.Pool(), bt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DeadLetters) != 2 || res.DeadLetters[0].Reason != store.ReasonInvalidRows ||
+		res.DeadLetters[1].Reason != store.ReasonInvalidRows {
+		t.Fatalf("dead letters %+v", res.DeadLetters)
+	}
+	for _, d := range res.DeadLetters {
+		if !strings.Contains(d.Err, "has 3 values for 5 columns") && !strings.Contains(d.Err, "not_written") {
+			t.Errorf("dead letter error %q does not say what is wrong", d.Err)
+		}
+	}
+	if got := readSwaps(t, s.Pool()); !slices.Equal(got, []swapRow{{11, 0, "4", nil}}) {
+		t.Fatalf("swaps %+v", got)
 	}
 }

@@ -30,6 +30,10 @@ type Result struct {
 // ReasonRejected is the dead-letter reason of a message whose rows Postgres refused.
 const ReasonRejected = "rejected_by_postgres"
 
+// ReasonInvalidRows is the dead-letter reason of a message whose decoder produced run-time rows that the
+// writer cannot store as they are (see chain.Schema.CheckTyped): a decoder bug, kept for a replay after the fix.
+const ReasonInvalidRows = "invalid_rows"
+
 // Writer writes batches into the tables of its schema. It holds no state but the schema, so one Writer
 // serves every partition.
 type Writer struct {
@@ -67,6 +71,11 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 	var dead []Message
 	live := make([]Message, 0, len(b.Messages))
 	for _, m := range b.Messages {
+		if m.Failure == nil {
+			if err := w.schema.CheckTyped(&m.Rows); err != nil {
+				m.Failure = &chain.Failure{Reason: ReasonInvalidRows, Err: err}
+			}
+		}
 		if m.Failure != nil {
 			dead = append(dead, m)
 		} else if m.Rows.Len() > 0 {
@@ -168,44 +177,54 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []M
 
 // deleteReplaced removes the stored rows that the natural keys of sets replace, in one round trip: for a
 // bundle every row of its blocks in every table, for single items the rows of the tables in the item's scope
-// (see chain.Scope). Tables are visited in schema order, raw tables before the ones derived from them, which
-// is the order in which ReplaceDerived locks them.
+// (see chain.Scope), and for a run-time row its own stored row. Tables are visited in schema order. (A
+// concurrent ReplaceDerived cannot deadlock with these deletes: it locks the raw transactions, then the raw
+// logs, FOR SHARE before it touches a derived table, and here transactions are deleted before logs too.)
 func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, sets []*chain.Rows) error {
 	var keys []chain.Key
 	for _, r := range sets {
 		keys = r.Keys(keys, mode)
 	}
-	var blocks []int64
-	var idx [3][]int32 // by scope: the transaction or log index of each key, beside its block in blocksOf
-	var blocksOf [3][]int64
+	// The key values per target: a scope (core keys: every table of the scope) or one run-time table.
+	type target struct {
+		scope chain.Scope
+		table *chain.Table
+	}
+	blocks := map[target][]int64{}
+	index := map[target][]int32{}
 	for _, k := range keys {
-		if k.Scope == chain.ScopeBlock {
-			blocks = append(blocks, int64(k.Block))
-			continue
+		tg := target{scope: k.Scope, table: k.Table}
+		blocks[tg] = append(blocks[tg], int64(k.Block))
+		if k.Scope != chain.ScopeBlock {
+			index[tg] = append(index[tg], k.Index)
 		}
-		blocksOf[k.Scope] = append(blocksOf[k.Scope], int64(k.Block))
-		idx[k.Scope] = append(idx[k.Scope], k.Index)
 	}
 	var q pgx.Batch
-	if len(blocks) > 0 {
-		for _, t := range w.schema {
-			if mode == chain.ReplaceBlocks || t.Scope == chain.ScopeBlock {
-				q.Queue(`DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` WHERE `+
-					pgx.Identifier{t.BlockColumn()}.Sanitize()+` = ANY($1)`, blocks)
-			}
+	queue := func(t *chain.Table, tg target) {
+		name, blockCol := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize()
+		if tg.scope == chain.ScopeBlock {
+			q.Queue(`DELETE FROM `+name+` WHERE `+blockCol+` = ANY($1)`, blocks[tg])
+			return
 		}
+		q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
+			WHERE t.`+blockCol+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i`,
+			blocks[tg], index[tg])
 	}
-	for _, scope := range []chain.Scope{chain.ScopeTransaction, chain.ScopeLog} {
-		if len(blocksOf[scope]) == 0 {
+	for _, scope := range []chain.Scope{chain.ScopeBlock, chain.ScopeTransaction, chain.ScopeLog} {
+		tg := target{scope: scope}
+		if len(blocks[tg]) == 0 {
 			continue
 		}
 		for _, t := range w.schema {
-			if t.Scope != scope {
-				continue
+			// A bundle's block replaces every table; an item replaces the tables of its scope.
+			if t.Scope == scope || (scope == chain.ScopeBlock && mode == chain.ReplaceBlocks) {
+				queue(t, tg)
 			}
-			q.Queue(`DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
-				WHERE t.`+pgx.Identifier{t.BlockColumn()}.Sanitize()+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i`,
-				blocksOf[scope], idx[scope])
+		}
+	}
+	for _, t := range w.schema {
+		if tg := (target{scope: t.Scope, table: t}); len(blocks[tg]) > 0 {
+			queue(t, tg)
 		}
 	}
 	if q.Len() == 0 {

@@ -87,14 +87,17 @@ func (e *InterruptedError) Error() string {
 // DrainTimeout), writes the checkpoint and returns within its ctx; cancelling Start's ctx stops it without
 // waiting for deliveries (the checkpoint is still written: it only ever covers delivered blocks).
 type Job struct {
-	r         *runner
-	startOnce sync.Once
-	stopOnce  sync.Once
-	soft      context.CancelFunc // asks for the graceful stop
-	hard      context.CancelFunc
-	done      chan struct{}
-	res       Result
-	err       error
+	r    *runner
+	done chan struct{}
+
+	mu      sync.Mutex
+	started bool
+	stopped bool
+	soft    context.CancelFunc // asks for the graceful stop
+	hard    context.CancelFunc
+
+	res Result // set before done is closed
+	err error
 }
 
 // New checks cfg and prepares a job; nothing is fetched until Start.
@@ -112,38 +115,54 @@ func New(cfg Config, deps Deps) (*Job, error) {
 	return &Job{r: &runner{cfg: cfg, deps: deps, log: deps.Logger}, done: make(chan struct{})}, nil
 }
 
-// Start runs the job in the background; Wait or Done tell when it ends. It fails if called twice.
+// Start runs the job in the background; Wait or Done tell when it ends. It fails if called twice or after Stop.
 func (j *Job) Start(ctx context.Context) error {
-	err := errors.New("backfill job already started or stopped")
-	j.startOnce.Do(func() {
-		hard, hardCancel := context.WithCancel(ctx)
-		soft, softCancel := context.WithCancel(hard)
-		j.hard, j.soft = hardCancel, softCancel
-		go func() {
-			defer close(j.done)
-			defer hardCancel()
-			j.res, j.err = j.r.run(soft, hard)
-		}()
-		err = nil
-	})
-	return err
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case j.started:
+		return errors.New("backfill job already started")
+	case j.stopped:
+		return errors.New("backfill job already stopped")
+	}
+	j.started = true
+	hard, hardCancel := context.WithCancel(ctx)
+	soft, softCancel := context.WithCancel(hard)
+	j.hard, j.soft = hardCancel, softCancel
+	go func() {
+		defer close(j.done)
+		defer hardCancel()
+		j.res, j.err = j.r.run(soft, hard)
+	}()
+	return nil
 }
 
 // Stop stops the job gracefully (see Job) and returns what Wait returns: *InterruptedError when the range was
-// not done yet. When ctx is done first, the job is stopped hard. It is safe to call more than once.
+// not done yet. When ctx is done first, the job is stopped hard. It is safe to call more than once, from
+// several goroutines, and before Start (which then fails).
 func (j *Job) Stop(ctx context.Context) (Result, error) {
-	j.stopOnce.Do(func() {
-		if j.soft == nil { // never started
-			j.startOnce.Do(func() { close(j.done) })
-			return
+	j.mu.Lock()
+	if !j.started {
+		if !j.stopped {
+			j.stopped = true
+			close(j.done)
 		}
-		j.soft()
-	})
+		j.mu.Unlock()
+		return Result{}, nil
+	}
+	j.stopped = true
+	soft, hard := j.soft, j.hard
+	j.mu.Unlock()
+	soft()
 	select {
 	case <-j.done:
 	case <-ctx.Done():
-		j.hard()
-		<-j.done
+		select {
+		case <-j.done:
+		default:
+			hard()
+			<-j.done
+		}
 	}
 	return j.res, j.err
 }

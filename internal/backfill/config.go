@@ -66,7 +66,8 @@ type Config struct {
 	ReceiptsBatchSize int
 	// MaxAttempts bounds the tries of one batch (errors, timeouts, HTTP 429/5xx, null results). Default 8.
 	MaxAttempts int
-	// RetryBase and RetryMax shape the capped exponential backoff between attempts. Defaults 250ms and 15s.
+	// RetryBase and RetryMax shape the backoff between attempts: RetryBase doubling up to RetryMax, each wait
+	// ±25% (internal/retry). Defaults 250ms and 15s.
 	RetryBase time.Duration
 	RetryMax  time.Duration
 	// RequestTimeout bounds one attempt of one batch request. Default 30s.

@@ -197,16 +197,17 @@ func run(ctx context.Context, o *runOptions, logger *slog.Logger) error {
 	// context of their own, cancelled only when that stop runs out of time.
 	runCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
-	if err := ix.Start(runCtx); err != nil {
-		return err
-	}
 	var srv *server.Server
 	if o.metricsAddr != "" {
+		// Listening first: an address in use fails the command before it joins the group. /readyz says
+		// "not joined" until the first assignment.
 		srv = server.New(server.Options{Addr: o.metricsAddr, StuckAfter: o.stuckAfter, Profiling: o.pprof}, o.metrics, st, ix, logger)
 		if err := srv.Start(runCtx); err != nil {
-			hardStop()
-			return errors.Join(err, ix.Stop(runCtx))
+			return err
 		}
+	}
+	if err := ix.Start(runCtx); err != nil {
+		return err
 	}
 	select {
 	case <-ctx.Done():

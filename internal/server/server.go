@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -39,6 +40,7 @@ type Server struct {
 	ln         net.Listener
 	startOnce  sync.Once
 	stopOnce   sync.Once
+	stopped    atomic.Bool
 	stopErr    error
 	db         Pinger
 	consumer   Consumer
@@ -79,7 +81,13 @@ func New(o Options, m *metrics.Metrics, db Pinger, c Consumer, log *slog.Logger)
 // connections included. Start fails if called twice.
 func (s *Server) Start(ctx context.Context) error {
 	err := errors.New("server already started")
-	s.startOnce.Do(func() { err = s.start(ctx) })
+	s.startOnce.Do(func() {
+		if s.stopped.Load() {
+			err = errors.New("server already stopped")
+			return
+		}
+		err = s.start(ctx)
+	})
 	return err
 }
 
@@ -109,6 +117,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // left. It is safe to call more than once and before Start; every call returns the first call's result.
 func (s *Server) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() {
+		s.stopped.Store(true)
 		if err := s.srv.Shutdown(ctx); err != nil {
 			_ = s.srv.Close()
 			s.stopErr = fmt.Errorf("shut down metrics server: %w", err)

@@ -147,9 +147,9 @@ type Rows struct {
 	TokenTransfers []TokenTransfer
 	Events         []Event
 	Calls          []Call
-	// Typed holds the rows of tables known only at run time (see NewTable), by table name; each row is its
-	// values in the table's column order. Nil when there are none, which is the common case.
-	Typed map[string][][]any
+	// Typed holds the rows of tables known only at run time (see NewTable), by table; each row is its values
+	// in the table's column order. Nil when there are none, which is the common case.
+	Typed map[*Table][][]any
 }
 
 // Len is the number of rows of all tables.
@@ -171,20 +171,20 @@ func (r *Rows) Add(o *Rows) {
 	r.TokenTransfers = append(r.TokenTransfers, o.TokenTransfers...)
 	r.Events = append(r.Events, o.Events...)
 	r.Calls = append(r.Calls, o.Calls...)
-	for name, rows := range o.Typed {
-		r.AddTyped(name, rows...)
+	for t, rows := range o.Typed {
+		r.AddTyped(t, rows...)
 	}
 }
 
-// AddTyped appends rows of the run-time table name.
-func (r *Rows) AddTyped(name string, rows ...[]any) {
+// AddTyped appends rows of the run-time table t.
+func (r *Rows) AddTyped(t *Table, rows ...[]any) {
 	if len(rows) == 0 {
 		return
 	}
 	if r.Typed == nil {
-		r.Typed = map[string][][]any{}
+		r.Typed = map[*Table][][]any{}
 	}
-	r.Typed[name] = append(r.Typed[name], rows...)
+	r.Typed[t] = append(r.Typed[t], rows...)
 }
 
 // Counts is a number of rows per table name.

@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -56,19 +57,20 @@ type Table struct {
 
 	names   []string
 	numeric []int
+	keyPos  [2]int // positions of Key[0] and (outside ScopeBlock) Key[1] among the columns
+	runTime bool
 }
 
 // NewTable describes a table that is only known at run time, such as a table generated from an ABI event.
-// Its rows are r.Typed[name], each a []any of len(columns) values in column order (see Table for the Go
-// types). It panics on a description that cannot work, as regexp.MustCompile does: tables are described once,
-// at start-up, from a configuration that has already been validated.
+// Its rows are r.Typed[t], each a []any of exactly len(columns) values in column order (see Table for the Go
+// types; CheckTyped enforces the length). Its key, like every table's, starts with the block number column
+// (bigint) and, outside ScopeBlock, the transaction or log index (integer), by which replacements find its
+// rows. NewTable panics on a description that cannot work, as regexp.MustCompile does: tables are described
+// once, at start-up, from a configuration that has already been validated.
 func NewTable(name string, scope Scope, key []string, columns []Column) *Table {
-	t := &Table{Name: name, Columns: columns, Key: key, Scope: scope,
-		Len: func(r *Rows) int { return len(r.Typed[name]) },
-		Values: func(r *Rows, i int, dst []any) {
-			copy(dst, r.Typed[name][i])
-		},
-	}
+	t := &Table{Name: name, Columns: columns, Key: key, Scope: scope, runTime: true}
+	t.Len = func(r *Rows) int { return len(r.Typed[t]) }
+	t.Values = func(r *Rows, i int, dst []any) { copy(dst, r.Typed[t][i]) }
 	return t.init()
 }
 
@@ -80,20 +82,31 @@ func (t *Table) init() *Table {
 	if t.Scope != ScopeBlock && len(t.Key) < 2 {
 		panic(fmt.Sprintf("chain: table %s of %s scope needs a key of block number and index", t.Name, t.Scope))
 	}
-	seen := map[string]bool{}
+	pos := map[string]int{}
 	for i, c := range t.Columns {
-		if seen[c.Name] {
+		if _, dup := pos[c.Name]; dup {
 			panic(fmt.Sprintf("chain: table %s has column %s twice", t.Name, c.Name))
 		}
-		seen[c.Name] = true
+		pos[c.Name] = i
 		t.names = append(t.names, c.Name)
-		if strings.HasPrefix(c.Type, "numeric") {
+		if typ := strings.ToLower(c.Type); strings.HasPrefix(typ, "numeric") || strings.HasPrefix(typ, "decimal") {
 			t.numeric = append(t.numeric, i)
 		}
 	}
 	for _, k := range t.Key {
-		if !seen[k] {
+		if _, ok := pos[k]; !ok {
 			panic(fmt.Sprintf("chain: table %s: key column %s is not a column", t.Name, k))
+		}
+	}
+	// Replacements match Key[0] with bigint[] and Key[1] with integer[] parameters.
+	t.keyPos[0] = pos[t.Key[0]]
+	if typ := t.Columns[t.keyPos[0]].Type; typ != "bigint" {
+		panic(fmt.Sprintf("chain: table %s: block number column %s is %s, not bigint", t.Name, t.Key[0], typ))
+	}
+	if t.Scope != ScopeBlock {
+		t.keyPos[1] = pos[t.Key[1]]
+		if typ := t.Columns[t.keyPos[1]].Type; typ != "integer" {
+			panic(fmt.Sprintf("chain: table %s: index column %s is %s, not integer", t.Name, t.Key[1], typ))
 		}
 	}
 	return t
@@ -181,6 +194,9 @@ type Key struct {
 	Block uint64
 	// Index is the transaction or log index; 0 for ScopeBlock.
 	Index int32
+	// Table, when not nil, limits the key to one run-time table: a row of it replaces only its own stored
+	// row. A nil Table is a core key, which replaces the rows of every table of its scope.
+	Table *Table
 }
 
 // Keys appends to dst the natural keys that r replaces when it is written in mode m: one per block, and in
@@ -201,7 +217,77 @@ func (r *Rows) Keys(dst []Key, m Mode) []Key {
 		l := &r.Logs[i]
 		dst = append(dst, Key{Scope: ScopeLog, Block: l.BlockNumber, Index: l.LogIndex})
 	}
+	// A run-time table's row is replaced by its own key as well, so that an item whose typed rows travel
+	// without their log or transaction still replaces, and is deduplicated, exactly, without touching the
+	// rows of other tables.
+	for t, rows := range r.Typed {
+		for _, row := range rows {
+			if k, ok := t.keyOf(row); ok {
+				dst = append(dst, k)
+			}
+		}
+	}
 	return dst
+}
+
+// keyOf is the natural key of a run-time row; ok is false when its key values are not integers (CheckTyped
+// reports those).
+func (t *Table) keyOf(row []any) (Key, bool) {
+	if len(row) != len(t.Columns) {
+		return Key{}, false
+	}
+	b, ok := asInt(row[t.keyPos[0]])
+	if !ok || b < 0 {
+		return Key{}, false
+	}
+	k := Key{Scope: t.Scope, Block: uint64(b), Table: t}
+	if t.Scope != ScopeBlock {
+		i, ok := asInt(row[t.keyPos[1]])
+		if !ok || i < math.MinInt32 || i > math.MaxInt32 {
+			return Key{}, false
+		}
+		k.Index = int32(i)
+	}
+	return k, true
+}
+
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case int32:
+		return int64(x), true
+	case int:
+		return int64(x), true
+	case uint64:
+		if x > math.MaxInt64 {
+			return 0, false
+		}
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+// CheckTyped reports run-time rows that the store could not write correctly: rows of a table that is not in
+// s, rows whose length is not the table's number of columns, and rows whose key values are not integers.
+// Such rows are a decoder's bug; the store turns their message into a dead letter instead of writing it.
+func (s Schema) CheckTyped(r *Rows) error {
+	for t, rows := range r.Typed {
+		if s.Table(t.Name) != t {
+			return fmt.Errorf("rows of table %s, which is not among the tables written", t.Name)
+		}
+		for i, row := range rows {
+			if len(row) != len(t.Columns) {
+				return fmt.Errorf("row %d of table %s has %d values for %d columns", i, t.Name, len(row), len(t.Columns))
+			}
+			if _, ok := t.keyOf(row); !ok {
+				return fmt.Errorf("row %d of table %s: key %v is not a block number and index", i, t.Name, row[t.keyPos[0]])
+			}
+		}
+	}
+	return nil
 }
 
 // columns parses "name type" pairs; the type is the rest after the first space.
