@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/chainsink/chainsink/internal/format"
 	retrypkg "github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
@@ -277,35 +279,35 @@ func (r *runner) run(ctx, hard context.Context) (Result, error) {
 	r.cancel = cancel
 	defer cancel()
 
+	// A generator of batch ranges and Concurrency fetchers; a fetcher's error ends them all (errgroup). A
+	// failed delivery, reported on librdkafka's goroutine, ends them too, through r.fail and the work ctx.
 	batches := make(chan [2]uint64)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	g, gctx := errgroup.WithContext(work)
+	g.Go(func() error {
 		defer close(batches)
 		for lo := start; lo <= r.to; lo += uint64(cfg.BatchSize) {
 			hi := min(lo+uint64(cfg.BatchSize)-1, r.to)
 			select {
 			case batches <- [2]uint64{lo, hi}:
-			case <-work.Done():
-				return
+			case <-gctx.Done():
+				return nil
 			}
 			if hi == r.to {
-				return
+				return nil
 			}
 		}
-	}()
+		return nil
+	})
 	for range cfg.Concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			for b := range batches {
-				if err := r.batch(work, b[0], b[1]); err != nil {
+				if err := r.batch(gctx, b[0], b[1]); err != nil {
 					r.fail(err)
-					return
+					return err
 				}
 			}
-		}()
+			return nil
+		})
 	}
 
 	ckptDone := make(chan struct{})
@@ -331,7 +333,7 @@ func (r *runner) run(ctx, hard context.Context) (Result, error) {
 		}
 	}()
 
-	wg.Wait()
+	_ = g.Wait() // the failure, if any, is r.failure: deliveries can fail too
 	drained := r.drain(ctx, hard)
 	close(stopCkpt)
 	<-ckptDone
