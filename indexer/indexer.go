@@ -109,18 +109,31 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 // Start connects to Kafka and starts consuming in the background. Cancelling ctx stops the indexer hard, as
 // a Stop whose own ctx has expired does. Start fails if called twice or after Stop.
 func (ix *Indexer) Start(ctx context.Context) error {
-	err := errors.New("indexer already started")
+	var err error
+	ran := false
 	ix.startOnce.Do(func() {
+		ran = true
 		select {
 		case <-ix.stopCh:
 			err = errors.New("indexer already stopped")
+			close(ix.done) // it never runs, so nothing else will
 			return
 		default:
 		}
 		if err = ix.start(ctx); err == nil {
 			ix.started.Store(true)
+		} else {
+			close(ix.done)
 		}
 	})
+	if !ran {
+		select {
+		case <-ix.stopCh:
+			return errors.New("indexer already stopped")
+		default:
+			return errors.New("indexer already started")
+		}
+	}
 	return err
 }
 
@@ -159,6 +172,9 @@ func (ix *Indexer) start(ctx context.Context) error {
 // more than once, concurrently, and before Start.
 func (ix *Indexer) Stop(ctx context.Context) error {
 	ix.stopOnce.Do(func() { close(ix.stopCh) })
+	// Wait for a Start in progress to finish (so that Stop never returns while the indexer it started runs),
+	// or keep Start from ever running; either way started is settled below.
+	ix.startOnce.Do(func() { close(ix.done) })
 	if !ix.started.Load() {
 		return nil
 	}
@@ -176,7 +192,8 @@ func (ix *Indexer) Stop(ctx context.Context) error {
 	return ix.err
 }
 
-// Done is closed when the indexer has stopped, by Stop or by a fatal error (see Err).
+// Done is closed when the indexer has stopped, by Stop (before Start too), by a fatal error (see Err), or
+// because Start failed.
 func (ix *Indexer) Done() <-chan struct{} { return ix.done }
 
 // Err is the error that stopped the indexer; valid after Done is closed.
