@@ -57,6 +57,9 @@ type Config struct {
 	// RetryMax, each wait ±25% (internal/retry). Defaults 100ms and 30s.
 	RetryInitial time.Duration
 	RetryMax     time.Duration
+	// OffsetRecheck is how often a partition held for an offset anomaly (its stored offset outside its log)
+	// is looked at again, to resume it once `chainsink offsets set` has resolved it. Default 10s.
+	OffsetRecheck time.Duration
 }
 
 // WithDefaults returns c with every zero value replaced by its default.
@@ -81,6 +84,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryMax == 0 {
 		c.RetryMax = 30 * time.Second
+	}
+	if c.OffsetRecheck == 0 {
+		c.OffsetRecheck = 10 * time.Second
 	}
 	return c
 }
@@ -116,10 +122,17 @@ func (c Config) Validate() error {
 	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.QueueMaxBytes < 0 {
 		errs = append(errs, errors.New("batch and queue limits must not be negative"))
 	}
-	for k := range c.KafkaConfig {
+	for k, v := range c.KafkaConfig {
 		switch k {
 		case "group.id", "enable.auto.offset.store":
 			errs = append(errs, fmt.Errorf("kafka config %q is managed by chainsink and cannot be overridden", k))
+		case "auto.offset.reset":
+			switch v {
+			case "earliest", "smallest", "beginning", "latest", "largest", "end":
+			default:
+				errs = append(errs, fmt.Errorf("kafka config auto.offset.reset=%s: want earliest or latest (it only "+
+					"picks where a partition with no stored offset starts)", v))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -48,6 +48,9 @@ type Indexer struct {
 
 	retryMu  sync.Mutex
 	retrying map[partitionKey]time.Time // partitions whose current batch is being retried, since when
+
+	anomMu    sync.Mutex
+	anomalies map[partitionKey]OffsetAnomaly // partitions owned but held: their stored offset is outside the log
 }
 
 // New checks cfg and prepares an indexer; nothing connects until Start. logger and m may be nil.
@@ -65,7 +68,8 @@ func New(cfg Config, db store.DB, logger *slog.Logger, m Metrics) (*Indexer, err
 	}
 	ix := &Indexer{cfg: cfg, db: db, writer: store.NewWriter(tables), log: logger, metrics: m, topics: map[string]Topic{},
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
-		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{}}
+		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{},
+		anomalies: map[partitionKey]OffsetAnomaly{}}
 	for _, t := range cfg.Topics {
 		ix.topics[t.Name] = t
 	}
@@ -79,7 +83,10 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 		"group.id":                      ix.cfg.Group,
 		"client.id":                     "chainsink",
 		"partition.assignment.strategy": "cooperative-sticky",
-		"auto.offset.reset":             "earliest",
+		// librdkafka must never move a partition by itself: an out-of-range offset is an anomaly for chainsink
+		// to report (continuity.go). The user's auto.offset.reset only picks where a partition that Postgres
+		// has never seen starts (readStarts), as a logical offset that needs no reset.
+		"auto.offset.reset": "error",
 		// Offsets live in Postgres; librdkafka only auto-commits what we store after each Postgres commit, so
 		// that lag tools see progress.
 		"enable.auto.commit":       true,
@@ -99,6 +106,9 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 		"enable.partition.eof": false,
 	}
 	for k, v := range ix.cfg.KafkaConfig {
+		if k == "auto.offset.reset" {
+			continue
+		}
 		if err := cm.SetKey(k, v); err != nil {
 			return nil, fmt.Errorf("kafka config %s: %w", k, err)
 		}
@@ -217,6 +227,8 @@ func (ix *Indexer) pollLoop(ctx context.Context) {
 	defer ix.cancel()
 	lagTick := time.NewTicker(5 * time.Second)
 	defer lagTick.Stop()
+	recheck := time.NewTicker(ix.cfg.OffsetRecheck)
+	defer recheck.Stop()
 	var fatal error
 loop:
 	for {
@@ -234,6 +246,11 @@ loop:
 			continue
 		case <-lagTick.C:
 			ix.updateLag()
+		case <-recheck.C:
+			if err := ix.recheckAnomalies(ctx); err != nil {
+				fatal = err
+				break loop
+			}
 		default:
 		}
 		timeout := 100
@@ -250,6 +267,10 @@ loop:
 		switch e := ev.(type) {
 		case nil:
 		case *kafka.Message:
+			if e.TopicPartition.Error != nil {
+				ix.partitionError(ctx, e)
+				continue
+			}
 			ix.route(e)
 		case kafka.Error:
 			if e.IsFatal() {
@@ -359,6 +380,22 @@ func (ix *Indexer) resumePartition(tp partitionKey, w *worker) {
 	ix.log.Debug("partition resumed", "topic", tp.topic, "partition", tp.partition)
 }
 
+// partitionError handles a fetch error of one partition, delivered as a message with an error.
+func (ix *Indexer) partitionError(ctx context.Context, m *kafka.Message) {
+	if m.TopicPartition.Topic == nil {
+		return
+	}
+	tp := partitionKey{*m.TopicPartition.Topic, m.TopicPartition.Partition}
+	var kerr kafka.Error
+	if errors.As(m.TopicPartition.Error, &kerr) && kerr.Code() == kafka.ErrAutoOffsetReset {
+		ix.fetchOutOfRange(ctx, tp, m.TopicPartition.Error)
+		return
+	}
+	ix.metrics.Retried("kafka")
+	ix.log.Warn("partition fetch error; librdkafka retries", "topic", tp.topic, "partition", tp.partition,
+		"error", m.TopicPartition.Error)
+}
+
 // handleEnded deals with a worker that stopped by itself: a fence restarts the partition, an error is fatal.
 func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 	w, ok := ix.workers[o.tp]
@@ -390,6 +427,10 @@ func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 			return nil // a hard stop, not a failure of the partition
 		}
 		return err
+	}
+	if a, anomalous := ix.checkContinuity(starts[0]); anomalous {
+		ix.hold(a) // the partition stays paused, with no worker, until the anomaly is resolved
+		return nil
 	}
 	if starts[0].Offset >= 0 {
 		tp.Offset = starts[0].Offset
@@ -429,7 +470,15 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 			}
 			return c.Assign(nil)
 		}
-		for _, p := range parts {
+		// A partition whose stored offset is outside its log is assigned (it is ours) but held paused, at
+		// its end, with no worker; see continuity.go.
+		var held []OffsetAnomaly
+		for i, p := range parts {
+			if a, anomalous := ix.checkContinuity(p); anomalous {
+				held = append(held, a)
+				parts[i].Offset = kafka.OffsetEnd
+				continue
+			}
 			ix.startWorker(ctx, partitionKey{*p.Topic, p.Partition}, int64(p.Offset))
 		}
 		if cooperative {
@@ -439,6 +488,9 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 		}
 		if err != nil {
 			ix.log.Error("assign partitions", "error", err)
+		}
+		for _, a := range held {
+			ix.hold(a)
 		}
 		ix.joined.Store(true)
 		ix.metrics.PartitionsOwned(len(ix.workers))
@@ -457,6 +509,9 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 		}
 		ix.stopWorkers(flush, keys)
 		cancel()
+		for _, k := range keys {
+			ix.release(k)
+		}
 		var err error
 		if cooperative {
 			err = c.IncrementalUnassign(e.Partitions)
@@ -598,7 +653,8 @@ func (ix *Indexer) setLag(tp partitionKey, next int64) {
 	if err != nil || high < 0 {
 		return
 	}
-	ix.metrics.ConsumerLag(tp.topic, tp.partition, max(high-next, 0))
+	// Not clamped: a negative lag is a stored offset above the log's end, which must show.
+	ix.metrics.ConsumerLag(tp.topic, tp.partition, high-next)
 }
 
 // updateLag refreshes the lag of partitions whose worker has not committed lately (e.g. idle or stuck).

@@ -30,6 +30,9 @@ type Metrics interface {
 	ConsumerLag(topic string, partition int32, lag int64)
 	// PartitionReleased forgets what was measured per partition when the instance no longer owns it.
 	PartitionReleased(topic string, partition int32)
+	// OffsetAnomaly reports that a partition is held (active) or no longer held because its stored offset is
+	// outside its log; kind is AnomalyLogRegressed or AnomalyRetentionGap.
+	OffsetAnomaly(topic string, partition int32, kind string, active bool)
 }
 
 type nopMetrics struct{}
@@ -43,3 +46,4 @@ func (nopMetrics) PartitionsOwned(int)                                  {}
 func (nopMetrics) PartitionsPaused(int)                                 {}
 func (nopMetrics) ConsumerLag(string, int32, int64)                     {}
 func (nopMetrics) PartitionReleased(string, int32)                      {}
+func (nopMetrics) OffsetAnomaly(string, int32, string, bool)            {}

@@ -2,8 +2,11 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // NextOffsets returns the stored next offset of each of partitions that has one. A partition missing from the
@@ -60,6 +63,80 @@ func ListOffsets(ctx context.Context, db DB, group string) ([]PartitionOffset, e
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list offsets: %w", err)
+	}
+	return out, nil
+}
+
+// OffsetChange is an operator's change of a partition's stored next offset.
+type OffsetChange struct {
+	Group     string
+	Topic     string
+	Partition int32
+	// To is the new next offset: the next message the group stores is this one.
+	To int64
+	// By says who made the change (an operator, a host); Reason why. Both are recorded.
+	By, Reason string
+}
+
+// SetOffset moves a partition's stored next offset to c.To and records the change in offset_changes, in one
+// transaction. It returns the offset it replaced (nil when the partition had none). An owner that is running
+// is fenced by its next batch (its compare-and-set no longer matches) and restarts from the new offset, so the
+// change is safe while `chainsink run` runs.
+func SetOffset(ctx context.Context, db DB, c OffsetChange) (*int64, error) {
+	if c.To < 0 {
+		return nil, fmt.Errorf("set offset of %s/%d: %d is not an offset", c.Topic, c.Partition, c.To)
+	}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("set offset of %s/%d: begin: %w", c.Topic, c.Partition, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	var from *int64
+	err = tx.QueryRow(ctx, `SELECT next_offset FROM kafka_offsets
+		WHERE consumer_group = $1 AND topic = $2 AND partition = $3 FOR UPDATE`, c.Group, c.Topic, c.Partition).Scan(&from)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("set offset of %s/%d: read the stored offset: %w", c.Topic, c.Partition, err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO kafka_offsets (consumer_group, topic, partition, next_offset, updated_at)
+		VALUES ($1, $2, $3, $4, now())
+		ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()`,
+		c.Group, c.Topic, c.Partition, c.To); err != nil {
+		return nil, fmt.Errorf("set offset of %s/%d: %w", c.Topic, c.Partition, err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO offset_changes (consumer_group, topic, partition, from_offset, to_offset, changed_by, reason)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`, c.Group, c.Topic, c.Partition, from, c.To, c.By, c.Reason); err != nil {
+		return nil, fmt.Errorf("set offset of %s/%d: record the change: %w", c.Topic, c.Partition, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("set offset of %s/%d: commit: %w", c.Topic, c.Partition, err)
+	}
+	return from, nil
+}
+
+// OffsetChangeRow is a recorded OffsetChange.
+type OffsetChangeRow struct {
+	OffsetChange
+	ID        int64
+	From      *int64
+	ChangedAt time.Time
+}
+
+// ListOffsetChanges returns the recorded changes of one group (every group when group is ""), newest first.
+func ListOffsetChanges(ctx context.Context, db DB, group string, limit int) ([]OffsetChangeRow, error) {
+	rows, err := db.Query(ctx, `
+		SELECT id, consumer_group, topic, partition, from_offset, to_offset, changed_by, reason, changed_at
+		FROM offset_changes WHERE $1 = '' OR consumer_group = $1 ORDER BY id DESC LIMIT $2`, group, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list offset changes: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (c OffsetChangeRow, err error) {
+		err = r.Scan(&c.ID, &c.Group, &c.Topic, &c.Partition, &c.From, &c.To, &c.By, &c.Reason, &c.ChangedAt)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list offset changes: %w", err)
 	}
 	return out, nil
 }

@@ -90,6 +90,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.IntVar(&o.ix.BatchMaxBytes, "batch-max-bytes", def.BatchMaxBytes, "close a batch at this many bytes of messages")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
 	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued")
+	f.DurationVar(&o.ix.OffsetRecheck, "offset-recheck", def.OffsetRecheck, "how often a partition held for an offset anomaly is checked again (see chainsink offsets)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for the last batches to commit")
 	f.Int32Var(&o.db.MaxConns, "db-max-conns", 16, "PostgreSQL connections at most (one per owned partition is ideal)")
 	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones")

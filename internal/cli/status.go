@@ -10,7 +10,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/spf13/cobra"
 
 	"github.com/chainsink/chainsink/store"
@@ -33,9 +32,13 @@ func newStatusCmd(g *globals) *cobra.Command {
 		Long: `Show what the database knows about the indexer:
 
   - per (group, topic, partition): the stored next offset and when a batch last committed it; with --brokers,
-    also the partition's high watermark and the lag (high watermark − next offset, in messages). Only partitions
-    with a stored offset are listed: a partition that never committed a batch has none yet. The lag counts
-    every offset, so a topic written by transactional producers never shows less than its commit markers;
+    also the partition's log start and high watermark, the lag (high watermark − next offset, in messages; never
+    clamped, so a negative lag shows a stored offset above the log's end) and the offset state: ok,
+    log_regressed (the stored offset is above the log's end: a recreated topic, a failover) or retention_gap
+    (below the log's start: retention deleted messages that were never stored). chainsink run holds such a
+    partition instead of consuming it; "chainsink offsets set" resolves it. Only partitions with a stored offset
+    are listed: a partition that never committed a batch has none yet. The lag counts every offset, so a topic
+    written by transactional producers never shows less than its commit markers;
   - dead letters, grouped by topic and reason, with their count and the newest one's time;
   - the rows of every table, ESTIMATED from the catalog by default: the row density measured by the last
     VACUUM/ANALYZE (pg_class.reltuples/relpages) times the table's current size, or the statistics collector's
@@ -44,13 +47,14 @@ func newStatusCmd(g *globals) *cobra.Command {
   - the newest stored block and its timestamp.
 
 A high watermark that cannot be read (broker down, timeout) is shown as unknown with the reason, the rest of
-the report is printed anyway, and the command exits 1.
+the report is printed anyway, and the command exits 1; so it does when a partition's offset state is not ok.
 
 --json prints one JSON document instead of tables; its fields are stable:
   {"schema", "group", "partitions": [{"group", "topic", "partition", "next_offset", "last_commit",
-  "high_watermark", "lag", "watermark_error"}], "dead_letters": [{"topic", "reason", "count", "newest"}],
+  "log_start", "high_watermark", "lag", "offset_state", "watermark_error"}], "dead_letters": [{"topic", "reason", "count", "newest"}],
   "tables": [{"table", "rows", "exact"}], "newest_block": {"number", "timestamp"}}
-Times are RFC 3339 in UTC; high_watermark, lag and watermark_error are null when not queried or not known,
+Times are RFC 3339 in UTC; log_start, high_watermark, lag, offset_state and watermark_error are null when not
+queried or not known,
 newest_block is null when no block is stored.`,
 		Example: `  chainsink status --database-url postgres://chainsink@localhost/chain
   chainsink status --brokers localhost:9092 --group chainsink --json | jq '.partitions[] | select(.lag > 1000)'`,
@@ -101,7 +105,9 @@ type partitionJSON struct {
 	NextOffset     int64     `json:"next_offset"`
 	LastCommit     time.Time `json:"last_commit"`
 	HighWatermark  *int64    `json:"high_watermark"`
+	LogStart       *int64    `json:"log_start"`
 	Lag            *int64    `json:"lag"`
+	OffsetState    *string   `json:"offset_state"`
 	WatermarkError *string   `json:"watermark_error"`
 }
 
@@ -171,7 +177,8 @@ func runStatus(ctx context.Context, out io.Writer, o *statusOptions) error {
 	return kafkaErr
 }
 
-// addWatermarks fills each partition's high watermark and lag, or the reason it could not.
+// addWatermarks fills each partition's log start and end (high watermark), lag and offset state, or the reason
+// it could not. It fails when a partition is unknown or its stored offset is outside its log.
 func (o *statusOptions) addWatermarks(ctx context.Context, parts []partitionJSON) error {
 	var tps []topicPartition
 	seen := map[topicPartition]bool{}
@@ -182,13 +189,18 @@ func (o *statusOptions) addWatermarks(ctx context.Context, parts []partitionJSON
 			tps = append(tps, tp)
 		}
 	}
-	hw, errs := o.highWatermarks(ctx, tps)
-	failed := 0
+	bounds, errs := o.kafka.logBounds(ctx, o.kafkaTimeout, tps)
+	failed, anomalous := 0, 0
 	for i := range parts {
 		tp := topicPartition{parts[i].Topic, parts[i].Partition}
-		if h, ok := hw[tp]; ok {
-			lag := h - parts[i].NextOffset
-			parts[i].HighWatermark, parts[i].Lag = &h, &lag
+		if b, ok := bounds[tp]; ok {
+			// Not clamped: a negative lag is a stored offset above the log's end.
+			lag := b.end - parts[i].NextOffset
+			state := b.state(parts[i].NextOffset)
+			parts[i].HighWatermark, parts[i].LogStart, parts[i].Lag, parts[i].OffsetState = &b.end, &b.start, &lag, &state
+			if state != offsetOK {
+				anomalous++
+			}
 			continue
 		}
 		msg := "no answer from the brokers"
@@ -198,57 +210,16 @@ func (o *statusOptions) addWatermarks(ctx context.Context, parts []partitionJSON
 		parts[i].WatermarkError = &msg
 		failed++
 	}
+	var errs2 []error
 	if failed > 0 {
-		return fmt.Errorf("query high watermarks at %s: %d of %d partitions unknown (see watermark_error / the table)",
-			o.kafka.brokers, failed, len(parts))
+		errs2 = append(errs2, fmt.Errorf("query high watermarks at %s: %d of %d partitions unknown (see watermark_error / the table)",
+			o.kafka.brokers, failed, len(parts)))
 	}
-	return nil
-}
-
-// highWatermarks asks the brokers for every partition's high watermark (read_uncommitted: the log end, which is
-// what the consumer can eventually read) in one ListOffsets round, bounded by --kafka-timeout.
-func (o *statusOptions) highWatermarks(ctx context.Context, tps []topicPartition) (map[topicPartition]int64, map[topicPartition]error) {
-	hw := map[topicPartition]int64{}
-	errs := map[topicPartition]error{}
-	failAll := func(err error) (map[topicPartition]int64, map[topicPartition]error) {
-		for _, tp := range tps {
-			errs[tp] = err
-		}
-		return hw, errs
+	if anomalous > 0 {
+		errs2 = append(errs2, fmt.Errorf("%d partitions have a stored offset outside their log (offset_state); "+
+			"chainsink run does not consume them until `chainsink offsets set` resolves them", anomalous))
 	}
-	cm, err := o.kafka.configMap(kafka.ConfigMap{"client.id": "chainsink-status", "enable.metrics.push": false}, nil)
-	if err != nil {
-		return failAll(err)
-	}
-	admin, err := kafka.NewAdminClient(cm)
-	if err != nil {
-		return failAll(fmt.Errorf("create Kafka admin client: %w", err))
-	}
-	defer admin.Close()
-	req := make(map[kafka.TopicPartition]kafka.OffsetSpec, len(tps))
-	for _, tp := range tps {
-		topic := tp.topic
-		req[kafka.TopicPartition{Topic: &topic, Partition: tp.partition}] = kafka.LatestOffsetSpec
-	}
-	qctx, cancel := context.WithTimeout(ctx, o.kafkaTimeout)
-	defer cancel()
-	res, err := admin.ListOffsets(qctx, req, kafka.SetAdminIsolationLevel(kafka.IsolationLevelReadUncommitted),
-		kafka.SetAdminRequestTimeout(o.kafkaTimeout))
-	if err != nil {
-		return failAll(fmt.Errorf("list offsets: %w", err))
-	}
-	for k, info := range res.ResultInfos {
-		if k.Topic == nil {
-			continue
-		}
-		tp := topicPartition{*k.Topic, k.Partition}
-		if info.Error.Code() != kafka.ErrNoError {
-			errs[tp] = info.Error
-			continue
-		}
-		hw[tp] = int64(info.Offset)
-	}
-	return hw, errs
+	return errors.Join(errs2...)
 }
 
 func printStatus(w io.Writer, doc *statusJSON, withKafka bool, now time.Time) error {
@@ -257,16 +228,17 @@ func printStatus(w io.Writer, doc *statusJSON, withKafka bool, now time.Time) er
 	if len(doc.Partitions) == 0 {
 		fmt.Fprintln(tw, "  no stored offsets: no batch has been committed yet")
 	} else {
-		fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tNEXT OFFSET\tHIGH WATERMARK\tLAG\tLAST COMMIT")
+		fmt.Fprintln(tw, "GROUP\tTOPIC\tPARTITION\tNEXT OFFSET\tLOG START\tHIGH WATERMARK\tLAG\tSTATE\tLAST COMMIT")
 		for _, p := range doc.Partitions {
-			hw, lag := "-", "-"
+			start, hw, lag, state := "-", "-", "-", "-"
 			if p.HighWatermark != nil {
-				hw, lag = strconv.FormatInt(*p.HighWatermark, 10), strconv.FormatInt(*p.Lag, 10)
+				start, hw, lag = strconv.FormatInt(*p.LogStart, 10), strconv.FormatInt(*p.HighWatermark, 10), strconv.FormatInt(*p.Lag, 10)
+				state = *p.OffsetState
 			} else if withKafka {
-				hw, lag = "unknown", "unknown"
+				start, hw, lag, state = "unknown", "unknown", "unknown", "unknown"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", p.Group, p.Topic, p.Partition, p.NextOffset, hw, lag,
-				stamp(p.LastCommit, now))
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\n", p.Group, p.Topic, p.Partition, p.NextOffset, start, hw,
+				lag, state, stamp(p.LastCommit, now))
 		}
 	}
 	fmt.Fprintln(tw)

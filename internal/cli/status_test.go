@@ -110,7 +110,7 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 	}
 	requireKeys(t, "document", json.RawMessage(out), "schema", "group", "partitions", "dead_letters", "tables", "newest_block")
 	requireKeys(t, "partition", raw.Partitions[0], "group", "topic", "partition", "next_offset", "last_commit",
-		"high_watermark", "lag", "watermark_error")
+		"log_start", "high_watermark", "lag", "offset_state", "watermark_error")
 	requireKeys(t, "dead letter", raw.DeadLetters[0], "topic", "reason", "count", "newest")
 	requireKeys(t, "table", raw.Tables[0], "table", "rows", "exact")
 	requireKeys(t, "newest block", raw.NewestBlock, "number", "timestamp")
@@ -128,7 +128,7 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 			t.Errorf("text output lacks %q:\n%s", h, text)
 		}
 	}
-	for _, re := range []string{`(?m)^g\s+blocks\s+0\s+3\s+5\s+2\s+\d{4}-`, `(?m)^h\s+blocks\s+0\s+1\s+5\s+4\s`,
+	for _, re := range []string{`(?m)^g\s+blocks\s+0\s+3\s+0\s+5\s+2\s+ok\s+\d{4}-`, `(?m)^h\s+blocks\s+0\s+1\s+0\s+5\s+4\s+ok\s`,
 		`(?m)^blocks\s+invalid_json\s+1\s`, `(?m)^blocks\s+~\d+$`, `(?m)^12\s+2023-05-02T04:00:12Z`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("text output does not match %s:\n%s", re, text)

@@ -12,8 +12,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Options configure a broker. The zero value listens on a random loopback port with no topics.
@@ -113,3 +115,28 @@ func (b *Broker) HighWatermarks(topic string) map[int32]int64 {
 
 // ApplyRetention deletes what the topics' retention settings allow; kfake never does it by itself.
 func (b *Broker) ApplyRetention() { b.cluster.ApplyRetention() }
+
+// DeleteRecords deletes the messages of a partition below offset before, as Kafka's retention does (and as
+// kafka-delete-records does by hand): the partition's log start becomes before.
+func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int32, before int64) error {
+	req := kmsg.NewPtrDeleteRecordsRequest()
+	rt := kmsg.NewDeleteRecordsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewDeleteRecordsRequestTopicPartition()
+	rp.Partition, rp.Offset = partition, before
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	req.TimeoutMillis = 5000
+	resp, err := req.RequestWith(ctx, b.producer)
+	if err != nil {
+		return fmt.Errorf("delete records of %s/%d below %d: %w", topic, partition, before, err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("delete records of %s/%d below %d: %w", topic, partition, before, err)
+			}
+		}
+	}
+	return nil
+}

@@ -30,6 +30,7 @@ type Metrics struct {
 	UndecodedLogs      prometheus.Counter     //
 	MessagesConsumed   *prometheus.CounterVec // topic
 	PausedPartitions   prometheus.Gauge       //
+	OffsetAnomalies    *prometheus.GaugeVec   // topic, partition, kind
 }
 
 // New registers every metric, plus the Go and process collectors, on a fresh registry.
@@ -66,10 +67,14 @@ func New() *Metrics {
 			Help: "Kafka messages handed to partition workers, by topic."}, []string{"topic"}),
 		PausedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_paused_partitions",
 			Help: "Partitions paused because their worker's queue is full."}),
+		OffsetAnomalies: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chainsink_offset_anomaly",
+			Help: "1 while a partition is held, not consumed, because its stored offset is outside its log " +
+				"(kind log_regressed: above the log's end; retention_gap: below its start)."},
+			[]string{"topic", "partition", "kind"}),
 	}
 	r.MustRegister(m.Lag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
 		m.DeadLetters, m.FencedBatches, m.Retries, m.AssignedPartitions, m.EventsDecoded, m.UndecodedLogs,
-		m.MessagesConsumed, m.PausedPartitions,
+		m.MessagesConsumed, m.PausedPartitions, m.OffsetAnomalies,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -125,4 +130,14 @@ func (m *Metrics) ConsumerLag(topic string, partition int32, lag int64) {
 // PartitionReleased implements indexer.Metrics.
 func (m *Metrics) PartitionReleased(topic string, partition int32) {
 	m.Lag.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
+}
+
+// OffsetAnomaly implements indexer.Metrics.
+func (m *Metrics) OffsetAnomaly(topic string, partition int32, kind string, active bool) {
+	p := strconv.Itoa(int(partition))
+	if active {
+		m.OffsetAnomalies.WithLabelValues(topic, p, kind).Set(1)
+		return
+	}
+	m.OffsetAnomalies.DeleteLabelValues(topic, p, kind)
 }

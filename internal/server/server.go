@@ -30,6 +30,8 @@ type Consumer interface {
 	Joined() bool
 	LastPoll() time.Time
 	StuckFor() time.Duration
+	// Anomalies describes the partitions held because their stored offset is outside their log.
+	Anomalies() []string
 }
 
 // Server is the HTTP endpoint. Start it once; cancelling Start's ctx closes it at once, Stop shuts it down
@@ -143,6 +145,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.consumer.Joined() {
 		problems = append(problems, "kafka: consumer has not joined its group yet")
+	}
+	for _, a := range s.consumer.Anomalies() {
+		problems = append(problems, "offset anomaly: "+a)
 	}
 	if d := s.consumer.StuckFor(); d > s.stuckAfter {
 		problems = append(problems, fmt.Sprintf("a partition has been retrying its batch for %s", d.Round(time.Second)))

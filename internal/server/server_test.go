@@ -62,6 +62,7 @@ type consumer struct{}
 func (consumer) Joined() bool            { return true }
 func (consumer) LastPoll() time.Time     { return time.Now() }
 func (consumer) StuckFor() time.Duration { return 0 }
+func (consumer) Anomalies() []string     { return nil }
 
 func newServer(t *testing.T, db server.Pinger) *server.Server {
 	t.Helper()
