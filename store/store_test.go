@@ -3,11 +3,14 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
@@ -368,4 +371,91 @@ func TestRedact(t *testing.T) {
 			t.Errorf("Redact(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// holdDB holds the outer transaction of a write open at COMMIT until released.
+type holdDB struct {
+	store.DB
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *holdDB) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := d.DB.Begin(ctx)
+	return &holdTx{Tx: tx, d: d}, err
+}
+
+type holdTx struct {
+	pgx.Tx
+	d *holdDB
+}
+
+func (t *holdTx) Commit(ctx context.Context) error {
+	close(t.d.entered)
+	<-t.d.release
+	return t.Tx.Commit(ctx)
+}
+
+// TestSameHeightFromTwoPartitionsIsSerialized: two versions of block 10 arrive on two partitions at once (a
+// producer's re-export, a replay group). The first holds its transaction open after its COPY; the second used
+// to delete nothing, then fail on the primary key once the first committed, and its valid message became a
+// dead letter. Now the second waits for the first and replaces its block whole.
+func TestSameHeightFromTwoPartitionsIsSerialized(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, cfg := pgtest.Open(t)
+	cfg.ApplicationName = fmt.Sprintf("chainsink-second-writer-%d", time.Now().UnixNano())
+	second, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+
+	v1, v2 := sampleRows(10), sampleRows(10)
+	v2.Blocks[0].Hash = b(32, 0xee)
+	v2.Transactions = v2.Transactions[:1]
+	v2.Logs, v2.TokenTransfers, v2.Events, v2.Calls = nil, nil, nil, nil
+	first := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	first.Add(msg(0, v1))
+	later := store.NewBatch("g", "blocks", 1, 0, chain.ReplaceBlocks)
+	later.Add(msg(0, v2))
+
+	hold := &holdDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+	firstErr := make(chan error, 1)
+	go func() {
+		_, err := store.WriteBatch(ctx, hold, first)
+		firstErr <- err
+	}()
+	<-hold.entered // the first has fenced, deleted and copied, and not committed
+	type result struct {
+		res store.Result
+		err error
+	}
+	laterDone := make(chan result, 1)
+	go func() {
+		r, err := store.WriteBatch(ctx, second.Pool(), later)
+		laterDone <- result{r, err}
+	}()
+	waitUntilTrue(t, ctx, func() (bool, error) {
+		var waiting bool
+		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
+		return waiting, err
+	})
+	close(hold.release)
+	if err := <-firstErr; err != nil {
+		t.Fatal(err)
+	}
+	r := <-laterDone
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if len(r.res.DeadLetters) != 0 {
+		t.Fatalf("a valid message was dead-lettered: %+v", r.res.DeadLetters)
+	}
+	got, err := pgtest.ReadRows(ctx, s.Pool(), 10, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.RequireRowsEqual(t, got, v2)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -200,6 +201,21 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		}
 	}
 	var q pgx.Batch
+	if len(keys) > 0 {
+		// Two batches that replace the same height (the same ethereum-etl items on two partitions, a block
+		// re-published to another partition, a replay group) must not both delete nothing and then COPY: the
+		// second would fail on the primary key (and its message would be dead-lettered), or a block would end up
+		// a mix of two versions. A transaction-level advisory lock per height, taken in ascending order before
+		// the deletes, makes them one after the other; the second then deletes what the first wrote. The key is
+		// the height mixed with the schema, so that two schemas of one database do not wait for each other.
+		heights := make([]int64, 0, len(keys))
+		for _, k := range keys {
+			heights = append(heights, int64(k.Block))
+		}
+		slices.Sort(heights)
+		q.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended('chainsink:' || current_schema(), 0) # h))
+			FROM unnest($1::bigint[]) AS h`, slices.Compact(heights))
+	}
 	queue := func(t *chain.Table, tg target) {
 		name, blockCol := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize()
 		if tg.scope == chain.ScopeBlock {
@@ -231,7 +247,7 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		return nil
 	}
 	if err := db.SendBatch(ctx, &q).Close(); err != nil {
-		return fmt.Errorf("delete replaced rows: %w", err)
+		return fmt.Errorf("lock heights and delete replaced rows: %w", err)
 	}
 	return nil
 }
