@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
+	"github.com/chainsink/chainsink/internal/logging"
 	"github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
 	"github.com/chainsink/chainsink/store/chain"
@@ -104,6 +106,11 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 		"fetch.max.bytes":      4 << 20,
 		"enable.metrics.push":  false,
 		"enable.partition.eof": false,
+		// librdkafka's own lines go through the logger (logging.ForwardKafkaLogs), not raw to stderr.
+		"go.logs.channel.enable": true,
+	}
+	if ix.cfg.InstanceID != "" {
+		cm["group.instance.id"] = ix.cfg.InstanceID
 	}
 	for k, v := range ix.cfg.KafkaConfig {
 		if k == "auto.offset.reset" {
@@ -156,6 +163,7 @@ func (ix *Indexer) start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create Kafka consumer: %w", err)
 	}
+	go logging.ForwardKafkaLogs(c.Logs(), ix.log)
 	names := make([]string, 0, len(ix.cfg.Topics))
 	for _, t := range ix.cfg.Topics {
 		names = append(names, t.Name)
@@ -421,7 +429,9 @@ func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 		ix.metrics.PartitionsPaused(ix.paused)
 	}
 	delete(ix.workers, o.tp)
-	starts, err := ix.readStarts(ctx, []kafka.TopicPartition{tp})
+	rctx, cancel := context.WithTimeout(ctx, ix.startsBudget())
+	starts, err := ix.readStarts(rctx, []kafka.TopicPartition{tp})
+	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // a hard stop, not a failure of the partition
@@ -452,7 +462,11 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 	cooperative := c.GetRebalanceProtocol() == "COOPERATIVE"
 	switch e := ev.(type) {
 	case kafka.AssignedPartitions:
-		parts, err := ix.readStarts(ctx, e.Partitions)
+		// This runs inside Poll: a Postgres that does not answer must not hold it past max.poll.interval.ms,
+		// or the group would evict this member while it waits.
+		rctx, cancel := context.WithTimeout(ctx, ix.startsBudget())
+		parts, err := ix.readStarts(rctx, e.Partitions)
+		cancel()
 		if err != nil {
 			// Without starting offsets we cannot own these partitions safely. The indexer stops with the
 			// error (the poll loop sees it after this callback returns): the group moves the partitions to a
@@ -585,6 +599,19 @@ func (ix *Indexer) readStarts(ctx context.Context, parts []kafka.TopicPartition)
 		}
 	}
 	return out, nil
+}
+
+// startsBudget bounds reading starting offsets on the poll loop (in the rebalance callback, and when a fenced
+// partition restarts): a third of max.poll.interval.ms, at most a minute. Past it the indexer stops with the
+// error, and the group moves the partitions to a member that can read them.
+func (ix *Indexer) startsBudget() time.Duration {
+	budget := time.Minute
+	if v, ok := ix.cfg.KafkaConfig["max.poll.interval.ms"]; ok {
+		if ms, err := strconv.Atoi(v); err == nil && ms > 0 {
+			budget = min(budget, time.Duration(ms)*time.Millisecond/3)
+		}
+	}
+	return budget
 }
 
 func (ix *Indexer) resetPoint() (string, bool) {

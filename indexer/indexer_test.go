@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/chainsink/chainsink/indexer"
@@ -191,5 +192,50 @@ func TestUnreadableOffsetsStopTheIndexerWithAnError(t *testing.T) {
 	err = ix.Stop(ctx)
 	if err == nil || !strings.Contains(err.Error(), "kafka_offsets") {
 		t.Fatalf("Stop = %v, want the error that reading kafka_offsets returned", err)
+	}
+}
+
+// hangingDB never answers a query until its ctx ends, as a Postgres behind a black-holed network does.
+type hangingDB struct{ store.DB }
+
+func (d hangingDB) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestHangingOffsetsReadIsBounded: reading starting offsets runs inside Poll (the rebalance callback); it used
+// to retry until stopped, holding Poll past max.poll.interval.ms. Now it gives up after a third of it, and the
+// indexer stops with the error.
+func TestHangingOffsetsReadIsBounded(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g",
+		Topics:      []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		KafkaConfig: map[string]string{"max.poll.interval.ms": "6000", "session.timeout.ms": "6000"},
+	}, hangingDB{s.Pool()}, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began := time.Now()
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-ix.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the indexer is still waiting for its offsets")
+	}
+	if took := time.Since(began); took > 15*time.Second {
+		t.Fatalf("stopped after %v; the budget is 2s", took)
+	}
+	if err := ix.Stop(ctx); err == nil || !strings.Contains(err.Error(), "read starting offsets") {
+		t.Fatalf("Stop = %v, want the offsets read's error", err)
 	}
 }

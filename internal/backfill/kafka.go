@@ -11,6 +11,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/internal/logging"
 )
 
 // Publisher sends messages to the topic. done is called exactly once per accepted message, from any
@@ -54,10 +55,15 @@ func NewKafkaPublisher(topic string, cm *kafka.ConfigMap, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// librdkafka's own lines go through the logger, not raw to stderr.
+	if err := cm.SetKey("go.logs.channel.enable", true); err != nil {
+		return nil, fmt.Errorf("kafka config: %w", err)
+	}
 	p, err := kafka.NewProducer(cm)
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka producer: %w", err)
 	}
+	go logging.ForwardKafkaLogs(p.Logs(), logger)
 	kp := &KafkaPublisher{producer: p, topic: topic, logger: logger}
 	kp.events.Add(1)
 	go kp.readEvents()

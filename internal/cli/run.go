@@ -83,6 +83,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f := cmd.Flags()
 	f.StringVar(&o.ix.Brokers, "brokers", "localhost:9092", "Kafka bootstrap servers, host:port[,host:port…]")
 	f.StringVar(&o.ix.Group, "group", "chainsink", "Kafka consumer group (also the key of the offsets stored in Postgres)")
+	f.StringVar(&o.ix.InstanceID, "instance-id", "", "static group membership (group.instance.id): unique and stable per instance, e.g. a StatefulSet pod name; a restarted instance gets its partitions back at once")
 	f.StringSliceVar(&o.topics, "topics", nil, "topics to consume with their format, TOPIC:FORMAT[,TOPIC:FORMAT…]; formats: bundle, ethereum-etl")
 	f.StringArrayVar(&o.kafkaConfig, "kafka-config", nil, "librdkafka property key=value, repeatable (TLS, SASL, tuning); in the environment, comma-separated")
 	def := indexer.Config{}.WithDefaults()
@@ -138,19 +139,29 @@ func (o *runOptions) complete() error {
 	return errors.Join(errs...)
 }
 
+// parseKeyValues reads librdkafka properties. Each --kafka-config is one key=value, and its value may hold
+// commas (debug=cgrp,fetch; ssl.cipher.suites=…). The environment's list syntax splits CHAINSINK_KAFKA_CONFIG
+// on commas, so an item without "=" continues the value of the key before it.
 func parseKeyValues(kvs []string) (map[string]string, error) {
 	out := map[string]string{}
+	last := ""
 	for _, kv := range kvs {
-		for _, part := range strings.Split(kv, ",") {
-			if part = strings.TrimSpace(part); part == "" {
-				continue
-			}
-			k, v, ok := strings.Cut(part, "=")
-			if !ok || k == "" {
-				return nil, fmt.Errorf("kafka config %q: want key=value", part)
-			}
-			out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		if kv = strings.TrimSpace(kv); kv == "" {
+			continue
 		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			if last == "" {
+				return nil, fmt.Errorf("kafka config %q: want key=value", kv)
+			}
+			out[last] += "," + kv
+			continue
+		}
+		if k = strings.TrimSpace(k); k == "" {
+			return nil, fmt.Errorf("kafka config %q: want key=value", kv)
+		}
+		out[k] = strings.TrimSpace(v)
+		last = k
 	}
 	return out, nil
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
+	"github.com/chainsink/chainsink/internal/logging"
 )
 
 // Producer is what Replay needs from a Kafka producer; *kafka.Producer satisfies it. Produce queues msg and,
@@ -44,10 +46,15 @@ func NewProducer(cm *kafka.ConfigMap, logger *slog.Logger) (*kafka.Producer, err
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	// librdkafka's own lines go through the logger, not raw to stderr.
+	if err := cm.SetKey("go.logs.channel.enable", true); err != nil {
+		return nil, fmt.Errorf("kafka config: %w", err)
+	}
 	p, err := kafka.NewProducer(cm)
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka producer: %w", err)
 	}
+	go logging.ForwardKafkaLogs(p.Logs(), logger)
 	go func() { // ends when Close closes the channel
 		for ev := range p.Events() {
 			if e, ok := ev.(kafka.Error); ok {
