@@ -239,3 +239,64 @@ func TestHangingOffsetsReadIsBounded(t *testing.T) {
 		t.Fatalf("Stop = %v, want the offsets read's error", err)
 	}
 }
+
+// TestStatementTimeoutHalvesTheBatch: a batch too slow for statement_timeout used to be retried as it was,
+// forever. A trigger makes each block row cost 50 ms against a 300 ms statement_timeout: 12 blocks in one
+// batch time out, and the worker writes halves until they fit, every block once.
+func TestStatementTimeoutHalvesTheBatch(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, cfg := pgtest.Open(t)
+	if _, err := s.Pool().Exec(ctx, `
+		CREATE FUNCTION slow_row() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.05); RETURN NEW; END $$;
+		CREATE TRIGGER slow_blocks BEFORE INSERT ON blocks FOR EACH ROW EXECUTE FUNCTION slow_row()`); err != nil {
+		t.Fatal(err)
+	}
+	cfg.StatementTimeout = 300 * time.Millisecond
+	slow, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	var recs []localkafka.Record
+	for i := range 12 {
+		recs = append(recs, localkafka.Record{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))})
+	}
+	if err := broker.Produce(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g", BatchMaxAge: time.Second, RetryInitial: 10 * time.Millisecond,
+		Topics: []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+	}, slow.Pool(), slog.New(slog.NewJSONHandler(&logs, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
+	waitFor(t, 30*time.Second, "every offset stored", func() (bool, error) {
+		n, err := storedTotal(ctx, s, "g")
+		return n == 12, err
+	})
+	if err := ix.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["blocks"] != 12 {
+		t.Fatalf("blocks = %d, want 12", counts["blocks"])
+	}
+	if !strings.Contains(logs.String(), "writing it in halves") {
+		t.Fatalf("no batch was split:\n%s", logs.String())
+	}
+}

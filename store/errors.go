@@ -168,10 +168,10 @@ func codeVerdict(code string) verdict {
 		// the server as a cancel, but pgx returns it as ctx's error, which judge stops at first.
 		return transient
 	case pgerrcode.ReadOnlySQLTransaction:
-		// Not transient: the pool is on a standby (or default_transaction_read_only is on) and
-		// keeps that healthy connection, so every retry would be refused the same way. Failing points the
-		// operator at the URL; target_session_attrs=read-write makes pgx pick the primary.
-		return permanent
+		// A demoted primary during a failover, or a standby. Worth a retry on a fresh connection: the pool keeps
+		// this healthy one, so a caller that retries resets its pool on it (see IsReadOnly), and
+		// target_session_attrs=read-write in the URL makes the new connections find the primary.
+		return transient
 	case pgerrcode.ProgramLimitExceeded:
 		// Only 54000 of its class: it is what an oversized value gets (an index row or a jsonb too large),
 		// while the rest of class 54 (statement too complex, too many columns or arguments) is about the
@@ -206,4 +206,31 @@ func sanitizeText(s string) string {
 		s = strings.ToValidUTF8(s, "\uFFFD")
 	}
 	return strings.ReplaceAll(s, "\x00", "\\0")
+}
+
+// IsStatementTimeout reports whether Postgres cancelled a statement of err for statement_timeout (57014): a
+// batch too large for the timeout, which the indexer writes in halves rather than retrying as it is.
+func IsStatementTimeout(err error) bool { return hasCode(err, pgerrcode.QueryCanceled) }
+
+// IsReadOnly reports whether err is a write refused by a read-only server (25006), as a demoted primary
+// answers during a failover: retry on new connections (reset the pool), not on the one that got it.
+func IsReadOnly(err error) bool { return hasCode(err, pgerrcode.ReadOnlySQLTransaction) }
+
+// hasCode reports whether a *pgconn.PgError with code is anywhere in err's tree, joined errors included.
+func hasCode(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == code {
+		return true
+	}
+	switch x := err.(type) {
+	case interface{ Unwrap() []error }:
+		for _, e := range x.Unwrap() {
+			if hasCode(e, code) {
+				return true
+			}
+		}
+	case interface{ Unwrap() error }:
+		return hasCode(x.Unwrap(), code)
+	}
+	return false
 }

@@ -58,6 +58,8 @@ func TestClassification(t *testing.T) {
 		{"57014 statement timeout", pgErr("57014"), transient},
 		{"08006 connection failure", pgErr("08006"), transient},
 		{"08001 unable to connect", pgErr("08001"), transient},
+		// A demoted primary during a failover: retried on new connections (the indexer resets its pool).
+		{"25006 read-only transaction", pgErr("25006"), transient},
 		{"08P01 protocol violation", pgErr("08P01"), transient},
 		// A newer server's code in a transient class is in it too.
 		{"08 code unknown to pgerrcode", pgErr("08P99"), transient},
@@ -74,7 +76,6 @@ func TestClassification(t *testing.T) {
 		{"23 code unknown to pgerrcode", pgErr("23P99"), rejected},
 
 		// Neither: a retry meets them again, and they are not the data's fault.
-		{"25006 read-only transaction (a standby stays one)", pgErr("25006"), neither},
 		{"42501 insufficient privilege", pgErr("42501"), neither},
 		{"42P01 undefined table", pgErr("42P01"), neither},
 		{"54001 statement too complex", pgErr("54001"), neither},
@@ -134,6 +135,30 @@ func TestClassification(t *testing.T) {
 		gotT, gotR := store.IsTransient(tc.err), store.IsRejected(tc.err)
 		if wantT, wantR := tc.want == transient, tc.want == rejected; gotT != wantT || gotR != wantR {
 			t.Errorf("%s: IsTransient = %v, IsRejected = %v; want %v, %v (err: %v)", tc.name, gotT, gotR, wantT, wantR, tc.err)
+		}
+	}
+}
+
+// TestStatementTimeoutAndReadOnlyAreFoundInJoinedErrors: the worker splits a batch on 57014 and resets its
+// pool on 25006 wherever they stand in the error it got back (a rollback error is often joined to them).
+func TestStatementTimeoutAndReadOnlyAreFoundInJoinedErrors(t *testing.T) {
+	rollback := errors.New("roll back: conn closed")
+	for _, tc := range []struct {
+		err               error
+		timeout, readOnly bool
+	}{
+		{pgErr("57014"), true, false},
+		{fmt.Errorf("copy into logs: %w", pgErr("57014")), true, false},
+		{errors.Join(fmt.Errorf("write: %w", pgErr("57014")), rollback), true, false},
+		{errors.Join(rollback, pgErr("25006")), false, true},
+		{pgErr("55P03"), false, false},
+		{rollback, false, false},
+	} {
+		if got := store.IsStatementTimeout(tc.err); got != tc.timeout {
+			t.Errorf("IsStatementTimeout(%v) = %v", tc.err, got)
+		}
+		if got := store.IsReadOnly(tc.err); got != tc.readOnly {
+			t.Errorf("IsReadOnly(%v) = %v", tc.err, got)
 		}
 	}
 }

@@ -459,3 +459,75 @@ func TestSameHeightFromTwoPartitionsIsSerialized(t *testing.T) {
 	}
 	pgtest.RequireRowsEqual(t, got, v2)
 }
+
+// TestCancelledStatementStopsOnTheServer: a statement whose ctx is cancelled (a stop, a lost partition) must not
+// go on in its backend, holding its locks (a zombie's fence row). pgx's default context watcher already sees
+// to it: it fails the statement with a socket deadline, and the close that follows sends a cancel request
+// first (pgconn's asyncClose). This test holds that, so a pgx upgrade or a custom watcher cannot lose it.
+func TestCancelledStatementStopsOnTheServer(t *testing.T) {
+	t.Parallel()
+	s, cfg := pgtest.Open(t)
+	cfg.ApplicationName = fmt.Sprintf("chainsink-cancel-%d", time.Now().UnixNano())
+	victim, err := store.Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := victim.Pool().Exec(ctx, `SELECT pg_sleep(60)`)
+		done <- err
+	}()
+	running := func() (bool, error) {
+		var n int
+		err := s.Pool().QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND state = 'active' AND query LIKE '%pg_sleep%'`, cfg.ApplicationName).Scan(&n)
+		return n > 0, err
+	}
+	waitUntilTrue(t, context.Background(), running)
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the cancelled statement succeeded")
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer wcancel()
+	waitUntilTrue(t, wctx, func() (bool, error) {
+		r, err := running()
+		return !r, err
+	})
+}
+
+// TestFenceDoesNotWaitForAFrozenZombie: a zombie frozen with its batch's transaction open (here: held at
+// COMMIT) keeps the partition's offset row locked until idle_in_transaction_session_timeout ends it. The new
+// owner's write used to wait on it for its whole statement timeout; now the fence gives up after its lock
+// timeout with a transient error, which the worker retries with backoff.
+func TestFenceDoesNotWaitForAFrozenZombie(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	zombie := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	zombie.Add(msg(0, sampleRows(10)))
+	hold := &holdDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+	zombieErr := make(chan error, 1)
+	go func() {
+		_, err := store.WriteBatch(ctx, hold, zombie)
+		zombieErr <- err
+	}()
+	<-hold.entered
+	owner := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	owner.Add(msg(0, sampleRows(11)))
+	began := time.Now()
+	_, err := store.WriteBatch(ctx, s.Pool(), owner)
+	took := time.Since(began)
+	close(hold.release)
+	if err == nil || !store.IsTransient(err) {
+		t.Fatalf("the new owner's write = %v, want a transient lock timeout", err)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("the fence waited %v for the zombie's lock", took)
+	}
+	if err := <-zombieErr; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -7,9 +7,13 @@ import (
 	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chainsink/chainsink/store/chain"
 )
+
+// fenceLockTimeout bounds the fence's wait for its partition's offset row.
+const fenceLockTimeout = "5s"
 
 // ErrFenced means another owner advanced the partition's offset since this batch began: the batch was rolled
 // back and the caller must drop its state for the partition and wait for the group to assign it again.
@@ -102,14 +106,31 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 
 // fence advances the partition's offset from b.From to b.To, or fails with ErrFenced. A partition seen for the
 // first time gets its row here; if two owners race to create it, the loser conflicts, re-checks and is fenced.
+//
+// The fence sets lock_timeout for the batch's transaction: a zombie frozen with its transaction open holds the
+// offset row until idle_in_transaction_session_timeout ends it, and the new owner should retry (55P03, with
+// backoff, able to stop) rather than sit in one statement for the whole statement timeout. The same bound
+// applies to the batch's other lock waits (the height locks, a redecode's share locks): a longer wait is a
+// transient error too. It rides in the fence's round trip.
 func fence(ctx context.Context, tx pgx.Tx, b *Batch) error {
-	tag, err := tx.Exec(ctx, `
+	var q pgx.Batch
+	q.Queue(`SELECT set_config('lock_timeout', $1, true)`, fenceLockTimeout)
+	q.Queue(`
 		INSERT INTO kafka_offsets AS o (consumer_group, topic, partition, next_offset, updated_at)
 		VALUES ($1, $2, $3, $5, now())
 		ON CONFLICT (consumer_group, topic, partition) DO UPDATE
 		SET next_offset = EXCLUDED.next_offset, updated_at = now()
 		WHERE o.next_offset = $4`,
 		b.Group, b.Topic, b.Partition, b.From, b.To)
+	br := tx.SendBatch(ctx, &q)
+	_, err := br.Exec()
+	var tag pgconn.CommandTag
+	if err == nil {
+		tag, err = br.Exec()
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return fmt.Errorf("advance offset of %s/%d to %d: %w", b.Topic, b.Partition, b.To, err)
 	}
