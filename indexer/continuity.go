@@ -164,12 +164,27 @@ func (ix *Indexer) recheckAnomalies(ctx context.Context) error {
 		key := partitionKey{a.Topic, a.Partition}
 		ix.release(key)
 		start := starts[0]
-		if err := ix.consumer.Seek(start, 0); err != nil {
-			ix.log.Warn("seek partition after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
-		}
 		ix.startWorker(ctx, key, int64(start.Offset))
-		if err := ix.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
-			ix.log.Warn("resume partition after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
+		// After an out-of-range fetch librdkafka's fetcher for the partition is in an error state that a seek
+		// cannot leave ("Erroneous state"); assigning the partition again, at the offset, always starts it.
+		if ix.consumer.GetRebalanceProtocol() == "COOPERATIVE" {
+			err := ix.consumer.IncrementalUnassign([]kafka.TopicPartition{tp})
+			if err == nil {
+				err = ix.consumer.IncrementalAssign([]kafka.TopicPartition{start})
+			}
+			if err == nil { // the pause is the partition's, kept across assignments
+				err = ix.consumer.Resume([]kafka.TopicPartition{tp})
+			}
+			if err != nil {
+				ix.log.Warn("assign partition again after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
+			}
+		} else {
+			if err := ix.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
+				ix.log.Warn("resume partition after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
+			}
+			if err := ix.consumer.Seek(start, 0); err != nil {
+				ix.log.Warn("seek partition after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
+			}
 		}
 		ix.metrics.PartitionsOwned(len(ix.workers))
 		ix.log.Info("offset anomaly resolved; consuming the partition", "topic", a.Topic, "partition", a.Partition,
@@ -209,4 +224,27 @@ func (ix *Indexer) fetchOutOfRange(ctx context.Context, tp partitionKey, cause e
 	ix.log.Warn("fetch offset out of range", "topic", tp.topic, "partition", tp.partition, "error", cause)
 	ix.hold(a)
 	ix.metrics.PartitionsOwned(len(ix.workers))
+}
+
+// checkFetchPositions finds the owned partitions whose next fetch offset is outside their log, after librdkafka
+// reported an out-of-range fetch as a client error (which does not name the partition), and holds them.
+func (ix *Indexer) checkFetchPositions(ctx context.Context, cause error) {
+	for tp, w := range ix.workers {
+		next := int64(w.fetchNext)
+		if next <= 0 {
+			next = w.lastNext.Load()
+		}
+		if next < 0 {
+			continue
+		}
+		low, high, err := ix.consumer.QueryWatermarkOffsets(tp.topic, tp.partition, int(watermarkTimeout.Milliseconds()))
+		if err != nil {
+			ix.log.Warn("cannot read the log's start and end after an out-of-range fetch", "topic", tp.topic,
+				"partition", tp.partition, "error", err)
+			continue
+		}
+		if next < low || next > high {
+			ix.fetchOutOfRange(ctx, tp, cause)
+		}
+	}
 }

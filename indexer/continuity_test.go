@@ -133,3 +133,64 @@ func TestRetentionGapIsHeldNotJumped(t *testing.T) {
 		Stored: 5, LogStart: 10, LogEnd: 20})
 	resolve(t, s, ix, m, 10, 20, 10, indexer.AnomalyRetentionGap)
 }
+
+// TestRetentionWhileConsumingIsHeld: retention passes a partition while it is being consumed (its worker is
+// stuck behind a frozen commit, the partition paused). The next fetch is out of range; librdkafka used to
+// reset it (auto.offset.reset) and the batch range jumped the deleted messages. Now it reports the fetch
+// error, the worker commits what it held, and the partition is held until an operator moves it on.
+func TestRetentionWhileConsumingIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer broker.Close()
+	for i := range 20 { // one record batch each, so that a fetch can stop between them
+		if err := broker.Produce(ctx, []localkafka.Record{{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db := &frozenDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g", OffsetRecheck: 50 * time.Millisecond, BatchMaxRows: 1,
+		QueueMaxBytes: 2, // one message queued pauses the partition; an empty queue resumes it
+		Topics:        []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10", "queued.max.messages.kbytes": "1",
+			"queued.min.messages": "1", "fetch.message.max.bytes": "1"},
+	}, db, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
+	<-db.entered // the first batch is being committed; the partition is paused behind it
+	if err := broker.DeleteRecords(ctx, "blocks", 0, 15); err != nil {
+		t.Fatal(err)
+	}
+	close(db.release)
+	waitFor(t, 20*time.Second, "the partition held after its fetch went out of range", func() (bool, error) {
+		return len(ix.OffsetAnomalies()) == 1, nil
+	})
+	a := ix.OffsetAnomalies()[0]
+	if a.Kind != indexer.AnomalyRetentionGap || a.LogStart != 15 || a.Stored >= 15 {
+		t.Fatalf("anomaly %+v", a)
+	}
+	if _, err := store.SetOffset(ctx, s.Pool(), store.OffsetChange{Group: "g", Topic: "blocks", To: 15, By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the rest consumed", func() (bool, error) {
+		n, err := storedTotal(ctx, s, "g")
+		return n == 20, err
+	})
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := a.Stored + 5; counts["blocks"] != want {
+		t.Fatalf("blocks = %d, want %d (the %d stored before the gap and 15..19)", counts["blocks"], want, a.Stored)
+	}
+}

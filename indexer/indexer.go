@@ -281,6 +281,11 @@ loop:
 			}
 			ix.route(e)
 		case kafka.Error:
+			if e.Code() == kafka.ErrAutoOffsetReset {
+				// An out-of-range fetch, reported without its partition: find which one.
+				ix.checkFetchPositions(ctx, e)
+				continue
+			}
 			if e.IsFatal() {
 				fatal = fmt.Errorf("kafka: %w", e)
 				break loop
