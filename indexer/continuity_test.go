@@ -167,7 +167,7 @@ func TestRetentionWhileConsumingIsHeld(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
-	<-db.entered // the first batch is being committed; the partition is paused behind it
+	<-db.entered                        // the first batch is being committed; the partition is paused behind it
 	if err := broker.DeleteRecords(ctx, "blocks", 0, 15); err != nil {
 		t.Fatal(err)
 	}
