@@ -2,7 +2,6 @@ package indexer_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
-	"github.com/chainsink/chainsink/store/chain"
 )
 
 // continuityCase sets up one partition whose log and stored offset disagree, starts an indexer on it, and
@@ -22,16 +20,8 @@ func startOnAnomaly(t *testing.T, produce int, stored int64, deleteBelow int64) 
 	t.Helper()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	var recs []localkafka.Record
-	for i := range produce {
-		recs = append(recs, localkafka.Record{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))})
-	}
-	if err := broker.Produce(ctx, recs); err != nil {
+	broker := blocksBroker(t, 1)
+	if err := broker.Produce(ctx, blockRecords(0, produce)); err != nil {
 		t.Fatal(err)
 	}
 	if deleteBelow > 0 {
@@ -46,7 +36,7 @@ func startOnAnomaly(t *testing.T, produce int, stored int64, deleteBelow int64) 
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g", OffsetRecheck: 50 * time.Millisecond, BatchMaxAge: 20 * time.Millisecond,
-		Topics:      []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics:      blocksTopic(),
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
 	}, s.Pool(), testLogger(t), m)
 	if err != nil {
@@ -90,13 +80,7 @@ func resolve(t *testing.T, s *store.Store, ix *indexer.Indexer, m *metrics.Metri
 		n, err := storedTotal(ctx, s, "g")
 		return n == end, err
 	})
-	counts, err := store.CountRows(ctx, s.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["blocks"] != blocks {
-		t.Fatalf("blocks = %d, want %d", counts["blocks"], blocks)
-	}
+	requireBlocks(t, ctx, s, blocks)
 	if len(ix.OffsetAnomalies()) != 0 {
 		t.Fatalf("anomalies after the fix: %v", ix.OffsetAnomalies())
 	}
@@ -142,13 +126,9 @@ func TestRetentionWhileConsumingIsHeld(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	for i := range 20 { // one record batch each, so that a fetch can stop between them
-		if err := broker.Produce(ctx, []localkafka.Record{{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))}}); err != nil {
+	broker := blocksBroker(t, 1)
+	for _, r := range blockRecords(0, 20) { // one record batch each, so that a fetch can stop between them
+		if err := broker.Produce(ctx, []localkafka.Record{r}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -156,7 +136,7 @@ func TestRetentionWhileConsumingIsHeld(t *testing.T) {
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g", OffsetRecheck: 50 * time.Millisecond, BatchMaxRows: 1,
 		QueueMaxBytes: 2, // one message queued pauses the partition; an empty queue resumes it
-		Topics:        []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics:        blocksTopic(),
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10", "queued.max.messages.kbytes": "1",
 			"queued.min.messages": "1", "fetch.message.max.bytes": "1"},
 	}, db, testLogger(t), nil)

@@ -3,7 +3,6 @@ package indexer_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -68,16 +67,9 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	broker := blocksBroker(t, 1)
 	produce := func(from, to int) []localkafka.Record {
-		var recs []localkafka.Record
-		for i := from; i < to; i++ {
-			recs = append(recs, localkafka.Record{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))})
-		}
+		recs := blockRecords(from, to)
 		if err := broker.Produce(ctx, recs); err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +82,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "fence",
-		Topics:      []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics:      blocksTopic(),
 		BatchMaxAge: 50 * time.Millisecond,
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
 	}, db, slog.New(slog.NewJSONHandler(&logs, nil)), m)
@@ -125,13 +117,7 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	counts, err := store.CountRows(ctx, s.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["blocks"] != 20 {
-		t.Fatalf("blocks = %d, want 20", counts["blocks"])
-	}
+	requireBlocks(t, ctx, s, 20)
 	for _, want := range []string{"batch fenced", "fenced partition restarted from Postgres"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())

@@ -38,6 +38,43 @@ func blockDecoder(_, value []byte) (chain.Rows, *chain.Failure) {
 		Miner: h[:20]}}}, nil
 }
 
+// blocksTopic is the "blocks" topic in blockDecoder's format.
+func blocksTopic() []indexer.Topic {
+	return []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}}
+}
+
+// blocksBroker starts a broker with a "blocks" topic of the given partitions, closed when the test ends.
+func blocksBroker(t *testing.T, partitions int32) *localkafka.Broker {
+	t.Helper()
+	b, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": partitions}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// blockRecords are the messages "block:from" … "block:to-1" of partition 0 of "blocks".
+func blockRecords(from, to int) []localkafka.Record {
+	var recs []localkafka.Record
+	for i := from; i < to; i++ {
+		recs = append(recs, localkafka.Record{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))})
+	}
+	return recs
+}
+
+// requireBlocks fails the test unless exactly want blocks are stored.
+func requireBlocks(t *testing.T, ctx context.Context, s *store.Store, want int64) {
+	t.Helper()
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["blocks"] != want {
+		t.Fatalf("blocks = %d, want %d", counts["blocks"], want)
+	}
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	if os.Getenv("CHAINSINK_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -82,11 +119,7 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 4}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	broker := blocksBroker(t, 4)
 
 	const perPartition = 500
 	var recs []localkafka.Record
@@ -108,7 +141,7 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	m := metrics.New()
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g1",
-		Topics:        []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics:        blocksTopic(),
 		BatchMaxRows:  50,
 		QueueMaxBytes: 2000, // forces pause/resume all the time
 		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},
@@ -169,14 +202,10 @@ func TestUnreadableOffsetsStopTheIndexerWithAnError(t *testing.T) {
 	if _, err := s.Pool().Exec(ctx, `DROP TABLE kafka_offsets`); err != nil {
 		t.Fatal(err)
 	}
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	broker := blocksBroker(t, 1)
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g",
-		Topics: []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics: blocksTopic(),
 	}, s.Pool(), testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -210,14 +239,10 @@ func TestHangingOffsetsReadIsBounded(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
+	broker := blocksBroker(t, 1)
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g",
-		Topics:      []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics:      blocksTopic(),
 		KafkaConfig: map[string]string{"max.poll.interval.ms": "6000", "session.timeout.ms": "6000"},
 	}, hangingDB{s.Pool()}, testLogger(t), nil)
 	if err != nil {
@@ -258,22 +283,14 @@ func TestStatementTimeoutHalvesTheBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer broker.Close()
-	var recs []localkafka.Record
-	for i := range 12 {
-		recs = append(recs, localkafka.Record{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))})
-	}
-	if err := broker.Produce(ctx, recs); err != nil {
+	broker := blocksBroker(t, 1)
+	if err := broker.Produce(ctx, blockRecords(0, 12)); err != nil {
 		t.Fatal(err)
 	}
 	var logs syncBuffer
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g", BatchMaxAge: time.Second, RetryInitial: 10 * time.Millisecond,
-		Topics: []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics: blocksTopic(),
 	}, slow.Pool(), slog.New(slog.NewJSONHandler(&logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -289,13 +306,7 @@ func TestStatementTimeoutHalvesTheBatch(t *testing.T) {
 	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	counts, err := store.CountRows(ctx, s.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["blocks"] != 12 {
-		t.Fatalf("blocks = %d, want 12", counts["blocks"])
-	}
+	requireBlocks(t, ctx, s, 12)
 	if !strings.Contains(logs.String(), "writing it in halves") {
 		t.Fatalf("no batch was split:\n%s", logs.String())
 	}

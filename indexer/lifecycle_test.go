@@ -15,7 +15,6 @@ import (
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
-	"github.com/chainsink/chainsink/store/chain"
 )
 
 // lifecycleConfig is an indexer of the one-partition topic "blocks" whose batches stay open for a minute
@@ -24,7 +23,7 @@ import (
 func lifecycleConfig(brokers, group string) indexer.Config {
 	return indexer.Config{
 		Brokers: brokers, Group: group,
-		Topics:       []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockDecoder)}},
+		Topics:       blocksTopic(),
 		BatchMaxAge:  time.Minute,
 		BatchMaxRows: 1_000_000,
 		KafkaConfig:  map[string]string{"fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
@@ -34,16 +33,8 @@ func lifecycleConfig(brokers, group string) indexer.Config {
 // produceBlocks starts a broker with a one-partition topic "blocks" holding blocks 0..n-1.
 func produceBlocks(t *testing.T, n int) *localkafka.Broker {
 	t.Helper()
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"blocks": 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(broker.Close)
-	recs := make([]localkafka.Record, n)
-	for i := range recs {
-		recs[i] = localkafka.Record{Topic: "blocks", Value: []byte(fmt.Sprintf("block:%d", i))}
-	}
-	if err := broker.Produce(context.Background(), recs); err != nil {
+	broker := blocksBroker(t, 1)
+	if err := broker.Produce(context.Background(), blockRecords(0, n)); err != nil {
 		t.Fatal(err)
 	}
 	return broker
@@ -68,13 +59,7 @@ func assertNothingStored(t *testing.T, s *store.Store, group, when string) {
 	if len(offs) != 0 {
 		t.Fatalf("%s: offsets stored: %+v", when, offs)
 	}
-	counts, err := store.CountRows(ctx, s.Pool())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if counts["blocks"] != 0 {
-		t.Fatalf("%s: %d blocks stored", when, counts["blocks"])
-	}
+	requireBlocks(t, ctx, s, 0)
 }
 
 // assertAllStored fails unless the offset of "blocks"/0 is n and blocks 0..n-1 are stored, each once.

@@ -55,7 +55,7 @@ var (
 // the module packages it imports, so a newcomer can trust it and a new arrow is a documented decision.
 func TestPackageMap(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs go list")
+		t.Skip("-short: shells out to go list, which loads every package of the module")
 	}
 	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "architecture.md"))
 	if err != nil {
@@ -113,7 +113,7 @@ func testOnly(p string) bool {
 // store (and so pgx) or internal/metrics fails here, not in review.
 func TestDecodersArePure(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs go list")
+		t.Skip("-short: shells out to go list, which loads every package of the module")
 	}
 	forbidden := []string{
 		"github.com/jackc/pgx/v5",
