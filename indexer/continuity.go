@@ -26,6 +26,21 @@ const (
 	AnomalyRetentionGap = "retention_gap"
 )
 
+// OffsetOK is the state of a stored offset inside its log.
+const OffsetOK = "ok"
+
+// OffsetState says where a stored next offset stands against its partition's log [start, end]: OffsetOK,
+// AnomalyLogRegressed or AnomalyRetentionGap. `chainsink status` and `offsets list` use the same rule.
+func OffsetState(stored, start, end int64) string {
+	switch {
+	case stored > end:
+		return AnomalyLogRegressed
+	case stored < start:
+		return AnomalyRetentionGap
+	}
+	return OffsetOK
+}
+
 // OffsetAnomaly is a partition that is not consumed because its stored offset is outside its log.
 type OffsetAnomaly struct {
 	Topic     string
@@ -79,27 +94,28 @@ const watermarkTimeout = 5 * time.Second
 // A partition with no stored offset (Offset < 0: it starts at the reset point) cannot have one. When the
 // broker cannot be asked, the partition is taken as it is, with a warning: an assignment has just come from
 // that broker, and an offset that is really out of range is caught when the fetch fails (see route).
-func (ix *Indexer) checkContinuity(p kafka.TopicPartition) (OffsetAnomaly, bool) {
+//
+// The broker is asked until deadline at the latest (each query at most watermarkTimeout): this runs on the
+// poll loop, often inside the rebalance callback. Past it, partitions are taken unchecked, with a warning.
+func (ix *Indexer) checkContinuity(p kafka.TopicPartition, deadline time.Time) (OffsetAnomaly, bool) {
 	if p.Offset < 0 {
 		return OffsetAnomaly{}, false
 	}
-	low, high, err := ix.consumer.QueryWatermarkOffsets(*p.Topic, p.Partition, int(watermarkTimeout.Milliseconds()))
+	timeout := min(watermarkTimeout, time.Until(deadline))
+	if timeout <= 0 {
+		ix.log.Warn("no time left to check the stored offset against the log", "topic", *p.Topic,
+			"partition", p.Partition, "stored_next_offset", int64(p.Offset))
+		return OffsetAnomaly{}, false
+	}
+	low, high, err := ix.consumer.QueryWatermarkOffsets(*p.Topic, p.Partition, int(timeout.Milliseconds()))
 	if err != nil {
 		ix.log.Warn("cannot read the log's start and end to check the stored offset", "topic", *p.Topic,
 			"partition", p.Partition, "stored_next_offset", int64(p.Offset), "error", err)
 		return OffsetAnomaly{}, false
 	}
 	a := OffsetAnomaly{Topic: *p.Topic, Partition: p.Partition, Stored: int64(p.Offset), LogStart: low, LogEnd: high,
-		Since: time.Now()}
-	switch {
-	case a.Stored > high:
-		a.Kind = AnomalyLogRegressed
-	case a.Stored < low:
-		a.Kind = AnomalyRetentionGap
-	default:
-		return OffsetAnomaly{}, false
-	}
-	return a, true
+		Since: time.Now(), Kind: OffsetState(int64(p.Offset), low, high)}
+	return a, a.Kind != OffsetOK
 }
 
 // hold records a and keeps its partition assigned but paused, with no worker, until it is resolved.
@@ -143,54 +159,71 @@ func (ix *Indexer) held(tp partitionKey) bool {
 }
 
 // recheckAnomalies looks at every held partition again: when its stored offset (changed by `chainsink
-// offsets set`) is inside its log now, the partition is seeked there and consumed.
-func (ix *Indexer) recheckAnomalies(ctx context.Context) error {
-	for _, a := range ix.OffsetAnomalies() {
+// offsets set`) is inside its log now, the partition is assigned again there and consumed. It is bounded like
+// the rebalance callback, and a failure only waits for the next tick: the partitions stay held and reported.
+func (ix *Indexer) recheckAnomalies(ctx context.Context) {
+	held := ix.OffsetAnomalies()
+	if len(held) == 0 {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, ix.startsBudget())
+	defer cancel()
+	tps := make([]kafka.TopicPartition, len(held))
+	for i, a := range held {
 		topic := a.Topic
-		tp := kafka.TopicPartition{Topic: &topic, Partition: a.Partition}
-		starts, err := ix.readStarts(ctx, []kafka.TopicPartition{tp})
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
+		tps[i] = kafka.TopicPartition{Topic: &topic, Partition: a.Partition}
+	}
+	starts, err := ix.readStarts(rctx, tps)
+	if err != nil {
+		if ctx.Err() == nil {
+			ix.log.Warn("recheck of held partitions failed; next try at the next tick", "error", err)
 		}
-		if b, still := ix.checkContinuity(starts[0]); still {
+		return
+	}
+	deadline := time.Now().Add(ix.startsBudget())
+	for i, a := range held {
+		start := starts[i]
+		if b, still := ix.checkContinuity(start, deadline); still {
 			if b.Stored != a.Stored || b.Kind != a.Kind || b.LogStart != a.LogStart || b.LogEnd != a.LogEnd {
 				ix.hold(b)
 			}
 			continue
 		}
+		if err := ix.reassign(start); err != nil {
+			_ = ix.consumer.Pause([]kafka.TopicPartition{{Topic: start.Topic, Partition: start.Partition}})
+			ix.log.Warn("assign partition again after its offset anomaly; it stays held", "topic", a.Topic,
+				"partition", a.Partition, "error", err)
+			continue
+		}
 		key := partitionKey{a.Topic, a.Partition}
 		ix.release(key)
-		start := starts[0]
 		ix.startWorker(ctx, key, int64(start.Offset))
-		// After an out-of-range fetch librdkafka's fetcher for the partition is in an error state that a seek
-		// cannot leave ("Erroneous state"); assigning the partition again, at the offset, always starts it.
-		if ix.consumer.GetRebalanceProtocol() == "COOPERATIVE" {
-			err := ix.consumer.IncrementalUnassign([]kafka.TopicPartition{tp})
-			if err == nil {
-				err = ix.consumer.IncrementalAssign([]kafka.TopicPartition{start})
-			}
-			if err == nil { // the pause is the partition's, kept across assignments
-				err = ix.consumer.Resume([]kafka.TopicPartition{tp})
-			}
-			if err != nil {
-				ix.log.Warn("assign partition again after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
-			}
-		} else {
-			if err := ix.consumer.Resume([]kafka.TopicPartition{tp}); err != nil {
-				ix.log.Warn("resume partition after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
-			}
-			if err := ix.consumer.Seek(start, 0); err != nil {
-				ix.log.Warn("seek partition after its offset anomaly", "topic", a.Topic, "partition", a.Partition, "error", err)
-			}
-		}
 		ix.metrics.PartitionsOwned(len(ix.workers))
 		ix.log.Info("offset anomaly resolved; consuming the partition", "topic", a.Topic, "partition", a.Partition,
 			"next_offset", int64(start.Offset))
 	}
-	return nil
+}
+
+// reassign starts fetching a held partition at start. After an out-of-range fetch librdkafka's fetcher for the
+// partition is in an error state that a seek cannot leave ("Erroneous state"), so the partition is assigned
+// again at the offset, and resumed (a pause is the partition's, kept across assignments).
+func (ix *Indexer) reassign(start kafka.TopicPartition) error {
+	tp := []kafka.TopicPartition{{Topic: start.Topic, Partition: start.Partition}}
+	if ix.consumer.GetRebalanceProtocol() == "COOPERATIVE" {
+		if err := ix.consumer.IncrementalUnassign(tp); err != nil {
+			return err
+		}
+		if err := ix.consumer.IncrementalAssign([]kafka.TopicPartition{start}); err != nil {
+			return err
+		}
+		return ix.consumer.Resume(tp)
+	}
+	// Eager protocol: assigning again would reset every partition's position, so seek; when the fetcher is in
+	// the error state the seek fails, and the partition stays held (and reported) rather than silently stuck.
+	if err := ix.consumer.Resume(tp); err != nil {
+		return err
+	}
+	return ix.consumer.Seek(start, 0)
 }
 
 // fetchOutOfRange handles the broker's answer that a partition's fetch offset does not exist (librdkafka's
@@ -207,17 +240,19 @@ func (ix *Indexer) fetchOutOfRange(ctx context.Context, tp partitionKey, cause e
 		cancel()
 	}
 	topic := tp.topic
-	starts, err := ix.readStarts(ctx, []kafka.TopicPartition{{Topic: &topic, Partition: tp.partition}})
+	rctx, cancel := context.WithTimeout(ctx, ix.startsBudget())
+	starts, err := ix.readStarts(rctx, []kafka.TopicPartition{{Topic: &topic, Partition: tp.partition}})
+	cancel()
 	a, anomalous := OffsetAnomaly{}, false
 	if err == nil {
-		a, anomalous = ix.checkContinuity(starts[0])
+		a, anomalous = ix.checkContinuity(starts[0], time.Now().Add(watermarkTimeout))
 	}
 	if !anomalous {
 		// The log moved again, or Postgres cannot say: hold it anyway, with what is known, and let the recheck
 		// decide. Consuming on would be the silent jump this exists to prevent.
 		a = OffsetAnomaly{Topic: tp.topic, Partition: tp.partition, Kind: AnomalyRetentionGap, Stored: -1,
 			LogStart: -1, LogEnd: -1, Since: time.Now()}
-		if err == nil {
+		if err == nil && starts[0].Offset >= 0 {
 			a.Stored = int64(starts[0].Offset)
 		}
 	}

@@ -255,10 +255,7 @@ loop:
 		case <-lagTick.C:
 			ix.updateLag()
 		case <-recheck.C:
-			if err := ix.recheckAnomalies(ctx); err != nil {
-				fatal = err
-				break loop
-			}
+			ix.recheckAnomalies(ctx)
 		default:
 		}
 		timeout := 100
@@ -443,7 +440,7 @@ func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 		}
 		return err
 	}
-	if a, anomalous := ix.checkContinuity(starts[0]); anomalous {
+	if a, anomalous := ix.checkContinuity(starts[0], time.Now().Add(watermarkTimeout)); anomalous {
 		ix.hold(a) // the partition stays paused, with no worker, until the anomaly is resolved
 		return nil
 	}
@@ -492,8 +489,9 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 		// A partition whose stored offset is outside its log is assigned (it is ours) but held paused, at
 		// its end, with no worker; see continuity.go.
 		var held []OffsetAnomaly
+		deadline := time.Now().Add(ix.startsBudget())
 		for i, p := range parts {
-			if a, anomalous := ix.checkContinuity(p); anomalous {
+			if a, anomalous := ix.checkContinuity(p, deadline); anomalous {
 				held = append(held, a)
 				parts[i].Offset = kafka.OffsetEnd
 				continue
@@ -507,6 +505,19 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 		}
 		if err != nil {
 			ix.log.Error("assign partitions", "error", err)
+		}
+		// A partition's pause survives its revocation (a held partition, a full queue), so one assigned again
+		// must be resumed; a resume of one that is not paused changes nothing.
+		var consume []kafka.TopicPartition
+		for _, p := range parts {
+			if _, ok := ix.workers[partitionKey{*p.Topic, p.Partition}]; ok {
+				consume = append(consume, kafka.TopicPartition{Topic: p.Topic, Partition: p.Partition})
+			}
+		}
+		if len(consume) > 0 {
+			if rerr := c.Resume(consume); rerr != nil {
+				ix.log.Warn("resume assigned partitions", "error", rerr)
+			}
 		}
 		for _, a := range held {
 			ix.hold(a)
@@ -635,9 +646,7 @@ func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64
 	}
 	ix.workers[tp] = w
 	w.run(ctx)
-	if start >= 0 {
-		w.lastNext.Store(start)
-	}
+	w.lastNext.Store(start) // -1: nothing stored yet
 	go func() {
 		<-w.done
 		if w.result.fenced || w.result.err != nil {

@@ -290,43 +290,31 @@ func (w *worker) full(b *store.Batch) bool {
 func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome {
 	res := outcome{w: w, tp: w.tp}
 	for b := range in {
-		// A batch that hits statement_timeout is written in halves (recursively, in order), not retried as
-		// it is forever; pending holds what is left of the batch received.
-		pending := []*store.Batch{b}
-		for len(pending) > 0 {
-			b := pending[0]
-			err := w.commit(ctx, b)
-			switch {
-			case err == nil:
-				pending = pending[1:]
-			case ctx.Err() != nil:
-				return res
-			case errors.Is(err, store.ErrFenced):
-				w.metrics.BatchFenced()
-				w.log.Warn("batch fenced: another owner advanced the partition; restarting it from Postgres",
-					"from_offset", b.From, "to_offset", b.To)
-				res.fenced = true
-				return res
-			case store.IsStatementTimeout(err) && b.Len() > 1:
-				first, second := b.Split()
-				w.metrics.Retried("postgres")
-				w.log.Warn("batch hit statement_timeout; writing it in halves", "error", err, "from_offset", b.From,
-					"to_offset", b.To, "messages", b.Len())
-				pending = append([]*store.Batch{first, second}, pending[1:]...)
-			default:
-				w.log.Error("batch failed permanently", "error", err, "from_offset", b.From, "to_offset", b.To)
-				res.err = err
-				return res
-			}
+		err := w.commit(ctx, b)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
+			return res
+		case errors.Is(err, store.ErrFenced):
+			w.metrics.BatchFenced()
+			w.log.Warn("batch fenced: another owner advanced the partition; restarting it from Postgres",
+				"from_offset", b.From, "to_offset", b.To)
+			res.fenced = true
+			return res
+		default:
+			w.log.Error("batch failed permanently", "error", err, "from_offset", b.From, "to_offset", b.To)
+			res.err = err
+			return res
 		}
 	}
 	return res
 }
 
-// commit writes b, retrying transient errors with backoff while the partition is owned. A statement timeout
-// of a batch of several messages is returned at once, for commitLoop to split it.
+// commit writes b, retrying transient errors with backoff while the partition is owned. (A statement timeout
+// is handled inside the write, which halves the statement's messages; see store.Writer.)
 func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 	var retryingSince, attemptStart time.Time
+	reset := false
 	// However the batch ends, the partition is no longer stuck on it: a fenced or failed worker must not
 	// keep /readyz failing after it is gone.
 	defer func() {
@@ -334,9 +322,6 @@ func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 			w.onRetry(w.tp, time.Time{})
 		}
 	}()
-	retryable := func(err error) bool {
-		return store.IsTransient(err) && !(store.IsStatementTimeout(err) && b.Len() > 1)
-	}
 	onRetry := func(attempt int, wait time.Duration, err error) {
 		if retryingSince.IsZero() {
 			retryingSince = attemptStart // stuck since the first attempt that failed began
@@ -344,11 +329,12 @@ func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 				w.onRetry(w.tp, retryingSince)
 			}
 		}
-		if store.IsReadOnly(err) {
+		if store.IsReadOnly(err) && !reset {
 			// A demoted primary: its connections stay read-only. New ones find the primary (with
-			// target_session_attrs=read-write in the URL).
+			// target_session_attrs=read-write in the URL). Once per batch: the pool is shared.
 			if r, ok := w.db.(interface{ Reset() }); ok {
 				r.Reset()
+				reset = true
 			}
 		}
 		w.metrics.Retried("postgres")
@@ -356,7 +342,7 @@ func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 			"backoff", wait, "from_offset", b.From, "to_offset", b.To)
 	}
 	policy := retry.Policy{Initial: w.cfg.RetryInitial, Max: w.cfg.RetryMax}
-	return retry.Do(ctx, policy, retryable, onRetry, func(ctx context.Context) error {
+	return retry.Do(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) error {
 		attemptStart = time.Now()
 		r, err := w.writer.Write(ctx, w.db, b)
 		if err == nil {

@@ -85,23 +85,3 @@ func (b *Batch) Bytes() int { return b.bytes }
 
 // Len is the number of messages.
 func (b *Batch) Len() int { return len(b.Messages) }
-
-// Split cuts b into two batches of about half its messages each, in offset order, that cover b's range
-// between them: the first from b.From, the second from where the first ends. Writing the two in order stores
-// what writing b would have (each keeps b's replacement of earlier deliveries by later ones, since the
-// messages are added again in order). b must hold at least two messages.
-func (b *Batch) Split() (*Batch, *Batch) {
-	if len(b.Messages) < 2 {
-		panic("store: split of a batch with fewer than two messages")
-	}
-	h := len(b.Messages) / 2
-	first := NewBatch(b.Group, b.Topic, b.Partition, b.From, b.Mode)
-	for _, m := range b.Messages[:h] {
-		first.Add(m)
-	}
-	second := NewBatch(b.Group, b.Topic, b.Partition, first.To, b.Mode)
-	for _, m := range b.Messages[h:] {
-		second.Add(m)
-	}
-	return first, second
-}

@@ -217,9 +217,9 @@ func IsStatementTimeout(err error) bool { return hasCode(err, pgerrcode.QueryCan
 func IsReadOnly(err error) bool { return hasCode(err, pgerrcode.ReadOnlySQLTransaction) }
 
 // hasCode reports whether a *pgconn.PgError with code is anywhere in err's tree, joined errors included.
+// (errors.As would stop at the first PgError of the tree, whatever its code.)
 func hasCode(err error, code string) bool {
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == code {
+	if pgErr, ok := err.(*pgconn.PgError); ok && pgErr.Code == code {
 		return true
 	}
 	switch x := err.(type) {

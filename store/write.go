@@ -70,10 +70,8 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; after a failure the error that matters is already returned
 
-	if err := fence(ctx, tx, b); err != nil {
-		return res, err
-	}
 	var dead []Message
+	var keys []chain.Key
 	live := make([]Message, 0, len(b.Messages))
 	for _, m := range b.Messages {
 		if m.Failure == nil {
@@ -85,7 +83,11 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 			dead = append(dead, m)
 		} else if m.Rows.Len() > 0 {
 			live = append(live, m)
+			keys = m.Rows.Keys(keys, b.Mode)
 		}
+	}
+	if err := fence(ctx, tx, b, heights(keys)); err != nil {
+		return res, err
 	}
 	rejected, err := w.writeBisect(ctx, tx, b.Mode, live, res.Rows)
 	if err != nil {
@@ -104,15 +106,32 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 	return res, nil
 }
 
+// heights are the distinct block numbers of keys, ascending.
+func heights(keys []chain.Key) []int64 {
+	hs := make([]int64, 0, len(keys))
+	for _, k := range keys {
+		hs = append(hs, int64(k.Block))
+	}
+	slices.Sort(hs)
+	return slices.Compact(hs)
+}
+
 // fence advances the partition's offset from b.From to b.To, or fails with ErrFenced. A partition seen for the
 // first time gets its row here; if two owners race to create it, the loser conflicts, re-checks and is fenced.
 //
-// The fence sets lock_timeout for the batch's transaction: a zombie frozen with its transaction open holds the
-// offset row until idle_in_transaction_session_timeout ends it, and the new owner should retry (55P03, with
-// backoff, able to stop) rather than sit in one statement for the whole statement timeout. The same bound
-// applies to the batch's other lock waits (the height locks, a redecode's share locks): a longer wait is a
-// transient error too. It rides in the fence's round trip.
-func fence(ctx context.Context, tx pgx.Tx, b *Batch) error {
+// In the same round trip it sets lock_timeout for the transaction and takes the height locks:
+//   - lock_timeout: a zombie frozen with its transaction open holds the offset row until
+//     idle_in_transaction_session_timeout ends it, and the new owner should retry (55P03, with backoff, able to
+//     stop) rather than sit in one statement for the whole statement timeout. The same bound applies to the
+//     batch's other lock waits (the height locks, a redecode's share locks): a longer wait is transient too.
+//   - height locks: two batches that replace the same height (the same ethereum-etl items on two partitions, a
+//     block re-published to another partition, a replay group) must not both delete nothing and then COPY: the
+//     second would fail on the primary key (and its message would be dead-lettered), or a block would end up a
+//     mix of two versions. A transaction-level advisory lock per height, in ascending order, makes them one
+//     after the other; the second then deletes what the first wrote. They are taken here, outside the
+//     savepoints of writeBisect, so that a bisection neither releases nor re-takes them. The key is the height
+//     mixed with the schema, so that two schemas of one database do not wait for each other.
+func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64) error {
 	var q pgx.Batch
 	q.Queue(`SELECT set_config('lock_timeout', $1, true)`, fenceLockTimeout)
 	q.Queue(`
@@ -122,11 +141,18 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch) error {
 		SET next_offset = EXCLUDED.next_offset, updated_at = now()
 		WHERE o.next_offset = $4`,
 		b.Group, b.Topic, b.Partition, b.From, b.To)
+	if len(heights) > 0 {
+		q.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended('chainsink:' || current_schema(), 0) # h))
+			FROM unnest($1::bigint[]) AS h`, heights)
+	}
 	br := tx.SendBatch(ctx, &q)
 	_, err := br.Exec()
 	var tag pgconn.CommandTag
 	if err == nil {
 		tag, err = br.Exec()
+	}
+	if err == nil && len(heights) > 0 {
+		_, err = br.Exec()
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
@@ -142,7 +168,7 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch) error {
 
 // writeBisect writes msgs under a savepoint. When Postgres rejects the write for a reason that retrying cannot
 // fix, it rolls back to the savepoint and bisects until each rejected message stands alone; those are returned
-// as dead letters and everything else is written. A batch with one bad message costs about log2(n) extra writes.
+// as dead letters and everything else is written. A statement timeout bisects too, with no dead letters. A batch with one bad message costs about log2(n) extra writes.
 func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, mode chain.Mode, msgs []Message, counts chain.Counts) ([]Message, error) {
 	if len(msgs) == 0 {
 		return nil, nil
@@ -165,7 +191,11 @@ func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, mode chain.Mode, ms
 	if err := sp.Rollback(ctx); err != nil {
 		return nil, errors.Join(werr, fmt.Errorf("roll back to savepoint: %w", err))
 	}
-	if !IsRejected(werr) {
+	// A statement that hit statement_timeout is tried again in halves, under savepoints of the same
+	// transaction (statement_timeout bounds each statement, so halves fit where the whole did not); a single
+	// message that still times out is returned, for the caller to retry.
+	timedOut := IsStatementTimeout(werr) && len(msgs) > 1
+	if !IsRejected(werr) && !timedOut {
 		return nil, werr
 	}
 	if len(msgs) == 1 {
@@ -222,21 +252,6 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		}
 	}
 	var q pgx.Batch
-	if len(keys) > 0 {
-		// Two batches that replace the same height (the same ethereum-etl items on two partitions, a block
-		// re-published to another partition, a replay group) must not both delete nothing and then COPY: the
-		// second would fail on the primary key (and its message would be dead-lettered), or a block would end up
-		// a mix of two versions. A transaction-level advisory lock per height, taken in ascending order before
-		// the deletes, makes them one after the other; the second then deletes what the first wrote. The key is
-		// the height mixed with the schema, so that two schemas of one database do not wait for each other.
-		heights := make([]int64, 0, len(keys))
-		for _, k := range keys {
-			heights = append(heights, int64(k.Block))
-		}
-		slices.Sort(heights)
-		q.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended('chainsink:' || current_schema(), 0) # h))
-			FROM unnest($1::bigint[]) AS h`, slices.Compact(heights))
-	}
 	queue := func(t *chain.Table, tg target) {
 		name, blockCol := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize()
 		if tg.scope == chain.ScopeBlock {
@@ -268,7 +283,7 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		return nil
 	}
 	if err := db.SendBatch(ctx, &q).Close(); err != nil {
-		return fmt.Errorf("lock heights and delete replaced rows: %w", err)
+		return fmt.Errorf("delete replaced rows: %w", err)
 	}
 	return nil
 }

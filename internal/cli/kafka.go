@@ -7,6 +7,8 @@ import (
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/spf13/cobra"
+
+	"github.com/chainsink/chainsink/indexer"
 )
 
 // kafkaFlags are the connection flags of the commands that talk to Kafka besides `run`.
@@ -46,26 +48,11 @@ func (k *kafkaFlags) configMap(ours kafka.ConfigMap, fixed map[string]string) (*
 	return &cm, nil
 }
 
-// Offset states of a stored offset against its partition's log.
-const (
-	offsetOK           = "ok"
-	offsetLogRegressed = "log_regressed"
-	offsetRetentionGap = "retention_gap"
-)
-
 // logBound is a partition's log: its first offset and its end (the high watermark, the next offset written).
 type logBound struct{ start, end int64 }
 
-// state says where next, a stored next offset, stands in the log; the same rule as the indexer's.
-func (b logBound) state(next int64) string {
-	switch {
-	case next > b.end:
-		return offsetLogRegressed
-	case next < b.start:
-		return offsetRetentionGap
-	}
-	return offsetOK
-}
+// state says where next, a stored next offset, stands in the log (indexer.OffsetState).
+func (b logBound) state(next int64) string { return indexer.OffsetState(next, b.start, b.end) }
 
 // logBounds asks the brokers for every partition's log start and end (read_uncommitted: the end the consumer can
 // eventually read) in two ListOffsets rounds, bounded by timeout.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chainsink/chainsink/indexer"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -103,7 +104,7 @@ func runOffsetsList(ctx context.Context, out io.Writer, o *offsetsListOptions) e
 			tp := topicPartition{p.Topic, p.Partition}
 			if b, ok := bounds[tp]; ok {
 				start, end, state = strconv.FormatInt(b.start, 10), strconv.FormatInt(b.end, 10), b.state(p.NextOffset)
-				if state != offsetOK {
+				if state != indexer.OffsetOK {
 					anomalies++
 				}
 			} else {

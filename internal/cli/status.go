@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/chainsink/chainsink/indexer"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -198,7 +199,7 @@ func (o *statusOptions) addWatermarks(ctx context.Context, parts []partitionJSON
 			lag := b.end - parts[i].NextOffset
 			state := b.state(parts[i].NextOffset)
 			parts[i].HighWatermark, parts[i].LogStart, parts[i].Lag, parts[i].OffsetState = &b.end, &b.start, &lag, &state
-			if state != offsetOK {
+			if state != indexer.OffsetOK {
 				anomalous++
 			}
 			continue
