@@ -118,6 +118,12 @@ func (c *simChain) sendGas(i int, to *common.Address, value *big.Int, data []byt
 	if err := c.client.SendTransaction(ctx, signed); err != nil {
 		c.t.Fatalf("send transaction: %v", err)
 	}
+	// The pool takes the transaction in asynchronously: until its pending nonce moves past this one, the next
+	// send would read the same nonce and be refused as an underpriced replacement (seen in CI).
+	waitFor(c.t, 10*time.Second, "the pool to take the transaction", func() (bool, error) {
+		n, err := c.client.PendingNonceAt(ctx, c.addrs[i])
+		return n > nonce, err
+	})
 	return signed.Hash()
 }
 
