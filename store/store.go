@@ -46,6 +46,12 @@ type Config struct {
 	IdleInTxTimeout time.Duration
 	// ConnectTimeout bounds each connection attempt. Default 5s.
 	ConnectTimeout time.Duration
+	// ResponseTimeout bounds each wait for the server's answer on an open connection, so that a black-holed
+	// path (no answer, no close) fails as a lost connection and is retried on a new one instead of hanging.
+	// Default: the session's statement_timeout (the URL's, else StatementTimeout) plus a tenth, at least 1s,
+	// so that Postgres's own timeout fires first while the server is reachable; none when statement_timeout
+	// is 0. Negative disables it.
+	ResponseTimeout time.Duration
 }
 
 var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
@@ -112,6 +118,13 @@ func (c Config) PoolConfig() (*pgxpool.Config, error) {
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConns = c.MaxConns
+	rt := c.ResponseTimeout
+	if rt == 0 {
+		rt = responseTimeout(rp["statement_timeout"])
+	}
+	if rt > 0 {
+		pc.ConnConfig.DialFunc = dialWithResponseTimeout(pc.ConnConfig.DialFunc, rt)
+	}
 	return pc, nil
 }
 

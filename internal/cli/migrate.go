@@ -17,6 +17,7 @@ func addDatabaseFlags(cmd *cobra.Command, cfg *store.Config) {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host:5432/db (also DATABASE_URL)")
 	f.StringVar(&cfg.Schema, "schema", "public", "PostgreSQL schema that holds chainsink's tables")
+	f.DurationVar(&cfg.ResponseTimeout, "db-response-timeout", 0, "give up a connection whose server sends nothing for this long while an answer is due (a black-holed network path); 0: statement_timeout plus a tenth, at least 1s; negative: never")
 }
 
 func newMigrateCmd(g *globals) *cobra.Command {
