@@ -310,11 +310,20 @@ func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome
 	return res
 }
 
+// conflictRetries is how many times a batch is retried on store.ErrConflict before its conflicting messages
+// are taken for bad data and dead-lettered: a race resolves on the first retry, a decoder that emits one key
+// twice never does.
+const conflictRetries = 3
+
 // commit writes b, retrying transient errors with backoff while the partition is owned. (A statement timeout
 // is handled inside the write, which halves the statement's messages; see store.Writer.)
 func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 	var retryingSince, attemptStart time.Time
-	reset := false
+	conflicts := 0
+	// uncertain: an earlier attempt's COMMIT failed without an answer, so it may have committed what
+	// pending says.
+	uncertain := false
+	var pending store.Result
 	// However the batch ends, the partition is no longer stuck on it: a fenced or failed worker must not
 	// keep /readyz failing after it is gone.
 	defer func() {
@@ -329,24 +338,39 @@ func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 				w.onRetry(w.tp, retryingSince)
 			}
 		}
-		if store.IsReadOnly(err) && !reset {
+		if store.IsReadOnly(err) {
 			// A demoted primary: its connections stay read-only. New ones find the primary (with
-			// target_session_attrs=read-write in the URL). Once per batch: the pool is shared.
+			// target_session_attrs=read-write in the URL), or this server once it is writable again; so on
+			// every such retry, which the backoff spaces out. A Reset leaves statements in flight alone.
 			if r, ok := w.db.(interface{ Reset() }); ok {
 				r.Reset()
-				reset = true
+			}
+		}
+		if errors.Is(err, store.ErrConflict) {
+			if conflicts++; conflicts >= conflictRetries {
+				b.RejectConflicts = true
 			}
 		}
 		w.metrics.Retried("postgres")
 		w.log.Info("transient Postgres error; retrying the batch", "error", err, "attempt", attempt,
 			"backoff", wait, "from_offset", b.From, "to_offset", b.To)
 	}
+	retryable := func(err error) bool { return store.IsTransient(err) || errors.Is(err, store.ErrConflict) }
 	policy := retry.Policy{Initial: w.cfg.RetryInitial, Max: w.cfg.RetryMax}
-	return retry.Do(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) error {
+	return retry.Do(ctx, policy, retryable, onRetry, func(ctx context.Context) error {
 		attemptStart = time.Now()
 		r, err := w.writer.Write(ctx, w.db, b)
-		if err == nil {
+		switch {
+		case err == nil:
 			w.committed(b, r, time.Since(attemptStart))
+		case uncertain && errors.Is(err, store.ErrCommitted):
+			// Not a zombie: this batch's own earlier COMMIT went through and only its reply was lost.
+			w.log.Info("the batch had committed; only the reply to its COMMIT was lost",
+				"from_offset", b.From, "to_offset", b.To)
+			w.committed(b, pending, time.Since(attemptStart))
+			return nil
+		case errors.Is(err, store.ErrCommitUncertain):
+			uncertain, pending = true, r
 		}
 		return err
 	})
@@ -361,6 +385,10 @@ func (w *worker) committed(b *store.Batch, r store.Result, took time.Duration) {
 	total := 0
 	for _, n := range r.Rows {
 		total += int(n)
+	}
+	if r.TimedOut > 0 {
+		w.log.Warn("statements of the batch hit statement_timeout and were written in halves; raise the timeout or lower --batch-max-rows",
+			"timed_out_statements", r.TimedOut, "from_offset", b.From, "to_offset", b.To)
 	}
 	for _, d := range r.DeadLetters {
 		w.log.Warn("message stored in dead_letters", "offset", d.Offset, "reason", d.Reason, "error", d.Err)

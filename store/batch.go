@@ -29,6 +29,10 @@ type Batch struct {
 	To       int64
 	Mode     chain.Mode
 	Messages []Message
+	// RejectConflicts makes a unique violation a rejection like any other (its messages become dead letters)
+	// instead of ErrConflict. A caller sets it when retries have not resolved a conflict: then it is the
+	// data's (a decoder that emits one key twice), not a race's.
+	RejectConflicts bool
 
 	rows  int
 	bytes int

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -19,6 +20,24 @@ const fenceLockTimeout = "5s"
 // back and the caller must drop its state for the partition and wait for the group to assign it again.
 var ErrFenced = errors.New("partition fenced: its offset was advanced by another owner")
 
+// ErrCommitted is returned with ErrFenced when the partition's stored offset stands exactly at the batch's
+// end: its range is stored. After an attempt that failed with ErrCommitUncertain it was stored by that very
+// attempt, whose COMMIT reached Postgres while its reply was lost (a dropped connection, a black-holed
+// path): the caller goes on as after a commit, and nothing was written twice. Otherwise another owner wrote
+// the range, and the batch is fenced like any other.
+var ErrCommitted = errors.New("the partition's offset already stands at the batch's end")
+
+// ErrCommitUncertain wraps an error of COMMIT itself: the transaction may or may not have committed. A retry
+// of the batch finds out (ErrCommitted, or a commit of its own).
+var ErrCommitUncertain = errors.New("commit outcome unknown")
+
+// ErrConflict means two writers stored the same natural key at once and this batch lost: Postgres refused
+// its COPY with a unique violation. The height locks make chainsink's own writers take turns, so what is left
+// is a writer that does not take them (an older chainsink during an upgrade, a hand-written import): a race
+// that a retry, which deletes what the winner wrote, resolves. The batch was rolled back whole. Set
+// Batch.RejectConflicts to store the messages that keep conflicting as dead letters instead.
+var ErrConflict = errors.New("unique violation against a concurrent writer")
+
 // DeadLetter is a message stored in dead_letters instead of the tables.
 type DeadLetter struct {
 	Offset int64
@@ -30,6 +49,9 @@ type DeadLetter struct {
 type Result struct {
 	Rows        chain.Counts
 	DeadLetters []DeadLetter
+	// TimedOut is how many of the batch's statements hit statement_timeout and were written again in halves:
+	// more than none says the timeout is too tight for the batch size.
+	TimedOut int
 }
 
 // ReasonRejected is the dead-letter reason of a message whose rows Postgres refused.
@@ -60,8 +82,10 @@ func WriteBatch(ctx context.Context, db DB, b *Batch) (Result, error) {
 }
 
 // Write stores b exactly once: fence, replacement, COPY and dead letters in one transaction. See the
-// package documentation for the protocol. It returns ErrFenced when the partition has another owner, and any
-// other error unchanged (IsTransient tells which are worth a retry); on error nothing was stored.
+// package documentation for the protocol. It returns ErrFenced when the partition has another owner (with
+// ErrCommitted when the stored offset is the batch's end), ErrConflict when a concurrent writer stored one of
+// its keys, and any other error unchanged (IsTransient tells which are worth a retry). On error nothing was
+// stored, except that an error wrapping ErrCommitUncertain may have committed what its Result says.
 func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 	res := Result{Rows: chain.Counts{}}
 	tx, err := db.Begin(ctx)
@@ -89,7 +113,7 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 	if err := fence(ctx, tx, b, heights(keys)); err != nil {
 		return res, err
 	}
-	rejected, err := w.writeBisect(ctx, tx, b.Mode, live, res.Rows)
+	rejected, err := w.writeBisect(ctx, tx, b, live, &res)
 	if err != nil {
 		return Result{}, err
 	}
@@ -101,7 +125,8 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return Result{}, fmt.Errorf("commit batch of %s/%d [%d,%d): %w", b.Topic, b.Partition, b.From, b.To, err)
+		// res goes back with the error: if the COMMIT did go through, it is what the batch wrote.
+		return res, fmt.Errorf("commit batch of %s/%d [%d,%d): %w: %w", b.Topic, b.Partition, b.From, b.To, ErrCommitUncertain, err)
 	}
 	return res, nil
 }
@@ -161,7 +186,16 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64) error {
 		return fmt.Errorf("advance offset of %s/%d to %d: %w", b.Topic, b.Partition, b.To, err)
 	}
 	if tag.RowsAffected() != 1 {
-		return fmt.Errorf("advance offset of %s/%d from %d: %w", b.Topic, b.Partition, b.From, ErrFenced)
+		// A new statement, so a new snapshot: the offset as it stands now, after whoever moved it committed.
+		var stored int64
+		if err := tx.QueryRow(ctx, `SELECT next_offset FROM kafka_offsets
+			WHERE consumer_group = $1 AND topic = $2 AND partition = $3`, b.Group, b.Topic, b.Partition).Scan(&stored); err != nil {
+			return fmt.Errorf("read offset of fenced %s/%d: %w", b.Topic, b.Partition, err)
+		}
+		if stored == b.To && b.To > b.From {
+			return fmt.Errorf("advance offset of %s/%d from %d to %d: %w: %w", b.Topic, b.Partition, b.From, b.To, ErrFenced, ErrCommitted)
+		}
+		return fmt.Errorf("advance offset of %s/%d from %d (stored: %d): %w", b.Topic, b.Partition, b.From, stored, ErrFenced)
 	}
 	return nil
 }
@@ -169,7 +203,7 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64) error {
 // writeBisect writes msgs under a savepoint. When Postgres rejects the write for a reason that retrying cannot
 // fix, it rolls back to the savepoint and bisects until each rejected message stands alone; those are returned
 // as dead letters and everything else is written. A statement timeout bisects too, with no dead letters. A batch with one bad message costs about log2(n) extra writes.
-func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, mode chain.Mode, msgs []Message, counts chain.Counts) ([]Message, error) {
+func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, b *Batch, msgs []Message, res *Result) ([]Message, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -178,13 +212,13 @@ func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, mode chain.Mode, ms
 		return nil, fmt.Errorf("create savepoint: %w", err)
 	}
 	local := chain.Counts{}
-	werr := w.writeRows(ctx, sp, mode, msgs, local)
+	werr := w.writeRows(ctx, sp, b.Mode, msgs, local)
 	if werr == nil {
 		if err := sp.Commit(ctx); err != nil {
 			return nil, fmt.Errorf("release savepoint: %w", err)
 		}
 		for k, v := range local {
-			counts[k] += v
+			res.Rows[k] += v
 		}
 		return nil, nil
 	}
@@ -198,17 +232,25 @@ func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, mode chain.Mode, ms
 	if !IsRejected(werr) && !timedOut {
 		return nil, werr
 	}
+	if !b.RejectConflicts && hasCode(werr, pgerrcode.UniqueViolation) {
+		// Every natural key of a batch is deleted before its COPY and the batch holds each key once (see
+		// Batch.Add), so a duplicate key is another transaction's, committed under us: see ErrConflict.
+		return nil, fmt.Errorf("%w: %w", ErrConflict, werr)
+	}
 	if len(msgs) == 1 {
 		m := msgs[0]
 		m.Failure = &chain.Failure{Reason: ReasonRejected, Err: werr}
 		return []Message{m}, nil
 	}
+	if timedOut {
+		res.TimedOut++
+	}
 	half := len(msgs) / 2
-	left, err := w.writeBisect(ctx, tx, mode, msgs[:half], counts)
+	left, err := w.writeBisect(ctx, tx, b, msgs[:half], res)
 	if err != nil {
 		return nil, err
 	}
-	right, err := w.writeBisect(ctx, tx, mode, msgs[half:], counts)
+	right, err := w.writeBisect(ctx, tx, b, msgs[half:], res)
 	if err != nil {
 		return nil, err
 	}
