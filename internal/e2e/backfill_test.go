@@ -228,15 +228,22 @@ func loadArtifact(t *testing.T, file string) (gethabi.ABI, []byte) {
 // runBackfillCmd runs `chainsink backfill` to its end and returns its stdout, stderr and exit error.
 func runBackfillCmd(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
+	return runCmd(t, append([]string{"backfill", "--log-format", "json"}, args...)...)
+}
+
+// runCmd runs the binary with args to its end (at most 2 minutes) and returns its stdout, stderr and exit
+// error.
+func runCmd(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, append([]string{"backfill", "--log-format", "json"}, args...)...)
+	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(os.Environ(), "CHAINSINK_DATABASE_URL=")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	if os.Getenv("CHAINSINK_TEST_LOG") != "" {
-		fmt.Fprintf(os.Stderr, "backfill %v:\n%s%s", args, stdout.String(), stderr.String())
+		fmt.Fprintf(os.Stderr, "%v:\n%s%s", args, stdout.String(), stderr.String())
 	}
 	return stdout.String(), stderr.String(), err
 }

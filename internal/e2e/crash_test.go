@@ -29,6 +29,12 @@ const crashTopic = "items"
 // logs), renumbered, spread round-robin over 4 partitions; every copy's rows are distinct.
 func crashWorkload(t *testing.T, messages int) []localkafka.Record {
 	t.Helper()
+	return itemsWorkload(t, messages, 20_000_000)
+}
+
+// itemsWorkload is crashWorkload with its copies numbered from block base.
+func itemsWorkload(t *testing.T, messages int, base uint64) []localkafka.Record {
+	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +50,7 @@ func crashWorkload(t *testing.T, messages int) []localkafka.Record {
 	var recs []localkafka.Record
 	for copyN := uint64(0); len(recs) < messages; copyN++ {
 		for _, it := range one {
-			v, err := fixtures.Renumber(it, 20_000_000+copyN)
+			v, err := fixtures.Renumber(it, base+copyN)
 			if err != nil {
 				t.Fatal(err)
 			}
