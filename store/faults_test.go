@@ -194,3 +194,75 @@ func TestBlackholedPathFailsAsALostConnection(t *testing.T) {
 	}
 	pgtest.RequireRowsEqual(t, got, sampleRows(10))
 }
+
+// TestBackendTerminatedBeforeCommitMovesNothing: the backend of a batch's transaction is terminated (an
+// administrator, an OOM kill, a failover) after the fence, the deletes and the COPY, before COMMIT. Neither the
+// rows nor the offset may move, and what the batch replaced must still be there: a retry then writes it whole.
+func TestBackendTerminatedBeforeCommitMovesNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, cfg := pgtest.Open(t)
+	old := sampleRows(10)
+	first := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	first.Add(msg(0, old))
+	if _, err := store.WriteBatch(ctx, s.Pool(), first); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg.ApplicationName = fmt.Sprintf("chainsink-terminated-%d", time.Now().UnixNano())
+	victim, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer victim.Close()
+	newer := sampleRows(10)
+	newer.Blocks[0].Hash = b(32, 0xee)
+	newer.Transactions = newer.Transactions[:1]
+	newer.Logs, newer.TokenTransfers, newer.Events, newer.Calls = nil, nil, nil, nil
+	bt := store.NewBatch("g", "blocks", 0, 1, chain.ReplaceBlocks)
+	bt.Add(msg(1, newer))
+	bt.Add(msg(2, sampleRows(11)))
+	hold := &holdDB{DB: victim.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		_, err := store.WriteBatch(ctx, hold, bt)
+		done <- err
+	}()
+	<-hold.entered // fenced, deleted and copied; COMMIT not sent
+	var terminated int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))
+		FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle in transaction'`,
+		cfg.ApplicationName).Scan(&terminated); err != nil {
+		t.Fatal(err)
+	}
+	if terminated != 1 {
+		t.Fatalf("terminated %d backends in a transaction, want 1", terminated)
+	}
+	close(hold.release)
+	if err := <-done; err == nil || !store.IsTransient(err) {
+		t.Fatalf("commit on a terminated backend = %v, want a transient error", err)
+	}
+	offs, err := store.NextOffsets(ctx, s.Pool(), "g", "blocks", []int32{0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if offs[0] != 1 {
+		t.Fatalf("next offset = %d, want 1 (the terminated batch's fence must not stand)", offs[0])
+	}
+	got, err := pgtest.ReadRows(ctx, s.Pool(), 10, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pgtest.RequireRowsEqual(t, got, old) // block 10 as before, no block 11
+
+	if _, err := store.WriteBatch(ctx, s.Pool(), bt); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	got, err = pgtest.ReadRows(ctx, s.Pool(), 10, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, eleven := newer, sampleRows(11)
+	want.Add(&eleven)
+	pgtest.RequireRowsEqual(t, got, want)
+}

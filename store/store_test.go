@@ -137,8 +137,16 @@ func TestRoundTripEveryTable(t *testing.T) {
 func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s, _ := pgtest.Open(t)
-	// Both writers believe they own partition 3 from offset 0; each writes a different block.
+	s, cfg := pgtest.Open(t)
+	cfg.ApplicationName = fmt.Sprintf("chainsink-second-owner-%d", time.Now().UnixNano())
+	second, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer second.Close()
+	// Both writers believe they own partition 3 from offset 0; each writes a different block. The first holds
+	// its transaction open at COMMIT until the second is seen waiting on the offset row's lock, so the two
+	// overlap for sure rather than by luck of scheduling.
 	batches := []*store.Batch{
 		store.NewBatch("g", "blocks", 3, 0, chain.ReplaceBlocks),
 		store.NewBatch("g", "blocks", 3, 0, chain.ReplaceBlocks),
@@ -146,18 +154,26 @@ func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 	batches[0].Add(msg(0, sampleRows(100)))
 	batches[1].Add(msg(0, sampleRows(200)))
 
-	var wg sync.WaitGroup
+	hold := &holdDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
 	errs := make([]error, 2)
-	start := make(chan struct{})
-	for i := range batches {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			_, errs[i] = store.WriteBatch(ctx, s.Pool(), batches[i])
-		}()
-	}
-	close(start)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		_, errs[0] = store.WriteBatch(ctx, hold, batches[0])
+	}()
+	<-hold.entered
+	go func() {
+		defer wg.Done()
+		_, errs[1] = store.WriteBatch(ctx, second.Pool(), batches[1])
+	}()
+	waitUntilTrue(t, ctx, func() (bool, error) {
+		var waiting bool
+		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
+		return waiting, err
+	})
+	close(hold.release)
 	wg.Wait()
 
 	winner := -1
@@ -173,8 +189,8 @@ func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 			t.Fatalf("writer %d: %v", i, err)
 		}
 	}
-	if winner < 0 {
-		t.Fatal("no writer committed")
+	if winner != 0 {
+		t.Fatalf("writer %d committed, want the one that held the lock (0)", winner)
 	}
 	loserBlock := []uint64{200, 100}[winner]
 	rows, err := pgtest.ReadRows(ctx, s.Pool(), loserBlock, loserBlock)

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"sort"
 	"strings"
 	"syscall"
@@ -143,6 +145,9 @@ func requireSameContents(t *testing.T, got, want store.Config) {
 // requires the final contents to equal an uninterrupted reference, row for row. `make test` runs a short
 // version; `make test-crash` (CHAINSINK_CRASH_FULL=1) runs ≥ 20k messages and ≥ 10 kills.
 func TestCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the crash test: skipped by -short (make test-short)")
+	}
 	t.Parallel()
 	messages, kills := 4000, 3
 	if os.Getenv("CHAINSINK_CRASH_FULL") != "" {
@@ -196,8 +201,22 @@ func TestCrash(t *testing.T) {
 		for stored() < threshold && time.Now().Before(deadline) {
 			<-time.After(2 * time.Millisecond)
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run %d stored nothing near its kill point (%d of %d) within 60s:\n%s", runs, stored(), threshold,
+				strings.Join(p.logLines(), "\n"))
+		}
+		// A kill that finds the process gone proves nothing: it must have been running with work in hand.
+		select {
+		case <-p.done:
+			t.Fatalf("run %d exited (%v) before its SIGKILL:\n%s", runs, p.err, strings.Join(p.logLines(), "\n"))
+		default:
+		}
 		_ = p.cmd.Process.Signal(syscall.SIGKILL)
 		<-p.done
+		var ee *exec.ExitError
+		if !errors.As(p.err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("run %d ended with %v, not by the SIGKILL", runs, p.err)
+		}
 		after := stored()
 		if after < int64(produced) {
 			killed++ // it died with work in hand
