@@ -266,3 +266,38 @@ func TestBackendTerminatedBeforeCommitMovesNothing(t *testing.T) {
 	want.Add(&eleven)
 	pgtest.RequireRowsEqual(t, got, want)
 }
+
+// TestSessionDefaultsAndTheURLWins: README.md says application_name, statement_timeout and
+// idle_in_transaction_session_timeout are set unless the URL sets them.
+func TestSessionDefaultsAndTheURLWins(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, cfg := pgtest.Open(t)
+	show := func(cfg store.Config) map[string]string {
+		t.Helper()
+		s, err := store.Open(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		out := map[string]string{}
+		for _, k := range []string{"application_name", "statement_timeout", "idle_in_transaction_session_timeout"} {
+			var v string
+			if err := s.Pool().QueryRow(ctx, "SELECT current_setting($1)", k).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			out[k] = v
+		}
+		return out
+	}
+	got := show(cfg)
+	if got["application_name"] != "chainsink" || got["statement_timeout"] != "5min" || got["idle_in_transaction_session_timeout"] != "1min" {
+		t.Fatalf("defaults = %v", got)
+	}
+	mine := cfg
+	mine.DatabaseURL += "&application_name=mine&statement_timeout=1500&idle_in_transaction_session_timeout=7s"
+	got = show(mine)
+	if got["application_name"] != "mine" || got["statement_timeout"] != "1500ms" || got["idle_in_transaction_session_timeout"] != "7s" {
+		t.Fatalf("with the URL's settings = %v", got)
+	}
+}

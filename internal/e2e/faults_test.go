@@ -582,3 +582,81 @@ func TestSameKeysFromTwoPartitions(t *testing.T) {
 		t.Logf("the stored version: %d transactions, %d logs", txs, logs)
 	})
 }
+
+// TestKafkaCommittedOffsetsAreNeverAStart: offsets committed in Kafka for the group (by an earlier consumer,
+// kafka-consumer-groups --reset-offsets) must not decide where chainsink starts: a partition Postgres knows
+// starts at its stored offset, one it has never seen at auto.offset.reset (earliest), whatever Kafka says.
+func TestKafkaCommittedOffsetsAreNeverAStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	recs := crashWorkload(t, 800)
+	want := reference(t, recs)
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{crashTopic: 4})
+	if err := b.Produce(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	// Kafka says the group has read everything on partitions 0 and 1; Postgres knows partition 1 only, at 0.
+	hw := b.HighWatermarks(crashTopic)
+	if err := b.CommitGroupOffsets(ctx, "kafkaoffsets", crashTopic, map[int32]int64{0: hw[0], 1: hw[1]}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.SetOffset(ctx, s.Pool(), store.OffsetChange{Group: "kafkaoffsets", Topic: crashTopic,
+		Partition: 1, To: 0, By: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, runArgs(cfg, b.Addr(), "kafkaoffsets", crashTopic+":ethereum-etl")...)
+	waitCaughtUp(t, s, b, "kafkaoffsets", 60*time.Second, crashTopic)
+	if err := p.stop(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, strings.Join(p.logLines(), "\n"))
+	}
+	requireSameContents(t, cfg, want)
+}
+
+// TestSIGTERMCommitsWhatItHolds: SIGTERM in the middle of a backlog, not after catch-up. The process flushes
+// what its workers hold and exits 0 within --shutdown-timeout; the next run goes on from there, exactly.
+func TestSIGTERMCommitsWhatItHolds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	recs := crashWorkload(t, 6000)
+	want := reference(t, recs)
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{crashTopic: 4})
+	if err := b.Produce(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	// Small batches and queues, so that the backlog takes a while and a stop flushes only what is in hand.
+	args := append(runArgs(cfg, b.Addr(), "sigterm", crashTopic+":ethereum-etl"), "--batch-max-rows", "20",
+		"--queue-max-bytes", "32768", "--kafka-config", "queued.max.messages.kbytes=64", "--shutdown-timeout", "20s")
+	p := start(t, args...)
+	waitFor(t, 60*time.Second, "a first commit", func() (bool, error) {
+		n, err := storedTotal(s, "sigterm")
+		return n > 0, err
+	})
+	stopped := time.Now()
+	if err := p.stop(t); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, strings.Join(p.logLines(), "\n"))
+	}
+	took := time.Since(stopped)
+	n, err := storedTotal(s, "sigterm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n >= int64(len(recs)) {
+		t.Skipf("the backlog was drained before SIGTERM landed (%d messages): nothing was in hand", n)
+	}
+	if took > 20*time.Second {
+		t.Fatalf("exit took %v, above --shutdown-timeout", took)
+	}
+	if !p.logged("signal received; flushing and stopping") {
+		t.Errorf("no graceful-stop line:\n%s", strings.Join(p.logLines(), "\n"))
+	}
+	t.Logf("SIGTERM with %d of %d messages stored; exit 0 after %v", n, len(recs), took.Round(time.Millisecond))
+	p = start(t, args...)
+	waitCaughtUp(t, s, b, "sigterm", 120*time.Second, crashTopic)
+	if err := p.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	requireNoDeadLetters(t, s)
+	requireSameContents(t, cfg, want)
+}

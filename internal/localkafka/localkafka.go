@@ -140,3 +140,39 @@ func (b *Broker) DeleteRecords(ctx context.Context, topic string, partition int3
 	}
 	return nil
 }
+
+// CommitGroupOffsets stores offsets for group in the broker, as a consumer's commit (or kafka-consumer-groups
+// --reset-offsets) does, without joining the group.
+func (b *Broker) CommitGroupOffsets(ctx context.Context, group, topic string, offsets map[int32]int64) error {
+	// From v10 the request names the topic by its ID, which the metadata gives.
+	meta := kmsg.NewPtrMetadataRequest()
+	mt := kmsg.NewMetadataRequestTopic()
+	mt.Topic = kmsg.StringPtr(topic)
+	meta.Topics = append(meta.Topics, mt)
+	mresp, err := meta.RequestWith(ctx, b.producer)
+	if err != nil || len(mresp.Topics) != 1 {
+		return fmt.Errorf("metadata of %s: %v", topic, err)
+	}
+	req := kmsg.NewPtrOffsetCommitRequest()
+	req.Group, req.Generation = group, -1
+	rt := kmsg.NewOffsetCommitRequestTopic()
+	rt.Topic, rt.TopicID = topic, mresp.Topics[0].TopicID
+	for p, o := range offsets {
+		rp := kmsg.NewOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = p, o
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, b.producer)
+	if err != nil {
+		return fmt.Errorf("commit offsets of group %s: %w", group, err)
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				return fmt.Errorf("commit offset of group %s on %s/%d: %w", group, topic, p.Partition, err)
+			}
+		}
+	}
+	return nil
+}
