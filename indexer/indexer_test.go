@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -139,13 +140,14 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	}
 
 	m := metrics.New()
+	pauses := &pauseCounter{Metrics: m}
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g1",
 		Topics:        blocksTopic(),
 		BatchMaxRows:  50,
 		QueueMaxBytes: 2000, // forces pause/resume all the time
 		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},
-	}, s.Pool(), testLogger(t), m)
+	}, s.Pool(), testLogger(t), pauses)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,12 +179,18 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	if want := int64(4*perPartition - garbage + resentGarbage); counts["blocks"] != want {
 		t.Fatalf("blocks = %d, want %d", counts["blocks"], want)
 	}
-	var dead int
-	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters WHERE reason = 'invalid'`).Scan(&dead); err != nil {
+	var dead, invalid int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE reason = 'invalid')
+		FROM dead_letters`).Scan(&dead, &invalid); err != nil {
 		t.Fatal(err)
 	}
-	if dead != garbage {
-		t.Fatalf("dead letters = %d, want %d", dead, garbage)
+	if dead != garbage || invalid != garbage {
+		t.Fatalf("dead letters = %d (%d invalid), want %d, all invalid", dead, invalid, garbage)
+	}
+	if p, r, _ := pauses.counts(); p == 0 || r == 0 {
+		t.Fatalf("partitions paused %d times and resumed %d times; the queue limit forces both", p, r)
+	} else {
+		t.Logf("partitions paused %d times, resumed %d times", p, r)
 	}
 	if got := testutil.ToFloat64(m.DeadLetters.WithLabelValues("invalid")); int(got) != garbage {
 		t.Fatalf("dead letter metric = %v, want %d", got, garbage)
@@ -190,6 +198,32 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	if got := testutil.ToFloat64(m.RowsWritten.WithLabelValues("blocks")); got < float64(counts["blocks"]) {
 		t.Fatalf("rows written metric = %v, below %d stored", got, counts["blocks"])
 	}
+}
+
+// pauseCounter counts the pauses and resumes the indexer reports through its metrics.
+type pauseCounter struct {
+	*metrics.Metrics
+	mu              sync.Mutex
+	last            int
+	paused, resumed int
+}
+
+func (c *pauseCounter) PartitionsPaused(n int) {
+	c.mu.Lock()
+	if n > c.last {
+		c.paused += n - c.last
+	} else {
+		c.resumed += c.last - n
+	}
+	c.last = n
+	c.mu.Unlock()
+	c.Metrics.PartitionsPaused(n)
+}
+
+func (c *pauseCounter) counts() (paused, resumed, now int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.paused, c.resumed, c.last
 }
 
 // TestUnreadableOffsetsStopTheIndexerWithAnError: without its starting offsets an instance cannot own a
