@@ -3,6 +3,7 @@ package indexer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"strings"
 	"sync"
@@ -95,12 +96,9 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
 	<-db.entered
 
-	// The new owner stores offsets 0..10 while the old one is frozen.
-	owner := store.NewBatch("fence", "blocks", 0, 0, chain.ReplaceBlocks)
-	for i, r := range first {
-		rows, _ := blockDecoder(nil, r.Value)
-		owner.Add(store.Message{Offset: int64(i), Value: r.Value, Rows: rows})
-	}
+	// The new owner stores offsets 0..10 while the old one is frozen, with rows that differ from what the old
+	// one decoded (another miner), so that a leak of the old owner's rows would show.
+	owner := ownerBatch("fence", first)
 	if _, err := store.WriteBatch(ctx, s.Pool(), owner); err != nil {
 		t.Fatal(err)
 	}
@@ -118,9 +116,132 @@ func TestStaleOwnerIsFenced(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireBlocks(t, ctx, s, 20)
+	requireOwnerRows(t, ctx, s, 10)
 	for _, want := range []string{"batch fenced", "fenced partition restarted from Postgres"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q:\n%s", want, logs.String())
 		}
 	}
+}
+
+// ownerMiner marks the rows of the test's other owner.
+var ownerMiner = bytes.Repeat([]byte{0xee}, 20)
+
+// ownerBatch is the batch another owner writes for recs (offsets from 0), its rows marked with ownerMiner.
+func ownerBatch(group string, recs []localkafka.Record) *store.Batch {
+	b := store.NewBatch(group, "blocks", 0, 0, chain.ReplaceBlocks)
+	for i, r := range recs {
+		rows, _ := blockDecoder(nil, r.Value)
+		rows.Blocks[0].Miner = ownerMiner
+		b.Add(store.Message{Offset: int64(i), Value: r.Value, Rows: rows})
+	}
+	return b
+}
+
+// requireOwnerRows fails unless exactly want stored blocks are the other owner's.
+func requireOwnerRows(t *testing.T, ctx context.Context, s *store.Store, want int) {
+	t.Helper()
+	var n int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM blocks WHERE miner = $1`, ownerMiner).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != want {
+		t.Fatalf("%d blocks are the other owner's, want %d", n, want)
+	}
+}
+
+// heldDB holds the indexer's first batch transaction open at COMMIT until released: a zombie frozen with its
+// transaction open, after its fence and COPY.
+type heldDB struct {
+	store.DB
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *heldDB) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := h.DB.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &heldTx{Tx: tx, h: h}, nil
+}
+
+type heldTx struct {
+	pgx.Tx
+	h *heldDB
+}
+
+func (t *heldTx) Commit(ctx context.Context) error {
+	first := false
+	t.h.once.Do(func() { first = true })
+	if first {
+		close(t.h.entered)
+		<-t.h.release
+	}
+	return t.Tx.Commit(ctx)
+}
+
+// TestZombieWithAnOpenTransaction: the old owner is frozen at COMMIT, its fence and rows in an open
+// transaction, when another owner writes the same offsets with other rows. The other owner must wait on the
+// offset row (seen in pg_stat_activity), and once the old one commits it is fenced: the stored rows are the
+// old owner's alone, none of the other's, and the old owner goes on.
+func TestZombieWithAnOpenTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, cfg := pgtest.Open(t)
+	broker := blocksBroker(t, 1)
+	first := blockRecords(0, 10)
+	if err := broker.Produce(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	db := &heldDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "zombie",
+		Topics:      blocksTopic(),
+		BatchMaxAge: 50 * time.Millisecond,
+		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
+	}, db, testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
+	<-db.entered
+
+	cfg.ApplicationName = "chainsink-other-owner-" + t.Name()
+	other, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	otherErr := make(chan error, 1)
+	go func() {
+		_, err := store.WriteBatch(ctx, other.Pool(), ownerBatch("zombie", first))
+		otherErr <- err
+	}()
+	waitFor(t, 10*time.Second, "the other owner to wait on the offset row", func() (bool, error) {
+		var waiting bool
+		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
+		return waiting, err
+	})
+	close(db.release)
+	if err := <-otherErr; !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("the other owner's write = %v, want ErrFenced", err)
+	}
+	if err := broker.Produce(ctx, blockRecords(10, 20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the old owner to go on", func() (bool, error) {
+		n, err := storedTotal(ctx, s, "zombie")
+		return n == 20, err
+	})
+	if err := ix.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireBlocks(t, ctx, s, 20)
+	requireOwnerRows(t, ctx, s, 0)
 }
