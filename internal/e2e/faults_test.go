@@ -18,6 +18,7 @@ import (
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // The fault tests: the real binary against the real Postgres and an in-process broker, with the faults a
@@ -659,4 +660,61 @@ func TestSIGTERMCommitsWhatItHolds(t *testing.T) {
 	}
 	requireNoDeadLetters(t, s)
 	requireSameContents(t, cfg, want)
+}
+
+// TestReplayedDeadLettersAreStored: the runbook's "dead letters after a fix". A valid bundle sits in
+// dead_letters (as an older decoder's refusal would have left it); `dead-letters replay --delete` republishes
+// it, the running `chainsink run` stores it, and replaying the same message twice more stores it once.
+func TestReplayedDeadLettersAreStored(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, bundle, err := fixtures.Bundle17173049(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"bundles": 1})
+	p := start(t, runArgs(cfg, b.Addr(), "replay", "bundles:bundle")...)
+	p.waitLog(t, "partitions assigned", 30*time.Second)
+	db := []string{"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema}
+	// refused stores the bundle as a dead letter, as an older decoder's refusal in another group would have.
+	refused := func(offset int64) {
+		t.Helper()
+		bt := store.NewBatch(fmt.Sprintf("old-group-%d", offset), "bundles", 0, offset, chain.ReplaceBlocks)
+		bt.Add(store.Message{Offset: offset, Key: key, Value: bundle,
+			Failure: &chain.Failure{Reason: "bad_field", Err: errors.New("an older decoder's refusal")}})
+		if _, err := store.WriteBatch(ctx, s.Pool(), bt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replay := func() {
+		t.Helper()
+		out, _, err := runCmd(t, append([]string{"dead-letters", "replay", "--brokers", b.Addr(), "--reason", "bad_field",
+			"--delete"}, db...)...)
+		if err != nil {
+			t.Fatalf("dead-letters replay: %v\n%s", err, out)
+		}
+	}
+	refused(1000)
+	replay()
+	waitCaughtUp(t, s, b, "replay", 60*time.Second, "bundles")
+	refused(2000)
+	refused(2001)
+	replay()
+	waitCaughtUp(t, s, b, "replay", 60*time.Second, "bundles")
+	if err := p.stop(t); err != nil {
+		t.Fatalf("exit: %v\n%s", err, strings.Join(p.logLines(), "\n"))
+	}
+	counts, err := store.CountRows(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if counts["blocks"] != 1 || counts["transactions"] != 116 || counts["logs"] != 271 {
+		t.Fatalf("after three replays of one bundle: %v, want it once (1 block, 116 transactions, 271 logs)", counts)
+	}
+	requireNoDeadLetters(t, s)
 }
