@@ -31,6 +31,7 @@ import (
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chainsink/chainsink/internal/fixtures"
@@ -268,10 +269,17 @@ func TestBackfillToPostgres(t *testing.T) {
 	c.commit(c.send(1, &weth, big.NewInt(0), pack("transfer", c.addrs[2], big.NewInt(2e17))))
 	c.commit()
 	c.commit(c.send(2, &weth, big.NewInt(0), pack("transfer", c.addrs[0], big.NewInt(1e17))))
-	c.commit(c.send(2, &weth, big.NewInt(0), pack("withdraw", big.NewInt(5e16))))
+	// The block the reorg orphans holds more transactions and logs than its replacement, so that rows left
+	// behind would show in every table.
+	c.commit(c.send(2, &weth, big.NewInt(0), pack("withdraw", big.NewInt(5e16))),
+		c.send(1, &weth, big.NewInt(0), pack("transfer", c.addrs[2], big.NewInt(1e16))),
+		c.send(0, &weth, big.NewInt(0), pack("transfer", c.addrs[1], big.NewInt(1e16))))
 	c.commit()
 	head := c.head()
 	oldHead := c.block(head).Hash()
+	if n := len(c.block(head - 1).Transactions()); n != 3 {
+		t.Fatalf("block %d has %d transactions, want 3", head-1, n)
+	}
 
 	s, cfg := migratedStore(t)
 	b := newBroker(t, map[string]int32{"blocks": 2})
@@ -318,6 +326,7 @@ func TestBackfillToPostgres(t *testing.T) {
 	}
 	waitCaughtUp(t, s, b, "backfill", 60*time.Second, "blocks")
 	checkChain(t, c, s, a, weth)
+	checkEveryTable(t, c, s)
 	if n := countEvents(t, s, "Deposit"); n < 4 {
 		t.Fatalf("%d Deposit events after the reorg, want the 2 of the new chain too", n)
 	}
@@ -337,6 +346,7 @@ func checkChain(t *testing.T, c *simChain, s *store.Store, a gethabi.ABI, weth c
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close() // a Fatalf mid-loop must not leave the connection taken: the pool's Close would wait for it
 	var n uint64
 	for rows.Next() {
 		var num int64
@@ -362,6 +372,7 @@ func checkChain(t *testing.T, c *simChain, s *store.Store, a gethabi.ABI, weth c
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rows.Close()
 	var got []wethEvent
 	for rows.Next() {
 		var e wethEvent
@@ -390,6 +401,66 @@ func checkChain(t *testing.T, c *simChain, s *store.Store, a gethabi.ABI, weth c
 	}
 	if transfers == 0 {
 		t.Fatal("no Transfer events to compare")
+	}
+}
+
+// checkEveryTable compares the transactions and logs of every stored block with the canonical chain's, and
+// requires every derived row (token transfers, events, calls) to belong to a stored log or transaction of the
+// same transaction hash: no row of an orphaned block survives anywhere.
+func checkEveryTable(t *testing.T, c *simChain, s *store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	strs := func(q string, args ...any) []string {
+		t.Helper()
+		rows, err := s.Pool().Query(ctx, q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	head := c.head()
+	for n := uint64(0); n <= head; n++ {
+		blk := c.block(n)
+		var wantTxs, wantLogs []string
+		for _, tx := range blk.Transactions() {
+			wantTxs = append(wantTxs, tx.Hash().Hex())
+			r, err := c.client.TransactionReceipt(ctx, tx.Hash())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, l := range r.Logs {
+				wantLogs = append(wantLogs, fmt.Sprintf("%d %s %s", l.Index, l.TxHash.Hex(), strings.ToLower(l.Address.Hex())))
+			}
+		}
+		gotTxs := strs(`SELECT '0x' || encode(hash, 'hex') FROM transactions WHERE block_number = $1 ORDER BY transaction_index`, int64(n))
+		gotLogs := strs(`SELECT log_index || ' 0x' || encode(transaction_hash, 'hex') || ' 0x' || encode(address, 'hex')
+			FROM logs WHERE block_number = $1 ORDER BY log_index`, int64(n))
+		if strings.ToLower(fmt.Sprint(gotTxs)) != strings.ToLower(fmt.Sprint(wantTxs)) {
+			t.Fatalf("block %d transactions:\n got %v\nwant %v", n, gotTxs, wantTxs)
+		}
+		if strings.ToLower(fmt.Sprint(gotLogs)) != strings.ToLower(fmt.Sprint(wantLogs)) {
+			t.Fatalf("block %d logs:\n got %v\nwant %v", n, gotLogs, wantLogs)
+		}
+	}
+	for _, q := range []string{
+		`SELECT 'token_transfers ' || d.block_number || '/' || d.log_index FROM token_transfers d LEFT JOIN logs l
+			ON l.block_number = d.block_number AND l.log_index = d.log_index AND l.transaction_hash = d.transaction_hash
+			WHERE l.log_index IS NULL`,
+		`SELECT 'events ' || d.block_number || '/' || d.log_index FROM events d LEFT JOIN logs l
+			ON l.block_number = d.block_number AND l.log_index = d.log_index AND l.transaction_hash = d.transaction_hash
+			WHERE l.log_index IS NULL`,
+		`SELECT 'calls ' || d.block_number || '/' || d.transaction_index FROM calls d LEFT JOIN transactions x
+			ON x.block_number = d.block_number AND x.transaction_index = d.transaction_index AND x.hash = d.transaction_hash
+			WHERE x.hash IS NULL`,
+		`SELECT 'blocks above the head ' || number FROM blocks WHERE number > ` + strconv.FormatUint(head, 10),
+	} {
+		if orphans := strs(q); len(orphans) > 0 {
+			t.Fatalf("rows of no canonical log or transaction: %v", orphans)
+		}
 	}
 }
 
