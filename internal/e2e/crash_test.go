@@ -22,7 +22,6 @@ import (
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
-	"github.com/chainsink/chainsink/store/chain"
 )
 
 const crashTopic = "items"
@@ -66,6 +65,12 @@ func itemsWorkload(t *testing.T, messages int, base uint64) []localkafka.Record 
 // of its own: the contents chainsink must end up with.
 func reference(t *testing.T, recs []localkafka.Record) store.Config {
 	t.Helper()
+	return referenceOf(t, recs, format.EthereumETL)
+}
+
+// referenceOf is reference for messages of format f.
+func referenceOf(t *testing.T, recs []localkafka.Record, f format.Format) store.Config {
+	t.Helper()
 	ctx := context.Background()
 	s, cfg := pgtest.Open(t)
 	reg, err := abi.Default()
@@ -78,10 +83,10 @@ func reference(t *testing.T, recs []localkafka.Record) store.Config {
 	for _, r := range recs {
 		b := batches[r.Partition]
 		if b == nil {
-			b = store.NewBatch("reference", r.Topic, r.Partition, next[r.Partition], chain.ReplaceRows)
+			b = store.NewBatch("reference", r.Topic, r.Partition, next[r.Partition], f.Mode())
 			batches[r.Partition] = b
 		}
-		rows, failure := dec.Decode(format.EthereumETL, r.Key, r.Value)
+		rows, failure := dec.Decode(f, r.Key, r.Value)
 		b.Add(store.Message{Offset: next[r.Partition], Key: r.Key, Value: r.Value, Rows: rows, Failure: failure})
 		next[r.Partition]++
 	}
@@ -153,11 +158,98 @@ func TestCrash(t *testing.T) {
 	if os.Getenv("CHAINSINK_CRASH_FULL") != "" {
 		messages, kills = 20000, 12
 	}
+	crash(t, crashWorkload(t, messages), crashTopic+":ethereum-etl", format.EthereumETL, kills)
+}
+
+// TestCrashBundles is TestCrash for bundles, keyed by height, with what a live producer adds: duplicates (a
+// producer that re-sends after a timeout) and reorgs (a second version of a height, with another hash and
+// fewer transactions, published later on the height's partition). The last version of each height must be
+// the one stored, whole.
+func TestCrashBundles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the crash test: skipped by -short (make test-short)")
+	}
+	t.Parallel()
+	heights, kills := 48, 3
+	if os.Getenv("CHAINSINK_CRASH_FULL") != "" {
+		heights, kills = 160, 10
+	}
+	crash(t, bundleWorkload(t, heights), "bundles:bundle", format.Bundle, kills)
+}
+
+// bundleWorkload is heights renumbered copies of block 17173049 as bundles keyed by height on 4 partitions,
+// then a re-sent copy of every fourth and a shorter second version (a reorg) of every third.
+func bundleWorkload(t *testing.T, heights int) []localkafka.Record {
+	t.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := fixtures.ETLItems(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var one [][]byte
+	for _, k := range []string{"block", "transaction", "log"} {
+		one = append(one, items[k]...)
+	}
+	record := func(n uint64, value []byte) localkafka.Record {
+		return localkafka.Record{Topic: "bundles", Partition: int32(n % 4), Key: format.BundleKey(n), Value: value}
+	}
+	var recs, later []localkafka.Record
+	for i := range heights {
+		n := uint64(21_000_000 + i)
+		renumbered := make([][]byte, len(one))
+		for j, it := range one {
+			if renumbered[j], err = fixtures.Renumber(it, n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bundle, err := format.BundleFromETLItems(renumbered)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, record(n, bundle))
+		if i%4 == 1 {
+			later = append(later, record(n, bundle))
+		}
+		if i%3 == 2 {
+			later = append(later, record(n, shorterVersion(t, bundle, fmt.Sprintf("0x%064x", n))))
+		}
+	}
+	return append(recs, later...)
+}
+
+// shorterVersion is another version of a bundle's block: hash and only its first ten transactions.
+func shorterVersion(t *testing.T, bundle []byte, hash string) []byte {
+	t.Helper()
+	return mutateBundle(t, bundle, func(m map[string]any) {
+		blk := m["block"].(map[string]any)
+		blk["hash"] = hash
+		blk["transactions"] = blk["transactions"].([]any)[:10]
+		m["receipts"] = m["receipts"].([]any)[:10]
+		for _, tx := range blk["transactions"].([]any) {
+			tx.(map[string]any)["blockHash"] = hash
+		}
+		for _, r := range m["receipts"].([]any) {
+			r.(map[string]any)["blockHash"] = hash
+			for _, l := range r.(map[string]any)["logs"].([]any) {
+				l.(map[string]any)["blockHash"] = hash
+			}
+		}
+	})
+}
+
+// crash is the crash test of recs, consumed as topicArg (TOPIC:FORMAT) and decoded by f: at least kills
+// SIGKILLs of the real binary with work in hand, then an uninterrupted run, then the contents compared with
+// an uninterrupted reference.
+func crash(t *testing.T, recs []localkafka.Record, topicArg string, f format.Format, kills int) {
+	t.Helper()
 	ctx := context.Background()
-	recs := crashWorkload(t, messages)
-	want := reference(t, recs)
+	topic := strings.SplitN(topicArg, ":", 2)[0]
+	want := referenceOf(t, recs, f)
 	s, cfg := migratedStore(t)
-	b := newBroker(t, map[string]int32{crashTopic: 4})
+	b := newBroker(t, map[string]int32{topic: 4})
 	// The input arrives in waves, one before each run, so that every run has something to write when it is
 	// killed. There are three waves a kill: a run that drains its wave before the kill lands does not count,
 	// and the waves left over go to the final, uninterrupted run.
@@ -172,7 +264,7 @@ func TestCrash(t *testing.T) {
 	}
 	// Static membership: a restarted instance takes its partitions back at once instead of waiting for the
 	// killed member's session to time out.
-	args := append(runArgs(cfg, b.Addr(), "crash", crashTopic+":ethereum-etl"),
+	args := append(runArgs(cfg, b.Addr(), "crash", topicArg),
 		"--kafka-config", "group.instance.id=crash-1", "--batch-max-rows", "100")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	began := time.Now()
@@ -227,7 +319,7 @@ func TestCrash(t *testing.T) {
 		produceWave()
 	}
 	p := start(t, args...)
-	waitCaughtUp(t, s, b, "crash", 120*time.Second, crashTopic)
+	waitCaughtUp(t, s, b, "crash", 120*time.Second, topic)
 	if err := p.stop(t); err != nil {
 		t.Fatalf("final run exited with %v:\n%s", err, strings.Join(p.logLines(), "\n"))
 	}
