@@ -222,12 +222,7 @@ func TestZombieWithAnOpenTransaction(t *testing.T) {
 		_, err := store.WriteBatch(ctx, other.Pool(), ownerBatch("zombie", first))
 		otherErr <- err
 	}()
-	waitFor(t, 10*time.Second, "the other owner to wait on the offset row", func() (bool, error) {
-		var waiting bool
-		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
-		return waiting, err
-	})
+	pgtest.WaitForLockWait(t, s.Pool(), cfg.ApplicationName) // the other owner waits on the offset row
 	close(db.release)
 	if err := <-otherErr; !errors.Is(err, store.ErrFenced) {
 		t.Fatalf("the other owner's write = %v, want ErrFenced", err)

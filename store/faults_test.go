@@ -106,12 +106,7 @@ func TestConflictWithAnUnlockedWriterIsRetriedNotDeadLettered(t *testing.T) {
 			r, err := write()
 			done <- result{r, err}
 		}()
-		waitUntilTrue(t, ctx, func() (bool, error) {
-			var waiting bool
-			err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-				WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
-			return waiting, err
-		})
+		pgtest.WaitForLockWait(t, s.Pool(), cfg.ApplicationName)
 		if err := other.Commit(ctx); err != nil {
 			t.Fatal(err)
 		}

@@ -167,12 +167,7 @@ func TestFenceOneOfTwoConcurrentWritersCommits(t *testing.T) {
 		defer wg.Done()
 		_, errs[1] = store.WriteBatch(ctx, second.Pool(), batches[1])
 	}()
-	waitUntilTrue(t, ctx, func() (bool, error) {
-		var waiting bool
-		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
-		return waiting, err
-	})
+	pgtest.WaitForLockWait(t, s.Pool(), cfg.ApplicationName)
 	close(hold.release)
 	wg.Wait()
 
@@ -452,12 +447,7 @@ func TestSameHeightFromTwoPartitionsIsSerialized(t *testing.T) {
 		r, err := store.WriteBatch(ctx, second.Pool(), later)
 		laterDone <- result{r, err}
 	}()
-	waitUntilTrue(t, ctx, func() (bool, error) {
-		var waiting bool
-		err := s.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE application_name = $1 AND wait_event_type = 'Lock')`, cfg.ApplicationName).Scan(&waiting)
-		return waiting, err
-	})
+	pgtest.WaitForLockWait(t, s.Pool(), cfg.ApplicationName)
 	close(hold.release)
 	if err := <-firstErr; err != nil {
 		t.Fatal(err)

@@ -33,8 +33,8 @@ func crashWorkload(t *testing.T, messages int) []localkafka.Record {
 	return itemsWorkload(t, messages, 20_000_000)
 }
 
-// itemsWorkload is crashWorkload with its copies numbered from block base.
-func itemsWorkload(t *testing.T, messages int, base uint64) []localkafka.Record {
+// blockItems are block 17173049's ethereum-etl items: the block, its transactions, its logs.
+func blockItems(t *testing.T) [][]byte {
 	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
@@ -48,6 +48,13 @@ func itemsWorkload(t *testing.T, messages int, base uint64) []localkafka.Record 
 	for _, k := range []string{"block", "transaction", "log"} {
 		one = append(one, items[k]...)
 	}
+	return one
+}
+
+// itemsWorkload is crashWorkload with its copies numbered from block base.
+func itemsWorkload(t *testing.T, messages int, base uint64) []localkafka.Record {
+	t.Helper()
+	one := blockItems(t)
 	var recs []localkafka.Record
 	for copyN := uint64(0); len(recs) < messages; copyN++ {
 		for _, it := range one {
@@ -181,18 +188,7 @@ func TestCrashBundles(t *testing.T) {
 // then a re-sent copy of every fourth and a shorter second version (a reorg) of every third.
 func bundleWorkload(t *testing.T, heights int) []localkafka.Record {
 	t.Helper()
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	items, err := fixtures.ETLItems(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var one [][]byte
-	for _, k := range []string{"block", "transaction", "log"} {
-		one = append(one, items[k]...)
-	}
+	one := blockItems(t)
 	record := func(n uint64, value []byte) localkafka.Record {
 		return localkafka.Record{Topic: "bundles", Partition: int32(n % 4), Key: format.BundleKey(n), Value: value}
 	}
@@ -201,9 +197,11 @@ func bundleWorkload(t *testing.T, heights int) []localkafka.Record {
 		n := uint64(21_000_000 + i)
 		renumbered := make([][]byte, len(one))
 		for j, it := range one {
-			if renumbered[j], err = fixtures.Renumber(it, n); err != nil {
+			v, err := fixtures.Renumber(it, n)
+			if err != nil {
 				t.Fatal(err)
 			}
+			renumbered[j] = v
 		}
 		bundle, err := format.BundleFromETLItems(renumbered)
 		if err != nil {

@@ -122,38 +122,44 @@ func TestFaultCommitReplyLost(t *testing.T) {
 // so 3s), retries, /readyz turns unready, and once the path is back it catches up exactly.
 func TestFaultBlackholedPath(t *testing.T) {
 	t.Parallel()
+	_, cfg := migratedStore(t)
+	proxy := pgtest.StartProxy(t) // closing it when the test ends also ends a black hole left by a failure
+	midStreamFault(t, cfg, withURL(cfg, urlParam(proxy.URL(t, cfg.DatabaseURL), "statement_timeout=2000")), "blackhole",
+		"retrying the batch", func() { proxy.Blackhole(true) }, func() { proxy.Blackhole(false) })
+}
+
+// midStreamFault runs `chainsink run` as cfgRun on half the input, caught up; then breaks Postgres with fault,
+// produces the rest, waits for logLine and for /readyz to fail (--stuck-after 1s), heals, and requires the
+// catch-up, readiness and contents equal to an uninterrupted reference. cfg reads the results.
+func midStreamFault(t *testing.T, cfg, cfgRun store.Config, group, logLine string, fault, heal func()) {
+	t.Helper()
 	ctx := context.Background()
 	recs := crashWorkload(t, 2400)
 	want := reference(t, recs)
-	s, cfg := migratedStore(t)
-	proxy := pgtest.StartProxy(t)
+	s, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	b := newBroker(t, map[string]int32{crashTopic: 4})
-	url := urlParam(proxy.URL(t, cfg.DatabaseURL), "statement_timeout=2000")
-	p := start(t, append(runArgs(withURL(cfg, url), b.Addr(), "blackhole", crashTopic+":ethereum-etl"),
+	p := start(t, append(runArgs(cfgRun, b.Addr(), group, crashTopic+":ethereum-etl"),
 		"--batch-max-rows", "100", "--metrics-addr", "127.0.0.1:0", "--stuck-after", "1s")...)
 	readyz := "http://" + p.metricsAddr(t) + "/readyz"
 	half := len(recs) / 2
 	if err := b.Produce(ctx, recs[:half]); err != nil {
 		t.Fatal(err)
 	}
-	waitCaughtUp(t, s, b, "blackhole", 60*time.Second, crashTopic)
-	proxy.Blackhole(true)
-	blackholed := true
-	defer func() {
-		if blackholed {
-			proxy.Blackhole(false)
-		}
-	}()
+	waitCaughtUp(t, s, b, group, 60*time.Second, crashTopic)
+	fault()
 	if err := b.Produce(ctx, recs[half:]); err != nil {
 		t.Fatal(err)
 	}
-	p.waitLog(t, "retrying the batch", 60*time.Second)
-	waitFor(t, 30*time.Second, "/readyz to fail while the path is black-holed", func() (bool, error) {
+	p.waitLog(t, logLine, 60*time.Second)
+	waitFor(t, 30*time.Second, "/readyz to fail during the fault", func() (bool, error) {
 		return httpStatus(t, readyz) == 503, nil
 	})
-	proxy.Blackhole(false)
-	blackholed = false
-	waitCaughtUp(t, s, b, "blackhole", 120*time.Second, crashTopic)
+	heal()
+	waitCaughtUp(t, s, b, group, 120*time.Second, crashTopic)
 	waitFor(t, 30*time.Second, "/readyz to turn ready again", func() (bool, error) {
 		return httpStatus(t, readyz) == 200, nil
 	})
@@ -210,45 +216,21 @@ func urlAs(t *testing.T, user string) string {
 func TestFaultReadOnlyAndBack(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	recs := crashWorkload(t, 2400)
-	want := reference(t, recs)
 	s, cfg := migratedStore(t)
 	name, url := role(t, s, cfg)
-	b := newBroker(t, map[string]int32{crashTopic: 4})
-	p := start(t, append(runArgs(withURL(cfg, url), b.Addr(), "readonly", crashTopic+":ethereum-etl"),
-		"--batch-max-rows", "100", "--metrics-addr", "127.0.0.1:0", "--stuck-after", "1s")...)
-	readyz := "http://" + p.metricsAddr(t) + "/readyz"
-	half := len(recs) / 2
-	if err := b.Produce(ctx, recs[:half]); err != nil {
-		t.Fatal(err)
-	}
-	waitCaughtUp(t, s, b, "readonly", 60*time.Second, crashTopic)
 	ident := pgx.Identifier{name}.Sanitize()
-	if _, err := s.Pool().Exec(ctx, `ALTER ROLE `+ident+` SET default_transaction_read_only = on`); err != nil {
-		t.Fatal(err)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := s.Pool().Exec(ctx, q, args...); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := s.Pool().Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, name); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Produce(ctx, recs[half:]); err != nil {
-		t.Fatal(err)
-	}
-	p.waitLog(t, "read-only transaction", 60*time.Second)
-	waitFor(t, 30*time.Second, "/readyz to fail while Postgres is read-only", func() (bool, error) {
-		return httpStatus(t, readyz) == 503, nil
+	midStreamFault(t, cfg, withURL(cfg, url), "readonly", "read-only transaction", func() {
+		exec(`ALTER ROLE ` + ident + ` SET default_transaction_read_only = on`)
+		exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, name)
+	}, func() {
+		exec(`ALTER ROLE ` + ident + ` RESET default_transaction_read_only`)
 	})
-	if _, err := s.Pool().Exec(ctx, `ALTER ROLE `+ident+` RESET default_transaction_read_only`); err != nil {
-		t.Fatal(err)
-	}
-	waitCaughtUp(t, s, b, "readonly", 120*time.Second, crashTopic)
-	waitFor(t, 30*time.Second, "/readyz to turn ready again", func() (bool, error) {
-		return httpStatus(t, readyz) == 200, nil
-	})
-	if err := p.stop(t); err != nil {
-		t.Fatalf("exit: %v\n%s", err, strings.Join(p.logLines(), "\n"))
-	}
-	requireNoDeadLetters(t, s)
-	requireSameContents(t, cfg, want)
 }
 
 // TestFaultTinyStatementTimeout: statement_timeout is far below what a batch's COPY takes (a trigger makes

@@ -91,3 +91,30 @@ func Open(t testing.TB) (*store.Store, store.Config) {
 	t.Cleanup(s.Close)
 	return s, cfg
 }
+
+// WaitForLockWait waits until a backend of application waits on a lock (pg_stat_activity wait_event_type
+// 'Lock'): the proof that two transactions overlap, rather than a hope that scheduling made them. It fails the
+// test after 30 s.
+func WaitForLockWait(t testing.TB, db store.DB, application string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var waiting bool
+		err := db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE application_name = $1 AND wait_event_type = 'Lock')`, application).Scan(&waiting)
+		if err != nil {
+			t.Fatalf("waiting for %s to wait on a lock: %v", application, err)
+		}
+		if waiting {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s never waited on a lock", application)
+		case <-tick.C:
+		}
+	}
+}
