@@ -439,10 +439,10 @@ func checkEveryTable(t *testing.T, c *simChain, s *store.Store) {
 		gotTxs := strs(`SELECT '0x' || encode(hash, 'hex') FROM transactions WHERE block_number = $1 ORDER BY transaction_index`, int64(n))
 		gotLogs := strs(`SELECT log_index || ' 0x' || encode(transaction_hash, 'hex') || ' 0x' || encode(address, 'hex')
 			FROM logs WHERE block_number = $1 ORDER BY log_index`, int64(n))
-		if strings.ToLower(fmt.Sprint(gotTxs)) != strings.ToLower(fmt.Sprint(wantTxs)) {
+		if !strings.EqualFold(fmt.Sprint(gotTxs), fmt.Sprint(wantTxs)) {
 			t.Fatalf("block %d transactions:\n got %v\nwant %v", n, gotTxs, wantTxs)
 		}
-		if strings.ToLower(fmt.Sprint(gotLogs)) != strings.ToLower(fmt.Sprint(wantLogs)) {
+		if !strings.EqualFold(fmt.Sprint(gotLogs), fmt.Sprint(wantLogs)) {
 			t.Fatalf("block %d logs:\n got %v\nwant %v", n, gotLogs, wantLogs)
 		}
 	}
