@@ -2,9 +2,14 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
@@ -129,9 +134,95 @@ func TestDropAndCreateSecondaryIndexes(t *testing.T) {
 		t.Fatalf("second create: %v, %v", again, err)
 	}
 
-	// The CONCURRENTLY path is not run here: it waits for every older transaction of the database, and the
-	// parallel tests share one.
+	// The CONCURRENTLY path runs in TestCreateSecondaryIndexesConcurrently, in a database of its own.
 	if _, err := store.CreateSecondaryIndexes(ctx, s.Pool(), store.IndexBuildOptions{MaintenanceWorkMem: "1GB; DROP TABLE logs"}); err == nil {
 		t.Fatal("an invalid maintenance_work_mem was accepted")
+	}
+}
+
+// TestCreateSecondaryIndexesConcurrently runs the CONCURRENTLY build (`chainsink migrate indexes create
+// --concurrently`) in a database of its own: such a build waits for every older transaction of its database,
+// which the parallel tests of the shared one would keep it doing. A writer commits batches during the build,
+// which is what CONCURRENTLY is for, and every index ends valid.
+func TestCreateSecondaryIndexesConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := fmt.Sprintf("chainsink_concurrently_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)") })
+	u, err := url.Parse(pgtest.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	cfg := store.Config{DatabaseURL: u.String(), Schema: "public"}
+	m, err := store.NewMigrator(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	s, err := store.Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := store.DropSecondaryIndexes(ctx, s.Pool()); err != nil {
+		t.Fatal(err)
+	}
+
+	stop := make(chan struct{})
+	wrote := make(chan error, 1)
+	go func() {
+		// One block per batch, until the build is done: every commit is a writer the build did not lock out.
+		n := 0
+		for {
+			select {
+			case <-stop:
+				if n == 0 {
+					wrote <- fmt.Errorf("no batch committed during the build")
+					return
+				}
+				wrote <- nil
+				return
+			default:
+			}
+			b := store.NewBatch("g", "blocks", 0, int64(n), chain.ReplaceBlocks)
+			b.Add(msg(int64(n), sampleRows(uint64(100+n))))
+			if _, err := store.WriteBatch(ctx, s.Pool(), b); err != nil {
+				wrote <- err
+				return
+			}
+			n++
+		}
+	}()
+	built, err := store.CreateSecondaryIndexes(ctx, s.Pool(), store.IndexBuildOptions{Concurrently: true, Workers: 2})
+	close(stop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
+	}
+	if len(built) != len(store.SecondaryIndexes) {
+		t.Fatalf("built %d indexes, want %d", len(built), len(store.SecondaryIndexes))
+	}
+	st, err := store.SecondaryIndexStatus(ctx, s.Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ix := range st {
+		if !ix.Present || !ix.Valid {
+			t.Fatalf("index %s: present %v valid %v", ix.Name, ix.Present, ix.Valid)
+		}
 	}
 }
