@@ -54,7 +54,10 @@ func DialRPC(ctx context.Context, url string, receiptsBatchSize int, logger *slo
 	if err != nil {
 		return nil, fmt.Errorf("connect to JSON-RPC %s: %w", redactURL(url), err)
 	}
-	return NewRPCFetcher(c, receiptsBatchSize, logger), nil
+	f := NewRPCFetcher(c, receiptsBatchSize, logger)
+	// Which node the retries and failures below are about; its host only.
+	f.logger.Info("JSON-RPC node", "rpc", redactURL(url))
+	return f, nil
 }
 
 // NewRPCFetcher uses an existing client.

@@ -19,6 +19,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -974,6 +975,91 @@ func compareByTx(t *testing.T, table string, sent []common.Hash, want, got map[c
 	for h, rows := range got {
 		if !known[h] {
 			t.Errorf("%s has rows of a transaction the test did not send, %s: %v", table, h, rows)
+		}
+	}
+}
+
+// TestBackfillRefusals holds what docs/backfill.md promises about failures, through the real binary: a node
+// that answers null for a block is retried --max-attempts times and then fails the backfill with nothing
+// published; the RPC URL's path and query (where hosted nodes keep their API keys) and its password never
+// appear in the output or the logs, only its host; and a job's --topic and --from are fixed.
+func TestBackfillRefusals(t *testing.T) {
+	t.Parallel()
+	c := newSimChain(t)
+	c.commit(c.send(0, &c.addrs[1], big.NewInt(1e15), nil))
+	_, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 1, "other": 1})
+
+	// A node that knows its head but answers null for every block (a pruned or lagging replica).
+	var nulls atomic.Int64
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var calls []struct {
+			ID     json.RawMessage `json:"id"`
+			Method string          `json:"method"`
+		}
+		batch := strings.HasPrefix(strings.TrimSpace(string(body)), "[")
+		if batch {
+			_ = json.Unmarshal(body, &calls)
+		} else {
+			calls = make([]struct {
+				ID     json.RawMessage `json:"id"`
+				Method string          `json:"method"`
+			}, 1)
+			_ = json.Unmarshal(body, &calls[0])
+		}
+		var out []string
+		for _, call := range calls {
+			result := "null"
+			switch call.Method {
+			case "eth_blockNumber":
+				result = `"0x1"`
+			case "eth_chainId":
+				result = `"0x539"`
+			default:
+				nulls.Add(1)
+			}
+			out = append(out, fmt.Sprintf(`{"jsonrpc":"2.0","id":%s,"result":%s}`, call.ID, result))
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if batch {
+			fmt.Fprintf(w, "[%s]", strings.Join(out, ","))
+		} else {
+			fmt.Fprint(w, out[0])
+		}
+	}))
+	defer node.Close()
+	secret := strings.Replace(node.URL, "http://", "http://user:hunter2@", 1) + "/v3/KEY0123456789abcdef?apikey=SECRETQUERY"
+	db := []string{"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema}
+	out, errOut, err := runBackfillCmd(t, append([]string{"--rpc", secret, "--brokers", b.Addr(), "--topic", "blocks",
+		"--from", "0", "--to", "1", "--max-attempts", "3", "--request-timeout", "2s"}, db...)...)
+	if err == nil {
+		t.Fatalf("a node answering null did not fail the backfill:\n%s", out)
+	}
+	if !strings.Contains(out+errOut, "null") || nulls.Load() < 3 {
+		t.Fatalf("the failure does not say the node answered null (%d null answers):\n%s%s", nulls.Load(), out, errOut)
+	}
+	for _, leak := range []string{"hunter2", "KEY0123456789abcdef", "SECRETQUERY"} {
+		if strings.Contains(out+errOut, leak) {
+			t.Errorf("output or logs contain %q:\n%s%s", leak, out, errOut)
+		}
+	}
+	if host := strings.TrimPrefix(node.URL, "http://"); !strings.Contains(out+errOut, host) {
+		t.Errorf("output and logs do not name the node's host %s:\n%s%s", host, out, errOut)
+	}
+	if hw := b.HighWatermarks("blocks"); hw[0] != 0 {
+		t.Errorf("a failed backfill published %d messages", hw[0])
+	}
+
+	// The job "fixed" ran from 0 into blocks; the same job into another topic, or from another block, is refused.
+	job := append([]string{"--rpc", c.url, "--brokers", b.Addr(), "--job", "fixed", "--to", "1"}, db...)
+	if _, errOut, err := runBackfillCmd(t, append(job, "--topic", "blocks", "--from", "0")...); err != nil {
+		t.Fatalf("backfill: %v\n%s", err, errOut)
+	}
+	for _, changed := range [][]string{{"--topic", "other", "--from", "0"}, {"--topic", "blocks", "--from", "1"}} {
+		out, errOut, err := runBackfillCmd(t, append(job, changed...)...)
+		if err == nil || !strings.Contains(out+errOut, "was started with --topic blocks --from 0") {
+			t.Fatalf("job fixed with %v: %v\n%s%s", changed, err, out, errOut)
 		}
 	}
 }
