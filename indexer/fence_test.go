@@ -240,3 +240,123 @@ func TestZombieWithAnOpenTransaction(t *testing.T) {
 	requireBlocks(t, ctx, s, 20)
 	requireOwnerRows(t, ctx, s, 0)
 }
+
+// commitGate holds every batch's COMMIT until open is closed and records how each ended: a partition's
+// worker with a batch in hand, for as long as the test wants.
+type commitGate struct {
+	store.DB
+	entered chan struct{} // closed at the first held COMMIT
+	once    sync.Once
+	open    chan struct{}
+	mu      sync.Mutex
+	results []error
+}
+
+func (g *commitGate) Begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := g.DB.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &gatedTx{Tx: tx, g: g}, nil
+}
+
+type gatedTx struct {
+	pgx.Tx
+	g *commitGate
+}
+
+func (t *gatedTx) Commit(ctx context.Context) error {
+	t.g.once.Do(func() { close(t.g.entered) })
+	select {
+	case <-t.g.open:
+	case <-ctx.Done(): // a cancelled worker: its COMMIT then fails on ctx as a real one would
+	}
+	err := t.Tx.Commit(ctx)
+	t.g.mu.Lock()
+	t.g.results = append(t.g.results, err)
+	t.g.mu.Unlock()
+	return err
+}
+
+func (g *commitGate) ended() []error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]error(nil), g.results...)
+}
+
+// TestRevokedPartitionCommitsWhatItHolds: docs/architecture.md says a revoked partition gets up to
+// RevokeFlushTimeout to commit what it holds. The first instance's COMMITs are held; a second instance joins,
+// the first is asked to give partitions up while its batches wait, and the gate opens only once the revocation
+// has begun: the held batches must commit (not be cancelled), and every message is stored exactly once.
+// With a gate that never opens in time, the flush gives up after the timeout instead of blocking the group.
+func TestRevokedPartitionCommitsWhatItHolds(t *testing.T) {
+	t.Parallel()
+	for _, opens := range []bool{true, false} {
+		t.Run(map[bool]string{true: "within the timeout", false: "after the timeout"}[opens], func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s, _ := pgtest.Open(t)
+			broker := blocksBroker(t, 2)
+			var recs []localkafka.Record
+			for i, r := range blockRecords(0, 40) {
+				r.Partition = int32(i % 2)
+				recs = append(recs, r)
+			}
+			if err := broker.Produce(ctx, recs); err != nil {
+				t.Fatal(err)
+			}
+			gate := &commitGate{DB: s.Pool(), entered: make(chan struct{}), open: make(chan struct{})}
+			openGate := sync.OnceFunc(func() { close(gate.open) })
+			var logs syncBuffer
+			cfg := indexer.Config{Brokers: broker.Addr(), Group: "revoke", Topics: blocksTopic(),
+				BatchMaxAge: 50 * time.Millisecond, RevokeFlushTimeout: 3 * time.Second,
+				KafkaConfig: map[string]string{"fetch.wait.max.ms": "10", "session.timeout.ms": "6000"}}
+			first, err := indexer.New(cfg, gate,
+				slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := first.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer first.Stop(context.Background()) //nolint:errcheck // the test checks what was stored
+			defer openGate()                       // before Stop, which waits for the held COMMITs
+			<-gate.entered
+			second, err := indexer.New(cfg, s.Pool(), testLogger(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := second.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer second.Stop(context.Background()) //nolint:errcheck // the test checks what was stored
+			waitFor(t, 30*time.Second, "the first instance to begin a revocation", func() (bool, error) {
+				return strings.Contains(logs.String(), "revoking partitions"), nil
+			})
+			if opens {
+				openGate()
+			}
+			waitFor(t, 30*time.Second, "the revocation to end", func() (bool, error) {
+				return strings.Contains(logs.String(), `"msg":"partitions revoked"`), nil
+			})
+			if !opens {
+				if !strings.Contains(logs.String(), "partition flush interrupted") {
+					t.Fatalf("a flush past its timeout did not give up:\n%s", logs.String())
+				}
+				openGate()
+			}
+			waitFor(t, 30*time.Second, "every offset stored", func() (bool, error) {
+				n, err := storedTotal(ctx, s, "revoke")
+				return n == int64(len(recs)), err
+			})
+			requireBlocks(t, ctx, s, int64(len(recs)))
+			if opens {
+				for _, err := range gate.ended() {
+					if err != nil {
+						t.Fatalf("a held COMMIT of the revoked partition was cancelled instead of flushed: %v", err)
+					}
+				}
+			}
+		})
+	}
+}

@@ -537,6 +537,8 @@ func (ix *Indexer) rebalance(ctx context.Context, c *kafka.Consumer, ev kafka.Ev
 		if lost {
 			cancel() // someone else may own them already: do not even try to write
 		}
+		ix.log.Debug("revoking partitions: committing what their workers hold", "partitions", describe(e.Partitions),
+			"lost", lost, "flush_timeout", ix.cfg.RevokeFlushTimeout)
 		ix.stopWorkers(flush, keys)
 		cancel()
 		for _, k := range keys {
