@@ -567,3 +567,57 @@ func TestBackfillOutOfOrderDeliveries(t *testing.T) {
 		t.Fatalf("checkpoint %+v after a failed delivery of 555", cp)
 	}
 }
+
+// oversizeFetcher serves fakeFetcher's blocks with one of them padded above the consumer's 16 MiB limit, and
+// counts how often that block is asked for.
+type oversizeFetcher struct {
+	fakeFetcher
+	big   uint64
+	asked atomic.Int32
+}
+
+func (f *oversizeFetcher) Fetch(ctx context.Context, from, to uint64) ([]backfill.Block, error) {
+	blocks, err := f.fakeFetcher.Fetch(ctx, from, to)
+	for i, b := range blocks {
+		if b.Number == f.big {
+			f.asked.Add(1)
+			pad := `,"extraData":"0x` + strings.Repeat("ab", format.MaxMessageBytes/2) + `"}`
+			blocks[i].Block = append(bytes.TrimSuffix(b.Block, []byte("}")), pad...)
+		}
+	}
+	return blocks, err
+}
+
+// TestBackfillBundleTooLarge: docs/backfill.md says a bundle above 16 MiB fails at once. Asking the node again
+// cannot make a block smaller, so the run must stop at the first attempt, with nothing of that block in the
+// topic and the checkpoint at it.
+func TestBackfillBundleTooLarge(t *testing.T) {
+	t.Parallel()
+	const topic = "blocks"
+	b := newBroker(t, topic, 1)
+	f := &oversizeFetcher{fakeFetcher: fakeFetcher{head: 6}, big: 3}
+	cps := &memCheckpoints{}
+	cfg := backfill.Config{Topic: topic, From: 0, To: backfill.Target{Number: 6}, BatchSize: 1, Concurrency: 1,
+		MaxAttempts: 5, RetryBase: time.Millisecond, RetryMax: time.Millisecond}
+	_, err := backfill.Run(context.Background(), cfg, backfill.Deps{Fetcher: f, Publisher: newPublisher(t, b, topic),
+		Checkpoints: cps})
+	if err == nil || !strings.Contains(err.Error(), "block 3") || !strings.Contains(err.Error(), "bytes a consumer accepts") {
+		t.Fatalf("a bundle above the limit: %v", err)
+	}
+	if n := f.asked.Load(); n != 1 {
+		t.Fatalf("block 3 was fetched %d times; an oversize bundle must fail at once", n)
+	}
+	recs := consume(t, b, topic)
+	if _, ok := recs["3"]; ok {
+		t.Fatal("the oversize block reached the topic")
+	}
+	for _, k := range []string{"0", "1", "2"} {
+		if _, ok := recs[k]; !ok {
+			t.Fatalf("block %s before the oversize one is missing from the topic", k)
+		}
+	}
+	cp, _, _ := cps.Load(context.Background(), cfg.JobName())
+	if cp.NextBlock != 3 {
+		t.Fatalf("checkpoint %+v, want next block 3", cp)
+	}
+}
