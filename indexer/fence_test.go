@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/chainsink/chainsink/indexer"
 	"github.com/chainsink/chainsink/internal/localkafka"
@@ -359,4 +361,56 @@ func TestRevokedPartitionCommitsWhatItHolds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLostPartitionIsCancelledAtOnce: docs/architecture.md says a lost partition (the group has already moved
+// on without this member) is cancelled at once rather than flushed, since another owner may hold it. The
+// broker answers one heartbeat with UNKNOWN_MEMBER_ID while a COMMIT is held, which librdkafka reports as a
+// lost assignment: the held COMMIT must end on a cancelled context long before RevokeFlushTimeout, and after
+// the member rejoins every message is stored exactly once.
+func TestLostPartitionIsCancelledAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker := blocksBroker(t, 1)
+	recs := blockRecords(0, 30)
+	if err := broker.Produce(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	gate := &commitGate{DB: s.Pool(), entered: make(chan struct{}), open: make(chan struct{})}
+	openGate := sync.OnceFunc(func() { close(gate.open) })
+	var logs syncBuffer
+	cfg := indexer.Config{Brokers: broker.Addr(), Group: "lost", Topics: blocksTopic(),
+		BatchMaxAge: 50 * time.Millisecond, RevokeFlushTimeout: 10 * time.Minute,
+		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10", "session.timeout.ms": "6000",
+			"heartbeat.interval.ms": "100"}}
+	ix, err := indexer.New(cfg, gate, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks what was stored
+	defer openGate()                    // before Stop, which waits for the held COMMITs
+	<-gate.entered
+	broker.Cluster().ControlKey(int16(kmsg.Heartbeat), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		resp := req.ResponseKind().(*kmsg.HeartbeatResponse)
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return resp, nil, true
+	})
+	waitFor(t, 30*time.Second, "the lost partition to be given up", func() (bool, error) {
+		return strings.Contains(logs.String(), `"msg":"partitions revoked"`) &&
+			strings.Contains(logs.String(), `"lost":true`), nil
+	})
+	ended := gate.ended()
+	if len(ended) == 0 || !errors.Is(ended[0], context.Canceled) {
+		t.Fatalf("the held COMMIT of a lost partition ended with %v, want a cancelled context", ended)
+	}
+	openGate()
+	waitFor(t, 60*time.Second, "every offset stored after the rejoin", func() (bool, error) {
+		n, err := storedTotal(ctx, s, "lost")
+		return n == int64(len(recs)), err
+	})
+	requireBlocks(t, ctx, s, int64(len(recs)))
 }
