@@ -152,10 +152,12 @@ func requireOwnerRows(t *testing.T, ctx context.Context, s *store.Store, want in
 	}
 }
 
-// heldDB holds the indexer's first batch transaction open at COMMIT until released: a zombie frozen with its
-// transaction open, after its fence and COPY.
+// heldDB holds the indexer's first batch transaction open at one point until released: a zombie frozen with
+// its transaction open. at is where: "fence" (the offset row is updated, nothing copied yet), "copy" (inside
+// a COPY, after its first row) or "commit" (fence and rows written, COMMIT not sent).
 type heldDB struct {
 	store.DB
+	at      string
 	once    sync.Once
 	entered chan struct{}
 	release chan struct{}
@@ -166,81 +168,127 @@ func (h *heldDB) Begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &heldTx{Tx: tx, h: h}, nil
+	return &heldTx{Tx: tx, h: h, top: true}, nil
+}
+
+// hold blocks the first time it is called at the point h holds.
+func (h *heldDB) hold(at string) {
+	if at != h.at {
+		return
+	}
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		close(h.entered)
+		<-h.release
+	}
 }
 
 type heldTx struct {
 	pgx.Tx
-	h *heldDB
+	h   *heldDB
+	top bool // not a savepoint
+}
+
+// Begin wraps the savepoints that the store's bisection opens, so that their COPYs are held too.
+func (t *heldTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	sp, err := t.Tx.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &heldTx{Tx: sp, h: t.h}, nil
+}
+
+func (t *heldTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	t.h.hold("fence")
+	return t.Tx.CopyFrom(ctx, table, cols, &heldSource{CopyFromSource: src, h: t.h})
 }
 
 func (t *heldTx) Commit(ctx context.Context) error {
-	first := false
-	t.h.once.Do(func() { first = true })
-	if first {
-		close(t.h.entered)
-		<-t.h.release
+	if t.top {
+		t.h.hold("commit")
 	}
 	return t.Tx.Commit(ctx)
 }
 
-// TestZombieWithAnOpenTransaction: the old owner is frozen at COMMIT, its fence and rows in an open
-// transaction, when another owner writes the same offsets with other rows. The other owner must wait on the
-// offset row (seen in pg_stat_activity), and once the old one commits it is fenced: the stored rows are the
-// old owner's alone, none of the other's, and the old owner goes on.
+type heldSource struct {
+	pgx.CopyFromSource
+	h    *heldDB
+	rows int
+}
+
+func (s *heldSource) Next() bool {
+	if s.rows == 1 {
+		s.h.hold("copy")
+	}
+	s.rows++
+	return s.CopyFromSource.Next()
+}
+
+// TestZombieWithAnOpenTransaction: the old owner is frozen with its transaction open (after its fence, inside
+// a COPY, at COMMIT) when another owner writes the same offsets with other rows. The other owner must wait on
+// the offset row (seen in pg_stat_activity), and once the old one goes on and commits, the other is fenced:
+// the stored rows are the old owner's alone, none of the other's, and the old owner goes on.
 func TestZombieWithAnOpenTransaction(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	s, cfg := pgtest.Open(t)
-	broker := blocksBroker(t, 1)
-	first := blockRecords(0, 10)
-	if err := broker.Produce(ctx, first); err != nil {
-		t.Fatal(err)
-	}
-	db := &heldDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
-	ix, err := indexer.New(indexer.Config{
-		Brokers: broker.Addr(), Group: "zombie",
-		Topics:      blocksTopic(),
-		BatchMaxAge: 50 * time.Millisecond,
-		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
-	}, db, testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
-	<-db.entered
+	for _, at := range []string{"fence", "copy", "commit"} {
+		t.Run(at, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s, cfg := pgtest.Open(t)
+			broker := blocksBroker(t, 1)
+			first := blockRecords(0, 10)
+			if err := broker.Produce(ctx, first); err != nil {
+				t.Fatal(err)
+			}
+			db := &heldDB{DB: s.Pool(), at: at, entered: make(chan struct{}), release: make(chan struct{})}
+			release := sync.OnceFunc(func() { close(db.release) })
+			ix, err := indexer.New(indexer.Config{
+				Brokers: broker.Addr(), Group: "zombie",
+				Topics:      blocksTopic(),
+				BatchMaxAge: 50 * time.Millisecond,
+				KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
+			}, db, testLogger(t), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ix.Start(ctx); err != nil {
+				t.Fatal(err)
+			}
+			defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
+			defer release()                     // before Stop, which waits for the held transaction
+			<-db.entered
 
-	cfg.ApplicationName = "chainsink-other-owner-" + t.Name()
-	other, err := store.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
+			cfg.ApplicationName = "chainsink-other-owner-" + at
+			other, err := store.Open(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			otherErr := make(chan error, 1)
+			go func() {
+				_, err := store.WriteBatch(ctx, other.Pool(), ownerBatch("zombie", first))
+				otherErr <- err
+			}()
+			pgtest.WaitForLockWait(t, s.Pool(), cfg.ApplicationName) // the other owner waits on the offset row
+			release()
+			if err := <-otherErr; !errors.Is(err, store.ErrFenced) {
+				t.Fatalf("the other owner's write = %v, want ErrFenced", err)
+			}
+			if err := broker.Produce(ctx, blockRecords(10, 20)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 20*time.Second, "the old owner to go on", func() (bool, error) {
+				n, err := storedTotal(ctx, s, "zombie")
+				return n == 20, err
+			})
+			if err := ix.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			requireBlocks(t, ctx, s, 20)
+			requireOwnerRows(t, ctx, s, 0)
+		})
 	}
-	defer other.Close()
-	otherErr := make(chan error, 1)
-	go func() {
-		_, err := store.WriteBatch(ctx, other.Pool(), ownerBatch("zombie", first))
-		otherErr <- err
-	}()
-	pgtest.WaitForLockWait(t, s.Pool(), cfg.ApplicationName) // the other owner waits on the offset row
-	close(db.release)
-	if err := <-otherErr; !errors.Is(err, store.ErrFenced) {
-		t.Fatalf("the other owner's write = %v, want ErrFenced", err)
-	}
-	if err := broker.Produce(ctx, blockRecords(10, 20)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 20*time.Second, "the old owner to go on", func() (bool, error) {
-		n, err := storedTotal(ctx, s, "zombie")
-		return n == 20, err
-	})
-	if err := ix.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	requireBlocks(t, ctx, s, 20)
-	requireOwnerRows(t, ctx, s, 0)
 }
 
 // commitGate holds every batch's COMMIT until open is closed and records how each ended: a partition's
