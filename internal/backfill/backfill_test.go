@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/big"
 	"strconv"
 	"strings"
@@ -481,12 +482,14 @@ func (f fakeFetcher) Fetch(_ context.Context, from, to uint64) ([]backfill.Block
 	return out, nil
 }
 
-// shufflingPublisher acknowledges messages in reverse order, in groups, from another goroutine.
+// shufflingPublisher acknowledges messages in reverse order, in groups, from another goroutine, and records
+// which were delivered before it tells the backfill so.
 type shufflingPublisher struct {
-	mu      sync.Mutex
-	pending []func(error)
-	keys    [][]byte
-	fail    string
+	mu        sync.Mutex
+	pending   []func(error)
+	keys      [][]byte
+	fail      string
+	delivered map[string]bool
 }
 
 func (p *shufflingPublisher) Publish(_ context.Context, key, _ []byte, done func(error)) error {
@@ -497,7 +500,17 @@ func (p *shufflingPublisher) Publish(_ context.Context, key, _ []byte, done func
 	if string(key) == p.fail {
 		err = errors.New("broker said no")
 	}
-	p.pending = append(p.pending, func(error) { done(err) })
+	p.pending = append(p.pending, func(error) {
+		if err == nil {
+			p.mu.Lock()
+			if p.delivered == nil {
+				p.delivered = map[string]bool{}
+			}
+			p.delivered[string(key)] = true
+			p.mu.Unlock()
+		}
+		done(err)
+	})
 	if len(p.pending) == 7 {
 		batch := p.pending
 		p.pending = nil
@@ -508,6 +521,20 @@ func (p *shufflingPublisher) Publish(_ context.Context, key, _ []byte, done func
 		}()
 	}
 	return nil
+}
+
+// deliveredBelow is a checkpoint check: every block from `from` up to the checkpoint was delivered.
+func (p *shufflingPublisher) deliveredBelow(from int64) func(store.BackfillCheckpoint) error {
+	return func(cp store.BackfillCheckpoint) error {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		for n := from; n < cp.NextBlock; n++ {
+			if !p.delivered[strconv.FormatInt(n, 10)] {
+				return fmt.Errorf("checkpoint at %d, but block %d is not delivered", cp.NextBlock, n)
+			}
+		}
+		return nil
+	}
 }
 
 func (p *shufflingPublisher) flusher(ctx context.Context) {
@@ -533,7 +560,7 @@ func TestBackfillOutOfOrderDeliveries(t *testing.T) {
 	defer cancel()
 	pub := &shufflingPublisher{}
 	go pub.flusher(ctx)
-	cps := &memCheckpoints{}
+	cps := &memCheckpoints{check: pub.deliveredBelow(100)}
 	cfg := backfill.Config{Topic: "t", From: 100, To: backfill.Target{Number: 1099}, BatchSize: 3, Concurrency: 5,
 		CheckpointInterval: time.Millisecond}
 	res, err := backfill.Run(ctx, cfg, backfill.Deps{Fetcher: fakeFetcher{head: 2000}, Publisher: pub, Checkpoints: cps})
@@ -553,11 +580,12 @@ func TestBackfillOutOfOrderDeliveries(t *testing.T) {
 	if len(seen) != 1000 {
 		t.Fatalf("%d blocks published", len(seen))
 	}
+	cps.requireSound(t) // every checkpoint on the way stayed behind the first undelivered block
 
 	// A failed delivery stops the backfill, and the checkpoint stays below the failed block.
 	pub2 := &shufflingPublisher{fail: "555"}
 	go pub2.flusher(ctx)
-	cps2 := &memCheckpoints{}
+	cps2 := &memCheckpoints{check: pub2.deliveredBelow(100)}
 	_, err = backfill.Run(ctx, cfg, backfill.Deps{Fetcher: fakeFetcher{head: 2000}, Publisher: pub2, Checkpoints: cps2})
 	if err == nil || !strings.Contains(err.Error(), "deliver block 555") {
 		t.Fatalf("failed delivery: %v", err)
@@ -566,6 +594,7 @@ func TestBackfillOutOfOrderDeliveries(t *testing.T) {
 	if cp.NextBlock > 555 || cp.NextBlock < 100 {
 		t.Fatalf("checkpoint %+v after a failed delivery of 555", cp)
 	}
+	cps2.requireSound(t)
 }
 
 // oversizeFetcher serves fakeFetcher's blocks with one of them padded above the consumer's 16 MiB limit, and

@@ -267,11 +267,25 @@ func consume(t testing.TB, b *localkafka.Broker, topic string) map[string][]reco
 	return out
 }
 
-// memCheckpoints keeps checkpoints in memory, for the unit tests.
+// memCheckpoints keeps checkpoints in memory, for the unit tests. Like the store it never lets a job's
+// checkpoint go back, but it records every attempt to (and every save check rejects), so that a test can
+// see a watermark that went wrong instead of a clamped one.
 type memCheckpoints struct {
-	mu    sync.Mutex
-	m     map[string]store.BackfillCheckpoint
-	saves int
+	mu       sync.Mutex
+	m        map[string]store.BackfillCheckpoint
+	saves    int
+	check    func(store.BackfillCheckpoint) error // optional: what every saved checkpoint must satisfy
+	problems []error
+}
+
+// requireSound fails t for every checkpoint that went back or failed check.
+func (m *memCheckpoints) requireSound(t testing.TB) {
+	t.Helper()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, err := range m.problems {
+		t.Error(err)
+	}
 }
 
 func (m *memCheckpoints) Load(_ context.Context, job string) (store.BackfillCheckpoint, bool, error) {
@@ -287,7 +301,13 @@ func (m *memCheckpoints) Save(_ context.Context, cp store.BackfillCheckpoint) er
 	if m.m == nil {
 		m.m = map[string]store.BackfillCheckpoint{}
 	}
+	if m.check != nil {
+		if err := m.check(cp); err != nil {
+			m.problems = append(m.problems, err)
+		}
+	}
 	if old, ok := m.m[cp.Job]; ok && old.NextBlock > cp.NextBlock {
+		m.problems = append(m.problems, fmt.Errorf("checkpoint of %s went back from %d to %d", cp.Job, old.NextBlock, cp.NextBlock))
 		cp.NextBlock = old.NextBlock
 	}
 	m.m[cp.Job] = cp
