@@ -4,6 +4,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -31,6 +32,17 @@ type Metrics struct {
 	MessagesConsumed   *prometheus.CounterVec // topic
 	PausedPartitions   prometheus.Gauge       //
 	OffsetAnomalies    *prometheus.GaugeVec   // topic, partition, kind
+
+	// Ready and StuckSeconds are read at scrape time from what ReportReadiness was given, so that alerts see
+	// what /readyz sees without probing it.
+	Ready        prometheus.GaugeFunc
+	StuckSeconds prometheus.GaugeFunc
+	readiness    atomic.Pointer[readiness]
+}
+
+type readiness struct {
+	ready func() bool
+	stuck func() time.Duration
 }
 
 // New registers every metric, plus the Go and process collectors, on a fresh registry.
@@ -72,11 +84,34 @@ func New() *Metrics {
 				"(kind log_regressed: above the log's end; retention_gap: below its start)."},
 			[]string{"topic", "partition", "kind"}),
 	}
+	m.Ready = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chainsink_ready",
+		Help: "1 when the instance is ready as /readyz says (Postgres answers, the group is joined, no partition " +
+			"held or retrying past --stuck-after), else 0."},
+		func() float64 {
+			if r := m.readiness.Load(); r != nil && r.ready() {
+				return 1
+			}
+			return 0
+		})
+	m.StuckSeconds = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "chainsink_stuck_seconds",
+		Help: "How long the partition retrying longest has been retrying one batch; 0 when none is."},
+		func() float64 {
+			if r := m.readiness.Load(); r != nil {
+				return r.stuck().Seconds()
+			}
+			return 0
+		})
 	r.MustRegister(m.Lag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
 		m.DeadLetters, m.FencedBatches, m.Retries, m.AssignedPartitions, m.EventsDecoded, m.UndecodedLogs,
-		m.MessagesConsumed, m.PausedPartitions, m.OffsetAnomalies,
+		m.MessagesConsumed, m.PausedPartitions, m.OffsetAnomalies, m.Ready, m.StuckSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ReportReadiness makes chainsink_ready and chainsink_stuck_seconds read ready and stuck at each scrape. The
+// server that serves /readyz calls it with the same checks.
+func (m *Metrics) ReportReadiness(ready func() bool, stuck func() time.Duration) {
+	m.readiness.Store(&readiness{ready: ready, stuck: stuck})
 }
 
 // The methods below make *Metrics the indexer's Metrics (indexer.Metrics); they are safe for concurrent use.

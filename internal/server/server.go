@@ -76,8 +76,16 @@ func New(o Options, m *metrics.Metrics, db Pinger, c Consumer, log *slog.Logger)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	m.ReportReadiness(func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+		defer cancel()
+		return len(s.problems(ctx)) == 0
+	}, c.StuckFor)
 	return s
 }
+
+// readyTimeout bounds the Postgres ping of one readiness check.
+const readyTimeout = 2 * time.Second
 
 // Start listens and serves in the background. When ctx is cancelled the server is closed at once, open
 // connections included. Start fails if called twice.
@@ -137,8 +145,21 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
+	problems := s.problems(ctx)
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		for _, p := range problems {
+			fmt.Fprintln(w, p)
+		}
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// problems is what keeps the instance from being ready, for /readyz and chainsink_ready.
+func (s *Server) problems(ctx context.Context) []string {
 	var problems []string
 	if err := s.db.Ping(ctx); err != nil {
 		problems = append(problems, "postgres: "+err.Error())
@@ -152,12 +173,5 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if d := s.consumer.StuckFor(); d > s.stuckAfter {
 		problems = append(problems, fmt.Sprintf("a partition has been retrying its batch for %s", d.Round(time.Second)))
 	}
-	if len(problems) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		for _, p := range problems {
-			fmt.Fprintln(w, p)
-		}
-		return
-	}
-	fmt.Fprintln(w, "ready")
+	return problems
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/server"
 )
@@ -313,3 +315,68 @@ func TestServerLifecycleHardStop(t *testing.T) {
 		t.Fatalf("Stop after a hard stop: %v", err)
 	}
 }
+
+// stuckConsumer is joined and reports a stuck time the test sets.
+type stuckConsumer struct {
+	consumer
+	mu    sync.Mutex
+	stuck time.Duration
+}
+
+func (c *stuckConsumer) StuckFor() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stuck
+}
+
+func (c *stuckConsumer) set(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stuck = d
+}
+
+// TestReadinessMetrics: chainsink_ready and chainsink_stuck_seconds, which the alert rules read, say what
+// /readyz says at the moment of the scrape.
+func TestReadinessMetrics(t *testing.T) {
+	m := metrics.New()
+	c := &stuckConsumer{}
+	s := server.New(server.Options{Addr: "127.0.0.1:0", StuckAfter: time.Minute}, m, newPinger(false), c,
+		slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop(context.Background()) //nolint:errcheck // the test checks the gauges
+	for _, tc := range []struct {
+		stuck time.Duration
+		ready float64
+	}{{0, 1}, {30 * time.Second, 1}, {2 * time.Minute, 0}, {0, 1}} {
+		c.set(tc.stuck)
+		code, _, err := get(s.Addr(), "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := testutil.ToFloat64(m.Ready); got != tc.ready || (code == http.StatusOK) != (got == 1) {
+			t.Errorf("stuck %v: chainsink_ready %v with /readyz %d; want %v", tc.stuck, got, code, tc.ready)
+		}
+		if got := testutil.ToFloat64(m.StuckSeconds); got != tc.stuck.Seconds() {
+			t.Errorf("chainsink_stuck_seconds %v, want %v", got, tc.stuck.Seconds())
+		}
+	}
+	// Postgres not answering makes the instance unready too.
+	down := metrics.New()
+	server.New(server.Options{Addr: "127.0.0.1:0", StuckAfter: time.Minute}, down, failingPinger{}, c,
+		slog.New(slog.DiscardHandler))
+	if got := testutil.ToFloat64(down.Ready); got != 0 {
+		t.Errorf("chainsink_ready %v with Postgres down, want 0", got)
+	}
+	// Before any server reports readiness (another command's registry), the gauge says not ready.
+	if got := testutil.ToFloat64(metrics.New().Ready); got != 0 {
+		t.Errorf("chainsink_ready %v with nothing reporting, want 0", got)
+	}
+}
+
+type failingPinger struct{}
+
+func (failingPinger) Ping(context.Context) error { return errors.New("connection refused") }
