@@ -14,7 +14,7 @@ import (
 // runCLI runs the chainsink command line in-process, as Main does, and returns what it printed.
 func runCLI(ctx context.Context, args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	root := newRoot(&out, &errOut)
+	root := NewRoot(&out, &errOut)
 	root.SetArgs(args)
 	err = root.ExecuteContext(ctx)
 	return out.String(), errOut.String(), err

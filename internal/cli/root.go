@@ -39,7 +39,7 @@ func (g *globals) logger() (*slog.Logger, error) {
 func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRoot(stdout, stderr)
+	root := NewRoot(stdout, stderr)
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintf(stderr, "chainsink: %v\n", err)
@@ -48,7 +48,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// NewRoot builds chainsink's command tree. Main runs it; tests also use it to check command lines written
+// elsewhere (the Kubernetes manifests of deploy/) against the real flags.
+func NewRoot(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
 		Use:   "chainsink",
