@@ -86,6 +86,34 @@ func (f *RPCFetcher) Head(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
+// BlockHashes returns the node's canonical hashes of blocks numbers, in their order, with one batch request
+// of eth_getBlockByNumber(N, false) (headers only). A block the node does not have is a nil hash.
+func (f *RPCFetcher) BlockHashes(ctx context.Context, numbers []uint64) ([][]byte, error) {
+	type header struct {
+		Hash hexutil.Bytes `json:"hash"`
+	}
+	elems := make([]rpc.BatchElem, len(numbers))
+	for i, n := range numbers {
+		elems[i] = rpc.BatchElem{Method: "eth_getBlockByNumber", Args: []any{hexutil.EncodeUint64(n), false}, Result: new(*header)}
+	}
+	if len(elems) == 0 {
+		return nil, nil
+	}
+	if err := f.client.BatchCallContext(ctx, elems); err != nil {
+		return nil, fmt.Errorf("batch request for the hashes of blocks %d-%d: %w", numbers[0], numbers[len(numbers)-1], scrub(err))
+	}
+	out := make([][]byte, len(numbers))
+	for i, e := range elems {
+		if e.Error != nil {
+			return nil, fmt.Errorf("eth_getBlockByNumber(%d, false): %w", numbers[i], e.Error)
+		}
+		if h := *e.Result.(**header); h != nil {
+			out[i] = h.Hash
+		}
+	}
+	return out, nil
+}
+
 // Fetch implements Fetcher.
 func (f *RPCFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, error) {
 	if to < from {

@@ -663,7 +663,7 @@ func (b *bencher) growthRun(ctx context.Context, n int64, tuned bool) error {
 	return b.chainsinkRun(ctx, r, spec, func(st *store.Store) error {
 		t0 := time.Now()
 		counts, err := b.writeParallel(ctx, st.Pool(), blocks, func(i int) chain.Rows {
-			return RenumberRows(&b.w.Base, FirstPreloadBlock+uint64(i))
+			return fixtures.RenumberRows(&b.w.Base, FirstPreloadBlock+uint64(i))
 		}, CopyRows)
 		if err != nil {
 			return err

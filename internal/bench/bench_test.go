@@ -42,7 +42,7 @@ func TestRenumberRowsEqualsRenumberedItems(t *testing.T) {
 			w.Blocks[2].Bundle != nil, len(w.Blocks[2].Items))
 	}
 	for _, b := range w.Blocks[:2] {
-		got := RenumberRows(&w.Base, b.Number)
+		got := fixtures.RenumberRows(&w.Base, b.Number)
 		if !reflect.DeepEqual(got, b.Rows) {
 			t.Fatalf("block %d: RenumberRows differs from decoding the renumbered items", b.Number)
 		}
@@ -187,7 +187,7 @@ func benchWrite(b *testing.B, write func(ctx context.Context, db store.DB, i int
 		b.StopTimer()
 		batch := make([]chain.Rows, benchBlocks)
 		for j := range batch {
-			batch[j] = RenumberRows(&w.Base, FirstBlock+uint64(i*benchBlocks+j))
+			batch[j] = fixtures.RenumberRows(&w.Base, FirstBlock+uint64(i*benchBlocks+j))
 			rows += batch[j].Len()
 		}
 		b.StartTimer()
@@ -305,7 +305,7 @@ func TestCopyRowsAndInsertRowsStoreWhatWriteBatchStores(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows := []chain.Rows{RenumberRows(&w.Base, FirstBlock), RenumberRows(&w.Base, FirstBlock+1)}
+	rows := []chain.Rows{fixtures.RenumberRows(&w.Base, FirstBlock), fixtures.RenumberRows(&w.Base, FirstBlock+1)}
 	total := int64(rows[0].Len() + rows[1].Len())
 
 	ref, _ := pgtest.Open(t)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"runtime"
 	"sync"
@@ -166,70 +165,3 @@ func (w *Workload) BundleRows() []chain.Rows {
 	return out
 }
 
-// renumberHash returns a copy of h with its last 8 bytes set to number, big-endian: what fixtures.Renumber does
-// to a 0x-hex hash ("h[:50] + %016x").
-func renumberHash(h []byte, number uint64) []byte {
-	if len(h) != 32 {
-		return h
-	}
-	out := make([]byte, 32)
-	copy(out, h[:24])
-	binary.BigEndian.PutUint64(out[24:], number)
-	return out
-}
-
-// RenumberRows returns a copy of r moved to block number, exactly as if r's ethereum-etl items had been
-// renumbered with fixtures.Renumber and decoded again (a test checks this), without the JSON round trips: it
-// makes the millions of preload rows of the cost-growth runs cheaply. Unchanged byte slices are shared.
-func RenumberRows(r *chain.Rows, number uint64) chain.Rows {
-	out := chain.Rows{
-		Blocks:         make([]chain.Block, len(r.Blocks)),
-		Withdrawals:    make([]chain.Withdrawal, len(r.Withdrawals)),
-		Transactions:   make([]chain.Transaction, len(r.Transactions)),
-		Logs:           make([]chain.Log, len(r.Logs)),
-		TokenTransfers: make([]chain.TokenTransfer, len(r.TokenTransfers)),
-		Events:         make([]chain.Event, len(r.Events)),
-		Calls:          make([]chain.Call, len(r.Calls)),
-	}
-	hashes := map[string][]byte{} // one new slice per distinct hash
-	rh := func(h []byte) []byte {
-		if h == nil {
-			return nil
-		}
-		if v, ok := hashes[string(h)]; ok {
-			return v
-		}
-		v := renumberHash(h, number)
-		hashes[string(h)] = v
-		return v
-	}
-	for i, b := range r.Blocks {
-		b.Number, b.Hash = number, rh(b.Hash)
-		out.Blocks[i] = b
-	}
-	for i, x := range r.Withdrawals {
-		x.BlockNumber = number
-		out.Withdrawals[i] = x
-	}
-	for i, t := range r.Transactions {
-		t.BlockNumber, t.Hash, t.BlockHash = number, rh(t.Hash), rh(t.BlockHash)
-		out.Transactions[i] = t
-	}
-	for i, l := range r.Logs {
-		l.BlockNumber, l.TransactionHash = number, rh(l.TransactionHash)
-		out.Logs[i] = l
-	}
-	for i, t := range r.TokenTransfers {
-		t.BlockNumber, t.TransactionHash = number, rh(t.TransactionHash)
-		out.TokenTransfers[i] = t
-	}
-	for i, e := range r.Events {
-		e.BlockNumber, e.TransactionHash = number, rh(e.TransactionHash)
-		out.Events[i] = e
-	}
-	for i, c := range r.Calls {
-		c.BlockNumber, c.TransactionHash = number, rh(c.TransactionHash)
-		out.Calls[i] = c
-	}
-	return out
-}
