@@ -164,4 +164,3 @@ func (w *Workload) BundleRows() []chain.Rows {
 	}
 	return out
 }
-
