@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -304,6 +306,8 @@ func TestBackfillToPostgres(t *testing.T) {
 	if n := countEvents(t, s, "Deposit"); n != 2 {
 		t.Fatalf("%d Deposit events", n)
 	}
+	dbArgs := []string{"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema}
+	requireVerified(t, dbArgs, c.url, int64(head)+1, nil)
 
 	// Reorg: fork below the last two blocks, and mine a longer chain with other transactions.
 	forkAt := head - 2
@@ -321,6 +325,12 @@ func TestBackfillToPostgres(t *testing.T) {
 	if newHead <= head || c.block(head).Hash() == oldHead {
 		t.Fatalf("the fork did not become canonical: head %d, block %d %s", newHead, head, c.block(head).Hash())
 	}
+	// What is stored is whole and consistent, but no longer the node's chain above the fork.
+	var orphaned []int64
+	for n := forkAt + 1; n <= head; n++ {
+		orphaned = append(orphaned, int64(n))
+	}
+	requireVerified(t, dbArgs, c.url, int64(head)+1, map[string][]int64{"not_canonical": orphaned})
 	_, errOut, err = runBackfillCmd(t, append(base, "--from", strconv.FormatUint(forkAt+1, 10), "--to", "latest")...)
 	if err != nil {
 		t.Fatalf("backfill after the reorg: %v\n%s", err, errOut)
@@ -328,12 +338,47 @@ func TestBackfillToPostgres(t *testing.T) {
 	waitCaughtUp(t, s, b, "backfill", 60*time.Second, "blocks")
 	checkChain(t, c, s, a, weth)
 	checkEveryTable(t, c, s)
+	requireVerified(t, dbArgs, c.url, int64(newHead)+1, nil)
 	if n := countEvents(t, s, "Deposit"); n < 4 {
 		t.Fatalf("%d Deposit events after the reorg, want the 2 of the new chain too", n)
 	}
 	t.Logf("reorg at %d: old head %d, new head %d", forkAt, head, newHead)
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink run exited with %v", err)
+	}
+}
+
+// requireVerified runs `chainsink verify --rpc node --json` and requires blocks stored, exactly the failing
+// checks of want (with their first heights), and exit status 1 when want is not empty, 0 otherwise.
+func requireVerified(t *testing.T, dbArgs []string, node string, blocks int64, want map[string][]int64) {
+	t.Helper()
+	out, errOut, err := runCmd(t, append([]string{"verify", "--log-format", "json", "--json", "--rpc", node}, dbArgs...)...)
+	var rep struct {
+		OK     bool  `json:"ok"`
+		Blocks int64 `json:"blocks"`
+		Checks []struct {
+			Name     string  `json:"name"`
+			Problems int64   `json:"problems"`
+			Heights  []int64 `json:"heights"`
+		} `json:"checks"`
+	}
+	if jerr := json.Unmarshal([]byte(out), &rep); jerr != nil {
+		t.Fatalf("verify: %v, output %q: %v\n%s", err, out, jerr, errOut)
+	}
+	got := map[string][]int64{}
+	for _, c := range rep.Checks {
+		if c.Problems > 0 {
+			got[c.Name] = c.Heights
+		}
+	}
+	if len(rep.Checks) != 11 {
+		t.Errorf("verify --rpc ran %d checks, want the 9 of SQL and the 2 against the node", len(rep.Checks))
+	}
+	if rep.Blocks != blocks || !maps.EqualFunc(got, want, slices.Equal[[]int64]) || rep.OK != (len(want) == 0) {
+		t.Fatalf("verify: %d blocks, failing %v (ok %v); want %d blocks, failing %v\n%s", rep.Blocks, got, rep.OK, blocks, want, out)
+	}
+	if (err == nil) != (len(want) == 0) {
+		t.Fatalf("verify exited with %v; want status 1 exactly when a check fails\n%s", err, errOut)
 	}
 }
 
