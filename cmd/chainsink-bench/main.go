@@ -32,6 +32,7 @@ func main() {
 	flag.IntVar(&o.InsertRows, "insert-rows", 500, "rows per INSERT statement of the baseline")
 	flag.StringVar(&growth, "growth", "0,1000000,5000000", "rows preloaded before each cost-growth run, comma-separated (0 is the main bundle run; empty skips)")
 	flag.IntVar(&o.Backlog, "backlog", 1000000, "ethereum-etl messages in the memory-with-backlog run (0 skips it)")
+	flag.Int64Var(&o.VerifyRows, "verify-rows", 10_000_000, "rows stored before chainsink verify is timed (the verify scenario)")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run")
 	flag.IntVar(&o.IndexWorkers, "index-workers", 2, "indexes built at once after the deferred-index run")
 	flag.StringVar(&o.IndexMem, "index-maintenance-work-mem", "256MB", "maintenance_work_mem of each index build")

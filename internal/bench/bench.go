@@ -10,6 +10,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -47,6 +48,7 @@ type Options struct {
 	InsertRows int     // rows per INSERT statement of the baseline
 	Growth     []int64 // rows preloaded before the cost-growth runs; 0 reuses the main bundle run
 	Backlog    int     // ethereum-etl messages of the memory run; 0 skips it
+	VerifyRows int64   // rows stored before `chainsink verify` is timed; default 10 M
 	Scenarios  []string
 	RunTimeout time.Duration
 
@@ -62,7 +64,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "bundle", "deferred", "etl", "growth", "backlog", "tuned"}
+var AllScenarios = []string{"ceiling", "baseline", "bundle", "deferred", "etl", "growth", "backlog", "tuned", "verify"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -106,6 +108,9 @@ func (o *Options) defaults() {
 	}
 	if o.InsertRows == 0 {
 		o.InsertRows = 500
+	}
+	if o.VerifyRows == 0 {
+		o.VerifyRows = 10_000_000
 	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = AllScenarios
@@ -210,7 +215,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		run  func(context.Context) error
 	}{
 		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"bundle", b.bundle}, {"deferred", b.deferred},
-		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned},
+		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify},
 	} {
 		if !b.want(step.name) {
 			continue
@@ -678,6 +683,65 @@ func (b *bencher) growthRun(ctx context.Context, n int64, tuned bool) error {
 			time.Since(t0).Round(time.Millisecond))
 		return b.settle(ctx)
 	}, nil)
+}
+
+// verify times `chainsink verify` (the real binary, every check) over VerifyRows rows: renumbered copies of
+// the workload's block that form one chain, stored with the ceiling's COPY and vacuumed, as after a backfill.
+// The check must pass: a report of problems would mean the data or the checks are wrong.
+func (b *bencher) verify(ctx context.Context) error {
+	const schema = "bench_verify"
+	if err := b.freshSchema(ctx, schema); err != nil {
+		return err
+	}
+	defer b.dropSchema(ctx, schema) //nolint:errcheck // best effort; the next run drops the database anyway
+	st, err := b.openSchema(ctx, schema, b.o.Partitions+1)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	blocks := int((b.o.VerifyRows + int64(b.w.RowsPerBlock()) - 1) / int64(b.w.RowsPerBlock()))
+	b.logf("==> chainsink verify: storing %d blocks (%s rows) first", blocks, human(float64(blocks*b.w.RowsPerBlock())))
+	t0 := time.Now()
+	counts, err := b.writeParallel(ctx, st.Pool(), blocks, func(i int) chain.Rows {
+		return fixtures.RenumberRows(&b.w.Base, FirstPreloadBlock+uint64(i))
+	}, CopyRows)
+	if err != nil {
+		return err
+	}
+	if _, err := st.Pool().Exec(ctx, "VACUUM (ANALYZE) "+strings.Join(chain.CoreTables.Names(), ", ")); err != nil {
+		return err
+	}
+	b.logf("    stored and vacuumed in %s", time.Since(t0).Round(time.Millisecond))
+	if err := b.settle(ctx); err != nil {
+		return err
+	}
+	pgBefore := postgresCPU()
+	ctrs := b.counters(ctx)
+	machineBefore := machineCPU()
+	cmd := exec.CommandContext(ctx, b.o.Binary, "verify", "--database-url", b.dbURL, "--schema", schema, "--json")
+	t0 = time.Now()
+	out, err := cmd.Output()
+	secs := time.Since(t0).Seconds()
+	if err != nil {
+		return fmt.Errorf("chainsink verify: %w\n%s", err, out)
+	}
+	var rep struct {
+		OK     bool  `json:"ok"`
+		Blocks int64 `json:"blocks"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil || !rep.OK || rep.Blocks != int64(blocks) {
+		return fmt.Errorf("chainsink verify: %v, report %s", err, out)
+	}
+	r := Result{Key: "verify", Name: "(v) chainsink verify, every check", Format: "rows", Indexes: "live",
+		Blocks: blocks, Rows: sum(counts), Seconds: secs, PostgresCPU: postgresCPU().since(pgBefore)}
+	if cmd.ProcessState != nil {
+		r.ChainsinkCPU = (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
+	}
+	r.OtherCPU = machineCPU() - machineBefore - r.PostgresCPU - r.ChainsinkCPU
+	b.since(ctx, ctrs, &r)
+	b.rep.add(r)
+	b.logf("    verified %d rows in %.1fs (%s rows/s)", r.Rows, secs, human(float64(r.Rows)/secs))
+	return nil
 }
 
 // tuned runs bundle, deferred and growth again with TunedBundles, and backlog with TunedETL.

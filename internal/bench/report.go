@@ -137,6 +137,7 @@ type Report struct {
 		InsertRows int     `json:"insert_rows_per_statement"`
 		Growth     []int64 `json:"growth_preload_rows"`
 		Backlog    int     `json:"backlog_messages"`
+		VerifyRows int64   `json:"verify_rows"`
 		IndexMem   string  `json:"index_build_maintenance_work_mem"`
 		// The settings of the tuned runs, and any extra settings of every run.
 		TunedBundles  string   `json:"tuned_bundles"`
@@ -170,6 +171,7 @@ func newReport(o Options, began time.Time) *Report {
 	r.Machine.LoadBefore = loadAverage()
 	r.Options.Blocks, r.Options.Partitions, r.Options.BatchRows = o.Blocks, o.Partitions, o.BatchRows
 	r.Options.InsertRows, r.Options.Growth, r.Options.Backlog = o.InsertRows, o.Growth, o.Backlog
+	r.Options.VerifyRows = o.VerifyRows
 	r.Options.IndexMem = o.IndexMem
 	r.Options.TunedBundles, r.Options.TunedETL = TunedBundles.String(), TunedETL.String()
 	r.Options.ChainsinkArgs, r.Options.ChainsinkEnv = o.ChainsinkArgs, o.ChainsinkEnv
@@ -283,6 +285,14 @@ func (r *Report) finish(total time.Duration) {
 		t("blocks/s with indexes deferred (decoded rows included)", "≥ 150", "blocks/s", blocks, blocks > 0, func(v float64) bool { return v >= 150 })
 		t(fmt.Sprintf("peak RSS draining a %s-message ethereum-etl backlog", human(float64(r.Options.Backlog))), "≤ 300", "MiB", rss, rss > 0,
 			func(v float64) bool { return v <= 300 })
+		if prefix == "" {
+			var secs float64
+			if v := r.result("verify"); v != nil {
+				secs = v.Seconds
+			}
+			t(fmt.Sprintf("chainsink verify over %s stored rows, every check", human(float64(r.Options.VerifyRows))), "≤ 60", "s",
+				secs, secs > 0, func(v float64) bool { return v <= 60 })
+		}
 	}
 }
 
