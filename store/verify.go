@@ -67,6 +67,9 @@ var verifyChecks = []struct {
 	{"foreign_transactions", "transactions whose block_hash is not the stored block's, or at a height with no block", `
 		SELECT t.block_number FROM transactions t LEFT JOIN blocks b ON b.number = t.block_number
 		WHERE t.block_number BETWEEN $1 AND $2 AND (b.number IS NULL OR t.block_hash <> b.hash)`},
+	{"foreign_logs", "logs whose block_hash is not the stored block's (logs stored before migration 4 have none)", `
+		SELECT l.block_number FROM logs l LEFT JOIN blocks b ON b.number = l.block_number
+		WHERE l.block_number BETWEEN $1 AND $2 AND l.block_hash IS NOT NULL AND (b.number IS NULL OR l.block_hash <> b.hash)`},
 	{"transaction_count", "blocks whose transaction_count differs from their stored transactions", `
 		SELECT b.number FROM blocks b
 		LEFT JOIN (SELECT block_number, count(*) AS n FROM transactions WHERE block_number BETWEEN $1 AND $2

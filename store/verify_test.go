@@ -86,7 +86,7 @@ func TestVerify(t *testing.T) {
 			if !rep.OK() || rep.Empty || rep.From != verifyFirst || rep.To != verifyLast || rep.Blocks != 10 {
 				t.Fatalf("chunk %d: %+v, failing %v", chunk, rep, failing(rep))
 			}
-			if len(rep.Checks) != 9 {
+			if len(rep.Checks) != 10 {
 				t.Fatalf("%d checks ran", len(rep.Checks))
 			}
 		}
@@ -97,7 +97,9 @@ func TestVerify(t *testing.T) {
 		want   map[string][]int64
 	}{
 		{"a block deleted", `DELETE FROM blocks WHERE number = 104`,
-			map[string][]int64{"missing_blocks": {104}, "foreign_transactions": {104}}},
+			map[string][]int64{"missing_blocks": {104}, "foreign_transactions": {104}, "foreign_logs": {104}}},
+		{"a log of another block", `UPDATE logs SET block_hash = '\x05' WHERE block_number = 102 AND log_index = 3`,
+			map[string][]int64{"foreign_logs": {102}}},
 		{"a parent hash of another chain", `UPDATE blocks SET parent_hash = '\x00' WHERE number = 106`,
 			map[string][]int64{"broken_parent": {106}}},
 		{"a transaction of another block", `UPDATE transactions SET block_hash = '\x01'
@@ -122,8 +124,9 @@ func TestVerify(t *testing.T) {
 			map[string][]int64{"calls_without_transaction": {109}}},
 		{"the orphaned transactions of a reorg to a smaller block", `
 			UPDATE blocks SET hash = '\x0a', transaction_count = 1 WHERE number = 109;
-			UPDATE transactions SET block_hash = '\x0a' WHERE block_number = 109 AND transaction_index = 0`,
-			map[string][]int64{"foreign_transactions": {109}, "transaction_count": {109}}},
+			UPDATE transactions SET block_hash = '\x0a' WHERE block_number = 109 AND transaction_index = 0;
+			UPDATE logs SET block_hash = '\x0a' WHERE block_number = 109 AND transaction_index = 0`,
+			map[string][]int64{"foreign_transactions": {109}, "transaction_count": {109}, "foreign_logs": {109}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

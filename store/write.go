@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jackc/pgerrcode"
 	"github.com/jackc/pgx/v5"
@@ -321,6 +322,9 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 			queue(t, tg)
 		}
 	}
+	if mode == chain.ReplaceRows {
+		w.queueOrphans(&q, sets)
+	}
 	if q.Len() == 0 {
 		return nil
 	}
@@ -328,6 +332,52 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		return fmt.Errorf("delete replaced rows: %w", err)
 	}
 	return nil
+}
+
+// queueOrphans queues the removal of a reorg's orphans for the block items among sets (ethereum-etl): the
+// transactions and logs of the block's height whose block hash is not the block's, with the rows of their
+// scope in every other table (calls; events, token transfers; run-time tables). Keys alone cannot do it: when
+// the new block has fewer transactions or logs than the orphaned one, nothing of the new block has the keys
+// of the extra old rows. The new block's own rows carry its hash and stay, whether they were stored before
+// the block item or come after it; rows without a hash (logs stored before migration 4) are left alone.
+// Each parent and its children go in one statement (a data-modifying CTE), parents first, transactions
+// before logs, the lock order of the other deletes here and of ReplaceDerived.
+func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
+	var numbers []int64
+	var hashes [][]byte
+	for _, r := range sets {
+		for _, b := range r.Blocks {
+			numbers = append(numbers, int64(b.Number))
+			hashes = append(hashes, b.Hash)
+		}
+	}
+	if len(numbers) == 0 {
+		return
+	}
+	for _, parent := range []*chain.Table{chain.TransactionsTable, chain.LogsTable} {
+		if !slices.Contains(w.schema, parent) {
+			continue
+		}
+		var sql strings.Builder
+		fmt.Fprintf(&sql, `WITH k(n, h) AS (SELECT * FROM unnest($1::bigint[], $2::bytea[])),
+			gone AS (DELETE FROM %s p USING k WHERE p.block_number = k.n AND p.block_hash <> k.h
+				RETURNING p.block_number AS b, p.%s AS i)`,
+			pgx.Identifier{parent.Name}.Sanitize(), pgx.Identifier{parent.IndexColumn()}.Sanitize())
+		children := 0
+		for _, t := range w.schema {
+			if t.Scope != parent.Scope || t == parent {
+				continue
+			}
+			fmt.Fprintf(&sql, `,
+			c%d AS (DELETE FROM %s c USING gone WHERE c.%s = gone.b AND c.%s = gone.i)`, children,
+				pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize(),
+				pgx.Identifier{t.IndexColumn()}.Sanitize())
+			children++
+		}
+		sql.WriteString(`
+			SELECT count(*) FROM gone`)
+		q.Queue(sql.String(), numbers, hashes)
+	}
 }
 
 // insertDeadLetters stores msgs as dead letters. An offset can only be committed once, so a conflict means

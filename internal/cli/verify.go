@@ -42,6 +42,7 @@ block), and print one line per check with the number of problems and the first h
   missing_blocks               heights in the range with no stored block
   broken_parent                blocks whose parent_hash is not the stored hash of the height below
   foreign_transactions         transactions whose block_hash is not their block's, or at a height with no block
+  foreign_logs                 logs whose block_hash is not their block's (logs stored before migration 4 have none)
   transaction_count            blocks whose transaction_count differs from their stored transactions
   withdrawal_count             blocks whose withdrawal_count differs from their stored withdrawals
   logs_without_transaction     logs whose transaction (block, index and hash) is not stored

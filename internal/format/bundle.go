@@ -381,6 +381,7 @@ func mergeReceipts(rows *chain.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 				Address:          c.address("address", &l.Address),
 				Topics:           c.topics("topics", l.Topics),
 				Data:             c.bytes("data", &l.Data),
+				BlockHash:        rows.Blocks[0].Hash,
 			}
 			if c.err != nil {
 				return c.err

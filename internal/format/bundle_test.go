@@ -131,6 +131,7 @@ func TestBundle483920(t *testing.T) {
 			Address:          hexOrNil(t, m["address"]),
 			Topics:           hexList(t, m["topics"]),
 			Data:             hexOrNil(t, m["data"]),
+			BlockHash:        hexOrNil(t, m["block_hash"]),
 		})
 	}
 	expectSame(t, "rows", rows, want)

@@ -264,6 +264,7 @@ type etlLog struct {
 	Topics           *topics `json:"topics"`
 	BlockNumber      etlInt  `json:"block_number"`
 	BlockTimestamp   etlInt  `json:"block_timestamp"`
+	BlockHash        hash    `json:"block_hash"`
 }
 
 func decodeETL(value []byte) (chain.Rows, *decodeError) {
@@ -504,6 +505,7 @@ func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 		Address:          c.address("address", &it.Address),
 		Topics:           c.topics("topics", it.Topics),
 		Data:             c.bytes("data", &it.Data),
+		BlockHash:        optHash(&it.BlockHash),
 	}
 	if c.err != nil {
 		return chain.Rows{}, c.err

@@ -96,6 +96,7 @@ func expectETL(t testing.TB, item []byte) chain.Rows {
 			Address:          hexOrNil(t, m["address"]),
 			Topics:           hexList(t, m["topics"]),
 			Data:             hexOrNil(t, m["data"]),
+			BlockHash:        hexOrNil(t, m["block_hash"]),
 		}}}
 	}
 	return chain.Rows{}

@@ -109,6 +109,7 @@ func checkLogs(t testing.TB, got []chain.Log, r map[string]any, ts chain.Block) 
 			Address:          hexOrNil(t, l["address"]),
 			Topics:           hexList(t, l["topics"]),
 			Data:             hexOrNil(t, l["data"]),
+			BlockHash:        ts.Hash, // the block's, which the decoder checks each log's blockHash against
 		})
 	}
 	if want == nil {

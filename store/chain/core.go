@@ -70,7 +70,7 @@ var LogsTable = (&Table{
 	Name: "logs",
 	Columns: columns("block_number bigint", "log_index integer", "transaction_hash bytea",
 		"transaction_index integer", "block_timestamp timestamptz", "address bytea", "topic0 bytea", "topic1 bytea",
-		"topic2 bytea", "topic3 bytea", "data bytea"),
+		"topic2 bytea", "topic3 bytea", "data bytea", "block_hash bytea"),
 	Key:   []string{"block_number", "log_index"},
 	Scope: ScopeLog,
 	Len:   func(r *Rows) int { return len(r.Logs) },
@@ -79,6 +79,7 @@ var LogsTable = (&Table{
 		v[0], v[1], v[2], v[3], v[4], v[5] = l.BlockNumber, l.LogIndex, l.TransactionHash, l.TransactionIndex,
 			l.BlockTimestamp, l.Address
 		v[6], v[7], v[8], v[9], v[10] = topic(l.Topics, 0), topic(l.Topics, 1), topic(l.Topics, 2), topic(l.Topics, 3), l.Data
+		v[11] = l.BlockHash
 	},
 }).init()
 

@@ -94,6 +94,9 @@ type Log struct {
 	Address          []byte
 	Topics           [][]byte
 	Data             []byte
+	// BlockHash is the hash of the block the log is in; nil when the input does not say (an ethereum-etl
+	// log item without block_hash). It is what removes a reorg's orphaned logs (store.Writer).
+	BlockHash []byte
 }
 
 // TokenTransfer is a row of token_transfers.

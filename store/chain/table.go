@@ -174,7 +174,8 @@ const (
 	ReplaceBlocks Mode = iota
 	// ReplaceRows is for messages that carry single items (the ethereum-etl format): a block replaces the
 	// block and its withdrawals, a transaction its row and its call, a log its row, its event and its token
-	// transfers. Nothing else of the block is touched.
+	// transfers. A block also removes the transactions and logs of its height that carry another block hash
+	// (a reorg's orphans), with the rows of their scope; nothing else of the block is touched.
 	ReplaceRows
 )
 

@@ -1,0 +1,172 @@
+package store_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
+)
+
+const orphanHeight = 500
+
+// reorgItems are the ethereum-etl items of two versions of height orphanHeight, made from mainnet block
+// 17173049: the first whole, the replacement with another block hash and only the first keepTxs transactions
+// and their logs, as when a reorg's new block holds fewer transactions than the one it orphans.
+func reorgItems(t *testing.T, keepTxs int) (old, replacement map[string][][]byte) {
+	t.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items, err := fixtures.ETLItems(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, replacement = map[string][][]byte{}, map[string][][]byte{}
+	for _, kind := range []string{"block", "transaction", "log"} {
+		for _, item := range items[kind] {
+			o, err := fixtures.Renumber(item, orphanHeight)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old[kind] = append(old[kind], o)
+			var m map[string]any
+			d := json.NewDecoder(bytes.NewReader(o))
+			d.UseNumber() // values above 2^53 stay exact
+			if err := d.Decode(&m); err != nil {
+				t.Fatal(err)
+			}
+			if idx, ok := m["transaction_index"].(json.Number); ok {
+				if n, err := idx.Int64(); err != nil || n >= int64(keepTxs) {
+					continue
+				}
+			}
+			if kind == "block" {
+				m["transaction_count"] = keepTxs
+			}
+			// Another block at the same height: its hash differs; the transactions stay the same.
+			hashKey := "block_hash"
+			if kind == "block" {
+				hashKey = "hash"
+			}
+			m[hashKey] = "0x00000000000000000000000000000000000000000000000000000000000000aa"
+			replacement[kind] = append(replacement[kind], mustJSON(t, m))
+		}
+	}
+	return old, replacement
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// writeItems stores items as ethereum-etl messages, one batch per group, offsets going on from next.
+func writeItems(t *testing.T, s *store.Store, next *int64, groups ...[][]byte) {
+	t.Helper()
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := decode.New(reg, nil)
+	for _, items := range groups {
+		b := store.NewBatch("etl", "items", 0, *next, format.EthereumETL.Mode())
+		for _, item := range items {
+			rows, failure := dec.Decode(format.EthereumETL, nil, item)
+			if failure != nil {
+				t.Fatalf("decode %.80s: %v", item, failure.Err)
+			}
+			b.Add(store.Message{Offset: *next, Value: item, Rows: rows})
+			*next++
+		}
+		if _, err := store.WriteBatch(context.Background(), s.Pool(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func concat(lists ...[][]byte) [][]byte {
+	var out [][]byte
+	for _, l := range lists {
+		out = append(out, l...)
+	}
+	return out
+}
+
+// tableContents is every core table's row count and a digest of its rows in key order.
+func tableContents(t *testing.T, s *store.Store) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, table := range chain.CoreTables.Names() {
+		var n int64
+		var digest *string
+		if err := s.Pool().QueryRow(context.Background(), `SELECT count(*), md5(string_agg(x::text, '|' ORDER BY x::text)) FROM `+
+			table+` x`).Scan(&n, &digest); err != nil {
+			t.Fatal(err)
+		}
+		d := ""
+		if digest != nil {
+			d = *digest
+		}
+		out[table] = fmt.Sprintf("%d rows, md5 %s", n, d)
+	}
+	return out
+}
+
+// TestOrphansOfAnItemReorg: ethereum-etl items of a block, then those of its replacement at the same height
+// with 3 of its 116 transactions. Whether the new block item comes before the new transactions and logs, after
+// them, or with them in one batch, the stored tables must equal those of the replacement alone: no orphaned
+// transaction, log, event, call or token transfer of the old block stays.
+func TestOrphansOfAnItemReorg(t *testing.T) {
+	t.Parallel()
+	old, repl := reorgItems(t, 3)
+	rest := concat(repl["transaction"], repl["log"])
+	if len(old["transaction"]) != 116 || len(repl["transaction"]) != 3 || len(repl["log"]) == 0 {
+		t.Fatalf("fixture: %d old transactions, %d new, %d new logs", len(old["transaction"]), len(repl["transaction"]), len(repl["log"]))
+	}
+	ref, _ := pgtest.Open(t)
+	var next int64
+	writeItems(t, ref, &next, concat(repl["block"], rest))
+	want := tableContents(t, ref)
+
+	for name, order := range map[string][][][]byte{
+		"block item first":   {repl["block"], rest},
+		"block item last":    {rest, repl["block"]},
+		"one batch":          {concat(rest, repl["block"])},
+		"block item between": {repl["transaction"], repl["block"], repl["log"]},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := pgtest.Open(t)
+			var next int64
+			writeItems(t, s, &next, concat(old["block"], old["transaction"], old["log"]))
+			writeItems(t, s, &next, order...)
+			got := tableContents(t, s)
+			for table, w := range want {
+				if got[table] != w {
+					t.Errorf("%s: %s; the replacement alone: %s", table, got[table], w)
+				}
+			}
+			rep, err := store.Verify(context.Background(), s.Pool(), store.VerifyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() {
+				t.Errorf("verify after the reorg: failing %v", failing(rep))
+			}
+		})
+	}
+}
