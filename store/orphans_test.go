@@ -170,3 +170,35 @@ func TestOrphansOfAnItemReorg(t *testing.T) {
 		})
 	}
 }
+
+// TestTombstoneInEitherMode: a tombstone removes every row of its height from every table, whether its batch
+// replaces by block (bundles) or by item; the other heights stay.
+func TestTombstoneInEitherMode(t *testing.T) {
+	t.Parallel()
+	old, _ := reorgItems(t, 3)
+	for _, mode := range []chain.Mode{chain.ReplaceBlocks, chain.ReplaceRows} {
+		t.Run(mode.String(), func(t *testing.T) {
+			t.Parallel()
+			s := seedChain(t) // heights 100-109, as bundles
+			var next int64
+			writeItems(t, s, &next, concat(old["block"], old["transaction"], old["log"])) // height 500, as items
+			b := store.NewBatch("tombstones", "t", 0, 0, mode)
+			b.Add(store.Message{Offset: 0, Rows: chain.Rows{Tombstones: []uint64{orphanHeight, 105}}})
+			if _, err := store.WriteBatch(context.Background(), s.Pool(), b); err != nil {
+				t.Fatal(err)
+			}
+			for _, table := range chain.CoreTables.Names() {
+				var gone, kept int64
+				if err := s.Pool().QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE block_number IN (500, 105)),
+					count(*) FILTER (WHERE block_number NOT IN (500, 105)) FROM (SELECT `+
+					map[bool]string{true: "number", false: "block_number"}[table == "blocks"]+` AS block_number FROM `+table+`) x`).
+					Scan(&gone, &kept); err != nil {
+					t.Fatal(err)
+				}
+				if gone != 0 || kept == 0 {
+					t.Errorf("%s: %d rows of the tombstoned heights left, %d of the others", table, gone, kept)
+				}
+			}
+		})
+	}
+}

@@ -106,7 +106,7 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 		}
 		if m.Failure != nil {
 			dead = append(dead, m)
-		} else if m.Rows.Len() > 0 {
+		} else if !m.Rows.Empty() {
 			live = append(live, m)
 			keys = m.Rows.Keys(keys, b.Mode)
 		}
@@ -324,6 +324,20 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 	}
 	if mode == chain.ReplaceRows {
 		w.queueOrphans(&q, sets)
+		// A tombstone removes its height from every table in either mode (in ReplaceBlocks its block key
+		// has done so above).
+		var gone []int64
+		for _, r := range sets {
+			for _, n := range r.Tombstones {
+				gone = append(gone, int64(n))
+			}
+		}
+		if len(gone) > 0 {
+			for _, t := range w.schema {
+				q.Queue(`DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` WHERE `+
+					pgx.Identifier{t.BlockColumn()}.Sanitize()+` = ANY($1)`, gone)
+			}
+		}
 	}
 	if q.Len() == 0 {
 		return nil

@@ -311,3 +311,21 @@ func TestParse(t *testing.T) {
 		t.Error("wrong replacement modes")
 	}
 }
+
+// TestBundleTombstone: a bundle topic's message with a height key and no value removes that height (the chain
+// became shorter than what was published); it decodes to a tombstone, not to rows or a failure.
+func TestBundleTombstone(t *testing.T) {
+	for _, value := range [][]byte{nil, {}} {
+		rows, failure := Decode(Bundle, BundleKey(17173049), value)
+		if failure != nil {
+			t.Fatalf("tombstone: %v", failure.Err)
+		}
+		if rows.Len() != 0 || len(rows.Tombstones) != 1 || rows.Tombstones[0] != 17173049 {
+			t.Fatalf("tombstone decoded to %+v", rows)
+		}
+	}
+	// ethereum-etl items have no key to say which height: an empty one stays a dead letter.
+	if _, failure := Decode(EthereumETL, []byte("5"), nil); failure == nil || failure.Reason != ReasonEmpty {
+		t.Fatalf("empty ethereum-etl item: %v", failure)
+	}
+}

@@ -68,7 +68,8 @@
 // path of the field (a *FieldError, e.g. "block.transactions[3].gas: out of range: above
 // 9223372036854775807, the largest Postgres bigint"):
 //
-//   - empty: the value is empty (a tombstone);
+//   - empty: the value is empty, and it is not a bundle tombstone (a height key with no value, which decodes
+//     to Rows.Tombstones);
 //   - too_large: the value is above the size limit (MaxMessageBytes unless Decoder says otherwise), and is
 //     not parsed;
 //   - invalid_json: the value is not JSON (the error gives the byte offset);

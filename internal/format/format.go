@@ -96,6 +96,14 @@ func (d Decoder) Decode(key, value []byte) (rows chain.Rows, failure *chain.Fail
 		limit = MaxMessageBytes
 	}
 	switch {
+	case len(value) == 0 && d.Format == Bundle && len(key) > 0:
+		// A tombstone: the producer says that height is no longer part of the chain (it became shorter).
+		n, err := strconv.ParseUint(string(key), 10, 64)
+		if err != nil {
+			return rows, d.fail(ReasonEmpty, fmt.Errorf("a tombstone's key %q is not a block height", clip(key)))
+		}
+		rows.Tombstones = []uint64{n}
+		return rows, nil
 	case len(value) == 0:
 		return rows, d.fail(ReasonEmpty, errors.New("message has no value"))
 	case len(value) > limit:

@@ -63,7 +63,8 @@ func TestPoison(t *testing.T) {
 		reason string
 		errHas string // the error must contain this, typically the field's path
 	}{
-		{"empty bundle", Bundle, "1", nil, ReasonEmpty, "no value"},
+		{"empty bundle without a key", Bundle, "", nil, ReasonEmpty, "no value"},
+		{"a tombstone whose key is no height", Bundle, "latest", nil, ReasonEmpty, "is not a block height"},
 		{"empty etl", EthereumETL, "", []byte{}, ReasonEmpty, "no value"},
 		{"truncated", Bundle, "", good[:len(good)/2], ReasonInvalidJSON, "invalid JSON at byte"},
 		{"not json", EthereumETL, "", []byte("block 17173049"), ReasonInvalidJSON, "invalid JSON at byte"},

@@ -153,6 +153,9 @@ type Rows struct {
 	// Typed holds the rows of tables known only at run time (see NewTable), by table; each row is its values
 	// in the table's column order. Nil when there are none, which is the common case.
 	Typed map[*Table][][]any
+	// Tombstones are heights whose every stored row, in every table, is removed with nothing written in their
+	// place: a producer says so when the chain became shorter than what it had published (a bundle tombstone).
+	Tombstones []uint64
 }
 
 // Len is the number of rows of all tables.
@@ -177,7 +180,11 @@ func (r *Rows) Add(o *Rows) {
 	for t, rows := range o.Typed {
 		r.AddTyped(t, rows...)
 	}
+	r.Tombstones = append(r.Tombstones, o.Tombstones...)
 }
+
+// Empty reports whether r neither writes nor removes anything.
+func (r *Rows) Empty() bool { return r.Len() == 0 && len(r.Tombstones) == 0 }
 
 // AddTyped appends rows of the run-time table t.
 func (r *Rows) AddTyped(t *Table, rows ...[]any) {

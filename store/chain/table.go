@@ -207,6 +207,9 @@ func (r *Rows) Keys(dst []Key, m Mode) []Key {
 	for i := range r.Blocks {
 		dst = append(dst, Key{Scope: ScopeBlock, Block: r.Blocks[i].Number})
 	}
+	for _, n := range r.Tombstones {
+		dst = append(dst, Key{Scope: ScopeBlock, Block: n})
+	}
 	if m != ReplaceRows {
 		return dst
 	}
