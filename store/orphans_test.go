@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 
 	"github.com/chainsink/chainsink/abi"
@@ -106,22 +105,11 @@ func concat(lists ...[][]byte) [][]byte {
 	return out
 }
 
-// tableContents is every core table's row count and a digest of its rows in key order.
-func tableContents(t *testing.T, s *store.Store) map[string]string {
+func tableContents(t *testing.T, s *store.Store, schema string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	for _, table := range chain.CoreTables.Names() {
-		var n int64
-		var digest *string
-		if err := s.Pool().QueryRow(context.Background(), `SELECT count(*), md5(string_agg(x::text, '|' ORDER BY x::text)) FROM `+
-			table+` x`).Scan(&n, &digest); err != nil {
-			t.Fatal(err)
-		}
-		d := ""
-		if digest != nil {
-			d = *digest
-		}
-		out[table] = fmt.Sprintf("%d rows, md5 %s", n, d)
+	out, err := pgtest.Checksums(context.Background(), s.Pool(), schema)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -137,10 +125,10 @@ func TestOrphansOfAnItemReorg(t *testing.T) {
 	if len(old["transaction"]) != 116 || len(repl["transaction"]) != 3 || len(repl["log"]) == 0 {
 		t.Fatalf("fixture: %d old transactions, %d new, %d new logs", len(old["transaction"]), len(repl["transaction"]), len(repl["log"]))
 	}
-	ref, _ := pgtest.Open(t)
+	ref, refCfg := pgtest.Open(t)
 	var next int64
 	writeItems(t, ref, &next, concat(repl["block"], rest))
-	want := tableContents(t, ref)
+	want := tableContents(t, ref, refCfg.Schema)
 
 	for name, order := range map[string][][][]byte{
 		"block item first":   {repl["block"], rest},
@@ -150,11 +138,11 @@ func TestOrphansOfAnItemReorg(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s, _ := pgtest.Open(t)
+			s, cfg := pgtest.Open(t)
 			var next int64
 			writeItems(t, s, &next, concat(old["block"], old["transaction"], old["log"]))
 			writeItems(t, s, &next, order...)
-			got := tableContents(t, s)
+			got := tableContents(t, s, cfg.Schema)
 			for table, w := range want {
 				if got[table] != w {
 					t.Errorf("%s: %s; the replacement alone: %s", table, got[table], w)

@@ -114,24 +114,9 @@ func checksums(t *testing.T, cfg store.Config) map[string]string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	order := map[string]string{"blocks": "number", "withdrawals": "block_number, position",
-		"transactions": "block_number, transaction_index", "logs": "block_number, log_index",
-		"token_transfers": "block_number, log_index, batch_index", "events": "block_number, log_index",
-		"calls": "block_number, transaction_index"}
-	out := map[string]string{}
-	for table, pk := range order {
-		var n int64
-		var sum *string
-		q := fmt.Sprintf(`SELECT count(*), md5(string_agg(t::text, E'\n' ORDER BY %s)) FROM %s t`, pk,
-			pgx.Identifier{cfg.Schema, table}.Sanitize())
-		if err := conn.QueryRow(ctx, q).Scan(&n, &sum); err != nil {
-			t.Fatal(err)
-		}
-		s := ""
-		if sum != nil {
-			s = *sum
-		}
-		out[table] = fmt.Sprintf("%d rows, md5 %s", n, s)
+	out, err := pgtest.Checksums(ctx, conn, cfg.Schema)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

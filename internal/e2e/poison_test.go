@@ -34,18 +34,7 @@ func mutateBundle(t *testing.T, bundle []byte, fn func(b map[string]any)) []byte
 func TestPoisonMessagesGoToDeadLetters(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key483920, good483920, err := fixtures.Bundle483920(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key17173049, good17173049, err := fixtures.Bundle17173049(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key483920, good483920, key17173049, good17173049 := twoBundles(t)
 	block := func(m map[string]any) map[string]any { return m["block"].(map[string]any) }
 	type msg struct {
 		name, reason string
@@ -137,18 +126,7 @@ func TestPoisonMessagesGoToDeadLetters(t *testing.T) {
 func TestTombstoneRemovesItsHeight(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	key483920, good483920, err := fixtures.Bundle483920(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key17173049, good17173049, err := fixtures.Bundle17173049(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key483920, good483920, key17173049, good17173049 := twoBundles(t)
 	s, cfg := migratedStore(t)
 	b := newBroker(t, map[string]int32{"bundles": 2})
 	// Both heights on one partition, as a keyed producer puts them; stored first, so that the tombstone has
@@ -202,4 +180,20 @@ func TestTombstoneRemovesItsHeight(t *testing.T) {
 	if err := p.stop(t); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
+}
+
+// twoBundles are the keys and values of the bundles of mainnet blocks 483920 and 17173049.
+func twoBundles(t *testing.T) (key483920, bundle483920, key17173049, bundle17173049 []byte) {
+	t.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key483920, bundle483920, err = fixtures.Bundle483920(root); err != nil {
+		t.Fatal(err)
+	}
+	if key17173049, bundle17173049, err = fixtures.Bundle17173049(root); err != nil {
+		t.Fatal(err)
+	}
+	return key483920, bundle483920, key17173049, bundle17173049
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/big"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -168,4 +169,34 @@ func bigOf(n pgtype.Numeric) *big.Int {
 		panic(fmt.Sprintf("numeric %q is not an integer", s))
 	}
 	return b
+}
+
+// Querier is what Checksums reads through: a pool, a connection or a transaction.
+type Querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Checksums returns, per core table of schema, its row count and an md5 of its whole contents in primary-key
+// order: two schemas with equal checksums hold the same rows, byte for byte.
+func Checksums(ctx context.Context, db Querier, schema string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, t := range chain.CoreTables {
+		var n int64
+		var sum *string
+		key := make([]string, len(t.Key))
+		for i, c := range t.Key {
+			key[i] = pgx.Identifier{c}.Sanitize()
+		}
+		q := fmt.Sprintf(`SELECT count(*), md5(string_agg(t::text, E'\n' ORDER BY %s)) FROM %s t`,
+			strings.Join(key, ", "), pgx.Identifier{schema, t.Name}.Sanitize())
+		if err := db.QueryRow(ctx, q).Scan(&n, &sum); err != nil {
+			return nil, fmt.Errorf("checksum %s: %w", t.Name, err)
+		}
+		s := ""
+		if sum != nil {
+			s = *sum
+		}
+		out[t.Name] = fmt.Sprintf("%d rows, md5 %s", n, s)
+	}
+	return out, nil
 }
