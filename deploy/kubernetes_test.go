@@ -32,6 +32,7 @@ type manifests struct {
 	configMaps   map[string]*corev1.ConfigMap
 	services     []*corev1.Service
 	statefulSets []*appsv1.StatefulSet
+	deployments  []*appsv1.Deployment
 	jobs         map[string]*batchv1.Job // by file
 	pdbs         []*policyv1.PodDisruptionBudget
 	files        []string
@@ -66,6 +67,8 @@ func loadManifests(t *testing.T) *manifests {
 				obj = &corev1.Service{}
 			case "apps/v1 StatefulSet":
 				obj = &appsv1.StatefulSet{}
+			case "apps/v1 Deployment":
+				obj = &appsv1.Deployment{}
 			case "batch/v1 Job":
 				obj = &batchv1.Job{}
 			case "policy/v1 PodDisruptionBudget":
@@ -86,6 +89,9 @@ func loadManifests(t *testing.T) *manifests {
 				meta = o.ObjectMeta
 			case *appsv1.StatefulSet:
 				m.statefulSets = append(m.statefulSets, o)
+				meta = o.ObjectMeta
+			case *appsv1.Deployment:
+				m.deployments = append(m.deployments, o)
 				meta = o.ObjectMeta
 			case *batchv1.Job:
 				m.jobs[filepath.Base(path)] = o
@@ -271,6 +277,34 @@ func flagValue(t *testing.T, cmd *cobra.Command, name string) string {
 	return f.Value.String()
 }
 
+// checkServed holds a long-running container to its --metrics-addr: a named container port, liveness on
+// /healthz and readiness on /readyz there, and the pod's scrape annotations pointing at it.
+func checkServed(t *testing.T, where string, cmd *cobra.Command, c corev1.Container, annotations map[string]string) {
+	t.Helper()
+	_, port, err := net.SplitHostPort(flagValue(t, cmd, "metrics-addr"))
+	if err != nil || port == "" {
+		t.Fatalf("%s: --metrics-addr %q: %v", where, flagValue(t, cmd, "metrics-addr"), err)
+	}
+	var named string
+	for _, p := range c.Ports {
+		if strconv.Itoa(int(p.ContainerPort)) == port {
+			named = p.Name
+		}
+	}
+	if named == "" {
+		t.Fatalf("%s: no container port is the --metrics-addr port %s", where, port)
+	}
+	for probe, want := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != named {
+			t.Errorf("%s: want an httpGet probe of %s on port %q, have %+v", where, want, named, probe)
+		}
+	}
+	if annotations["prometheus.io/scrape"] != "true" || annotations["prometheus.io/port"] != port ||
+		annotations["prometheus.io/path"] != "/metrics" {
+		t.Errorf("%s: the scrape annotations do not point at /metrics on port %s: %v", where, port, annotations)
+	}
+}
+
 // TestKubernetesManifests: every manifest decodes strictly into its API type; every container's args and
 // CHAINSINK_* variables are flags of the chainsink command it runs and parse; the run StatefulSet uses the
 // pod name as --instance-id, probes /healthz and /readyz on the --metrics-addr port, is scraped on that port,
@@ -295,28 +329,7 @@ func TestKubernetesManifests(t *testing.T) {
 	if got := flagValue(t, cmd, "instance-id"); got != "chainsink-0" {
 		t.Errorf("%s: --instance-id is %q; want the pod's name, from metadata.name", where, got)
 	}
-	_, port, err := net.SplitHostPort(flagValue(t, cmd, "metrics-addr"))
-	if err != nil || port == "" {
-		t.Fatalf("%s: --metrics-addr %q: %v", where, flagValue(t, cmd, "metrics-addr"), err)
-	}
-	var named string
-	for _, p := range c.Ports {
-		if strconv.Itoa(int(p.ContainerPort)) == port {
-			named = p.Name
-		}
-	}
-	if named == "" {
-		t.Fatalf("%s: no container port is the --metrics-addr port %s", where, port)
-	}
-	for probe, want := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
-		if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != want || probe.HTTPGet.Port.String() != named {
-			t.Errorf("%s: want an httpGet probe of %s on port %q, have %+v", where, want, named, probe)
-		}
-	}
-	if a := ss.Spec.Template.Annotations; a["prometheus.io/scrape"] != "true" || a["prometheus.io/port"] != port ||
-		a["prometheus.io/path"] != "/metrics" {
-		t.Errorf("%s: the scrape annotations do not point at /metrics on port %s: %v", where, port, a)
-	}
+	checkServed(t, where, cmd, c, ss.Spec.Template.Annotations)
 	shutdown, err := time.ParseDuration(flagValue(t, cmd, "shutdown-timeout"))
 	if err != nil {
 		t.Fatal(err)
@@ -347,6 +360,24 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	for _, p := range m.pdbs {
 		selects("PodDisruptionBudget "+p.Name, p.Spec.Selector)
+	}
+
+	if len(m.deployments) != 1 {
+		t.Fatalf("want one Deployment (chainsink follow), have %d", len(m.deployments))
+	}
+	d := m.deployments[0]
+	where = "Deployment " + d.Name
+	checkPod(t, where, d.Spec.Template.Spec)
+	if fc := checkContainer(t, where, d.Spec.Template.Spec.Containers[0], m); fc.Name() != "follow" {
+		t.Errorf("%s runs %s, want follow", where, fc.CommandPath())
+	} else {
+		checkServed(t, where, fc, d.Spec.Template.Spec.Containers[0], d.Spec.Template.Annotations)
+	}
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
+		t.Errorf("%s: one replica and the Recreate strategy: two followers at once publish everything twice", where)
+	}
+	if s, err := metav1.LabelSelectorAsSelector(d.Spec.Selector); err != nil || !s.Matches(labels.Set(d.Spec.Template.Labels)) {
+		t.Errorf("%s: its selector does not select its pods (%v)", where, err)
 	}
 
 	wantJobs := map[string]string{"migrate-job.yaml": "up", "backfill-job.yaml": "backfill"}
@@ -409,6 +440,6 @@ func TestKubernetesManifests(t *testing.T) {
 			t.Errorf("docs/operations.md does not say how to create the Secret %s", s)
 		}
 	}
-	t.Logf("%d files, %d ConfigMaps, %d Services, %d StatefulSets, %d Jobs, %d PodDisruptionBudgets",
-		len(m.files), len(m.configMaps), len(m.services), len(m.statefulSets), len(m.jobs), len(m.pdbs))
+	t.Logf("%d files, %d ConfigMaps, %d Services, %d StatefulSets, %d Deployments, %d Jobs, %d PodDisruptionBudgets",
+		len(m.files), len(m.configMaps), len(m.services), len(m.statefulSets), len(m.deployments), len(m.jobs), len(m.pdbs))
 }

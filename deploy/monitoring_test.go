@@ -39,6 +39,10 @@ func registered(t *testing.T) map[string]dto.MetricType {
 	m.PartitionsPaused(0)
 	m.ConsumerLag("blocks", 0, 1)
 	m.OffsetAnomaly("blocks", 0, "retention_gap", true)
+	f := m.NewFollow() // chainsink follow's, on its own process's registry
+	f.Head(10)
+	f.Published(9)
+	f.Reorg(2)
 	families, err := m.Registry.Gather()
 	if err != nil {
 		t.Fatal(err)

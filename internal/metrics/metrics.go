@@ -176,3 +176,61 @@ func (m *Metrics) OffsetAnomaly(topic string, partition int32, kind string, acti
 	}
 	m.OffsetAnomalies.DeleteLabelValues(topic, p, kind)
 }
+
+// Follow is what `chainsink follow` exports, next to the process and readiness metrics of Metrics.
+type Follow struct {
+	HeadBlock      prometheus.Gauge
+	PublishedBlock prometheus.Gauge
+	BlocksBehind   prometheus.Gauge
+	Reorgs         prometheus.Counter
+	ReorgDepth     prometheus.Histogram
+	Confirmations  prometheus.Gauge
+
+	head, published atomic.Uint64
+}
+
+// NewFollow registers the follower's metrics on m's registry.
+func (m *Metrics) NewFollow() *Follow {
+	f := &Follow{
+		HeadBlock: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_follow_head_block",
+			Help: "The node's head, as the follower last saw it."}),
+		PublishedBlock: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_follow_published_block",
+			Help: "The highest block the follower has published and Kafka acknowledged."}),
+		BlocksBehind: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_follow_blocks_behind",
+			Help: "The head minus the highest published block (confirmations included)."}),
+		Reorgs: prometheus.NewCounter(prometheus.CounterOpts{Name: "chainsink_follow_reorgs_total",
+			Help: "Reorgs the follower has handled: kept heights that left the canonical chain."}),
+		ReorgDepth: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "chainsink_follow_reorg_depth",
+			Help: "Blocks replaced or removed per reorg.", Buckets: []float64{1, 2, 3, 5, 8, 13, 21, 34, 64, 128}}),
+		Confirmations: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_follow_confirmations",
+			Help: "The follower's --confirmations: with K > 0, any reorg it sees was deeper than K."}),
+	}
+	m.Registry.MustRegister(f.HeadBlock, f.PublishedBlock, f.BlocksBehind, f.Reorgs, f.ReorgDepth, f.Confirmations)
+	return f
+}
+
+// Head implements follow.Metrics.
+func (f *Follow) Head(n uint64) {
+	f.head.Store(n)
+	f.HeadBlock.Set(float64(n))
+	f.behind()
+}
+
+// Published implements follow.Metrics.
+func (f *Follow) Published(n uint64) {
+	f.published.Store(n)
+	f.PublishedBlock.Set(float64(n))
+	f.behind()
+}
+
+// Reorg implements follow.Metrics.
+func (f *Follow) Reorg(depth uint64) {
+	f.Reorgs.Inc()
+	f.ReorgDepth.Observe(float64(depth))
+}
+
+func (f *Follow) behind() {
+	if h, p := f.head.Load(), f.published.Load(); p > 0 && h >= p {
+		f.BlocksBehind.Set(float64(h - p))
+	}
+}

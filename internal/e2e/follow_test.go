@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"math/big"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store"
+)
+
+// waitCanonical waits until the stored blocks are exactly the node's canonical chain 0..head: every height,
+// each with the node's hash, and nothing above.
+func waitCanonical(t *testing.T, c *simChain, s *store.Store, what string) {
+	t.Helper()
+	waitFor(t, 60*time.Second, what, func() (bool, error) {
+		head := c.head()
+		rows, err := s.Pool().Query(context.Background(), `SELECT number, hash FROM blocks ORDER BY number`)
+		if err != nil {
+			return false, err
+		}
+		stored, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+			N int64
+			H []byte
+		}])
+		if err != nil || len(stored) != int(head)+1 {
+			return false, err
+		}
+		for _, b := range stored {
+			if b.N > int64(head) || !bytes.Equal(b.H, c.block(uint64(b.N)).Hash().Bytes()) {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
+
+// TestFollowThroughReorgs: `chainsink follow` and `chainsink run` live on a simulated chain that reorgs 1, 2
+// and 5 blocks deep, onto a shorter branch that then grows longer, and once with the follower SIGKILLed right
+// after the fork and started again. After each, the stored chain is the node's canonical one, every table
+// agrees with it, and `chainsink verify --rpc` passes.
+func TestFollowThroughReorgs(t *testing.T) {
+	t.Parallel()
+	c := newSimChain(t)
+	a, bytecode := loadWETH(t)
+	pack := func(method string, args ...any) []byte {
+		data, err := a.Pack(method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	weth := crypto.CreateAddress(c.addrs[0], 0)
+	c.commit(c.send(0, nil, big.NewInt(0), bytecode))
+	deposits := func(blocks, perBlock int) {
+		for range blocks {
+			var txs []common.Hash
+			for i := range perBlock {
+				txs = append(txs, c.send(i%3, &weth, big.NewInt(1e15), pack("deposit")))
+			}
+			c.commit(txs...)
+		}
+	}
+	deposits(4, 2)
+
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 2})
+	dbArgs := []string{"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema}
+	followArgs := append([]string{"follow", "--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks",
+		"--poll-interval", "50ms", "--log-format", "json", "--log-level", "debug"}, dbArgs...)
+	follower := start(t, followArgs...)
+	run := start(t, runArgs(cfg, b.Addr(), "follow", "blocks:bundle")...)
+	waitCanonical(t, c, s, "the chain followed to its head")
+	requireVerified(t, dbArgs, c.url, int64(c.head())+1, nil)
+
+	reorg := func(depth int, grow int, name string) {
+		t.Helper()
+		head := c.head()
+		old := len(c.block(head).Transactions())
+		if err := c.backend.Fork(c.block(head - uint64(depth)).Hash()); err != nil {
+			t.Fatal(err)
+		}
+		for range grow {
+			c.backend.Commit()
+		}
+		t.Logf("%s: fork %d deep at %d, new head %d (%d blocks mined; the old tip had %d transactions, the new %d)",
+			name, depth, head-uint64(depth), c.head(), grow, old, len(c.block(c.head()).Transactions()))
+	}
+	check := func(what string) {
+		t.Helper()
+		waitCanonical(t, c, s, what)
+		checkEveryTable(t, c, s)
+		requireVerified(t, dbArgs, c.url, int64(c.head())+1, nil)
+	}
+	for _, depth := range []int{1, 2, 5} {
+		reorg(depth, depth+1, "longer branch")
+		check("the stored chain to follow a reorg")
+		deposits(1, 1)
+	}
+
+	// A shorter branch first: the heights above its head are tombstoned; then it grows past the old tip.
+	before := c.head()
+	reorg(3, 1, "shorter branch")
+	if c.head() >= before {
+		t.Fatalf("the shorter branch is not canonical: head %d, was %d", c.head(), before)
+	}
+	check("the stored chain to follow a reorg onto a shorter branch")
+	deposits(4, 1)
+	check("the shorter branch to grow back")
+
+	// SIGKILL at the reorg, then a restart finishes it.
+	reorg(2, 3, "kill at the fork")
+	follower.kill()
+	follower = start(t, followArgs...)
+	check("a restarted follower to finish the reorg")
+
+	logs := strings.Join(follower.logLines(), "\n")
+	if strings.Contains(logs, `"level":"ERROR"`) {
+		t.Errorf("the follower logged an error:\n%s", logs)
+	}
+	_ = follower.cmd.Process.Signal(syscall.SIGTERM)
+	<-follower.done
+	if follower.err != nil {
+		t.Errorf("follow exited with %v after SIGTERM", follower.err)
+	}
+	if err := run.stop(t); err != nil {
+		t.Fatalf("run exited with %v", err)
+	}
+}
+
+// TestFollowRefusesAReorgDeeperThanItKeeps: with --keep-hashes 3, a reorg 5 deep leaves no kept height on the
+// node's chain; the follower must stop with exit 1 and say what to do, rather than guess a fork point.
+func TestFollowRefusesAReorgDeeperThanItKeeps(t *testing.T) {
+	t.Parallel()
+	c := newSimChain(t)
+	for range 8 {
+		c.backend.Commit()
+	}
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 1})
+	follower := start(t, "follow", "--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks", "--keep-hashes", "3",
+		"--poll-interval", "50ms", "--log-format", "json", "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema)
+	waitFor(t, 30*time.Second, "the follower to publish the chain", func() (bool, error) {
+		var n int64
+		err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
+		return n == int64(c.head()), err
+	})
+	if err := c.backend.Fork(c.block(c.head() - 5).Hash()); err != nil {
+		t.Fatal(err)
+	}
+	for range 7 {
+		c.backend.Commit()
+	}
+	select {
+	case <-follower.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the follower goes on after a reorg deeper than its kept hashes")
+	}
+	if follower.err == nil || !strings.Contains(strings.Join(follower.logLines(), "\n"), "raise --keep-hashes") {
+		t.Fatalf("follow exited with %v; want exit 1 naming --keep-hashes:\n%s", follower.err, strings.Join(follower.logLines(), "\n"))
+	}
+}

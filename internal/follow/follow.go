@@ -1,0 +1,388 @@
+// Package follow is `chainsink follow`: a long-running producer that publishes the chain's blocks as bundles,
+// one message per block keyed by its height, and follows the head through reorgs.
+//
+// It keeps the hashes of the last blocks it published in Postgres (store.SaveFollowHashes). A block whose
+// parent is not the kept hash of the height below, or a kept tip the node no longer has, is a reorg: the
+// follower walks back, comparing kept hashes with the node's, to the highest common height, publishes a
+// tombstone (the height as key, no value) for every kept height the new chain does not reach, forgets the
+// heights above the common one, and publishes the new chain from there. `chainsink run` replaces a height's
+// rows with its newest bundle and removes them on a tombstone, so the tables follow. Each step is written to
+// Postgres only after Kafka has acknowledged what it published, so a follower killed at any point finds, on
+// restart, either the reorg still to do or the new chain's hashes: a restart in the middle of a reorg finishes
+// it, at the cost of messages published twice, which run stores once.
+package follow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common/hexutil"
+
+	"github.com/chainsink/chainsink/internal/backfill"
+	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/store"
+)
+
+// Config is what a follower does.
+type Config struct {
+	// Job names the follower's kept hashes; default "follow:<Topic>".
+	Job string
+	// Topic receives the bundles.
+	Topic string
+	// From is the first height a follower with no kept hashes publishes.
+	From uint64
+	// Confirmations: only blocks this deep below the head are published. 0 publishes the head at once and
+	// relies on reorg handling; K > 0 publishes K blocks later and makes reorgs shallower than K invisible.
+	Confirmations uint64
+	// PollInterval is how often the head is asked for when the follower is caught up. Default 1s.
+	PollInterval time.Duration
+	// BatchSize is how many blocks one JSON-RPC batch request fetches while catching up. Default 10.
+	BatchSize int
+	// KeepHashes is how many of the last published hashes are kept: the deepest reorg the follower can
+	// handle. Default 128.
+	KeepHashes int
+	// RetryBase bounds the wait after a failed step (node or broker down); it doubles up to a minute.
+	// Default 1s.
+	RetryBase time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Job == "" {
+		c.Job = "follow:" + c.Topic
+	}
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 10
+	}
+	if c.KeepHashes <= 0 {
+		c.KeepHashes = 128
+	}
+	if c.RetryBase <= 0 {
+		c.RetryBase = time.Second
+	}
+	return c
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Topic == "" {
+		errs = append(errs, errors.New("a topic is required"))
+	}
+	if c.KeepHashes < 0 || c.BatchSize < 0 {
+		errs = append(errs, errors.New("--keep-hashes and --batch-size must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// Node is what the follower asks of the chain; *backfill.RPCFetcher is one.
+type Node interface {
+	Head(ctx context.Context) (uint64, error)
+	Fetch(ctx context.Context, from, to uint64) ([]backfill.Block, error)
+	BlockHashes(ctx context.Context, numbers []uint64) ([][]byte, error)
+}
+
+// Metrics is what the follower reports.
+type Metrics interface {
+	Head(n uint64)
+	Published(n uint64)
+	Reorg(depth uint64)
+}
+
+// Follower publishes the chain. Run it once.
+type Follower struct {
+	cfg     Config
+	node    Node
+	pub     backfill.Publisher
+	db      store.DB
+	metrics Metrics
+	log     *slog.Logger
+
+	kept []store.StoredBlockHash // ascending; what Postgres holds
+
+	joined   atomic.Bool  // the node has answered once
+	lastTurn atomic.Int64 // unix nanos of the last loop turn
+	failing  atomic.Int64 // unix nanos when the current run of failures began, 0 when none
+}
+
+// New prepares a follower; nothing is read until Run.
+func New(cfg Config, node Node, pub backfill.Publisher, db store.DB, m Metrics, log *slog.Logger) *Follower {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Follower{cfg: cfg.withDefaults(), node: node, pub: pub, db: db, metrics: m, log: log}
+}
+
+// Run follows the chain until ctx is done, then returns nil; it returns an error only for what retrying
+// cannot fix (a reorg deeper than the kept hashes).
+func (f *Follower) Run(ctx context.Context) error {
+	var err error
+	for {
+		if f.kept, err = store.LoadFollowHashes(ctx, f.db, f.cfg.Job); err == nil {
+			break
+		}
+		if !f.wait(ctx, err) {
+			return nil
+		}
+	}
+	f.log.Info("follower starting", "job", f.cfg.Job, "topic", f.cfg.Topic, "next_block", f.next(),
+		"confirmations", f.cfg.Confirmations, "kept_hashes", len(f.kept))
+	for {
+		f.lastTurn.Store(time.Now().UnixNano())
+		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
+		caughtUp, err := f.step(sctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, errTooDeep):
+			return err
+		case err != nil:
+			if !f.wait(ctx, err) {
+				return nil
+			}
+			continue
+		}
+		f.failing.Store(0)
+		if caughtUp {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(f.cfg.PollInterval):
+			}
+		}
+	}
+}
+
+var errTooDeep = errors.New("reorg deeper than the kept hashes")
+
+// stepTimeout bounds one round (node requests, Kafka's acknowledgements, the Postgres write), so that a node
+// or broker that stops answering is retried instead of waited on for ever.
+const stepTimeout = 2 * time.Minute
+
+// wait logs err and sleeps before the next try, longer the longer failures go on; false when ctx ended.
+func (f *Follower) wait(ctx context.Context, err error) bool {
+	now := time.Now()
+	f.failing.CompareAndSwap(0, now.UnixNano())
+	since := now.Sub(time.Unix(0, f.failing.Load()))
+	d := min(max(f.cfg.RetryBase, since/2), 30*time.Second) // /healthz wants a turn a minute
+	f.log.Warn("follow step failed; retrying", "error", err, "failing_for", since.Round(time.Millisecond).String(),
+		"retry_in", d.Round(time.Millisecond).String())
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// next is the height to publish next.
+func (f *Follower) next() uint64 {
+	if len(f.kept) == 0 {
+		return f.cfg.From
+	}
+	return uint64(f.kept[len(f.kept)-1].Number) + 1
+}
+
+// step does one round: a reorg if the kept tip is no longer canonical, else the next batch up to the
+// confirmed head. caughtUp says there was nothing to publish.
+func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
+	head, err := f.node.Head(ctx)
+	if err != nil {
+		return false, err
+	}
+	f.joined.Store(true)
+	f.metrics.Head(head)
+	if head < f.cfg.Confirmations {
+		return true, nil
+	}
+	target := head - f.cfg.Confirmations
+	if len(f.kept) > 0 {
+		// Is the kept tip still canonical? A node behind it (a restarted or lagging node behind a load
+		// balancer) does not have it yet: then the highest height it has decides, and nothing is removed
+		// while its chain agrees with what was published.
+		tip := f.kept[len(f.kept)-1]
+		check := min(uint64(tip.Number), head)
+		if check < uint64(f.kept[0].Number) {
+			f.log.Warn("the node is behind every kept height; waiting for it", "head", head, "kept_from", f.kept[0].Number)
+			return true, nil
+		}
+		kept := f.kept[check-uint64(f.kept[0].Number)]
+		hs, err := f.node.BlockHashes(ctx, []uint64{check})
+		if err != nil {
+			return false, err
+		}
+		if !bytes.Equal(hs[0], kept.Hash) {
+			return false, f.reorg(ctx, target)
+		}
+		if uint64(tip.Number) > head {
+			return true, nil // the node is behind what was published, on the same chain
+		}
+	}
+	next := f.next()
+	if next > target {
+		return true, nil
+	}
+	last := min(target, next+uint64(f.cfg.BatchSize)-1)
+	blocks, err := f.node.Fetch(ctx, next, last)
+	if err != nil {
+		return false, err
+	}
+	var prev []byte
+	if len(f.kept) > 0 {
+		prev = f.kept[len(f.kept)-1].Hash
+	}
+	msgs := make([]message, 0, len(blocks))
+	hashes := make([]store.StoredBlockHash, 0, len(blocks))
+	for _, b := range blocks {
+		hash, parent, err := blockHashes(b.Block)
+		if err != nil {
+			return false, fmt.Errorf("block %d: %w", b.Number, err)
+		}
+		if prev != nil && !bytes.Equal(parent, prev) {
+			if len(hashes) == 0 {
+				return false, f.reorg(ctx, target) // the kept tip's child is on another chain
+			}
+			break // the chain moved under the batch: publish what links, and look again
+		}
+		value, err := backfill.Encode(b)
+		if err != nil {
+			return false, err
+		}
+		msgs = append(msgs, message{b.Number, value})
+		hashes = append(hashes, store.StoredBlockHash{Number: int64(b.Number), Hash: hash})
+		prev = hash
+	}
+	if err := f.publish(ctx, msgs); err != nil {
+		return false, err
+	}
+	if err := store.SaveFollowHashes(ctx, f.db, f.cfg.Job, nil, hashes, f.cfg.KeepHashes); err != nil {
+		return false, err
+	}
+	f.kept = append(f.kept, hashes...)
+	if over := len(f.kept) - f.cfg.KeepHashes; over > 0 {
+		f.kept = append([]store.StoredBlockHash(nil), f.kept[over:]...)
+	}
+	f.metrics.Published(uint64(hashes[len(hashes)-1].Number))
+	return false, nil
+}
+
+// reorg finds the highest kept height that is still canonical, tombstones the kept heights above it that the
+// new chain does not reach (target is the highest it publishes now), and forgets everything above it.
+func (f *Follower) reorg(ctx context.Context, target uint64) error {
+	tip := f.kept[len(f.kept)-1].Number
+	ancestor := -1
+	for i := len(f.kept) - 1; i >= 0 && ancestor < 0; i -= 32 {
+		lo := max(0, i-31)
+		numbers := make([]uint64, 0, i-lo+1)
+		for j := i; j >= lo; j-- {
+			numbers = append(numbers, uint64(f.kept[j].Number))
+		}
+		hs, err := f.node.BlockHashes(ctx, numbers)
+		if err != nil {
+			return err
+		}
+		for k, j := 0, i; j >= lo; k, j = k+1, j-1 {
+			if bytes.Equal(hs[k], f.kept[j].Hash) {
+				ancestor = j
+				break
+			}
+		}
+	}
+	if ancestor < 0 {
+		return fmt.Errorf("%w: none of the %d kept heights %d-%d is on the node's chain; raise --keep-hashes, or "+
+			"re-publish the range with chainsink backfill and reset the follower (docs/operations.md)",
+			errTooDeep, len(f.kept), f.kept[0].Number, tip)
+	}
+	common := f.kept[ancestor].Number
+	var tombstones []message
+	for n := max(common, int64(target)) + 1; n <= tip; n++ {
+		tombstones = append(tombstones, message{uint64(n), nil})
+	}
+	f.log.Warn("reorg: republishing from the common ancestor", "common_ancestor", common, "old_tip", tip,
+		"depth", tip-common, "tombstones", len(tombstones))
+	if err := f.publish(ctx, tombstones); err != nil {
+		return err
+	}
+	if err := store.SaveFollowHashes(ctx, f.db, f.cfg.Job, &common, nil, f.cfg.KeepHashes); err != nil {
+		return err
+	}
+	f.kept = f.kept[:ancestor+1]
+	f.metrics.Reorg(uint64(tip - common))
+	return nil
+}
+
+type message struct {
+	number uint64
+	value  []byte // nil: a tombstone
+}
+
+// publish sends msgs and waits until Kafka has acknowledged every one of them.
+func (f *Follower) publish(ctx context.Context, msgs []message) error {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var errs []error
+	for _, m := range msgs {
+		wg.Add(1)
+		if err := f.pub.Publish(ctx, format.BundleKey(m.number), m.value, func(err error) {
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("deliver block %d: %w", m.number, err))
+				mu.Unlock()
+			}
+			wg.Done()
+		}); err != nil {
+			wg.Done()
+			wg.Wait()
+			return fmt.Errorf("publish block %d: %w", m.number, err)
+		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// blockHashes reads a raw block's hash and parent hash.
+func blockHashes(raw json.RawMessage) (hash, parent []byte, err error) {
+	var b struct {
+		Hash       hexutil.Bytes `json:"hash"`
+		ParentHash hexutil.Bytes `json:"parentHash"`
+	}
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return nil, nil, fmt.Errorf("read the block's hashes: %w", err)
+	}
+	if len(b.Hash) != 32 || len(b.ParentHash) != 32 {
+		return nil, nil, errors.New("the block has no hash or parent hash")
+	}
+	return b.Hash, b.ParentHash, nil
+}
+
+// Joined reports whether the node has answered (for /readyz).
+func (f *Follower) Joined() bool { return f.joined.Load() }
+
+// LastPoll is when the loop last turned (for /healthz).
+func (f *Follower) LastPoll() time.Time {
+	if n := f.lastTurn.Load(); n > 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// StuckFor is how long the follower has been failing (for /readyz).
+func (f *Follower) StuckFor() time.Duration {
+	if n := f.failing.Load(); n > 0 {
+		return time.Since(time.Unix(0, n))
+	}
+	return 0
+}
+
+// Anomalies is none: a follower holds no partitions.
+func (f *Follower) Anomalies() []string { return nil }
