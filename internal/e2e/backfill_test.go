@@ -131,6 +131,16 @@ func (c *simChain) sendGas(i int, to *common.Address, value *big.Int, data []byt
 	return signed.Hash()
 }
 
+// nonce is account i's pending nonce.
+func (c *simChain) nonce(i int) uint64 {
+	c.t.Helper()
+	n, err := c.client.PendingNonceAt(context.Background(), c.addrs[i])
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return n
+}
+
 // commit mines a block with the pending transactions, which must all succeed.
 func (c *simChain) commit(txs ...common.Hash) {
 	c.t.Helper()
@@ -193,6 +203,22 @@ func (c *simChain) wethEvents(a gethabi.ABI, addr common.Address) []wethEvent {
 		}
 	}
 	return out
+}
+
+// deployWETH deploys WETH9 from account 0 in a block of its own; pack encodes a call of it.
+func deployWETH(t *testing.T, c *simChain) (a gethabi.ABI, pack func(method string, args ...any) []byte, weth common.Address) {
+	t.Helper()
+	a, bytecode := loadWETH(t)
+	pack = func(method string, args ...any) []byte {
+		data, err := a.Pack(method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	weth = crypto.CreateAddress(c.addrs[0], c.nonce(0))
+	c.commit(c.send(0, nil, big.NewInt(0), bytecode))
+	return a, pack, weth
 }
 
 func loadWETH(t *testing.T) (gethabi.ABI, []byte) {
@@ -258,16 +284,7 @@ func TestBackfillToPostgres(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	c := newSimChain(t)
-	a, bytecode := loadWETH(t)
-	pack := func(method string, args ...any) []byte {
-		data, err := a.Pack(method, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	weth := crypto.CreateAddress(c.addrs[0], 0)
-	c.commit(c.send(0, nil, big.NewInt(0), bytecode))
+	a, pack, weth := deployWETH(t, c)
 	c.commit(c.send(1, &weth, big.NewInt(5e17), pack("deposit")), c.send(2, &weth, big.NewInt(3e17), pack("deposit")))
 	c.commit(c.send(1, &weth, big.NewInt(0), pack("transfer", c.addrs[2], big.NewInt(2e17))))
 	c.commit()

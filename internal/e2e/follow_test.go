@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
-	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/store"
@@ -49,16 +48,7 @@ func waitCanonical(t *testing.T, c *simChain, s *store.Store, what string) {
 func TestFollowThroughReorgs(t *testing.T) {
 	t.Parallel()
 	c := newSimChain(t)
-	a, bytecode := loadWETH(t)
-	pack := func(method string, args ...any) []byte {
-		data, err := a.Pack(method, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	weth := crypto.CreateAddress(c.addrs[0], 0)
-	c.commit(c.send(0, nil, big.NewInt(0), bytecode))
+	_, pack, weth := deployWETH(t, c)
 	deposits := func(blocks, perBlock int) {
 		for range blocks {
 			var txs []common.Hash
