@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/chainsink/chainsink/internal/bench"
 )
@@ -32,6 +33,8 @@ func main() {
 	flag.IntVar(&o.InsertRows, "insert-rows", 500, "rows per INSERT statement of the baseline")
 	flag.StringVar(&growth, "growth", "0,1000000,5000000", "rows preloaded before each cost-growth run, comma-separated (0 is the main bundle run; empty skips)")
 	flag.IntVar(&o.Backlog, "backlog", 1000000, "ethereum-etl messages in the memory-with-backlog run (0 skips it)")
+	flag.IntVar(&o.FollowBlocks, "follow-blocks", 60, "blocks measured by the follow scenario")
+	flag.DurationVar(&o.FollowInterval, "follow-interval", time.Second, "block interval of the follow scenario's simulated chain")
 	flag.Int64Var(&o.VerifyRows, "verify-rows", 10_000_000, "rows stored before chainsink verify is timed (the verify scenario)")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run")
 	flag.IntVar(&o.IndexWorkers, "index-workers", 2, "indexes built at once after the deferred-index run")

@@ -49,6 +49,9 @@ type Options struct {
 	Growth     []int64 // rows preloaded before the cost-growth runs; 0 reuses the main bundle run
 	Backlog    int     // ethereum-etl messages of the memory run; 0 skips it
 	VerifyRows int64   // rows stored before `chainsink verify` is timed; default 10 M
+
+	FollowBlocks   int           // blocks measured by the follow scenario; default 60
+	FollowInterval time.Duration // how often the simulated chain mines a block there; default 1s
 	Scenarios  []string
 	RunTimeout time.Duration
 
@@ -64,7 +67,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "bundle", "deferred", "etl", "growth", "backlog", "tuned", "verify"}
+var AllScenarios = []string{"ceiling", "baseline", "bundle", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -111,6 +114,12 @@ func (o *Options) defaults() {
 	}
 	if o.VerifyRows == 0 {
 		o.VerifyRows = 10_000_000
+	}
+	if o.FollowBlocks == 0 {
+		o.FollowBlocks = 60
+	}
+	if o.FollowInterval == 0 {
+		o.FollowInterval = time.Second
 	}
 	if len(o.Scenarios) == 0 {
 		o.Scenarios = AllScenarios
@@ -215,7 +224,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		run  func(context.Context) error
 	}{
 		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"bundle", b.bundle}, {"deferred", b.deferred},
-		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify},
+		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
 	} {
 		if !b.want(step.name) {
 			continue

@@ -161,6 +161,8 @@ type Report struct {
 	Growth       []GrowthPoint     `json:"cost_growth"`
 	Deferred     []DeferredSpeedup `json:"deferred_index_speedup"`
 	Targets      []Target          `json:"targets"`
+	// FollowLatency is the follow scenario's block-to-row latency, when it ran.
+	FollowLatency *LatencyReport `json:"follow_latency,omitempty"`
 	TotalSeconds float64           `json:"total_seconds"`
 }
 
@@ -292,6 +294,12 @@ func (r *Report) finish(total time.Duration) {
 			}
 			t(fmt.Sprintf("chainsink verify over %s stored rows, every check", human(float64(r.Options.VerifyRows))), "≤ 60", "s",
 				secs, secs > 0, func(v float64) bool { return v <= 60 })
+			var p99 float64
+			if r.FollowLatency != nil {
+				p99 = r.FollowLatency.P99
+			}
+			t("follow + run, block mined to row stored, p99 (confirmations 0)", "≤ 1", "s", p99, p99 > 0,
+				func(v float64) bool { return v <= 1 })
 		}
 	}
 }
