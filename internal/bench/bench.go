@@ -52,8 +52,8 @@ type Options struct {
 
 	FollowBlocks   int           // blocks measured by the follow scenario; default 60
 	FollowInterval time.Duration // how often the simulated chain mines a block there; default 1s
-	Scenarios  []string
-	RunTimeout time.Duration
+	Scenarios      []string
+	RunTimeout     time.Duration
 
 	IndexWorkers int    // CreateSecondaryIndexes workers in the deferred scenario
 	IndexMem     string // its maintenance_work_mem

@@ -158,12 +158,12 @@ type Report struct {
 	} `json:"workload"`
 	Results []Result `json:"results"`
 	// Summaries, per settings ("defaults", "tuned").
-	Growth       []GrowthPoint     `json:"cost_growth"`
-	Deferred     []DeferredSpeedup `json:"deferred_index_speedup"`
-	Targets      []Target          `json:"targets"`
+	Growth   []GrowthPoint     `json:"cost_growth"`
+	Deferred []DeferredSpeedup `json:"deferred_index_speedup"`
+	Targets  []Target          `json:"targets"`
 	// FollowLatency is the follow scenario's block-to-row latency, when it ran.
 	FollowLatency *LatencyReport `json:"follow_latency,omitempty"`
-	TotalSeconds float64           `json:"total_seconds"`
+	TotalSeconds  float64        `json:"total_seconds"`
 }
 
 func newReport(o Options, began time.Time) *Report {
