@@ -35,9 +35,9 @@ the last --keep-hashes published blocks are kept in Postgres; a first start begi
 batches of --batch-size blocks, then polls the head every --poll-interval.
 
 Reorgs: a block whose parent is not the hash published for the height below, or a published tip the node no
-longer has, makes the follower walk back to the highest height whose hash the node still has, and publish the
-new chain from there. Heights published before that the new chain does not reach get a tombstone (the height
-as key, no value), on which "chainsink run" removes every row of the height. A reorg deeper than --keep-hashes
+longer has, makes the follower walk back to the highest height whose hash the node still has, publish a
+tombstone (the height as key, no value) for every height it had published above it, on which "chainsink run"
+removes every row of the height, and publish the new chain from there, which stores its heights again. A reorg deeper than --keep-hashes
 stops the follower with an error. --confirmations K publishes only blocks K below the head: reorgs shallower
 than K are never seen, at the cost of K blocks of latency; 0 (the default) publishes the head at once and
 repairs what reorgs change, which "chainsink run" applies in the same transactions as everything else.

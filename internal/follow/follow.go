@@ -4,8 +4,8 @@
 // It keeps the hashes of the last blocks it published in Postgres (store.SaveFollowHashes). A block whose
 // parent is not the kept hash of the height below, or a kept tip the node no longer has, is a reorg: the
 // follower walks back, comparing kept hashes with the node's, to the highest common height, publishes a
-// tombstone (the height as key, no value) for every kept height the new chain does not reach, forgets the
-// heights above the common one, and publishes the new chain from there. `chainsink run` replaces a height's
+// tombstone (the height as key, no value) for every kept height above it, forgets those heights, and
+// publishes the new chain from there (each height the new chain has replaces its tombstone at once). `chainsink run` replaces a height's
 // rows with its newest bundle and removes them on a tombstone, so the tables follow. Each step is written to
 // Postgres only after Kafka has acknowledged what it published, so a follower killed at any point finds, on
 // restart, either the reorg still to do or the new chain's hashes: a restart in the middle of a reorg finishes
@@ -222,7 +222,7 @@ func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
 			return false, err
 		}
 		if !bytes.Equal(hs[0], kept.Hash) {
-			return false, f.reorg(ctx, target)
+			return false, f.reorg(ctx)
 		}
 		if uint64(tip.Number) > head {
 			return true, nil // the node is behind what was published, on the same chain
@@ -250,7 +250,7 @@ func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
 		}
 		if prev != nil && !bytes.Equal(parent, prev) {
 			if len(hashes) == 0 {
-				return false, f.reorg(ctx, target) // the kept tip's child is on another chain
+				return false, f.reorg(ctx) // the kept tip's child is on another chain
 			}
 			break // the chain moved under the batch: publish what links, and look again
 		}
@@ -276,9 +276,9 @@ func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
 	return false, nil
 }
 
-// reorg finds the highest kept height that is still canonical, tombstones the kept heights above it that the
-// new chain does not reach (target is the highest it publishes now), and forgets everything above it.
-func (f *Follower) reorg(ctx context.Context, target uint64) error {
+// reorg finds the highest kept height that is still canonical, tombstones the kept heights above it, and
+// forgets them; the next steps publish the new chain from there.
+func (f *Follower) reorg(ctx context.Context) error {
 	tip := f.kept[len(f.kept)-1].Number
 	ancestor := -1
 	for i := len(f.kept) - 1; i >= 0 && ancestor < 0; i -= 32 {
@@ -304,8 +304,12 @@ func (f *Follower) reorg(ctx context.Context, target uint64) error {
 			errTooDeep, len(f.kept), f.kept[0].Number, tip)
 	}
 	common := f.kept[ancestor].Number
+	// Every kept height above the common one gets a tombstone, not only those above the head: the head this
+	// step read may be older than the hashes just compared (a chain that became shorter meanwhile), and a
+	// height forgotten here without one would keep its orphaned rows for good. The heights the new chain has
+	// are republished right after, which replaces the tombstone (in one batch of run, it is never applied).
 	var tombstones []message
-	for n := max(common, int64(target)) + 1; n <= tip; n++ {
+	for n := common + 1; n <= tip; n++ {
 		tombstones = append(tombstones, message{uint64(n), nil})
 	}
 	f.log.Warn("reorg: republishing from the common ancestor", "common_ancestor", common, "old_tip", tip,
