@@ -13,11 +13,7 @@ func LoadFollowHashes(ctx context.Context, db DB, job string) ([]StoredBlockHash
 	if err != nil {
 		return nil, fmt.Errorf("load the published hashes of %s: %w", job, err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredBlockHash, error) {
-		var h StoredBlockHash
-		err := row.Scan(&h.Number, &h.Hash)
-		return h, err
-	})
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[StoredBlockHash])
 	if err != nil {
 		return nil, fmt.Errorf("load the published hashes of %s: %w", job, err)
 	}

@@ -205,11 +205,7 @@ func StoredBlockHashes(ctx context.Context, db DB, from, to int64, chunk int, fn
 		if err != nil {
 			return fmt.Errorf("read stored block hashes from %d: %w", next, err)
 		}
-		got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (StoredBlockHash, error) {
-			var h StoredBlockHash
-			err := row.Scan(&h.Number, &h.Hash)
-			return h, err
-		})
+		got, err := pgx.CollectRows(rows, pgx.RowToStructByPos[StoredBlockHash])
 		if err != nil {
 			return fmt.Errorf("read stored block hashes from %d: %w", next, err)
 		}

@@ -65,12 +65,15 @@ const ReasonInvalidRows = "invalid_rows"
 // Writer writes batches into the tables of its schema. It holds no state but the schema, so one Writer
 // serves every partition.
 type Writer struct {
-	schema chain.Schema
+	schema    chain.Schema
+	orphanSQL []string // see queueOrphans; built once per schema
 }
 
 // NewWriter returns a writer of schema's tables: chain.CoreTables, plus any tables described at run time.
 // Every table of the schema must exist; a bundle's replacement deletes from all of them.
-func NewWriter(schema chain.Schema) *Writer { return &Writer{schema: schema} }
+func NewWriter(schema chain.Schema) *Writer {
+	return &Writer{schema: schema, orphanSQL: orphanStatements(schema)}
+}
 
 // Schema is the writer's tables.
 func (w *Writer) Schema() chain.Schema { return w.schema }
@@ -354,8 +357,6 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 // the new block has fewer transactions or logs than the orphaned one, nothing of the new block has the keys
 // of the extra old rows. The new block's own rows carry its hash and stay, whether they were stored before
 // the block item or come after it; rows without a hash (logs stored before migration 4) are left alone.
-// Each parent and its children go in one statement (a data-modifying CTE), parents first, transactions
-// before logs, the lock order of the other deletes here and of ReplaceDerived.
 func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 	var numbers []int64
 	var hashes [][]byte
@@ -368,8 +369,18 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 	if len(numbers) == 0 {
 		return
 	}
+	for _, sql := range w.orphanSQL {
+		q.Queue(sql, numbers, hashes)
+	}
+}
+
+// orphanStatements are queueOrphans' statements for schema, taking the heights ($1) and their block hashes
+// ($2): each parent (transactions, logs) and its children in one statement (a data-modifying CTE), parents
+// first, transactions before logs, the lock order of the other deletes here and of ReplaceDerived.
+func orphanStatements(schema chain.Schema) []string {
+	var out []string
 	for _, parent := range []*chain.Table{chain.TransactionsTable, chain.LogsTable} {
-		if !slices.Contains(w.schema, parent) {
+		if !slices.Contains(schema, parent) {
 			continue
 		}
 		var sql strings.Builder
@@ -378,7 +389,7 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 				RETURNING p.block_number AS b, p.%s AS i)`,
 			pgx.Identifier{parent.Name}.Sanitize(), pgx.Identifier{parent.IndexColumn()}.Sanitize())
 		children := 0
-		for _, t := range w.schema {
+		for _, t := range schema {
 			if t.Scope != parent.Scope || t == parent {
 				continue
 			}
@@ -390,8 +401,9 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 		}
 		sql.WriteString(`
 			SELECT count(*) FROM gone`)
-		q.Queue(sql.String(), numbers, hashes)
+		out = append(out, sql.String())
 	}
+	return out
 }
 
 // insertDeadLetters stores msgs as dead letters. An offset can only be committed once, so a conflict means

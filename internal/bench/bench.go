@@ -349,6 +349,23 @@ func (b *bencher) settle(ctx context.Context) error {
 	return err
 }
 
+// scratchSchema migrates schema afresh and opens a store of conns connections on it; done closes the store and
+// drops the schema.
+func (b *bencher) scratchSchema(ctx context.Context, schema string, conns int32) (*store.Store, func(), error) {
+	if err := b.freshSchema(ctx, schema); err != nil {
+		return nil, nil, err
+	}
+	st, err := b.openSchema(ctx, schema, conns)
+	if err != nil {
+		_ = b.dropSchema(ctx, schema)
+		return nil, nil, err
+	}
+	return st, func() {
+		st.Close()
+		_ = b.dropSchema(ctx, schema) // best effort; the next run drops the database anyway
+	}, nil
+}
+
 func (b *bencher) openSchema(ctx context.Context, schema string, conns int32) (*store.Store, error) {
 	return store.Open(ctx, store.Config{DatabaseURL: b.dbURL, Schema: schema, MaxConns: conns})
 }
@@ -494,15 +511,11 @@ func (b *bencher) writeParallel(ctx context.Context, pool *pgxpool.Pool, n int, 
 // direct times writing the workload's decoded rows with write (the ceiling or the baseline).
 func (b *bencher) direct(ctx context.Context, key, name string, write writeFunc) error {
 	schema := "bench_" + key
-	if err := b.freshSchema(ctx, schema); err != nil {
-		return err
-	}
-	defer b.dropSchema(ctx, schema) //nolint:errcheck // best effort; the next run drops the database anyway
-	st, err := b.openSchema(ctx, schema, b.o.Partitions+1)
+	st, done, err := b.scratchSchema(ctx, schema, b.o.Partitions+1)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	// Connect every writer before timing.
 	conns := make([]*pgxpool.Conn, b.o.Partitions)
 	for i := range conns {
@@ -699,15 +712,11 @@ func (b *bencher) growthRun(ctx context.Context, n int64, tuned bool) error {
 // The check must pass: a report of problems would mean the data or the checks are wrong.
 func (b *bencher) verify(ctx context.Context) error {
 	const schema = "bench_verify"
-	if err := b.freshSchema(ctx, schema); err != nil {
-		return err
-	}
-	defer b.dropSchema(ctx, schema) //nolint:errcheck // best effort; the next run drops the database anyway
-	st, err := b.openSchema(ctx, schema, b.o.Partitions+1)
+	st, done, err := b.scratchSchema(ctx, schema, b.o.Partitions+1)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 	blocks := int((b.o.VerifyRows + int64(b.w.RowsPerBlock()) - 1) / int64(b.w.RowsPerBlock()))
 	b.logf("==> chainsink verify: storing %d blocks (%s rows) first", blocks, human(float64(blocks*b.w.RowsPerBlock())))
 	t0 := time.Now()

@@ -27,15 +27,11 @@ import (
 // being visible in Postgres (polled every 5 ms). p50 and p99 over FollowBlocks blocks, after a warm-up.
 func (b *bencher) followLatency(ctx context.Context) error {
 	const schema = "bench_follow"
-	if err := b.freshSchema(ctx, schema); err != nil {
-		return err
-	}
-	defer b.dropSchema(ctx, schema) //nolint:errcheck // best effort; the next run drops the database anyway
-	st, err := b.openSchema(ctx, schema, 2)
+	st, done, err := b.scratchSchema(ctx, schema, 2)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
+	defer done()
 
 	key, err := crypto.GenerateKey()
 	if err != nil {
