@@ -33,6 +33,8 @@ type compiledABI struct {
 	events  map[eventKey][]*eventDecoder
 	anon    map[uint8][]*eventDecoder // anonymous events by topic count; only used for bound addresses
 	methods map[[4]byte][]*methodDecoder
+	// contract is the typed view of the same ABI (see Contract), built with it.
+	contract *Contract
 }
 
 // node mirrors a go-ethereum abi.Type with what the JSON writer needs
@@ -46,6 +48,7 @@ type node struct {
 
 // field is one top-level event or method parameter.
 type field struct {
+	name    string // as in the ABI, possibly empty
 	key     []byte // `"name":` already JSON-encoded
 	n       *node
 	indexed bool
@@ -197,10 +200,11 @@ func compileABI(name string, abiJSON []byte) (*compiledABI, error) {
 		return nil, fmt.Errorf("parsing ABI with go-ethereum: %w", err)
 	}
 	c := &compiledABI{
-		name:    name,
-		events:  make(map[eventKey][]*eventDecoder),
-		anon:    make(map[uint8][]*eventDecoder),
-		methods: make(map[[4]byte][]*methodDecoder),
+		name:     name,
+		events:   make(map[eventKey][]*eventDecoder),
+		anon:     make(map[uint8][]*eventDecoder),
+		methods:  make(map[[4]byte][]*methodDecoder),
+		contract: &Contract{Name: name, Hash: contentHash(norm)},
 	}
 	// go-ethereum keeps events and methods in maps; iterate in a fixed order
 	// so that duplicate resolution inside one file is deterministic.
@@ -209,6 +213,7 @@ func compileABI(name string, abiJSON []byte) (*compiledABI, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compiling event %s: %w", ev.Sig, err)
 		}
+		c.contract.Events = append(c.contract.Events, newEventSpec(d))
 		if d.anonymous {
 			c.anon[d.ntopics] = appendEvent(c.anon[d.ntopics], d)
 			continue
@@ -218,8 +223,10 @@ func compileABI(name string, abiJSON []byte) (*compiledABI, error) {
 	}
 	for _, m := range sortedMethods(parsed) {
 		d := compileMethod(name, m)
+		c.contract.Functions = append(c.contract.Functions, newFunctionSpec(d))
 		c.methods[d.selector] = appendMethod(c.methods[d.selector], d)
 	}
+	c.contract.sortSpecs()
 	return c, nil
 }
 
@@ -261,7 +268,7 @@ func compileEvent(abiName string, ev gethabi.Event) (*eventDecoder, error) {
 	dataIdx := 0
 	for i, in := range ev.Inputs {
 		t := in.Type
-		f := field{key: keys[i], n: buildNode(&t), indexed: in.Indexed}
+		f := field{name: in.Name, key: keys[i], n: buildNode(&t), indexed: in.Indexed}
 		if in.Indexed {
 			mask = append(mask, '1')
 			f.topic = topic
@@ -304,7 +311,7 @@ func compileMethod(abiName string, m gethabi.Method) *methodDecoder {
 	keys := uniqueKeys(rawNames(m.Inputs))
 	for i, in := range m.Inputs {
 		t := in.Type
-		d.fields = append(d.fields, field{key: keys[i], n: buildNode(&t), dataIdx: i})
+		d.fields = append(d.fields, field{name: in.Name, key: keys[i], n: buildNode(&t), dataIdx: i})
 		d.sizeHint += len(keys[i]) + 80
 	}
 	d.sizeHint += 2

@@ -82,10 +82,20 @@ func appendBig(buf []byte, t *gethabi.Type, v *big.Int) ([]byte, error) {
 	if v == nil {
 		return nil, fmt.Errorf("nil integer for %s", t)
 	}
+	if err := checkWidth(t, v); err != nil {
+		return nil, err
+	}
+	buf = append(buf, '"')
+	buf = v.Append(buf, 10)
+	return append(buf, '"'), nil
+}
+
+// checkWidth refuses an integer that does not fit its declared ABI width.
+func checkWidth(t *gethabi.Type, v *big.Int) error {
 	if t.Size > 0 && t.Size < 256 {
 		if t.T == gethabi.UintTy {
 			if v.Sign() < 0 || v.BitLen() > t.Size {
-				return nil, fmt.Errorf("value out of range for %s", t)
+				return fmt.Errorf("value out of range for %s", t)
 			}
 		} else {
 			// -2^(n-1) <= v < 2^(n-1); for negative v, BitLen(-v-1) < n.
@@ -94,13 +104,11 @@ func appendBig(buf []byte, t *gethabi.Type, v *big.Int) ([]byte, error) {
 				bl = new(big.Int).Not(v).BitLen()
 			}
 			if bl > t.Size-1 {
-				return nil, fmt.Errorf("value out of range for %s", t)
+				return fmt.Errorf("value out of range for %s", t)
 			}
 		}
 	}
-	buf = append(buf, '"')
-	buf = v.Append(buf, 10)
-	return append(buf, '"'), nil
+	return nil
 }
 
 // appendValue writes one decoded value. n describes its ABI type; v is what

@@ -44,6 +44,9 @@ type Config struct {
 	// for; batches are written to chain.CoreTables followed by these, and a bundle replaces its blocks in all
 	// of them. A message with rows of a table that is not listed is stored as a dead letter, never dropped.
 	ExtraTables chain.Schema
+	// Discovery, when set, gates the rows of factory sets' tables by the children registered (see
+	// chain.Discovery); its tables and chain.ChildrenTable must be among ExtraTables.
+	Discovery *chain.Discovery
 	// KafkaConfig is passed to librdkafka last, so it overrides chainsink's defaults (TLS, SASL, tuning).
 	KafkaConfig map[string]string
 	// BatchMaxRows closes a batch at this many rows. Default 10000: as fast as larger batches in make bench,

@@ -55,6 +55,26 @@ type DerivedResult struct {
 // fails it with a serialization error, which IsTransient reports as worth retrying. When db is already a
 // transaction, its isolation is the caller's.
 func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []string, derive func(raw *chain.Rows)) (DerivedResult, error) {
+	return ReplaceDerivedWith(ctx, db, from, to, DeriveOptions{ABIs: abiNames}, derive)
+}
+
+// DeriveOptions say which derived tables ReplaceDerivedWith replaces.
+type DeriveOptions struct {
+	// ABIs limits the events and calls replaced, as ReplaceDerived's abiNames.
+	ABIs []string
+	// Typed are run-time tables derived from the raw rows too (typed tables, and chain.ChildrenTable when a
+	// set has a factory): every row of theirs in the range is replaced by what derive put in raw.Typed.
+	Typed chain.Schema
+	// TypedOnly leaves token_transfers, events and calls as they are.
+	TypedOnly bool
+	// Discovery gates the rows of factory sets' tables by the children registered, those of the range
+	// included (see chain.Discovery).
+	Discovery *chain.Discovery
+}
+
+// ReplaceDerivedWith is ReplaceDerived of the derived tables opts names, in one transaction.
+func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts DeriveOptions, derive func(raw *chain.Rows)) (DerivedResult, error) {
+	abiNames := opts.ABIs
 	res := DerivedResult{Deleted: chain.Counts{}, Written: chain.Counts{}}
 	if from > to || to > math.MaxInt64 {
 		return res, fmt.Errorf("replace derived rows of blocks [%d,%d]: not a range of bigint block numbers", from, to)
@@ -81,6 +101,22 @@ func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []stri
 	derive(&raw)
 	if err := checkDerivedRange(&raw, from, to); err != nil {
 		return res, err
+	}
+
+	if opts.Discovery != nil {
+		// This transaction rewrites registrations and gated rows: no batch may read or write them meanwhile.
+		if _, err := tx.Exec(ctx, gateLock(true)); err != nil {
+			return res, fmt.Errorf("take the factory children lock: %w", err)
+		}
+	}
+	if err := replaceTyped(ctx, tx, from, to, opts, &raw, &res); err != nil {
+		return res, err
+	}
+	if opts.TypedOnly {
+		if err := tx.Commit(ctx); err != nil {
+			return res, fmt.Errorf("commit derived rows of blocks [%d,%d]: %w", from, to, err)
+		}
+		return res, nil
 	}
 
 	subset := len(abiNames) > 0
@@ -122,10 +158,67 @@ func ReplaceDerived(ctx context.Context, db DB, from, to uint64, abiNames []stri
 	return res, nil
 }
 
+// replaceTyped replaces the rows of opts.Typed in [from, to] with raw.Typed: registrations first, so that
+// the gate of the other tables sees the children of the range.
+func replaceTyped(ctx context.Context, tx pgx.Tx, from, to uint64, opts DeriveOptions, raw *chain.Rows, res *DerivedResult) error {
+	if len(opts.Typed) == 0 {
+		return nil
+	}
+	var q pgx.Batch
+	for _, t := range opts.Typed {
+		q.Queue(`DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` WHERE `+pgx.Identifier{t.BlockColumn()}.Sanitize()+
+			` BETWEEN $1 AND $2`, int64(from), int64(to))
+	}
+	br := tx.SendBatch(ctx, &q)
+	for _, t := range opts.Typed {
+		tag, err := br.Exec()
+		if err != nil {
+			_ = br.Close()
+			return fmt.Errorf("delete %s of blocks [%d,%d]: %w", t.Name, from, to, err)
+		}
+		res.Deleted[t.Name] = tag.RowsAffected()
+	}
+	if err := br.Close(); err != nil {
+		return fmt.Errorf("delete typed rows of blocks [%d,%d]: %w", from, to, err)
+	}
+	typed := chain.Rows{Typed: map[*chain.Table][][]any{}}
+	for _, t := range opts.Typed {
+		if rows := raw.Typed[t]; len(rows) > 0 {
+			typed.Typed[t] = rows
+		}
+	}
+	var children chain.Schema
+	if slices.Contains(opts.Typed, chain.ChildrenTable) {
+		children = chain.Schema{chain.ChildrenTable}
+	}
+	if err := copyTables(ctx, tx, children, []*chain.Rows{&typed}, res.Written); err != nil {
+		return fmt.Errorf("write registrations of blocks [%d,%d]: %w", from, to, err)
+	}
+	delete(typed.Typed, chain.ChildrenTable)
+	sets := []*chain.Rows{&typed}
+	if opts.Discovery != nil {
+		var err error
+		if sets, err = NewWriter(opts.Typed).WithDiscovery(opts.Discovery).gate(ctx, tx, sets); err != nil {
+			return err
+		}
+	}
+	if err := copyTables(ctx, tx, opts.Typed, sets, res.Written); err != nil {
+		return fmt.Errorf("write typed rows of blocks [%d,%d]: %w", from, to, err)
+	}
+	return nil
+}
+
 // checkDerivedRange refuses derived rows outside [from, to]: they would survive the next run's range delete
 // only by accident, and a derive that produces them is a bug.
 func checkDerivedRange(r *chain.Rows, from, to uint64) error {
 	out := func(n uint64) bool { return n < from || n > to }
+	for t, rows := range r.Typed {
+		for _, row := range rows {
+			if n, ok := row[0].(int64); !ok || out(uint64(n)) {
+				return fmt.Errorf("re-derive blocks [%d,%d]: row of %s for block %v is outside the range", from, to, t.Name, row[0])
+			}
+		}
+	}
 	for i := range r.TokenTransfers {
 		if out(r.TokenTransfers[i].BlockNumber) {
 			return fmt.Errorf("re-derive blocks [%d,%d]: token transfer of block %d is outside the range", from, to, r.TokenTransfers[i].BlockNumber)
@@ -207,22 +300,28 @@ func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (chain.Rows
 	}
 	var r chain.Rows
 	var err error
-	if r.Transactions, err = readTable(ctx, db, `SELECT block_number, transaction_index, hash, block_hash,
-		block_timestamp, from_address, to_address, value, gas, gas_price, max_fee_per_gas, max_priority_fee_per_gas,
-		max_fee_per_blob_gas, type, nonce, input, status, root, gas_used, cumulative_gas_used, effective_gas_price,
-		contract_address, blob_gas_used, blob_gas_price
+	if r.Transactions, err = readRows(ctx, db, `SELECT `+transactionColumns+`
 		FROM transactions WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, transaction_index`+suffix,
-		from, to, scanTransaction); err != nil {
+		scanTransaction, int64(from), int64(to)); err != nil {
 		return r, fmt.Errorf("read transactions of blocks [%d,%d]: %w", from, to, err)
 	}
-	if r.Logs, err = readTable(ctx, db, `SELECT block_number, log_index, transaction_hash, transaction_index,
-		block_timestamp, address, topic0, topic1, topic2, topic3, data
+	if r.Logs, err = readRows(ctx, db, `SELECT `+logColumns+`
 		FROM logs WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, log_index`+suffix,
-		from, to, scanLog); err != nil {
+		scanLog, int64(from), int64(to)); err != nil {
 		return r, fmt.Errorf("read logs of blocks [%d,%d]: %w", from, to, err)
 	}
 	return r, nil
 }
+
+// transactionColumns and logColumns are what scanTransaction and scanLog read.
+const (
+	transactionColumns = `block_number, transaction_index, hash, block_hash, block_timestamp, from_address,
+		to_address, value, gas, gas_price, max_fee_per_gas, max_priority_fee_per_gas, max_fee_per_blob_gas, type,
+		nonce, input, status, root, gas_used, cumulative_gas_used, effective_gas_price, contract_address,
+		blob_gas_used, blob_gas_price`
+	logColumns = `block_number, log_index, transaction_hash, transaction_index, block_timestamp, address, topic0,
+		topic1, topic2, topic3, data, block_hash`
+)
 
 // ReadRaw loads only the logs and transactions of the blocks in [from, to], in primary-key order: what the
 // derived tables are computed from. (internal/pgtest.ReadRows reads every core table, for tests.)
@@ -244,7 +343,7 @@ func scanTransaction(row pgx.CollectableRow) (t chain.Transaction, err error) {
 func scanLog(row pgx.CollectableRow) (l chain.Log, err error) {
 	var t [4][]byte
 	err = row.Scan(&l.BlockNumber, &l.LogIndex, &l.TransactionHash, &l.TransactionIndex, &l.BlockTimestamp,
-		&l.Address, &t[0], &t[1], &t[2], &t[3], &l.Data)
+		&l.Address, &t[0], &t[1], &t[2], &t[3], &l.Data, &l.BlockHash)
 	for _, x := range t {
 		if x == nil {
 			break
@@ -269,8 +368,8 @@ func bigOf(n pgtype.Numeric) *big.Int {
 	return v.Quo(v, new(big.Int).Exp(big.NewInt(10), big.NewInt(int64(-n.Exp)), nil))
 }
 
-func readTable[T any](ctx context.Context, db DB, sql string, from, to uint64, scan pgx.RowToFunc[T]) ([]T, error) {
-	rows, err := db.Query(ctx, sql, int64(from), int64(to))
+func readRows[T any](ctx context.Context, db DB, sql string, scan pgx.RowToFunc[T], args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read rows: %w", err)
 	}

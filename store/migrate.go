@@ -48,7 +48,7 @@ func NewMigrator(ctx context.Context, cfg Config, logger *slog.Logger) (*Migrato
 	// One advisory lock per schema: two instances migrating the same schema take turns, while tests that
 	// migrate their own schemas do not wait for each other.
 	locker, err := lock.NewPostgresSessionLocker(
-		lock.WithLockID(int64(crc64.Checksum([]byte("chainsink:"+schema), crc64.MakeTable(crc64.ECMA))>>1)),
+		lock.WithLockID(migrationLockID(schema)),
 		lock.WithLockTimeout(1, 300))
 	if err != nil {
 		db.Close()
@@ -64,6 +64,11 @@ func NewMigrator(ctx context.Context, cfg Config, logger *slog.Logger) (*Migrato
 		return nil, fmt.Errorf("load migrations: %w", err)
 	}
 	return &Migrator{db: db, provider: p, schema: schema}, nil
+}
+
+// migrationLockID is the advisory lock that migrations and `chainsink tables apply` of one schema take.
+func migrationLockID(schema string) int64 {
+	return int64(crc64.Checksum([]byte("chainsink:"+schema), crc64.MakeTable(crc64.ECMA)) >> 1)
 }
 
 // Close releases the connection.

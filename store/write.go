@@ -67,6 +67,8 @@ const ReasonInvalidRows = "invalid_rows"
 type Writer struct {
 	schema    chain.Schema
 	orphanSQL []string // see queueOrphans; built once per schema
+	discovery *chain.Discovery
+	gated     map[*chain.Table]chain.Gated
 }
 
 // NewWriter returns a writer of schema's tables: chain.CoreTables, plus any tables described at run time.
@@ -77,6 +79,21 @@ func NewWriter(schema chain.Schema) *Writer {
 
 // Schema is the writer's tables.
 func (w *Writer) Schema() chain.Schema { return w.schema }
+
+// WithDiscovery returns a writer of the same schema whose gated tables hold only the rows of registered
+// factory children (see chain.Discovery and discovery.go). The schema must hold chain.ChildrenTable and
+// every gated table.
+func (w *Writer) WithDiscovery(d *chain.Discovery) *Writer {
+	out := *w
+	out.discovery, out.gated = d, nil
+	if d != nil {
+		out.gated = make(map[*chain.Table]chain.Gated, len(d.Gated))
+		for _, g := range d.Gated {
+			out.gated[g.Table] = g
+		}
+	}
+	return &out
+}
 
 var coreWriter = NewWriter(chain.CoreTables)
 
@@ -100,6 +117,7 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 
 	var dead []Message
 	var keys []chain.Key
+	exclusive := false
 	live := make([]Message, 0, len(b.Messages))
 	for _, m := range b.Messages {
 		if m.Failure == nil {
@@ -112,9 +130,14 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 		} else if !m.Rows.Empty() {
 			live = append(live, m)
 			keys = m.Rows.Keys(keys, b.Mode)
+			exclusive = exclusive || registers(&m.Rows)
 		}
 	}
-	if err := fence(ctx, tx, b, heights(keys)); err != nil {
+	lock := ""
+	if w.discovery != nil {
+		lock = gateLock(exclusive)
+	}
+	if err := fence(ctx, tx, b, heights(keys), lock); err != nil {
 		return res, err
 	}
 	rejected, err := w.writeBisect(ctx, tx, b, live, &res)
@@ -160,7 +183,8 @@ func heights(keys []chain.Key) []int64 {
 //     after the other; the second then deletes what the first wrote. They are taken here, outside the
 //     savepoints of writeBisect, so that a bisection neither releases nor re-takes them. The key is the height
 //     mixed with the schema, so that two schemas of one database do not wait for each other.
-func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64) error {
+//   - the discovery lock (lock, when not empty): see discovery.go.
+func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64, lock string) error {
 	var q pgx.Batch
 	q.Queue(`SELECT set_config('lock_timeout', $1, true)`, fenceLockTimeout)
 	q.Queue(`
@@ -174,6 +198,9 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64) error {
 		q.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended('chainsink:' || current_schema(), 0) # h))
 			FROM unnest($1::bigint[]) AS h`, heights)
 	}
+	if lock != "" {
+		q.Queue(lock)
+	}
 	br := tx.SendBatch(ctx, &q)
 	_, err := br.Exec()
 	var tag pgconn.CommandTag
@@ -181,6 +208,9 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64) error {
 		tag, err = br.Exec()
 	}
 	if err == nil && len(heights) > 0 {
+		_, err = br.Exec()
+	}
+	if err == nil && lock != "" {
 		_, err = br.Exec()
 	}
 	if cerr := br.Close(); err == nil {
@@ -267,10 +297,22 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []M
 	for i := range msgs {
 		sets[i] = &msgs[i].Rows
 	}
+	if w.discovery != nil {
+		var err error
+		if sets, err = w.gate(ctx, db, sets); err != nil {
+			return err
+		}
+	}
 	if err := w.deleteReplaced(ctx, db, mode, sets); err != nil {
 		return err
 	}
-	return copyTables(ctx, db, w.schema, sets, counts)
+	if err := copyTables(ctx, db, w.schema, sets, counts); err != nil {
+		return err
+	}
+	if w.discovery != nil {
+		return w.deriveChildren(ctx, db, sets, counts)
+	}
+	return nil
 }
 
 // deleteReplaced removes the stored rows that the natural keys of sets replace, in one round trip: for a

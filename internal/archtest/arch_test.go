@@ -122,7 +122,7 @@ func TestDecodersArePure(t *testing.T) {
 		module + "store",
 		"net/http",
 	}
-	for _, p := range []string{"store/chain", "internal/format", "internal/decode", "abi"} {
+	for _, p := range []string{"store/chain", "internal/format", "internal/decode", "internal/config", "internal/typed", "abi"} {
 		cmd := exec.Command("go", "list", "-deps", "./"+p)
 		cmd.Dir = "../.."
 		out, err := cmd.CombinedOutput()

@@ -16,10 +16,9 @@ import (
 )
 
 type redecodeOptions struct {
-	db        store.Config
-	cfg       redecode.Config
-	abiDir    string
-	contracts string
+	db  store.Config
+	cfg redecode.Config
+	abi abiOptions
 }
 
 func newRedecodeCmd(g *globals) *cobra.Command {
@@ -69,8 +68,8 @@ Progress is logged after each batch (blocks done, blocks per second); a summary 
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block to re-decode (required)")
 	f.Uint64Var(&o.cfg.To, "to", 0, "last block to re-decode, inclusive (required)")
 	f.StringSliceVar(&o.cfg.ABIs, "abi", nil, "re-decode events and calls with only these ABIs (names as in --abi-dir file names or built-in), repeatable or comma-separated; others' rows are left alone")
-	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones")
-	f.StringVar(&o.contracts, "contracts", "", `JSON file binding addresses to ABI names, {"0xaddr": "NAME"}, for anonymous or ambiguous events`)
+	addABIFlags(cmd, &o.abi)
+	f.BoolVar(&o.cfg.TypedOnly, "typed-only", false, "replace only the typed tables of --config (e.g. to fill a set added later), leaving token_transfers, events and calls as they are")
 	f.Uint64Var(&o.cfg.BatchBlocks, "batch-blocks", 1000, "blocks per transaction; a batch's logs and transactions are held in memory while it is decoded")
 	f.IntVar(&o.cfg.MaxAttempts, "max-attempts", 5, "attempts per batch when PostgreSQL reports a transient error (lost connection, serialization failure, deadlock)")
 	_ = cmd.MarkFlagRequired("from")
@@ -101,10 +100,14 @@ func (o *redecodeOptions) validate() error {
 }
 
 func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *slog.Logger) error {
-	reg, err := loadRegistry(o.abiDir, o.contracts)
+	reg, tables, err := o.abi.load()
 	if err != nil {
 		return err
 	}
+	if o.cfg.TypedOnly && tables == nil {
+		return errors.New("--typed-only needs --config: it fills the configuration's typed tables")
+	}
+	o.cfg.Typed, o.cfg.Discovery = typedSchema(tables)
 	if len(o.cfg.ABIs) > 0 {
 		sub, err := reg.Subset(o.cfg.ABIs...)
 		if err != nil {
@@ -120,6 +123,9 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 		return err
 	}
 	defer st.Close()
+	if err := checkTables(ctx, st.Pool(), tables); err != nil {
+		return err
+	}
 
 	scope := "all ABIs"
 	if len(o.cfg.ABIs) > 0 {
@@ -127,7 +133,10 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 	}
 	logger.Info("redecode starting", "from", o.cfg.From, "to", o.cfg.To, "blocks", o.cfg.To-o.cfg.From+1,
 		"batch_blocks", o.cfg.BatchBlocks, "scope", scope, "abis", reg.Names())
-	sum, err := redecode.Run(ctx, st.Pool(), decode.New(reg, nil), o.cfg, logger)
+	if o.cfg.TypedOnly {
+		scope = "typed tables only"
+	}
+	sum, err := redecode.Run(ctx, st.Pool(), decode.New(reg, nil).WithTables(tables), o.cfg, logger)
 	if err != nil {
 		return err
 	}

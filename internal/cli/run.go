@@ -18,6 +18,7 @@ import (
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/server"
+	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -30,8 +31,7 @@ type runOptions struct {
 	ix          indexer.Config
 	topics      []string
 	kafkaConfig []string
-	abiDir      string
-	contracts   string
+	abi         abiOptions
 	metricsAddr string
 	stuckAfter  time.Duration
 	pprof       bool
@@ -41,6 +41,7 @@ type runOptions struct {
 	// Built by complete from the flags above.
 	metrics *metrics.Metrics
 	reg     *abi.Registry
+	tables  *typed.Tables
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -94,8 +95,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.DurationVar(&o.ix.OffsetRecheck, "offset-recheck", def.OffsetRecheck, "how often a partition held for an offset anomaly is checked again (see chainsink offsets)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for the last batches to commit")
 	f.Int32Var(&o.db.MaxConns, "db-max-conns", 16, "PostgreSQL connections at most (one per owned partition is ideal)")
-	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones")
-	f.StringVar(&o.contracts, "contracts", "", `JSON file binding addresses to ABI names, {"0xaddr": "NAME"}, for anonymous or ambiguous events`)
+	addABIFlags(cmd, &o.abi)
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address, e.g. :9090 (off when empty)")
 	f.BoolVar(&o.pprof, "pprof", false, "also serve Go's profiles under /debug/pprof/ on --metrics-addr")
 	f.DurationVar(&o.stuckAfter, "stuck-after", 2*time.Minute, "/readyz fails when a partition has retried its batch for longer than this")
@@ -107,13 +107,14 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 func (o *runOptions) complete() error {
 	var errs []error
 	o.metrics = metrics.New()
-	reg, err := loadRegistry(o.abiDir, o.contracts)
+	reg, tables, err := o.abi.load()
 	if err != nil {
 		errs = append(errs, err)
 		reg, _ = abi.Default()
 	}
-	o.reg = reg
-	dec := decode.New(reg, o.metrics)
+	o.reg, o.tables = reg, tables
+	dec := decode.New(reg, o.metrics).WithTables(tables)
+	o.ix.ExtraTables, o.ix.Discovery = typedSchema(tables)
 	for _, spec := range o.topics {
 		name, f, ok := strings.Cut(spec, ":")
 		if !ok || name == "" {
@@ -199,12 +200,16 @@ func run(ctx context.Context, o *runOptions, logger *slog.Logger) error {
 		return err
 	}
 	defer st.Close()
+	if err := checkTables(ctx, st.Pool(), o.tables); err != nil {
+		return err
+	}
 
 	ix, err := indexer.New(o.ix, st.Pool(), logger, o.metrics)
 	if err != nil {
 		return err
 	}
-	logger.Info("starting", "database", store.Redact(o.db.DatabaseURL), "schema", st.Schema(), "abis", len(o.reg.Names()))
+	logger.Info("starting", "database", store.Redact(o.db.DatabaseURL), "schema", st.Schema(), "abis", len(o.reg.Names()),
+		"typed_tables", len(o.ix.ExtraTables))
 	// ctx is cancelled by SIGINT and SIGTERM, which ask for the graceful stop below; the pieces run on a
 	// context of their own, cancelled only when that stop runs out of time.
 	runCtx, hardStop := context.WithCancel(context.WithoutCancel(ctx))

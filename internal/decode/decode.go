@@ -12,6 +12,7 @@ import (
 
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/format"
+	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store/chain"
 )
 
@@ -28,11 +29,19 @@ type Metrics interface {
 type Decoder struct {
 	reg     *abi.Registry
 	metrics Metrics
+	tables  *typed.Tables
 }
 
 // New returns a decoder over reg; m may be nil (no counting).
 func New(reg *abi.Registry, m Metrics) *Decoder {
 	return &Decoder{reg: reg, metrics: m}
+}
+
+// WithTables returns a decoder that also fills the typed tables ts (nil: none).
+func (d *Decoder) WithTables(ts *typed.Tables) *Decoder {
+	out := *d
+	out.tables = ts
+	return &out
 }
 
 // Decode turns one message of format f into rows, decoded ones included, or into a dead-letter failure.
@@ -78,8 +87,9 @@ type scratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
-// Enrich derives token transfers, events and calls from rows' logs and transactions, replacing any it had.
-// A log an ABI claims but cannot decode stays raw in logs (never dropped, never half-decoded) and is counted.
+// Enrich derives token transfers, events, calls and the rows of the typed tables from rows' logs and
+// transactions, replacing any it had. A log an ABI claims but cannot decode stays raw in logs (never dropped,
+// never half-decoded) and is counted.
 func (d *Decoder) Enrich(rows *chain.Rows) {
 	sc := scratchPool.Get().(*scratch)
 	defer func() {
@@ -90,6 +100,7 @@ func (d *Decoder) Enrich(rows *chain.Rows) {
 		sc.transfers, sc.events, sc.calls = sc.transfers[:0], sc.events[:0], sc.calls[:0]
 		scratchPool.Put(sc)
 	}()
+	rows.Typed = nil
 	d.enrich(rows, sc)
 	// Fresh slices, never the scratch: the caller's Rows may share backing arrays with another value.
 	rows.TokenTransfers, rows.Events, rows.Calls = clone(sc.transfers), clone(sc.events), clone(sc.calls)
@@ -114,6 +125,11 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 			topics = append(topics, common.BytesToHash(t))
 		}
 		l := abi.Log{Address: common.BytesToAddress(lg.Address), Topics: topics, Data: lg.Data}
+		if d.tables != nil {
+			if err := d.tables.AddLog(rows, lg, l); err != nil && d.metrics != nil {
+				d.metrics.LogUndecoded()
+			}
+		}
 		if transfers, err := abi.TokenTransfers(l); err == nil {
 			for _, t := range transfers {
 				tt := chain.TokenTransfer{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
@@ -140,6 +156,9 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 	}
 	for i := range rows.Transactions {
 		tx := &rows.Transactions[i]
+		if d.tables != nil {
+			_ = d.tables.AddTransaction(rows, tx) // calldata that does not fit its function is only not decoded, as below
+		}
 		if tx.ToAddress == nil || len(tx.Input) < 4 {
 			continue
 		}

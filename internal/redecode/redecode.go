@@ -32,6 +32,12 @@ type Config struct {
 	BatchBlocks uint64
 	// MaxAttempts is the attempts per batch on transient errors. Default 5.
 	MaxAttempts int
+	// Typed are the typed tables (and the children registry) replaced too; Discovery gates the factory
+	// sets' rows. See store.DeriveOptions.
+	Typed     chain.Schema
+	Discovery *chain.Discovery
+	// TypedOnly leaves token_transfers, events and calls alone.
+	TypedOnly bool
 }
 
 func (c Config) withDefaults() Config {
@@ -126,6 +132,7 @@ func batch(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, lo
 			"retry_in", wait)
 	}
 	return retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (store.DerivedResult, error) {
-		return store.ReplaceDerived(ctx, db, lo, hi, cfg.ABIs, dec.Enrich)
+		return store.ReplaceDerivedWith(ctx, db, lo, hi, store.DeriveOptions{ABIs: cfg.ABIs, Typed: cfg.Typed,
+			TypedOnly: cfg.TypedOnly, Discovery: cfg.Discovery}, dec.Enrich)
 	})
 }

@@ -1,0 +1,94 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/config"
+	"github.com/chainsink/chainsink/internal/typed"
+	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
+)
+
+// abiOptions are the flags that choose the ABIs and the typed tables, shared by run, redecode and tables.
+type abiOptions struct {
+	config    string
+	abiDir    string
+	contracts string
+}
+
+func addABIFlags(cmd *cobra.Command, o *abiOptions) {
+	f := cmd.Flags()
+	f.StringVar(&o.config, "config", "", "configuration file (YAML or JSON) of contract sets whose events and calls get typed tables; see docs/typed-tables.md")
+	f.StringVar(&o.abiDir, "abi-dir", "", "directory of extra ABI JSON files (NAME.json), added to the built-in ones (the config file's abi_dir)")
+	f.StringVar(&o.contracts, "contracts", "", `JSON file binding addresses to ABI names, {"0xaddr": "NAME"}, for anonymous or ambiguous events`)
+}
+
+// load reads the configuration file, if any, and the ABIs. tables is nil without --config.
+func (o *abiOptions) load() (*abi.Registry, *typed.Tables, error) {
+	var file *config.File
+	dir := o.abiDir
+	if o.config != "" {
+		var err error
+		if file, err = config.Load(o.config); err != nil {
+			return nil, nil, err
+		}
+		if file.ABIDir != "" {
+			if dir != "" && dir != file.ABIDir {
+				return nil, nil, fmt.Errorf("--abi-dir %s and abi_dir %s of %s: give one of them", dir, file.ABIDir, o.config)
+			}
+			dir = file.ABIDir
+		}
+	}
+	reg, err := loadRegistry(dir, o.contracts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if file == nil {
+		return reg, nil, nil
+	}
+	ts, err := typed.Compile(file, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return reg, ts, nil
+}
+
+// typedSchema is what a writer of ts's tables needs: the tables, with the children registry when a set has
+// a factory, and the gate of the factory sets.
+func typedSchema(ts *typed.Tables) (chain.Schema, *chain.Discovery) {
+	if ts == nil {
+		return nil, nil
+	}
+	schema := ts.Schema()
+	if ts.HasFactory() {
+		schema = append(chain.Schema{chain.ChildrenTable}, schema...)
+	}
+	return schema, ts.Discovery()
+}
+
+// registryRows are ts's tables as typed_tables records them.
+func registryRows(ts *typed.Tables) []store.TypedTable {
+	out := make([]store.TypedTable, len(ts.All))
+	for i, t := range ts.All {
+		out[i] = store.TypedTable{Name: t.Name, Set: t.Set.Name, Kind: string(t.Kind), ABI: t.Set.Contract.Name,
+			ABIHash: t.Set.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
+	}
+	return out
+}
+
+// checkTables refuses to go on while ts declares tables that are not applied.
+func checkTables(ctx context.Context, db store.DB, ts *typed.Tables) error {
+	if ts == nil {
+		return nil
+	}
+	err := store.CheckTables(ctx, db, registryRows(ts))
+	if errors.Is(err, store.ErrTablesNotApplied) {
+		return fmt.Errorf("%w (with the same --config)", err)
+	}
+	return err
+}

@@ -1,0 +1,161 @@
+package typed
+
+import (
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/store/chain"
+)
+
+// AddLog appends to rows the typed rows of one log (lg, with l its ABI form): a row in every table whose
+// event it is, of every set it belongs to, and, for a factory's creation event, the child's registration in
+// chain.ChildrenTable. Rows of a factory set are candidates, for any address: the store keeps those of
+// registered children (see Discovery). A log that fits no table adds nothing; one that a table's event
+// matches by topic0 and topic count but whose data does not decode adds nothing to that table and is
+// returned as the error, after the other tables were filled.
+func (ts *Tables) AddLog(rows *chain.Rows, lg *chain.Log, l abi.Log) error {
+	if len(l.Topics) == 0 {
+		return nil
+	}
+	k := topicKey{l.Topics[0], len(l.Topics)}
+	var firstErr error
+	var decoded *abi.EventSpec
+	var vals []any
+	for _, t := range ts.byTopic[k] {
+		if !t.Set.covers(l.Address, lg.BlockNumber) {
+			continue
+		}
+		if decoded != t.event {
+			var err error
+			if vals, err = t.event.Values(l, nil); err != nil {
+				decoded, vals = nil, nil
+				if firstErr == nil {
+					firstErr = fmt.Errorf("decoding %s for table %s: %w", t.event.Signature, t.Name, err)
+				}
+				continue
+			}
+			decoded = t.event
+		}
+		row := make([]any, len(t.Columns))
+		row[0], row[1], row[2], row[3], row[4], row[5] = int64(lg.BlockNumber), lg.BlockTimestamp, lg.TransactionHash,
+			lg.TransactionIndex, lg.LogIndex, lg.Address
+		t.fill(row[len(eventPosition):], vals)
+		rows.AddTyped(t.Table, row)
+	}
+	for _, s := range ts.factories[k] {
+		if l.Address != s.Factory.Address || lg.BlockNumber < s.StartBlock {
+			continue
+		}
+		vals, err := s.Factory.Event.Values(l, nil)
+		if err != nil {
+			if firstErr == nil {
+				firstErr = fmt.Errorf("decoding factory event %s of set %s: %w", s.Factory.Event.Signature, s.Name, err)
+			}
+			continue
+		}
+		rows.AddTyped(chain.ChildrenTable, chain.ChildRow(lg, s.Name, vals[s.Factory.Param].([]byte)))
+	}
+	return firstErr
+}
+
+// AddTransaction appends the typed call rows of one transaction: a row in every call table whose function
+// its input's selector is, of every set whose contract it calls.
+func (ts *Tables) AddTransaction(rows *chain.Rows, tx *chain.Transaction) error {
+	if tx.ToAddress == nil || len(tx.Input) < 4 {
+		return nil
+	}
+	to := common.BytesToAddress(tx.ToAddress)
+	var firstErr error
+	var decoded *abi.FunctionSpec
+	var vals []any
+	for _, t := range ts.bySelector[[4]byte(tx.Input[:4])] {
+		if !t.Set.covers(to, tx.BlockNumber) {
+			continue
+		}
+		if decoded != t.function {
+			var err error
+			if vals, err = t.function.Values(tx.Input, nil); err != nil {
+				decoded, vals = nil, nil
+				if firstErr == nil {
+					firstErr = fmt.Errorf("decoding %s for table %s: %w", t.function.Signature, t.Name, err)
+				}
+				continue
+			}
+			decoded = t.function
+		}
+		row := make([]any, len(t.Columns))
+		row[0], row[1], row[2], row[3] = int64(tx.BlockNumber), tx.BlockTimestamp, tx.Hash, tx.TransactionIndex
+		row[4], row[5], row[6] = tx.Status, tx.FromAddress, tx.ToAddress
+		t.fill(row[len(callPosition):], vals)
+		rows.AddTyped(t.Table, row)
+	}
+	return firstErr
+}
+
+// Derive fills rows.Typed from rows.Logs and rows.Transactions, replacing what it held, and returns how
+// many logs and transactions an event or function matched but could not be decoded. It is what
+// chain.Discovery.Derive and a redecode call; the live path calls AddLog and AddTransaction from
+// internal/decode, which builds each abi.Log once for every decoder.
+func (ts *Tables) Derive(rows *chain.Rows) (undecodable int) {
+	rows.Typed = nil
+	var topics []common.Hash
+	for i := range rows.Logs {
+		lg := &rows.Logs[i]
+		topics = topics[:0]
+		for _, t := range lg.Topics {
+			topics = append(topics, common.BytesToHash(t))
+		}
+		if ts.AddLog(rows, lg, abi.Log{Address: common.BytesToAddress(lg.Address), Topics: topics, Data: lg.Data}) != nil {
+			undecodable++
+		}
+	}
+	for i := range rows.Transactions {
+		if ts.AddTransaction(rows, &rows.Transactions[i]) != nil {
+			undecodable++
+		}
+	}
+	return undecodable
+}
+
+// covers reports whether the set holds a's rows at block n, as far as decoding can tell: a factory set
+// covers every address here, and the store keeps only its children.
+func (s *Set) covers(a common.Address, n uint64) bool {
+	if n < s.StartBlock {
+		return false
+	}
+	return s.Addresses == nil || s.Addresses[a]
+}
+
+func (t *Table) fill(dst []any, vals []any) {
+	for i, v := range vals {
+		if t.params[i] == colBigint {
+			v = v.(*big.Int).Int64() // sqlType chose bigint only for widths that fit
+		}
+		dst[i] = v
+	}
+}
+
+// Discovery is what the store needs to gate the rows of factory sets by their registered children; nil
+// when no set has a factory.
+func (ts *Tables) Discovery() *chain.Discovery {
+	if !ts.hasFactory {
+		return nil
+	}
+	d := &chain.Discovery{Derive: func(raw *chain.Rows) { ts.Derive(raw) }}
+	for _, t := range ts.All {
+		if t.Set.Factory != nil {
+			d.Gated = append(d.Gated, chain.Gated{Table: t.Table, Set: t.Set.Name, AddressColumn: contractColumn(t)})
+		}
+	}
+	return d
+}
+
+func contractColumn(t *Table) int {
+	if t.Kind == KindCall {
+		return len(callPosition) - 1
+	}
+	return len(eventPosition) - 1
+}

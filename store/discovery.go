@@ -1,0 +1,200 @@
+package store
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store/chain"
+)
+
+// The rows of a factory set's tables depend on which contracts are the factory's children, and the batch
+// that registers a child (its creation event) may commit before or after the batches holding the child's
+// logs, on any partition. Three rules make the result independent of that order:
+//
+//  1. a batch keeps a candidate row only if its contract is registered for the set in factory_children
+//     when the batch writes (gate);
+//  2. a batch that registers children derives, from the raw logs and transactions already stored (its own
+//     included), every row of those children from their creation block on, and replaces theirs with them
+//     (deriveChildren);
+//  3. both run under one advisory lock per schema, taken with the fence: shared by a batch that only reads
+//     the registry, exclusive by one that writes it. So a registration and a batch of candidate rows never
+//     overlap: whichever commits second sees what the first did, under READ COMMITTED, because its
+//     statements after the lock take new snapshots.
+//
+// Registrations are rare (a factory creates a few contracts a day), so the exclusive lock costs little.
+
+// gateLock is the fence's statement for the discovery lock; exclusive when the batch registers children.
+func gateLock(exclusive bool) string {
+	fn := "pg_advisory_xact_lock_shared"
+	if exclusive {
+		fn = "pg_advisory_xact_lock"
+	}
+	return `SELECT ` + fn + `(hashtextextended('chainsink:children:' || current_schema(), 0))`
+}
+
+func registers(r *chain.Rows) bool { return len(r.Typed[chain.ChildrenTable]) > 0 }
+
+type childKey struct {
+	set  string
+	addr string
+}
+
+// gate returns sets with the candidate rows of unregistered contracts left out. The Rows it changes are
+// copies: a batch that is retried must keep its candidates, since a child may be registered by then.
+func (w *Writer) gate(ctx context.Context, db DB, sets []*chain.Rows) ([]*chain.Rows, error) {
+	var names []string
+	var addrs [][]byte
+	seen := map[childKey]bool{}
+	for _, r := range sets {
+		for t, rows := range r.Typed {
+			g, ok := w.gated[t]
+			if !ok {
+				continue
+			}
+			for _, row := range rows {
+				a, _ := row[g.AddressColumn].([]byte)
+				if k := (childKey{g.Set, string(a)}); !seen[k] {
+					seen[k] = true
+					names, addrs = append(names, g.Set), append(addrs, a)
+				}
+			}
+		}
+	}
+	if len(names) == 0 {
+		return sets, nil
+	}
+	rows, err := db.Query(ctx, `SELECT DISTINCT c.set_name, c.address FROM factory_children c
+		JOIN unnest($1::text[], $2::bytea[]) AS k(s, a) ON c.set_name = k.s AND c.address = k.a`, names, addrs)
+	if err != nil {
+		return nil, fmt.Errorf("read registered factory children: %w", err)
+	}
+	known := map[childKey]bool{}
+	var k childKey
+	var addr []byte
+	if _, err := pgx.ForEachRow(rows, []any{&k.set, &addr}, func() error {
+		known[childKey{k.set, string(addr)}] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read registered factory children: %w", err)
+	}
+	out := make([]*chain.Rows, len(sets))
+	for i, r := range sets {
+		out[i] = r
+		changed := false
+		typed := make(map[*chain.Table][][]any, len(r.Typed))
+		for t, rows := range r.Typed {
+			g, ok := w.gated[t]
+			if !ok {
+				typed[t] = rows
+				continue
+			}
+			var keep [][]any
+			for _, row := range rows {
+				a, _ := row[g.AddressColumn].([]byte)
+				if known[childKey{g.Set, string(a)}] {
+					keep = append(keep, row)
+				}
+			}
+			changed = changed || len(keep) != len(rows)
+			if len(keep) > 0 {
+				typed[t] = keep
+			}
+		}
+		if changed {
+			cp := *r
+			cp.Typed = typed
+			out[i] = &cp
+		}
+	}
+	return out, nil
+}
+
+// deriveChildren writes the rows of the children that sets register, derived from the raw logs and
+// transactions stored from each child's creation block on, in place of the rows those children had.
+func (w *Writer) deriveChildren(ctx context.Context, db DB, sets []*chain.Rows, counts chain.Counts) error {
+	since := map[childKey]uint64{} // child → lowest block it was registered at
+	var addrs [][]byte
+	var from uint64
+	first := true
+	for _, r := range sets {
+		for _, row := range r.Typed[chain.ChildrenTable] {
+			set, _ := row[chain.ChildSetColumn].(string)
+			a, _ := row[chain.ChildAddressColumn].([]byte)
+			n, _ := row[0].(int64)
+			k := childKey{set, string(a)}
+			if b, ok := since[k]; !ok || uint64(n) < b {
+				if !ok {
+					addrs = append(addrs, a)
+				}
+				since[k] = uint64(n)
+			}
+			if first || uint64(n) < from {
+				from, first = uint64(n), false
+			}
+		}
+	}
+	if len(since) == 0 {
+		return nil
+	}
+	raw, err := readContractsRaw(ctx, db, addrs, from)
+	if err != nil {
+		return err
+	}
+	w.discovery.Derive(&raw)
+	derived := chain.Rows{Typed: map[*chain.Table][][]any{}}
+	var schema chain.Schema
+	for _, g := range w.discovery.Gated {
+		var keep [][]any
+		for _, row := range raw.Typed[g.Table] {
+			a, _ := row[g.AddressColumn].([]byte)
+			n, _ := row[0].(int64)
+			if b, ok := since[childKey{g.Set, string(a)}]; ok && uint64(n) >= b {
+				keep = append(keep, row)
+			}
+		}
+		var gone [][]byte
+		var low []int64
+		for k, b := range since {
+			if k.set == g.Set {
+				gone, low = append(gone, []byte(k.addr)), append(low, int64(b))
+			}
+		}
+		if len(gone) == 0 {
+			continue
+		}
+		t := g.Table
+		if _, err := db.Exec(ctx, `DELETE FROM `+pgx.Identifier{t.Name}.Sanitize()+` t
+			USING unnest($1::bytea[], $2::bigint[]) AS k(a, b)
+			WHERE t.`+pgx.Identifier{t.Columns[g.AddressColumn].Name}.Sanitize()+` = k.a AND t.`+
+			pgx.Identifier{t.BlockColumn()}.Sanitize()+` >= k.b`, gone, low); err != nil {
+			return fmt.Errorf("replace rows of new children in %s: %w", t.Name, err)
+		}
+		if len(keep) > 0 {
+			derived.Typed[t] = keep
+			schema = append(schema, t)
+		}
+	}
+	if err := copyTables(ctx, db, schema, []*chain.Rows{&derived}, counts); err != nil {
+		return fmt.Errorf("write rows of new children: %w", err)
+	}
+	return nil
+}
+
+// readContractsRaw loads the logs emitted by addrs, and the transactions sent to them, from block from on.
+func readContractsRaw(ctx context.Context, db DB, addrs [][]byte, from uint64) (chain.Rows, error) {
+	var r chain.Rows
+	var err error
+	if r.Transactions, err = readRows(ctx, db, `SELECT `+transactionColumns+` FROM transactions
+		WHERE block_number >= $1 AND to_address = ANY($2) ORDER BY block_number, transaction_index`,
+		scanTransaction, int64(from), addrs); err != nil {
+		return r, fmt.Errorf("read transactions of new children: %w", err)
+	}
+	if r.Logs, err = readRows(ctx, db, `SELECT `+logColumns+` FROM logs
+		WHERE block_number >= $1 AND address = ANY($2) ORDER BY block_number, log_index`,
+		scanLog, int64(from), addrs); err != nil {
+		return r, fmt.Errorf("read logs of new children: %w", err)
+	}
+	return r, nil
+}

@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TypedTable is a typed table as the registry (typed_tables) records it: what it was generated from and the
+// DDL that creates it.
+type TypedTable struct {
+	Name      string
+	Set       string
+	Kind      string // "event" or "call"
+	ABI       string
+	ABIHash   string
+	Signature string
+	DDL       string
+	AppliedAt time.Time
+}
+
+// TableState is where a table of the configuration stands against the registry.
+type TableState string
+
+const (
+	// TableApplied: recorded with the same DDL.
+	TableApplied TableState = "applied"
+	// TablePending: not recorded yet; apply creates it.
+	TablePending TableState = "pending"
+	// TableChanged: recorded with another DDL (its ABI entry changed); apply refuses.
+	TableChanged TableState = "changed"
+	// TableNotConfigured: recorded, but not in the configuration any more; it stays as it is.
+	TableNotConfigured TableState = "not in config"
+)
+
+// TablePlan is one line of a plan.
+type TablePlan struct {
+	Want  TypedTable // what the configuration generates (empty for TableNotConfigured)
+	Have  TypedTable // what the registry holds (empty for TablePending)
+	State TableState
+}
+
+// ErrTablesNotApplied is returned by CheckTables when the configuration declares tables that are not
+// applied, or changed.
+var ErrTablesNotApplied = errors.New("typed tables are not applied")
+
+// ErrTablesChanged is returned by ApplyTables when a recorded table would change.
+var ErrTablesChanged = errors.New("typed tables changed")
+
+// PlanTables compares the tables a configuration generates with the registry: the configuration's tables in
+// its order, then the recorded ones it does not name.
+func PlanTables(ctx context.Context, db DB, want []TypedTable) ([]TablePlan, error) {
+	have, err := readTypedTables(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	byName := map[string]TypedTable{}
+	for _, h := range have {
+		byName[h.Name] = h
+	}
+	var out []TablePlan
+	for _, w := range want {
+		h, ok := byName[w.Name]
+		switch {
+		case !ok:
+			out = append(out, TablePlan{Want: w, State: TablePending})
+		case h.DDL != w.DDL:
+			out = append(out, TablePlan{Want: w, Have: h, State: TableChanged})
+		default:
+			out = append(out, TablePlan{Want: w, Have: h, State: TableApplied})
+		}
+		delete(byName, w.Name)
+	}
+	for _, h := range have {
+		if _, left := byName[h.Name]; left {
+			out = append(out, TablePlan{Have: h, State: TableNotConfigured})
+		}
+	}
+	return out, nil
+}
+
+func readTypedTables(ctx context.Context, db DB) ([]TypedTable, error) {
+	rows, err := db.Query(ctx, `SELECT table_name, set_name, kind, abi_name, abi_hash, signature, ddl, applied_at
+		FROM typed_tables ORDER BY applied_at, table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("read typed_tables: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (t TypedTable, err error) {
+		err = r.Scan(&t.Name, &t.Set, &t.Kind, &t.ABI, &t.ABIHash, &t.Signature, &t.DDL, &t.AppliedAt)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read typed_tables: %w", err)
+	}
+	return out, nil
+}
+
+// ApplyTables creates the pending tables of want and records them, in one transaction under the schema's
+// migration lock (a concurrent `chainsink migrate` or apply waits). It refuses, changing nothing, when a
+// recorded table would change: tables are only ever added. It returns the tables it created.
+func ApplyTables(ctx context.Context, db DB, schema string, want []TypedTable) ([]TypedTable, error) {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin applying typed tables: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, migrationLockID(schema)); err != nil {
+		return nil, fmt.Errorf("take the migration lock: %w", err)
+	}
+	plan, err := PlanTables(ctx, tx, want)
+	if err != nil {
+		return nil, err
+	}
+	if err := changed(plan); err != nil {
+		return nil, err
+	}
+	var created []TypedTable
+	for _, p := range plan {
+		if p.State != TablePending {
+			continue
+		}
+		w := p.Want
+		if _, err := tx.Exec(ctx, w.DDL); err != nil {
+			return nil, fmt.Errorf("create typed table %s: %w", w.Name, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO typed_tables (table_name, set_name, kind, abi_name, abi_hash, signature, ddl)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.Name, w.Set, w.Kind, w.ABI, w.ABIHash, w.Signature, w.DDL); err != nil {
+			return nil, fmt.Errorf("record typed table %s: %w", w.Name, err)
+		}
+		created = append(created, w)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit typed tables: %w", err)
+	}
+	return created, nil
+}
+
+func changed(plan []TablePlan) error {
+	var names []string
+	for _, p := range plan {
+		if p.State == TableChanged {
+			names = append(names, p.Want.Name)
+		}
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s would get another definition (its ABI entry changed since it was applied); "+
+		"a typed table is never altered or dropped: give the set a new name for the new ABI, or drop the table "+
+		"and its typed_tables row by hand", ErrTablesChanged, strings.Join(names, ", "))
+}
+
+// CheckTables fails with ErrTablesNotApplied when a table of want is pending or changed: `chainsink run`
+// refuses to start then, as it does for pending migrations.
+func CheckTables(ctx context.Context, db DB, want []TypedTable) error {
+	plan, err := PlanTables(ctx, db, want)
+	if err != nil {
+		return err
+	}
+	var pending []string
+	for _, p := range plan {
+		if p.State == TablePending {
+			pending = append(pending, p.Want.Name)
+		}
+	}
+	if err := changed(plan); err != nil {
+		return fmt.Errorf("%w: %w", ErrTablesNotApplied, err)
+	}
+	if len(pending) > 0 {
+		slices.Sort(pending)
+		return fmt.Errorf("%w: %d of the configuration's tables do not exist yet (%s): run `chainsink tables apply`",
+			ErrTablesNotApplied, len(pending), strings.Join(pending, ", "))
+	}
+	return nil
+}
