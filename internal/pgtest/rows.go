@@ -179,8 +179,13 @@ type Querier interface {
 // Checksums returns, per core table of schema, its row count and an md5 of its whole contents in primary-key
 // order: two schemas with equal checksums hold the same rows, byte for byte.
 func Checksums(ctx context.Context, db Querier, schema string) (map[string]string, error) {
+	return ChecksumsOf(ctx, db, schema, chain.CoreTables)
+}
+
+// ChecksumsOf is Checksums of the given tables (typed tables, factory_children…).
+func ChecksumsOf(ctx context.Context, db Querier, schema string, tables chain.Schema) (map[string]string, error) {
 	out := map[string]string{}
-	for _, t := range chain.CoreTables {
+	for _, t := range tables {
 		var n int64
 		var sum *string
 		key := make([]string, len(t.Key))
