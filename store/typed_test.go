@@ -207,7 +207,7 @@ func TestFactoryRegistrationWaitsForOpenCandidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck
+	defer tx.Rollback(ctx)                  //nolint:errcheck
 	w.write(t, tx, 1, 0, swapBlock(t, 100)) // a savepoint of tx: written, not committed
 	registrar := w.cfg
 	registrar.DatabaseURL += "&application_name=registrar"
