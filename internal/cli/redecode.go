@@ -13,6 +13,7 @@ import (
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/redecode"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 type redecodeOptions struct {
@@ -140,10 +141,31 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 	if err != nil {
 		return err
 	}
+	if o.cfg.TypedOnly {
+		_, err = fmt.Fprintf(g.stdout, "redecoded blocks %d to %d, typed tables only, in %s: %d logs and %d transactions read; %s\n",
+			o.cfg.From, o.cfg.To, sum.Elapsed.Round(time.Millisecond), sum.Logs, sum.Transactions, typedSummary(o.cfg.Typed, sum.DerivedResult))
+		return err
+	}
 	_, err = fmt.Fprintf(g.stdout, "redecoded blocks %d to %d with %s in %s: %d logs and %d transactions read; "+
 		"token_transfers %d deleted, %d written; events %d deleted, %d written; calls %d deleted, %d written; "+
-		"%d kept from other ABIs\n", o.cfg.From, o.cfg.To, scope, sum.Elapsed.Round(time.Millisecond), sum.Logs,
+		"%d kept from other ABIs", o.cfg.From, o.cfg.To, scope, sum.Elapsed.Round(time.Millisecond), sum.Logs,
 		sum.Transactions, sum.Deleted["token_transfers"], sum.Written["token_transfers"], sum.Deleted["events"],
 		sum.Written["events"], sum.Deleted["calls"], sum.Written["calls"], sum.Kept)
+	if err == nil && len(o.cfg.Typed) > 0 {
+		_, err = fmt.Fprintf(g.stdout, "; %s", typedSummary(o.cfg.Typed, sum.DerivedResult))
+	}
+	if err == nil {
+		_, err = fmt.Fprintln(g.stdout)
+	}
 	return err
+}
+
+// typedSummary sums what a redecode changed in the typed tables.
+func typedSummary(tables chain.Schema, r store.DerivedResult) string {
+	var deleted, written int64
+	for _, t := range tables {
+		deleted += r.Deleted[t.Name]
+		written += r.Written[t.Name]
+	}
+	return fmt.Sprintf("%d typed tables: %d rows deleted, %d written", len(tables), deleted, written)
 }
