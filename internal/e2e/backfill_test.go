@@ -885,11 +885,38 @@ func TestBackfillUniswapV2(t *testing.T) {
 	if !strings.Contains(out, fmt.Sprintf("backfilled blocks 0-%d", head)) {
 		t.Fatalf("backfill output: %q", out)
 	}
-	p := start(t, runArgs(cfg, b.Addr(), "uniswap", "blocks:bundle")...)
+	// Typed tables: the pair's, found through the factory that created it, and WETH's. Block 2 (the
+	// creation) and blocks 4-6 (the pair's events) may be on either partition and commit in any order.
+	conf := filepath.Join(t.TempDir(), "chainsink.yaml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`contracts:
+  - name: univ2
+    abi: UniswapV2Pair
+    factory: {address: "%s", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
+    events: [Swap, Sync, Mint]
+    calls: [swap, mint]
+  - name: weth
+    abi: WETH9
+    address: "%s"
+    events: [Deposit, Transfer]
+`, hexAddr(factory), hexAddr(weth))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
+		t.Fatalf("tables apply: %v\n%s", err, errOut)
+	}
+	p := start(t, append(runArgs(cfg, b.Addr(), "uniswap", "blocks:bundle"), "--config", conf)...)
 	waitCaughtUp(t, s, b, "uniswap", 60*time.Second, "blocks")
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink run exited with %v", err)
 	}
+	checkTyped(t, s, sent, wantEvents, wantCalls, map[string]typedOf{
+		"univ2_evt_swap": {pair, "Swap", false, nil}, "univ2_evt_sync": {pair, "Sync", false, nil}, "univ2_evt_mint": {pair, "Mint", false, nil},
+		"univ2_call_swap": {pair, "swap", true, nil}, "univ2_call_mint": {pair, "mint", true, nil},
+		// The events table decodes WETH's Transfer with the ERC20 ABI (from, to, value); its typed table is
+		// WETH9's own (src, dst, wad).
+		"weth_evt_deposit": {weth, "Deposit", false, nil},
+		"weth_evt_transfer": {weth, "Transfer", false, map[string]string{"from": "src", "to": "dst", "value": "wad"}},
+	})
 
 	// events: every row, grouped by transaction in log order, equals what the test expects.
 	rows, err := s.Pool().Query(ctx, `SELECT block_number, transaction_hash, address, event_name, abi_name, args
@@ -1005,6 +1032,104 @@ func TestBackfillUniswapV2(t *testing.T) {
 	}
 	compareByTx(t, "calls", sent, wantCallRows, gotCalls)
 	t.Logf("pair %s (token0 %s, token1 %s), %d transactions in blocks 1-%d", pair, token0, token1, len(sent), head)
+}
+
+// typedOf says what a typed table holds: the rows of one event (or, call, one function) of one contract.
+type typedOf struct {
+	contract common.Address
+	name     string
+	call     bool
+	// rename maps an argument of the expected event to its column, where the table's ABI names it otherwise.
+	rename map[string]string
+}
+
+// checkTyped compares every typed table with the events and calls the test expects of its contract, column
+// by column: each ABI argument is the column of its snake_case name (to becomes to_), numbers are exact and
+// addresses and bytes 0x-hex.
+func checkTyped(t *testing.T, s *store.Store, sent []common.Hash, wantEvents map[common.Hash][]pgEvent,
+	wantCalls map[common.Hash]*pgEvent, tables map[string]typedOf) {
+	t.Helper()
+	column := map[string]string{"to": "to_", "amount0In": "amount0_in", "amount1In": "amount1_in",
+		"amount0Out": "amount0_out", "amount1Out": "amount1_out", "wad": "wad", "dst": "dst", "src": "src", "guy": "guy"}
+	for table, of := range tables {
+		want := map[common.Hash][]pgEvent{}
+		for h, evs := range wantEvents {
+			if of.call {
+				if c := wantCalls[h]; c != nil && c.Address == of.contract && c.Name == of.name {
+					want[h] = []pgEvent{*c}
+				}
+				continue
+			}
+			for _, e := range evs {
+				if e.Address == of.contract && e.Name == of.name {
+					want[h] = append(want[h], e)
+				}
+			}
+		}
+		order := "log_index"
+		if of.call {
+			order = "transaction_index"
+		}
+		rows, err := s.Pool().Query(context.Background(), `SELECT transaction_hash, contract_address, to_jsonb(t)
+			FROM `+table+` t ORDER BY block_number, `+order)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[common.Hash][]pgEvent{}
+		n := 0
+		for rows.Next() {
+			var txh, addr []byte
+			var doc []byte
+			if err := rows.Scan(&txh, &addr, &doc); err != nil {
+				t.Fatal(err)
+			}
+			dec := json.NewDecoder(bytes.NewReader(doc))
+			dec.UseNumber()
+			var cols map[string]any
+			if err := dec.Decode(&cols); err != nil {
+				t.Fatal(err)
+			}
+			h := common.BytesToHash(txh)
+			e := pgEvent{Address: common.BytesToAddress(addr), Name: of.name, ABI: "", Args: map[string]string{}}
+			// The expected arguments, read from the columns their names map to.
+			var exp *pgEvent
+			if w := want[h]; len(got[h]) < len(w) {
+				exp = &w[len(got[h])]
+			}
+			if exp != nil {
+				e.ABI = exp.ABI
+				for arg := range exp.Args {
+					c, ok := of.rename[arg]
+					if !ok {
+						if c, ok = column[arg]; !ok {
+							c = arg
+						}
+					}
+					switch v := cols[c].(type) {
+					case json.Number:
+						e.Args[arg] = v.String()
+					case string:
+						e.Args[arg] = strings.Replace(v, `\x`, "0x", 1)
+					default:
+						e.Args[arg] = fmt.Sprintf("column %s: %v", c, cols[c])
+					}
+				}
+			}
+			got[h] = append(got[h], e)
+			n++
+		}
+		if rows.Err() != nil {
+			t.Fatal(rows.Err())
+		}
+		total := 0
+		for _, w := range want {
+			total += len(w)
+		}
+		if n != total || total == 0 {
+			t.Errorf("%s: %d rows, want %d", table, n, total)
+		}
+		compareByTx(t, table, sent, want, got)
+	}
 }
 
 // jsonStrings converts decoded jsonb args, whose values here are all strings (integers are decimal strings,
