@@ -914,7 +914,7 @@ func TestBackfillUniswapV2(t *testing.T) {
 		"univ2_call_swap": {pair, "swap", true, nil}, "univ2_call_mint": {pair, "mint", true, nil},
 		// The events table decodes WETH's Transfer with the ERC20 ABI (from, to, value); its typed table is
 		// WETH9's own (src, dst, wad).
-		"weth_evt_deposit": {weth, "Deposit", false, nil},
+		"weth_evt_deposit":  {weth, "Deposit", false, nil},
 		"weth_evt_transfer": {weth, "Transfer", false, map[string]string{"from": "src", "to": "dst", "value": "wad"}},
 	})
 
