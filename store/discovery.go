@@ -14,7 +14,7 @@ import (
 // logs, on any partition. Three rules make the result independent of that order:
 //
 //  1. a batch keeps a candidate row only if its contract is registered for the set in factory_children
-//     when the batch writes (gate);
+//     when the batch writes, at the row's block or below (gate): a contract has no logs before it exists;
 //  2. a batch that registers children derives, from the raw logs and transactions already stored (its own
 //     included), every row of those children from their creation block on, and replaces theirs with them
 //     (deriveChildren);
@@ -65,16 +65,18 @@ func (w *Writer) gate(ctx context.Context, db DB, sets []*chain.Rows) ([]*chain.
 	if len(names) == 0 {
 		return sets, nil
 	}
-	rows, err := db.Query(ctx, `SELECT DISTINCT c.set_name, c.address FROM factory_children c
-		JOIN unnest($1::text[], $2::bytea[]) AS k(s, a) ON c.set_name = k.s AND c.address = k.a`, names, addrs)
+	rows, err := db.Query(ctx, `SELECT c.set_name, c.address, min(c.block_number) FROM factory_children c
+		JOIN unnest($1::text[], $2::bytea[]) AS k(s, a) ON c.set_name = k.s AND c.address = k.a
+		GROUP BY 1, 2`, names, addrs)
 	if err != nil {
 		return nil, fmt.Errorf("read registered factory children: %w", err)
 	}
-	known := map[childKey]bool{}
+	known := map[childKey]int64{} // child → the block it was created at
 	var k childKey
 	var addr []byte
-	if _, err := pgx.ForEachRow(rows, []any{&k.set, &addr}, func() error {
-		known[childKey{k.set, string(addr)}] = true
+	var since int64
+	if _, err := pgx.ForEachRow(rows, []any{&k.set, &addr, &since}, func() error {
+		known[childKey{k.set, string(addr)}] = since
 		return nil
 	}); err != nil {
 		return nil, fmt.Errorf("read registered factory children: %w", err)
@@ -93,7 +95,8 @@ func (w *Writer) gate(ctx context.Context, db DB, sets []*chain.Rows) ([]*chain.
 			var keep [][]any
 			for _, row := range rows {
 				a, _ := row[g.AddressColumn].([]byte)
-				if known[childKey{g.Set, string(a)}] {
+				n, _ := row[0].(int64)
+				if b, ok := known[childKey{g.Set, string(a)}]; ok && n >= b {
 					keep = append(keep, row)
 				}
 			}

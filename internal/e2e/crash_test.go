@@ -2,11 +2,13 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -16,21 +18,92 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
+	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 const crashTopic = "items"
 
 // crashWorkload is copies of block 17173049's ethereum-etl items (388 a block: 1 block, 116 transactions, 271
-// logs), renumbered, spread round-robin over 4 partitions; every copy's rows are distinct.
+// logs), renumbered, spread round-robin over 4 partitions; every copy's rows are distinct. Last comes one more
+// log item: the Uniswap V2 factory's PairCreated of the WETH/USDT pair, whose swaps every copy holds, in the
+// last copy's block: its registration finds most of the pair's logs stored already.
 func crashWorkload(t *testing.T, messages int) []localkafka.Record {
 	t.Helper()
-	return itemsWorkload(t, messages, 20_000_000)
+	recs := itemsWorkload(t, messages, 20_000_000)
+	var last map[string]any
+	for i := len(recs) - 1; last == nil; i-- {
+		var m map[string]any
+		if err := json.Unmarshal(recs[i].Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		if m["type"] == "log" {
+			last = m
+		}
+	}
+	last["log_index"] = 1000
+	last["address"] = "0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f"
+	last["topics"] = []string{"0x0d3648bd0f6ba80134a33ba9275ac585d9d315f0ad8355cddefde31afa28d0e9",
+		"0x000000000000000000000000c02aaa39b223fe8d0a0e5c4f27ead9083c756cc2",
+		"0x000000000000000000000000dac17f958d2ee523a2206206994597c13d831ec7"}
+	last["data"] = "0x0000000000000000000000000d4a11d5eeaac28ec3f61d100daf4d40471f1852" +
+		"0000000000000000000000000000000000000000000000000000000000000001"
+	v, err := json.Marshal(last)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(recs, localkafka.Record{Topic: crashTopic, Partition: 0, Value: v})
+}
+
+// crashConfig gives the crash tests typed tables of every kind: a factory's children (the pair), any
+// address (ERC-20 Transfer), one address with every event and function (WETH).
+const crashConfig = `contracts:
+  - name: univ2
+    abi: UniswapV2Pair
+    factory: {address: "0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
+    events: [Swap, Sync, Mint, Burn]
+  - {name: erc20, abi: ERC20, events: [Transfer]}
+  - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", calls: ["*"]}
+`
+
+// typedSetup is a configuration's typed tables: the file, and what a writer and decoder of them need.
+type typedSetup struct {
+	path      string
+	tables    *typed.Tables
+	schema    chain.Schema // the typed tables and factory_children
+	discovery *chain.Discovery
+}
+
+func newTypedSetup(t *testing.T, yaml string) *typedSetup {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "chainsink.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := typed.Compile(f, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := ts.Schema()
+	if ts.HasFactory() {
+		schema = append(chain.Schema{chain.ChildrenTable}, schema...)
+	}
+	return &typedSetup{path: path, tables: ts, schema: schema, discovery: ts.Discovery()}
 }
 
 // blockItems are block 17173049's ethereum-etl items: the block, its transactions, its logs.
@@ -72,11 +145,11 @@ func itemsWorkload(t *testing.T, messages int, base uint64) []localkafka.Record 
 // of its own: the contents chainsink must end up with.
 func reference(t *testing.T, recs []localkafka.Record) store.Config {
 	t.Helper()
-	return referenceOf(t, recs, format.EthereumETL)
+	return referenceOf(t, recs, format.EthereumETL, nil)
 }
 
-// referenceOf is reference for messages of format f.
-func referenceOf(t *testing.T, recs []localkafka.Record, f format.Format) store.Config {
+// referenceOf is reference for messages of format f, with the typed tables of ty (nil: none).
+func referenceOf(t *testing.T, recs []localkafka.Record, f format.Format, ty *typedSetup) store.Config {
 	t.Helper()
 	ctx := context.Background()
 	s, cfg := pgtest.Open(t)
@@ -85,6 +158,20 @@ func referenceOf(t *testing.T, recs []localkafka.Record, f format.Format) store.
 		t.Fatal(err)
 	}
 	dec := decode.New(reg, nil)
+	writer := store.NewWriter(chain.CoreTables)
+	if ty != nil {
+		dec = dec.WithTables(ty.tables)
+		all, err := chain.CoreTables.With(ty.schema...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writer = store.NewWriter(all).WithDiscovery(ty.discovery)
+		for _, tb := range ty.tables.All {
+			if _, err := s.Pool().Exec(ctx, tb.DDL()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	next := map[int32]int64{}
 	batches := map[int32]*store.Batch{}
 	for _, r := range recs {
@@ -98,15 +185,16 @@ func referenceOf(t *testing.T, recs []localkafka.Record, f format.Format) store.
 		next[r.Partition]++
 	}
 	for _, b := range batches {
-		if _, err := store.WriteBatch(ctx, s.Pool(), b); err != nil {
+		if _, err := writer.Write(ctx, s.Pool(), b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return cfg
 }
 
-// checksums returns, per data table, its row count and an md5 of its whole contents in primary-key order.
-func checksums(t *testing.T, cfg store.Config) map[string]string {
+// checksums returns, per data table (the core ones and extra), its row count and an md5 of its whole contents
+// in primary-key order.
+func checksums(t *testing.T, cfg store.Config, extra chain.Schema) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pgtest.URL())
@@ -114,7 +202,11 @@ func checksums(t *testing.T, cfg store.Config) map[string]string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	out, err := pgtest.Checksums(ctx, conn, cfg.Schema)
+	tables, err := chain.CoreTables.With(extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgtest.ChecksumsOf(ctx, conn, cfg.Schema, tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +215,13 @@ func checksums(t *testing.T, cfg store.Config) map[string]string {
 
 func requireSameContents(t *testing.T, got, want store.Config) {
 	t.Helper()
-	g, w := checksums(t, got), checksums(t, want)
+	requireSameContentsOf(t, got, want, nil)
+}
+
+// requireSameContentsOf is requireSameContents of the core tables and extra.
+func requireSameContentsOf(t *testing.T, got, want store.Config, extra chain.Schema) {
+	t.Helper()
+	g, w := checksums(t, got, extra), checksums(t, want, extra)
 	tables := make([]string, 0, len(w))
 	for k := range w {
 		tables = append(tables, k)
@@ -230,8 +328,12 @@ func crash(t *testing.T, recs []localkafka.Record, topicArg string, f format.For
 	t.Helper()
 	ctx := context.Background()
 	topic := strings.SplitN(topicArg, ":", 2)[0]
-	want := referenceOf(t, recs, f)
+	ty := newTypedSetup(t, crashConfig)
+	want := referenceOf(t, recs, f, ty)
 	s, cfg := migratedStore(t)
+	if _, errOut, err := runCmd(t, "tables", "apply", "--config", ty.path, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
+		t.Fatalf("tables apply: %v\n%s", err, errOut)
+	}
 	b := newBroker(t, map[string]int32{topic: 4})
 	// The input arrives in waves, one before each run, so that every run has something to write when it is
 	// killed. There are three waves a kill: a run that drains its wave before the kill lands does not count,
@@ -248,7 +350,7 @@ func crash(t *testing.T, recs []localkafka.Record, topicArg string, f format.For
 	// Static membership: a restarted instance takes its partitions back at once instead of waiting for the
 	// killed member's session to time out.
 	args := append(runArgs(cfg, b.Addr(), "crash", topicArg),
-		"--kafka-config", "group.instance.id=crash-1", "--batch-max-rows", "100")
+		"--kafka-config", "group.instance.id=crash-1", "--batch-max-rows", "100", "--config", ty.path)
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	began := time.Now()
 	stored := func() int64 {
@@ -310,7 +412,7 @@ func crash(t *testing.T, recs []localkafka.Record, topicArg string, f format.For
 	if killed < kills {
 		t.Errorf("only %d kills happened before the input was consumed; want %d", killed, kills)
 	}
-	requireSameContents(t, cfg, want)
+	requireSameContentsOf(t, cfg, want, ty.schema)
 	var dead int
 	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&dead); err != nil || dead != 0 {
 		t.Fatalf("dead letters = %d (%v)", dead, err)
