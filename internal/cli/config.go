@@ -75,8 +75,8 @@ func typedSchema(ts *typed.Tables) (chain.Schema, *chain.Discovery) {
 func registryRows(ts *typed.Tables) []store.TypedTable {
 	out := make([]store.TypedTable, len(ts.All))
 	for i, t := range ts.All {
-		out[i] = store.TypedTable{Name: t.Name, Set: t.Set.Name, Kind: string(t.Kind), ABI: t.Set.Contract.Name,
-			ABIHash: t.Set.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
+		out[i] = store.TypedTable{Name: t.Name, Set: t.Set.Name, Kind: string(t.Kind), ABI: t.Contract.Name,
+			ABIHash: t.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
 	}
 	return out
 }

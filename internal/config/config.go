@@ -38,8 +38,10 @@ type File struct {
 type Set struct {
 	// Name is the tables' prefix: [a-z][a-z0-9_]*.
 	Name string
-	// ABI is the ABI's registry name: a built-in one or a file of abi_dir.
-	ABI string
+	// ABIs are the ABIs the set decodes with, each from its block on: one (from block 0) for a plain
+	// `abi: NAME`; several for a proxy whose implementation was upgraded, `abi: [{from_block: 0, name: V1},
+	// {from_block: N, name: V2}]`, in ascending from_block order.
+	ABIs []ABIVersion
 	// Addresses limits the set to these contracts. Nil with a nil Factory means any address.
 	Addresses []common.Address
 	// Factory, when set, makes the set the children its factory creates.
@@ -54,6 +56,13 @@ type Set struct {
 	// Pos is where the set starts in the file; at holds the position of each of its keys.
 	Pos Pos
 	at  map[string]Pos
+}
+
+// ABIVersion is an ABI in force from a block on.
+type ABIVersion struct {
+	FromBlock uint64
+	Name      string
+	Pos       Pos
 }
 
 // Factory says where a set's contracts come from: the addresses that one parameter of a factory's creation
@@ -262,11 +271,7 @@ func (p *parser) set(n *yaml.Node) *Set {
 				p.errorf(v, "name %q: at most %d characters (it prefixes table names)", s.Name, MaxNameLength)
 			}
 		case "abi":
-			if v.Kind == yaml.SequenceNode {
-				p.errorf(v, "abi: an ABI that changes at a block (a list of {from_block, name}) is not supported yet; give one ABI name")
-				return
-			}
-			s.ABI = p.str(v, key)
+			s.ABIs = p.abiVersions(v)
 		case "address":
 			list := []*yaml.Node{v}
 			if v.Kind == yaml.SequenceNode {
@@ -313,7 +318,7 @@ func (p *parser) set(n *yaml.Node) *Set {
 	if s.Name == "" && len(p.errs) == before {
 		p.errorf(n, "contract set: name is missing")
 	}
-	if s.ABI == "" && s.at["abi"] == (Pos{}) {
+	if _, given := s.at["abi"]; !given {
 		p.errorf(n, "contract set %s: abi is missing", s.Name)
 	}
 	if s.Factory != nil && s.at["address"] != (Pos{}) {
@@ -323,6 +328,50 @@ func (p *parser) set(n *yaml.Node) *Set {
 		return nil
 	}
 	return s
+}
+
+// abiVersions reads `abi`: a name, or a list of {from_block, name} in strictly ascending from_block order.
+func (p *parser) abiVersions(v *yaml.Node) []ABIVersion {
+	if v.Kind != yaml.SequenceNode {
+		if name := p.str(v, "abi"); name != "" {
+			return []ABIVersion{{Name: name, Pos: p.pos(v)}}
+		}
+		return nil
+	}
+	if len(v.Content) == 0 {
+		p.errorf(v, "abi: an empty list")
+		return nil
+	}
+	var out []ABIVersion
+	for _, item := range v.Content {
+		ver := ABIVersion{Pos: p.pos(item)}
+		given := map[string]bool{}
+		p.mapping(item, "abi version", func(key string, k, val *yaml.Node) {
+			given[key] = true
+			switch key {
+			case "from_block":
+				u, err := strconv.ParseUint(val.Value, 10, 63)
+				if val.Kind != yaml.ScalarNode || err != nil {
+					p.errorf(val, "abi: from_block: want a block number, not %q", val.Value)
+				}
+				ver.FromBlock = u
+			case "name":
+				ver.Name = p.str(val, "abi: name")
+			default:
+				p.errorf(k, "unknown key %q in abi version (want from_block, name)", key)
+			}
+		})
+		for _, k := range []string{"from_block", "name"} {
+			if !given[k] && item.Kind == yaml.MappingNode {
+				p.errorf(item, "abi version: %s is missing", k)
+			}
+		}
+		if len(out) > 0 && ver.FromBlock <= out[len(out)-1].FromBlock {
+			p.errorf(item, "abi: from_block %d does not follow %d: list the versions in ascending from_block order", ver.FromBlock, out[len(out)-1].FromBlock)
+		}
+		out = append(out, ver)
+	}
+	return out
 }
 
 func (p *parser) factory(n *yaml.Node) *Factory {

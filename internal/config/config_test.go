@@ -40,7 +40,7 @@ func TestParseGood(t *testing.T) {
 		t.Fatalf("sets %d, abi_dir %q", len(f.Sets), f.ABIDir)
 	}
 	u := f.Sets[0]
-	if u.Name != "univ2" || u.ABI != "UniswapV2Pair" || u.Factory == nil || u.Factory.Parameter != "pair" ||
+	if u.Name != "univ2" || len(u.ABIs) != 1 || u.ABIs[0].Name != "UniswapV2Pair" || u.Factory == nil || u.Factory.Parameter != "pair" ||
 		strings.Join(u.Events, ",") != "Swap,Mint,Burn,Sync" || strings.Join(u.Calls, ",") != "swap" || u.StartBlock != 10000835 {
 		t.Fatalf("univ2: %+v", u)
 	}
@@ -55,6 +55,17 @@ func TestParseGood(t *testing.T) {
 	}
 	if e := f.Sets[2]; strings.Join(e.Events, ",") != "Transfer" {
 		t.Fatalf("erc20 events %v", e.Events)
+	}
+}
+
+func TestParseABIVersions(t *testing.T) {
+	f, err := config.Parse("c.yaml", []byte("contracts:\n  - name: usdc\n    abi:\n      - {from_block: 0, name: FiatTokenV1}\n      - {from_block: 12000000, name: FiatTokenV2}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := f.Sets[0].ABIs
+	if len(v) != 2 || v[0].Name != "FiatTokenV1" || v[1].FromBlock != 12000000 || v[1].Pos.Line != 5 {
+		t.Fatalf("%+v", v)
 	}
 }
 
@@ -88,7 +99,10 @@ func TestParseErrors(t *testing.T) {
 		{"address and factory", "contracts:\n  - name: a\n    abi: X\n    address: \"0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f\"\n    factory:\n      address: \"0x5c69bee701ef814a2b6a3edd4b1652cb9cc5aa6f\"\n      abi: F\n      event: E\n      parameter: p\n",
 			[]string{"c.yaml:2: contract set a: give address or factory, not both"}},
 		{"duplicate key", "contracts:\n  - name: a\n    abi: X\n    abi: Y\n", []string{`key "abi" is given twice`}},
-		{"abi versions", "contracts:\n  - name: a\n    abi: [{from_block: 0, name: V1}]\n", []string{"c.yaml:3: abi: an ABI that changes at a block"}},
+		{"abi versions out of order", "contracts:\n  - name: a\n    abi:\n      - {from_block: 5, name: V1}\n      - {from_block: 5, name: V2}\n",
+			[]string{"c.yaml:5: abi: from_block 5 does not follow 5"}},
+		{"abi version without a name", "contracts:\n  - name: a\n    abi:\n      - {from_block: 0}\n", []string{"c.yaml:4: abi version: name is missing"}},
+		{"abi version unknown key", "contracts:\n  - name: a\n    abi:\n      - {from: 0, name: V1}\n", []string{`c.yaml:4: unknown key "from" in abi version`}},
 		{"calls star and names", "contracts:\n  - name: a\n    abi: X\n    calls: [\"*\", swap]\n", []string{`c.yaml:4: calls: "*" already means every function`}},
 		{"not yaml", "contracts: [\n", []string{"c.yaml: yaml:"}},
 		{"empty", "", []string{"c.yaml:1: the file is empty"}},

@@ -25,7 +25,7 @@ func (ts *Tables) AddLog(rows *chain.Rows, lg *chain.Log, l abi.Log) error {
 	var decoded *abi.EventSpec
 	var vals []any
 	for _, t := range ts.byTopic[k] {
-		if !t.Set.covers(l.Address, lg.BlockNumber) {
+		if !t.covers(l.Address, lg.BlockNumber) {
 			continue
 		}
 		if decoded != t.event {
@@ -72,7 +72,7 @@ func (ts *Tables) AddTransaction(rows *chain.Rows, tx *chain.Transaction) error 
 	var decoded *abi.FunctionSpec
 	var vals []any
 	for _, t := range ts.bySelector[[4]byte(tx.Input[:4])] {
-		if !t.Set.covers(to, tx.BlockNumber) {
+		if !t.covers(to, tx.BlockNumber) {
 			continue
 		}
 		if decoded != t.function {
@@ -120,13 +120,20 @@ func (ts *Tables) Derive(rows *chain.Rows) (undecodable int) {
 	return undecodable
 }
 
-// covers reports whether the set holds a's rows at block n, as far as decoding can tell: a factory set
+// covers reports whether the table holds a's rows at block n, as far as decoding can tell: from the set's
+// start block, of its addresses, while an ABI version that has the table's entry is in force. A factory set
 // covers every address here, and the store keeps only its children.
-func (s *Set) covers(a common.Address, n uint64) bool {
-	if n < s.StartBlock {
+func (t *Table) covers(a common.Address, n uint64) bool {
+	s := t.Set
+	if n < s.StartBlock || (s.Addresses != nil && !s.Addresses[a]) {
 		return false
 	}
-	return s.Addresses == nil || s.Addresses[a]
+	for _, r := range t.ranges {
+		if r.holds(n) {
+			return true
+		}
+	}
+	return false
 }
 
 func (t *Table) fill(dst []any, vals []any) {

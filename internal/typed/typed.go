@@ -41,12 +41,21 @@ type Tables struct {
 
 // Set is one compiled contract set.
 type Set struct {
-	Name     string
+	Name string
+	// Versions are the ABIs the set decodes with, each from its block on (one, from 0, unless the config
+	// lists an upgraded proxy's implementations); Contract is the first.
+	Versions []Version
 	Contract *abi.Contract
 	// Addresses limits the set; nil means any address (or, with Factory, the factory's children).
 	Addresses  map[common.Address]bool
 	Factory    *Factory
 	StartBlock uint64
+}
+
+// Version is an ABI in force from a block on.
+type Version struct {
+	From     uint64
+	Contract *abi.Contract
 }
 
 // Factory is a set's source of addresses: one address parameter of a factory contract's creation event.
@@ -62,12 +71,16 @@ type Table struct {
 	*chain.Table
 	Set  *Set
 	Kind Kind
+	// Contract is the ABI the table was generated from: the first of the set's versions that has its entry.
+	Contract *abi.Contract
 	// Signature is the canonical signature of the event or function it holds.
 	Signature string
 	event     *abi.EventSpec
 	function  *abi.FunctionSpec
 	// params[i] is how the i-th parameter's value becomes its column's value.
 	params []columnKind
+	// ranges are the blocks in which an ABI version that has the table's entry is in force.
+	ranges []blockRange
 	// Comments are the COMMENT ON texts: the table's, then one per column.
 	comment        string
 	columnComments []string
@@ -147,81 +160,68 @@ func Compile(f *config.File, reg *abi.Registry) (*Tables, error) {
 }
 
 func compileSet(cs *config.Set, reg *abi.Registry) (*Set, []*Table, error) {
-	c, ok := reg.Contract(cs.ABI)
-	if !ok {
-		return nil, nil, config.Errorf(cs.At("abi"), "set %s: no ABI named %q (built-in: %s; or add NAME.json to abi_dir)",
-			cs.Name, cs.ABI, strings.Join(reg.Names(), ", "))
+	s := &Set{Name: cs.Name, StartBlock: cs.StartBlock}
+	var errs []error
+	for _, v := range cs.ABIs {
+		c, ok := reg.Contract(v.Name)
+		if !ok {
+			errs = append(errs, config.Errorf(v.Pos, "set %s: no ABI named %q (built-in: %s; or add NAME.json to abi_dir)",
+				cs.Name, v.Name, strings.Join(reg.Names(), ", ")))
+			continue
+		}
+		s.Versions = append(s.Versions, Version{From: v.FromBlock, Contract: c})
 	}
-	s := &Set{Name: cs.Name, Contract: c, StartBlock: cs.StartBlock}
+	if len(errs) > 0 {
+		return nil, nil, errors.Join(errs...)
+	}
+	s.Contract = s.Versions[0].Contract
 	if len(cs.Addresses) > 0 {
 		s.Addresses = make(map[common.Address]bool, len(cs.Addresses))
 		for _, a := range cs.Addresses {
 			s.Addresses[a] = true
 		}
 	}
-	var errs []error
 	if cs.Factory != nil {
-		fc, ok := reg.Contract(cs.Factory.ABI)
-		if !ok {
-			return nil, nil, config.Errorf(cs.Factory.At("abi"), "set %s: factory: no ABI named %q", cs.Name, cs.Factory.ABI)
+		f, err := compileFactory(cs, reg)
+		if err != nil {
+			return nil, nil, err
 		}
-		evs := pickEvents(fc, cs.Factory.Event)
-		if len(evs) != 1 {
-			return nil, nil, config.Errorf(cs.Factory.At("event"), "set %s: factory ABI %s has %d events named %q, want exactly one (give the signature)",
-				cs.Name, fc.Name, len(evs), cs.Factory.Event)
-		}
-		param := -1
-		for i, p := range evs[0].Params {
-			if p.Name == cs.Factory.Parameter {
-				param = i
-			}
-		}
-		switch {
-		case param < 0:
-			return nil, nil, config.Errorf(cs.Factory.At("parameter"), "set %s: factory event %s has no parameter %q", cs.Name, evs[0].Signature, cs.Factory.Parameter)
-		case evs[0].Params[param].Kind != abi.KindAddress:
-			return nil, nil, config.Errorf(cs.Factory.At("parameter"), "set %s: factory parameter %s is %s, not an address", cs.Name, cs.Factory.Parameter, evs[0].Params[param].Type)
-		}
-		s.Factory = &Factory{Address: cs.Factory.Address, Event: evs[0], Param: param}
+		s.Factory = f
 	}
+	evs, fns := s.entries()
+	abis := s.abiNames()
 
-	var events []*abi.EventSpec
+	var events []*eventEntry
 	if cs.Events == nil {
-		for _, e := range c.Events {
-			if !e.Anonymous { // an anonymous event has no topic0 to find it by
-				events = append(events, e)
-			}
-		}
+		events = evs
 	}
 	for _, name := range cs.Events {
-		evs := pickEvents(c, name)
-		if len(evs) == 0 {
-			errs = append(errs, config.Errorf(cs.At("events"), "set %s: ABI %s has no event %q (it has: %s)", cs.Name, c.Name, name, eventNames(c)))
-		}
+		found := 0
 		for _, e := range evs {
-			if e.Anonymous {
-				errs = append(errs, config.Errorf(cs.At("events"), "set %s: event %s is anonymous: it has no topic0 to be found by", cs.Name, e.Signature))
-				continue
+			if e.spec.Name == name || e.spec.Signature == name {
+				found++
+				if !slices.Contains(events, e) {
+					events = append(events, e)
+				}
 			}
-			if !slices.Contains(events, e) {
-				events = append(events, e)
-			}
+		}
+		if found == 0 {
+			errs = append(errs, config.Errorf(cs.At("events"), "set %s: ABI %s has no event %q (it has: %s)", cs.Name, abis, name, entryNames(evs)))
 		}
 	}
-	var functions []*abi.FunctionSpec
+	var functions []*funcEntry
 	for _, name := range cs.Calls {
-		if name == "*" {
-			functions = append(functions, c.Functions...)
-			continue
-		}
-		fs := pickFunctions(c, name)
-		if len(fs) == 0 {
-			errs = append(errs, config.Errorf(cs.At("calls"), "set %s: ABI %s has no function %q", cs.Name, c.Name, name))
-		}
-		for _, f := range fs {
-			if !slices.Contains(functions, f) {
-				functions = append(functions, f)
+		found := 0
+		for _, f := range fns {
+			if name == "*" || f.spec.Name == name || f.spec.Signature == name {
+				found++
+				if !slices.Contains(functions, f) {
+					functions = append(functions, f)
+				}
 			}
+		}
+		if found == 0 && name != "*" {
+			errs = append(errs, config.Errorf(cs.At("calls"), "set %s: ABI %s has no function %q", cs.Name, abis, name))
 		}
 	}
 	if len(events) == 0 && len(functions) == 0 && len(errs) == 0 {
@@ -231,51 +231,152 @@ func compileSet(cs *config.Set, reg *abi.Registry) (*Set, []*Table, error) {
 		return nil, nil, err
 	}
 	var tables []*Table
-	evNames := overloads(len(c.Events), func(i int) string { return c.Events[i].Name })
+	evNames := overloads(len(evs), func(i int) string { return evs[i].spec.Name })
+	topic0s := overloads(len(evs), func(i int) string { return string(evs[i].spec.Topic0[:]) })
 	for _, e := range events {
 		suffix := ""
-		if evNames[e.Name] > 1 {
-			suffix = "_" + hex.EncodeToString(e.Topic0[:4])
+		if evNames[e.spec.Name] > 1 {
+			suffix = "_" + hex.EncodeToString(e.spec.Topic0[:4])
 		}
-		tables = append(tables, eventTable(s, e, tableName(s.Name, "evt", e.Name, suffix)))
+		if topic0s[string(e.spec.Topic0[:])] > 1 {
+			// The same signature with other parameters indexed (an upgrade that changed it): the indexed mask.
+			suffix += "_i" + strings.SplitN(layout(e.spec), "/", 2)[1]
+		}
+		t := eventTable(s, e.contract, e.spec, tableName(s.Name, "evt", e.spec.Name, suffix))
+		t.ranges = e.ranges
+		tables = append(tables, t)
 	}
-	fnNames := overloads(len(c.Functions), func(i int) string { return c.Functions[i].Name })
+	fnNames := overloads(len(fns), func(i int) string { return fns[i].spec.Name })
 	for _, f := range functions {
 		suffix := ""
-		if fnNames[f.Name] > 1 {
-			suffix = "_" + hex.EncodeToString(f.Selector[:])
+		if fnNames[f.spec.Name] > 1 {
+			suffix = "_" + hex.EncodeToString(f.spec.Selector[:])
 		}
-		tables = append(tables, callTable(s, f, tableName(s.Name, "call", f.Name, suffix)))
+		t := callTable(s, f.contract, f.spec, tableName(s.Name, "call", f.spec.Name, suffix))
+		t.ranges = f.ranges
+		tables = append(tables, t)
 	}
 	return s, tables, nil
 }
 
-// pickEvents are the events named name, or the one whose canonical signature is name.
-func pickEvents(c *abi.Contract, name string) []*abi.EventSpec {
-	var out []*abi.EventSpec
-	for _, e := range c.Events {
-		if e.Name == name || e.Signature == name {
-			out = append(out, e)
+func compileFactory(cs *config.Set, reg *abi.Registry) (*Factory, error) {
+	fc, ok := reg.Contract(cs.Factory.ABI)
+	if !ok {
+		return nil, config.Errorf(cs.Factory.At("abi"), "set %s: factory: no ABI named %q", cs.Name, cs.Factory.ABI)
+	}
+	var evs []*abi.EventSpec
+	for _, e := range fc.Events {
+		if e.Name == cs.Factory.Event || e.Signature == cs.Factory.Event {
+			evs = append(evs, e)
 		}
 	}
-	return out
-}
-
-func pickFunctions(c *abi.Contract, name string) []*abi.FunctionSpec {
-	var out []*abi.FunctionSpec
-	for _, f := range c.Functions {
-		if f.Name == name || f.Signature == name {
-			out = append(out, f)
+	if len(evs) != 1 {
+		return nil, config.Errorf(cs.Factory.At("event"), "set %s: factory ABI %s has %d events named %q, want exactly one (give the signature)",
+			cs.Name, fc.Name, len(evs), cs.Factory.Event)
+	}
+	param := -1
+	for i, p := range evs[0].Params {
+		if p.Name == cs.Factory.Parameter {
+			param = i
 		}
 	}
-	return out
+	switch {
+	case param < 0:
+		return nil, config.Errorf(cs.Factory.At("parameter"), "set %s: factory event %s has no parameter %q", cs.Name, evs[0].Signature, cs.Factory.Parameter)
+	case evs[0].Params[param].Kind != abi.KindAddress:
+		return nil, config.Errorf(cs.Factory.At("parameter"), "set %s: factory parameter %s is %s, not an address", cs.Name, cs.Factory.Parameter, evs[0].Params[param].Type)
+	}
+	return &Factory{Address: cs.Factory.Address, Event: evs[0], Param: param}, nil
 }
 
-func eventNames(c *abi.Contract) string {
+// blockRange is [from, to); to is 0 for no end.
+type blockRange struct{ from, to uint64 }
+
+func (r blockRange) holds(n uint64) bool { return n >= r.from && (r.to == 0 || n < r.to) }
+
+// eventEntry and funcEntry are an event or function of a set over all its ABI versions: one per signature
+// (and, for an event, indexed layout), taken from the first version that has it, with the block ranges in
+// which a version that has it is in force.
+type eventEntry struct {
+	spec     *abi.EventSpec
+	contract *abi.Contract
+	ranges   []blockRange
+}
+
+type funcEntry struct {
+	spec     *abi.FunctionSpec
+	contract *abi.Contract
+	ranges   []blockRange
+}
+
+// entries are the set's non-anonymous events (an anonymous event has no topic0 to be found by) and its
+// functions, in the order of the versions and, within one, of the ABI.
+func (s *Set) entries() ([]*eventEntry, []*funcEntry) {
+	var evs []*eventEntry
+	var fns []*funcEntry
+	byEvent, byFunc := map[string]*eventEntry{}, map[string]*funcEntry{}
+	for i, v := range s.Versions {
+		r := blockRange{from: v.From}
+		if i+1 < len(s.Versions) {
+			r.to = s.Versions[i+1].From
+		}
+		for _, e := range v.Contract.Events {
+			if e.Anonymous {
+				continue
+			}
+			k := layout(e)
+			if en, ok := byEvent[k]; ok {
+				en.ranges = appendRange(en.ranges, r)
+				continue
+			}
+			en := &eventEntry{spec: e, contract: v.Contract, ranges: []blockRange{r}}
+			byEvent[k] = en
+			evs = append(evs, en)
+		}
+		for _, f := range v.Contract.Functions {
+			if en, ok := byFunc[f.Signature]; ok {
+				en.ranges = appendRange(en.ranges, r)
+				continue
+			}
+			en := &funcEntry{spec: f, contract: v.Contract, ranges: []blockRange{r}}
+			byFunc[f.Signature] = en
+			fns = append(fns, en)
+		}
+	}
+	return evs, fns
+}
+
+// appendRange adds r, merging it with the last range when they touch.
+func appendRange(rs []blockRange, r blockRange) []blockRange {
+	if last := &rs[len(rs)-1]; last.to == r.from {
+		last.to = r.to
+		return rs
+	}
+	return append(rs, r)
+}
+
+// layout is what makes two events decode alike: the signature and which parameters are indexed.
+func layout(e *abi.EventSpec) string {
+	b := []byte(e.Signature + "/")
+	for _, p := range e.Params {
+		b = append(b, map[bool]byte{true: '1', false: '0'}[p.Indexed])
+	}
+	return string(b)
+}
+
+func (s *Set) abiNames() string {
+	names := make([]string, len(s.Versions))
+	for i, v := range s.Versions {
+		names[i] = v.Contract.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func entryNames(evs []*eventEntry) string {
 	var names []string
-	for _, e := range c.Events {
-		if !slices.Contains(names, e.Name) {
-			names = append(names, e.Name)
+	for _, e := range evs {
+		if !slices.Contains(names, e.spec.Name) {
+			names = append(names, e.spec.Name)
 		}
 	}
 	return strings.Join(names, ", ")
@@ -413,22 +514,22 @@ func sqlType(p abi.Param) (string, columnKind) {
 	return "jsonb", colAsIs
 }
 
-func eventTable(s *Set, e *abi.EventSpec, name string) *Table {
-	t := &Table{Set: s, Kind: KindEvent, Signature: e.Signature, event: e}
+func eventTable(s *Set, c *abi.Contract, e *abi.EventSpec, name string) *Table {
+	t := &Table{Set: s, Kind: KindEvent, Signature: e.Signature, event: e, Contract: c}
 	cols, comments := paramColumns(eventPosition, e.Params)
 	t.Table = chain.NewTable(name, chain.ScopeLog, []string{"block_number", "log_index"}, cols)
-	t.comment = fmt.Sprintf("event %s (topic0 %s) of ABI %s, contract set %s", e.Signature, e.Topic0.Hex(), s.Contract.Name, s.Name)
+	t.comment = fmt.Sprintf("event %s (topic0 %s) of ABI %s, contract set %s", e.Signature, e.Topic0.Hex(), c.Name, s.Name)
 	t.columnComments = comments
 	t.params = paramKinds(e.Params)
 	return t
 }
 
-func callTable(s *Set, f *abi.FunctionSpec, name string) *Table {
-	t := &Table{Set: s, Kind: KindCall, Signature: f.Signature, function: f}
+func callTable(s *Set, c *abi.Contract, f *abi.FunctionSpec, name string) *Table {
+	t := &Table{Set: s, Kind: KindCall, Signature: f.Signature, function: f, Contract: c}
 	cols, comments := paramColumns(callPosition, f.Params)
 	t.Table = chain.NewTable(name, chain.ScopeTransaction, []string{"block_number", "transaction_index"}, cols)
 	t.comment = fmt.Sprintf("calls of %s (selector 0x%x) of ABI %s, contract set %s: top-level transactions only",
-		f.Signature, f.Selector, s.Contract.Name, s.Name)
+		f.Signature, f.Selector, c.Name, s.Name)
 	t.columnComments = comments
 	t.params = paramKinds(f.Params)
 	return t

@@ -11,11 +11,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/typed"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 func compile(t *testing.T, yaml string) *typed.Tables {
@@ -303,4 +307,78 @@ func TestTypedRowsOfBlock17173049(t *testing.T) {
 		t.Fatalf("only %d typed rows compared", total)
 	}
 	t.Logf("%d typed rows equal the events table's decoding", total)
+}
+
+// An upgraded proxy's ABI versions: each table holds the rows of the blocks in which a version that has its
+// entry is in force. V1 (from 0) and V2 (from 100) have Ping(address indexed, uint256); V2 adds Pong; V3
+// (from 200) indexes Ping's value too, which makes another table of the same signature.
+func TestABIVersions(t *testing.T) {
+	reg := abi.NewRegistry()
+	ping := `{"type":"event","name":"Ping","inputs":[{"name":"caller","type":"address","indexed":true},{"name":"value","type":"uint256","indexed":%s}]}`
+	pong := `{"type":"event","name":"Pong","inputs":[{"name":"n","type":"uint64","indexed":false}]}`
+	for name, js := range map[string]string{
+		"V1": "[" + fmt.Sprintf(ping, "false") + "]",
+		"V2": "[" + fmt.Sprintf(ping, "false") + "," + pong + "]",
+		"V3": "[" + fmt.Sprintf(ping, "true") + "]",
+	} {
+		if err := reg.Add(name, []byte(js)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := config.Parse("c.yaml", []byte(`contracts:
+  - name: proxy
+    address: "0x00000000000000000000000000000000000000aa"
+    abi:
+      - {from_block: 0, name: V1}
+      - {from_block: 100, name: V2}
+      - {from_block: 200, name: V3}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := typed.Compile(f, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tb := range ts.All {
+		names = append(names, tb.Name+"("+tb.Contract.Name+")")
+	}
+	if got := strings.Join(names, " "); got != "proxy_evt_ping_fd8d0c1d_i10(V1) proxy_evt_pong(V2) proxy_evt_ping_fd8d0c1d_i11(V3)" {
+		t.Fatalf("tables %s", got)
+	}
+	proxy := common.HexToAddress("0xaa")
+	caller := common.BytesToHash(common.HexToAddress("0x01").Bytes())
+	pingTopic := crypto.Keccak256Hash([]byte("Ping(address,uint256)"))
+	pongTopic := crypto.Keccak256Hash([]byte("Pong(uint64)"))
+	word := common.BigToHash(big.NewInt(7)).Bytes()
+	var rows chain.Rows
+	for i, l := range []struct {
+		block  uint64
+		topics []common.Hash
+	}{
+		{50, []common.Hash{pingTopic, caller}}, {50, []common.Hash{pongTopic}}, {50, []common.Hash{pingTopic, caller, common.BigToHash(big.NewInt(7))}},
+		{150, []common.Hash{pingTopic, caller}}, {150, []common.Hash{pongTopic}},
+		{250, []common.Hash{pingTopic, caller}}, {250, []common.Hash{pongTopic}}, {250, []common.Hash{pingTopic, caller, common.BigToHash(big.NewInt(7))}},
+	} {
+		lg := chain.Log{BlockNumber: l.block, LogIndex: int32(i), Address: proxy.Bytes(), Data: word}
+		if len(l.topics) == 3 {
+			lg.Data = nil
+		}
+		for _, tp := range l.topics {
+			lg.Topics = append(lg.Topics, tp.Bytes())
+		}
+		rows.Logs = append(rows.Logs, lg)
+	}
+	ts.Derive(&rows)
+	got := map[string][]int64{}
+	for _, tb := range ts.All {
+		for _, r := range rows.Typed[tb.Table] {
+			got[tb.Name] = append(got[tb.Name], r[0].(int64))
+		}
+	}
+	want := map[string][]int64{"proxy_evt_ping_fd8d0c1d_i10": {50, 150}, "proxy_evt_pong": {150}, "proxy_evt_ping_fd8d0c1d_i11": {250}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("rows by block %v, want %v", got, want)
+	}
 }
