@@ -7,6 +7,7 @@ package demo
 import (
 	"bufio"
 	"context"
+	_ "embed"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,6 +34,11 @@ type Options struct {
 	Port     int
 	TestData string
 }
+
+// demoConfig is the configuration the demo runs with: typed tables of Uniswap V2 and V3, WETH and ERC-20.
+//
+//go:embed chainsink.yaml
+var demoConfig []byte
 
 var etlTopics = map[string]string{"block": "eth_blocks", "transaction": "eth_transactions", "log": "eth_logs",
 	"token_transfer": "eth_token_transfers"}
@@ -63,6 +69,19 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	step("schema migrated (chainsink migrate up)")
+	configPath := filepath.Join(filepath.Dir(o.Binary), "demo-chainsink.yaml")
+	if err := os.WriteFile(configPath, demoConfig, 0o644); err != nil {
+		return fmt.Errorf("write the demo's config: %w", err)
+	}
+	var applied strings.Builder
+	if err := runBinary(ctx, o.Binary, &applied, "tables", "apply", "--config", configPath, "--database-url", dbURL); err != nil {
+		return err
+	}
+	if n := strings.Count("\n"+applied.String(), "\ncreated "); n > 0 {
+		step("typed tables of %s applied (chainsink tables apply): %d created", configPath, n)
+	} else {
+		step("typed tables of %s: already applied (chainsink tables apply)", configPath)
+	}
 
 	broker, err := localkafka.Start(localkafka.Options{Port: o.Port, Topics: map[string]int32{
 		"eth_blocks": 1, "eth_transactions": 2, "eth_logs": 2, "eth_token_transfers": 1, "bundles": 2}})
@@ -88,10 +107,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	defer logFile.Close()
 	metricsAddr := "127.0.0.1:9464"
 	cmd := exec.CommandContext(ctx, o.Binary, "run", "--brokers", broker.Addr(), "--group", group, "--topics", topics,
-		"--database-url", dbURL, "--metrics-addr", metricsAddr, "--log-format", "text")
+		"--database-url", dbURL, "--metrics-addr", metricsAddr, "--log-format", "text", "--config", configPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = os.Environ()
-	step("chainsink run --group %s --topics %s (logs: %s)", group, topics, logPath)
+	step("chainsink run --group %s --topics %s --config %s (logs: %s)", group, topics, configPath, logPath)
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start chainsink run: %w", err)
@@ -260,15 +279,31 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 		return err
 	}
 	section("Decoded calls", "METHOD", "ABI", methods)
+	typed, err := TypedTables(ctx, db)
+	if err != nil {
+		return err
+	}
+	section("Typed tables (one per event and function of the config's contract sets)", "TABLE", "FROM", typed)
 	swaps, err := Swaps(ctx, db, 8)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nUniswap swaps (first %d; amounts into the pool, negative = out)\n", len(swaps))
+	fmt.Fprintf(out, "\nUniswap swaps from univ2_evt_swap and univ3_evt_swap (first %d; amounts into the pool, negative = out)\n", len(swaps))
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  BLOCK\tLOG\tPOOL\tABI\tAMOUNT0\tAMOUNT1\n")
+	fmt.Fprintf(tw, "  BLOCK\tLOG\tPOOL\tTABLE\tAMOUNT0\tAMOUNT1\n")
 	for _, s := range swaps {
-		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.BlockNumber, s.LogIndex, s.Pool, s.ABIName, s.Amount0, s.Amount1)
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.BlockNumber, s.LogIndex, s.Pool, s.Table, s.Amount0, s.Amount1)
+	}
+	_ = tw.Flush()
+	pairs, err := TopPairs(ctx, db, 5)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nBusiest Uniswap V2 pairs: SELECT contract_address, count(*), sum(amount0_in), sum(amount1_in) FROM univ2_evt_swap GROUP BY 1\n")
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  PAIR\tSWAPS\tAMOUNT0_IN\tAMOUNT1_IN\n")
+	for _, p := range pairs {
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", p.Pair, p.Swaps, p.Amount0In, p.Amount1In)
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\nFrom /metrics at the end of the run\n")

@@ -71,36 +71,83 @@ func TopMethods(ctx context.Context, db store.DB, limit int) ([]Ranked, error) {
 		GROUP BY method_name, abi_name ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
 }
 
-// Swap is a decoded Uniswap swap.
+// TypedTables lists the typed tables with their row counts; Extra is what each was generated from.
+func TypedTables(ctx context.Context, db store.DB) ([]Ranked, error) {
+	rows, err := db.Query(ctx, `SELECT table_name, kind || ' ' || signature FROM typed_tables ORDER BY set_name, kind DESC, table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("list typed tables: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Ranked, error) {
+		var x Ranked
+		err := r.Scan(&x.Label, &x.Extra)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list typed tables: %w", err)
+	}
+	for i := range out {
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{out[i].Label}.Sanitize()).Scan(&out[i].Count); err != nil {
+			return nil, fmt.Errorf("count %s: %w", out[i].Label, err)
+		}
+	}
+	return out, nil
+}
+
+// Swap is a Uniswap swap.
 type Swap struct {
 	BlockNumber uint64
 	LogIndex    int32
 	Pool        string
-	ABIName     string
+	Table       string
 	Amount0     string
 	Amount1     string
 }
 
-// Swaps lists decoded Uniswap V2 and V3 swaps, oldest first. V2 amounts are the net flow into the pool
-// (in − out), so both versions read the same way: positive into the pool, negative out of it.
+// Swaps lists Uniswap V2 and V3 swaps from their typed tables, oldest first. V2 amounts are the net flow
+// into the pool (in − out), so both versions read the same way: positive into the pool, negative out of it.
 func Swaps(ctx context.Context, db store.DB, limit int) ([]Swap, error) {
-	rows, err := db.Query(ctx, `SELECT block_number, log_index, hex(address), abi_name,
-		CASE WHEN abi_name = 'UniswapV3Pool' THEN args->>'amount0'
-			ELSE ((args->>'amount0In')::numeric - (args->>'amount0Out')::numeric)::text END,
-		CASE WHEN abi_name = 'UniswapV3Pool' THEN args->>'amount1'
-			ELSE ((args->>'amount1In')::numeric - (args->>'amount1Out')::numeric)::text END
-		FROM events WHERE event_name = 'Swap' AND abi_name IN ('UniswapV2Pair', 'UniswapV3Pool')
-		ORDER BY block_number, log_index LIMIT $1`, limit)
+	rows, err := db.Query(ctx, `SELECT block_number, log_index, hex(contract_address), 'univ2_evt_swap',
+			(amount0_in - amount0_out)::text, (amount1_in - amount1_out)::text
+		FROM univ2_evt_swap
+		UNION ALL
+		SELECT block_number, log_index, hex(contract_address), 'univ3_evt_swap', amount0::text, amount1::text
+		FROM univ3_evt_swap
+		ORDER BY 1, 2 LIMIT $1`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list swaps: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Swap, error) {
 		var s Swap
-		err := r.Scan(&s.BlockNumber, &s.LogIndex, &s.Pool, &s.ABIName, &s.Amount0, &s.Amount1)
+		err := r.Scan(&s.BlockNumber, &s.LogIndex, &s.Pool, &s.Table, &s.Amount0, &s.Amount1)
 		return s, err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list swaps: %w", err)
+	}
+	return out, nil
+}
+
+// Pair is a Uniswap V2 pair's swap count and volume in.
+type Pair struct {
+	Pair                 string
+	Swaps                int64
+	Amount0In, Amount1In string
+}
+
+// TopPairs ranks Uniswap V2 pairs by swaps, with the amounts swapped in: what analysts ask of univ2_evt_swap.
+func TopPairs(ctx context.Context, db store.DB, limit int) ([]Pair, error) {
+	rows, err := db.Query(ctx, `SELECT hex(contract_address), count(*), sum(amount0_in)::text, sum(amount1_in)::text
+		FROM univ2_evt_swap GROUP BY contract_address ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("rank pairs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Pair, error) {
+		var p Pair
+		err := r.Scan(&p.Pair, &p.Swaps, &p.Amount0In, &p.Amount1In)
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rank pairs: %w", err)
 	}
 	return out, nil
 }

@@ -89,8 +89,18 @@ func ingestMainnet(t *testing.T) (*store.Store, store.Config) {
 	if withSecret.DatabaseURL == cfg.DatabaseURL {
 		t.Fatalf("cannot add a password to %s", cfg.DatabaseURL)
 	}
+	// The demo's configuration: the typed tables that docs/queries.md queries.
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(filepath.Dir(root), "internal", "demo", "chainsink.yaml")
+	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
+		t.Fatalf("tables apply: %v\n%s", err, errOut)
+	}
 	args := append(runArgs(withSecret, b.Addr(), "mainnet", mainnetTopicArgs()...),
-		"--metrics-addr", "127.0.0.1:0", "--pprof", "--kafka-config", "sasl.password="+saslSecret, "--log-level", "debug")
+		"--metrics-addr", "127.0.0.1:0", "--pprof", "--kafka-config", "sasl.password="+saslSecret, "--log-level", "debug",
+		"--config", conf)
 	p := start(t, args...)
 	waitCaughtUp(t, s, b, "mainnet", 60*time.Second, append(etlTopics, "bundles")...)
 	checkMetrics(t, s, p)
