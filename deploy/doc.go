@@ -4,8 +4,11 @@
 //   - grafana/chainsink.json: a Grafana dashboard (JSON model, the Prometheus data source as a variable);
 //   - prometheus/alerts.yml: alert rules, each linked to its runbook entry in docs/operations.md, with
 //     promtool unit tests in prometheus/alerts_test.yml;
-//   - kubernetes/: a StatefulSet for `chainsink run`, a Job for `migrate up`, an example backfill Job, the
-//     ConfigMap, Service and PodDisruptionBudget, for `kubectl apply -k`;
+//   - kubernetes/: a StatefulSet for `chainsink run`, a Deployment for `chainsink follow`, Jobs for `migrate
+//     up` and `tables apply`, an example backfill Job, the ConfigMaps (settings, and the typed tables'
+//     configuration), Service and PodDisruptionBudget, for `kubectl apply -k`;
+//   - chainsink.example.yaml: a typed-tables configuration for mainnet (Uniswap V2 and V3 through their
+//     factories, WETH, ERC-20), kept identical to the ConfigMap's copy and compiled against the built-in ABIs;
 //   - chainsink.env.example, chainsink-healthcheck and contracts.example.json for docker and compose.
 //
 // The tests parse every PromQL expression with Prometheus' own parser and require each metric they name to be

@@ -23,7 +23,10 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
+	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/cli"
+	"github.com/chainsink/chainsink/internal/config"
+	"github.com/chainsink/chainsink/internal/typed"
 )
 
 // manifests is every object of deploy/kubernetes, decoded strictly into its Kubernetes API type: an unknown
@@ -380,7 +383,7 @@ func TestKubernetesManifests(t *testing.T) {
 		t.Errorf("%s: its selector does not select its pods (%v)", where, err)
 	}
 
-	wantJobs := map[string]string{"migrate-job.yaml": "up", "backfill-job.yaml": "backfill"}
+	wantJobs := map[string]string{"migrate-job.yaml": "up", "tables-job.yaml": "apply", "backfill-job.yaml": "backfill"}
 	for file, want := range wantJobs {
 		job, ok := m.jobs[file]
 		if !ok {
@@ -442,4 +445,76 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	t.Logf("%d files, %d ConfigMaps, %d Services, %d StatefulSets, %d Deployments, %d Jobs, %d PodDisruptionBudgets",
 		len(m.files), len(m.configMaps), len(m.services), len(m.statefulSets), len(m.deployments), len(m.jobs), len(m.pdbs))
+}
+
+// TestTypedTablesConfig: the ConfigMap chainsink-config holds deploy/chainsink.example.yaml unchanged, the
+// file compiles against the built-in ABIs, and every container that reads CHAINSINK_CONFIG mounts it there.
+func TestTypedTablesConfig(t *testing.T) {
+	m := loadManifests(t)
+	cm, ok := m.configMaps["chainsink-config"]
+	if !ok {
+		t.Fatal("no ConfigMap chainsink-config")
+	}
+	example, err := os.ReadFile("chainsink.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cm.Data["chainsink.yaml"] != string(example) {
+		t.Fatal("ConfigMap chainsink-config's chainsink.yaml differs from deploy/chainsink.example.yaml; copy it over")
+	}
+	f, err := config.Parse("chainsink.example.yaml", example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := typed.Compile(f, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ts.HasFactory() || len(ts.All) < 8 {
+		t.Errorf("the example makes %d tables (factory: %v)", len(ts.All), ts.HasFactory())
+	}
+	var specs []corev1.PodSpec
+	for _, ss := range m.statefulSets {
+		specs = append(specs, ss.Spec.Template.Spec)
+	}
+	for _, j := range m.jobs {
+		specs = append(specs, j.Spec.Template.Spec)
+	}
+	for _, d := range m.deployments {
+		specs = append(specs, d.Spec.Template.Spec)
+	}
+	readers := 0
+	for _, spec := range specs {
+		for _, c := range spec.Containers {
+			var path string
+			for _, e := range c.Env {
+				if e.Name == "CHAINSINK_CONFIG" {
+					path = e.Value
+				}
+			}
+			if path == "" {
+				continue
+			}
+			readers++
+			mounted := false
+			for _, vm := range c.VolumeMounts {
+				for _, v := range spec.Volumes {
+					if v.Name == vm.Name && v.ConfigMap != nil && v.ConfigMap.Name == cm.Name &&
+						filepath.Join(vm.MountPath, "chainsink.yaml") == path {
+						mounted = true
+					}
+				}
+			}
+			if !mounted {
+				t.Errorf("container %s reads CHAINSINK_CONFIG=%s but does not mount chainsink-config there", c.Name, path)
+			}
+		}
+	}
+	if readers < 2 {
+		t.Errorf("%d containers read the configuration; want chainsink run and the tables Job", readers)
+	}
 }

@@ -84,17 +84,24 @@ func (p *LogProgress) Finish() {
 	}
 }
 
-// BarProgress draws a progress bar with blocks/s and ETA on a terminal.
+// BarProgress draws a progress bar with blocks/s and ETA on a terminal. `chainsink redecode` draws its bar
+// with it too.
 type BarProgress struct {
-	W   io.Writer
-	bar *progressbar.ProgressBar
+	W io.Writer
+	// Description is the bar's label; default "backfill".
+	Description string
+	bar         *progressbar.ProgressBar
 }
 
 // Start implements Progress.
 func (p *BarProgress) Start(total int64) {
+	desc := p.Description
+	if desc == "" {
+		desc = "backfill"
+	}
 	p.bar = progressbar.NewOptions64(total,
 		progressbar.OptionSetWriter(p.W),
-		progressbar.OptionSetDescription("backfill"),
+		progressbar.OptionSetDescription(desc),
 		progressbar.OptionSetItsString("blocks"),
 		progressbar.OptionShowIts(),
 		progressbar.OptionShowCount(),

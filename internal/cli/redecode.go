@@ -5,11 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
+	"github.com/chainsink/chainsink/internal/backfill"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/redecode"
 	"github.com/chainsink/chainsink/store"
@@ -47,7 +50,12 @@ What is replaced:
     untouched; where such a row already decodes a log or transaction that a named ABI also decodes, the
     existing row is kept (one decoding per log or call) and the new one is skipped and counted as "kept".
 
-Progress is logged after each batch (blocks done, blocks per second); a summary is printed at the end.`,
+With --config, the typed tables of the configuration are re-derived too (factory registrations included);
+--typed-only re-derives only them, to fill the tables of a set added after the history was stored
+(docs/typed-tables.md).
+
+Progress is logged after each batch (blocks done, blocks per second), and drawn as a bar when stderr is a
+terminal; a summary is printed at the end.`,
 		Example: `  # a new ABI: decode its events in the history already indexed
   chainsink redecode --from 17000000 --to 17200000 --abi-dir ./abis --abi Seaport
   # everything again, e.g. after upgrading chainsink's decoder
@@ -136,6 +144,9 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 		"batch_blocks", o.cfg.BatchBlocks, "scope", scope, "abis", reg.Names())
 	if o.cfg.TypedOnly {
 		scope = "typed tables only"
+	}
+	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		o.cfg.Progress = &backfill.BarProgress{W: f, Description: "redecode"}
 	}
 	sum, err := redecode.Run(ctx, st.Pool(), decode.New(reg, nil).WithTables(tables), o.cfg, logger)
 	if err != nil {

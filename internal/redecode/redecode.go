@@ -38,6 +38,15 @@ type Config struct {
 	Discovery *chain.Discovery
 	// TypedOnly leaves token_transfers, events and calls alone.
 	TypedOnly bool
+	// Progress, when set, is told the blocks to do and each batch done (a terminal's progress bar).
+	Progress Progress
+}
+
+// Progress is told how many blocks a run has to do and the blocks of each batch done.
+type Progress interface {
+	Start(total int64)
+	Add(n int)
+	Finish()
 }
 
 func (c Config) withDefaults() Config {
@@ -83,6 +92,10 @@ func Run(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, logg
 	}
 	total := cfg.To - cfg.From + 1
 	start := time.Now()
+	if cfg.Progress != nil {
+		cfg.Progress.Start(int64(total))
+		defer cfg.Progress.Finish()
+	}
 	sum := Result{DerivedResult: store.DerivedResult{Deleted: chain.Counts{}, Written: chain.Counts{}}}
 	for lo := cfg.From; ; {
 		hi := lo + cfg.BatchBlocks - 1
@@ -109,6 +122,9 @@ func Run(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, logg
 		}
 		done := hi - cfg.From + 1
 		elapsed := time.Since(start)
+		if cfg.Progress != nil {
+			cfg.Progress.Add(int(hi - lo + 1))
+		}
 		logger.Info("redecoded batch", "from", lo, "to", hi, "done_blocks", done, "total_blocks", total,
 			"percent", math.Round(1000*float64(done)/float64(total))/10,
 			"blocks_per_second", int64(float64(done)/max(elapsed.Seconds(), 1e-9)),
