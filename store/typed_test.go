@@ -2,6 +2,8 @@ package store_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -58,10 +60,13 @@ func newTypedWorld(t *testing.T, yaml string) *typedWorld {
 		t.Fatal(err)
 	}
 	s, cfg := pgtest.Open(t)
+	var want []store.TypedTable
 	for _, tb := range ts.All {
-		if _, err := s.Pool().Exec(context.Background(), tb.DDL()); err != nil {
-			t.Fatal(err)
-		}
+		want = append(want, store.TypedTable{Name: tb.Name, Set: tb.Set.Name, Kind: string(tb.Kind), ABI: tb.Contract.Name,
+			ABIHash: tb.Contract.Hash, Signature: tb.Signature, DDL: tb.DDL()})
+	}
+	if _, err := store.ApplyTables(context.Background(), s.Pool(), cfg.Schema, want); err != nil {
+		t.Fatal(err)
 	}
 	schema := append(chain.Schema{chain.ChildrenTable}, ts.Schema()...)
 	all, err := chain.CoreTables.With(schema...)
@@ -266,4 +271,40 @@ func TestTypedRowsFollowTheirBlock(t *testing.T) {
 	if left == 0 || gone != 0 {
 		t.Fatalf("after the tombstone of 101: %d rows of 100, %d of 101", left, gone)
 	}
+}
+
+// TestVerifyTypedTables: verify holds every typed row and registration to its log or transaction, of the same
+// transaction and contract.
+func TestVerifyTypedTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newTypedWorld(t, factoryConfig+`  - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", calls: ["*"]}
+`)
+	w.write(t, w.s.Pool(), 0, 0, creationBlock(t, 99), swapBlock(t, 100))
+	check := func(damage string, want []int64) {
+		t.Helper()
+		if damage != "" {
+			if _, err := w.s.Pool().Exec(ctx, damage); err != nil {
+				t.Fatal(err)
+			}
+		}
+		from := int64(99)
+		rep, err := store.Verify(ctx, w.s.Pool(), store.VerifyOptions{From: &from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := rep.Checks[len(rep.Checks)-1]
+		if c.Name != "typed_without_parent" || !strings.Contains(c.Description, fmt.Sprintf("the %d typed tables", len(w.tables.All))) {
+			t.Fatalf("last check %+v", c)
+		}
+		if fmt.Sprint(c.Heights) != fmt.Sprint(want) {
+			t.Fatalf("after %q: typed_without_parent at %v (%d problems), want %v", damage, c.Heights, c.Problems, want)
+		}
+	}
+	check("", nil)
+	check(`UPDATE univ2_evt_swap SET contract_address = '\x00' WHERE log_index = (SELECT min(log_index) FROM univ2_evt_swap)`, []int64{100})
+	check(`DELETE FROM univ2_evt_swap`, nil)
+	check(`DELETE FROM transactions WHERE (block_number, transaction_index) IN (SELECT block_number, transaction_index FROM weth_call_approve)`, []int64{100})
+	check(`DELETE FROM weth_call_approve`, nil)
+	check(`DELETE FROM logs WHERE block_number = 99`, []int64{99})
 }

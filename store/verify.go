@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -54,9 +56,11 @@ func (r VerifyReport) OK() bool {
 // per problem with the height it is at, so that one statement both counts and gives examples. They read the
 // tables by primary key ranges (every key starts with the block number) and join on whole keys, which lets
 // Postgres use merge or hash joins over the range instead of a lookup per row.
-var verifyChecks = []struct {
+type verifyCheck struct {
 	name, description, query string
-}{
+}
+
+var verifyChecks = []verifyCheck{
 	{"missing_blocks", "heights in the range with no stored block", `
 		SELECT g.n FROM generate_series($1::bigint, $2::bigint) AS g(n)
 		WHERE NOT EXISTS (SELECT 1 FROM blocks b WHERE b.number = g.n)`},
@@ -125,7 +129,12 @@ func Verify(ctx context.Context, db TxBeginner, o VerifyOptions) (VerifyReport, 
 	default:
 		rep.To = rep.From - 1
 	}
-	for _, c := range verifyChecks {
+	typedCheck, err := typedVerifyCheck(ctx, db)
+	if err != nil {
+		return rep, err
+	}
+	checks := append(slices.Clone(verifyChecks), typedCheck)
+	for _, c := range checks {
 		rep.Checks = append(rep.Checks, Check{Name: c.name, Description: c.description})
 	}
 	if rep.To < rep.From {
@@ -135,7 +144,7 @@ func Verify(ctx context.Context, db TxBeginner, o VerifyOptions) (VerifyReport, 
 	total := rep.To - rep.From + 1
 	for first := rep.From; first <= rep.To; first += o.Chunk {
 		last := min(first+o.Chunk-1, rep.To)
-		if err := verifyChunk(ctx, db, &rep, first, last); err != nil {
+		if err := verifyChunk(ctx, db, checks, &rep, first, last); err != nil {
 			return rep, err
 		}
 		if o.Progress != nil {
@@ -147,7 +156,7 @@ func Verify(ctx context.Context, db TxBeginner, o VerifyOptions) (VerifyReport, 
 }
 
 // verifyChunk runs every check over heights [first, last] in one snapshot and adds what it finds to rep.
-func verifyChunk(ctx context.Context, db TxBeginner, rep *VerifyReport, first, last int64) error {
+func verifyChunk(ctx context.Context, db TxBeginner, checks []verifyCheck, rep *VerifyReport, first, last int64) error {
 	tx, err := db.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return fmt.Errorf("begin verify transaction: %w", err)
@@ -159,7 +168,7 @@ func verifyChunk(ctx context.Context, db TxBeginner, rep *VerifyReport, first, l
 		return fmt.Errorf("count blocks %d-%d: %w", first, last, err)
 	}
 	rep.Blocks += blocks
-	for i, c := range verifyChecks {
+	for i, c := range checks {
 		lo := first
 		if c.name == "broken_parent" && lo == rep.From {
 			lo++ // the parent of the range's first block is not checked
@@ -178,6 +187,42 @@ func verifyChunk(ctx context.Context, db TxBeginner, rep *VerifyReport, first, l
 		}
 	}
 	return nil
+}
+
+// typedVerifyCheck is the check of the typed tables recorded in typed_tables and of factory_children: every
+// row has its log (event tables, registrations) or transaction (call tables), of the same transaction and the
+// same contract. One statement over all of them, so that the report has one line however many tables there are.
+func typedVerifyCheck(ctx context.Context, db DB) (verifyCheck, error) {
+	rows, err := db.Query(ctx, `SELECT table_name, kind FROM typed_tables ORDER BY table_name`)
+	if err != nil {
+		return verifyCheck{}, fmt.Errorf("read typed_tables: %w", err)
+	}
+	type recorded struct{ Name, Kind string }
+	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[recorded])
+	if err != nil {
+		return verifyCheck{}, fmt.Errorf("read typed_tables: %w", err)
+	}
+	parts := []string{`SELECT x.block_number FROM factory_children x
+		LEFT JOIN logs l ON l.block_number = x.block_number AND l.log_index = x.log_index
+		WHERE x.block_number BETWEEN $1 AND $2
+			AND (l.transaction_hash IS NULL OR l.transaction_hash <> x.transaction_hash OR l.address <> x.factory_address)`}
+	for _, t := range tables {
+		name := pgx.Identifier{t.Name}.Sanitize()
+		if t.Kind == "call" {
+			parts = append(parts, `SELECT x.block_number FROM `+name+` x
+		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
+		WHERE x.block_number BETWEEN $1 AND $2
+			AND (t.hash IS NULL OR t.hash <> x.transaction_hash OR t.to_address IS DISTINCT FROM x.contract_address)`)
+			continue
+		}
+		parts = append(parts, `SELECT x.block_number FROM `+name+` x
+		LEFT JOIN logs l ON l.block_number = x.block_number AND l.log_index = x.log_index
+		WHERE x.block_number BETWEEN $1 AND $2
+			AND (l.transaction_hash IS NULL OR l.transaction_hash <> x.transaction_hash OR l.address <> x.contract_address)`)
+	}
+	return verifyCheck{name: "typed_without_parent",
+		description: fmt.Sprintf("rows of the %d typed tables and of factory_children whose log or transaction (block, index, hash, contract) is not stored", len(tables)),
+		query:       strings.Join(parts, "\nUNION ALL\n")}, nil
 }
 
 // TxBeginner is a DB that opens transactions with options; *pgxpool.Pool and *pgx.Conn are ones.

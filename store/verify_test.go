@@ -86,7 +86,7 @@ func TestVerify(t *testing.T) {
 			if !rep.OK() || rep.Empty || rep.From != verifyFirst || rep.To != verifyLast || rep.Blocks != 10 {
 				t.Fatalf("chunk %d: %+v, failing %v", chunk, rep, failing(rep))
 			}
-			if len(rep.Checks) != 10 {
+			if len(rep.Checks) != 11 {
 				t.Fatalf("%d checks ran", len(rep.Checks))
 			}
 		}
