@@ -6,23 +6,14 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/chainsink/chainsink/store/chain"
 )
 
-// TypedTable is a typed table as the registry (typed_tables) records it: what it was generated from and the
-// DDL that creates it.
-type TypedTable struct {
-	Name      string
-	Set       string
-	Kind      string // "event" or "call"
-	ABI       string
-	ABIHash   string
-	Signature string
-	DDL       string
-	AppliedAt time.Time
-}
+// TypedTable is a typed table as the registry (typed_tables) records it.
+type TypedTable = chain.TableRecord
 
 // TableState is where a table of the configuration stands against the registry.
 type TableState string

@@ -60,12 +60,7 @@ func newTypedWorld(t *testing.T, yaml string) *typedWorld {
 		t.Fatal(err)
 	}
 	s, cfg := pgtest.Open(t)
-	var want []store.TypedTable
-	for _, tb := range ts.All {
-		want = append(want, store.TypedTable{Name: tb.Name, Set: tb.Set.Name, Kind: string(tb.Kind), ABI: tb.Contract.Name,
-			ABIHash: tb.Contract.Hash, Signature: tb.Signature, DDL: tb.DDL()})
-	}
-	if _, err := store.ApplyTables(context.Background(), s.Pool(), cfg.Schema, want); err != nil {
+	if _, err := store.ApplyTables(context.Background(), s.Pool(), cfg.Schema, ts.Records()); err != nil {
 		t.Fatal(err)
 	}
 	schema := append(chain.Schema{chain.ChildrenTable}, ts.Schema()...)

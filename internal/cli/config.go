@@ -71,22 +71,13 @@ func typedSchema(ts *typed.Tables) (chain.Schema, *chain.Discovery) {
 	return schema, ts.Discovery()
 }
 
-// registryRows are ts's tables as typed_tables records them.
-func registryRows(ts *typed.Tables) []store.TypedTable {
-	out := make([]store.TypedTable, len(ts.All))
-	for i, t := range ts.All {
-		out[i] = store.TypedTable{Name: t.Name, Set: t.Set.Name, Kind: string(t.Kind), ABI: t.Contract.Name,
-			ABIHash: t.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
-	}
-	return out
-}
 
 // checkTables refuses to go on while ts declares tables that are not applied.
 func checkTables(ctx context.Context, db store.DB, ts *typed.Tables) error {
 	if ts == nil {
 		return nil
 	}
-	err := store.CheckTables(ctx, db, registryRows(ts))
+	err := store.CheckTables(ctx, db, ts.Records())
 	if errors.Is(err, store.ErrTablesNotApplied) {
 		return fmt.Errorf("%w (with the same --config)", err)
 	}

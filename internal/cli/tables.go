@@ -53,7 +53,7 @@ start while a table is not applied. See docs/typed-tables.md for the naming and 
 				return err
 			}
 			defer st.Close()
-			want := registryRows(ts)
+			want := ts.Records()
 			plan, err := store.PlanTables(ctx, st.Pool(), want)
 			if err != nil {
 				return err

@@ -577,6 +577,17 @@ func (ts *Tables) Schema() chain.Schema {
 	return out
 }
 
+// Records are the tables as the registry (typed_tables) records them, for `tables plan|apply` and the
+// check that `run` makes.
+func (ts *Tables) Records() []chain.TableRecord {
+	out := make([]chain.TableRecord, len(ts.All))
+	for i, t := range ts.All {
+		out[i] = chain.TableRecord{Name: t.Name, Set: t.Set.Name, Kind: string(t.Kind), ABI: t.Contract.Name,
+			ABIHash: t.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
+	}
+	return out
+}
+
 // HasFactory reports whether a set's addresses come from a factory.
 func (ts *Tables) HasFactory() bool { return ts.hasFactory }
 

@@ -1,5 +1,20 @@
 package chain
 
+import "time"
+
+// TableRecord is a typed table as the registry (typed_tables) records it: what it was generated from and the
+// DDL that creates it. internal/typed makes them; the store applies and compares them.
+type TableRecord struct {
+	Name      string
+	Set       string
+	Kind      string // "event" or "call"
+	ABI       string
+	ABIHash   string
+	Signature string
+	DDL       string
+	AppliedAt time.Time // zero until applied
+}
+
 // ChildrenTable describes factory_children (migrations/00006_typed_tables.sql): the contracts that a
 // factory's creation event registered for a contract set. It is written like any table of log scope (a
 // creation log owns its registrations, and replacing or orphaning the log removes them), and it is what
