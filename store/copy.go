@@ -6,7 +6,6 @@ import (
 	"math/big"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/chainsink/chainsink/store/chain"
 )
@@ -62,15 +61,15 @@ func (s *rowSource) Values() ([]any, error) {
 
 func (s *rowSource) Err() error { return nil }
 
-// num encodes a 256-bit integer for numeric(78,0); a nil *big.Int, or nil, is NULL. Values of other types
-// (pgtype.Numeric, or a string that a run-time table computed) pass through.
+// num encodes a 256-bit integer for numeric(78,0) (see bigNumeric); a nil *big.Int, or nil, is NULL. Values
+// of other types (pgtype.Numeric, or a string that a run-time table computed) pass through.
 func num(v any) any {
 	switch x := v.(type) {
 	case *big.Int:
 		if x == nil {
 			return nil
 		}
-		return pgtype.Numeric{Int: x, Valid: true}
+		return bigNumeric{x}
 	case nil:
 		return nil
 	}

@@ -118,6 +118,7 @@ func (c Config) PoolConfig() (*pgxpool.Config, error) {
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
 	}
 	pc.MaxConns = c.MaxConns
+	pc.AfterConnect = registerNumeric
 	rt := c.ResponseTimeout
 	if rt == 0 {
 		rt = responseTimeout(rp["statement_timeout"])

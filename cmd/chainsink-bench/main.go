@@ -37,6 +37,7 @@ func main() {
 	flag.DurationVar(&o.FollowInterval, "follow-interval", time.Second, "block interval of the follow scenario's simulated chain")
 	flag.Int64Var(&o.VerifyRows, "verify-rows", 10_000_000, "rows stored before chainsink verify is timed (the verify scenario)")
 	flag.StringVar(&scenarios, "scenarios", strings.Join(bench.AllScenarios, ","), "scenarios to run")
+	flag.StringVar(&o.Config, "config", "", "typed tables configuration of the typed scenario (default: the demo's, internal/demo/chainsink.yaml)")
 	flag.IntVar(&o.IndexWorkers, "index-workers", 2, "indexes built at once after the deferred-index run")
 	flag.StringVar(&o.IndexMem, "index-maintenance-work-mem", "256MB", "maintenance_work_mem of each index build")
 	flag.DurationVar(&o.RunTimeout, "run-timeout", 0, "give up on a chainsink run after this long (default 10m)")

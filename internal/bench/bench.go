@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -49,6 +50,9 @@ type Options struct {
 	Growth     []int64 // rows preloaded before the cost-growth runs; 0 reuses the main bundle run
 	Backlog    int     // ethereum-etl messages of the memory run; 0 skips it
 	VerifyRows int64   // rows stored before `chainsink verify` is timed; default 10 M
+	// Config is the typed tables' configuration of the typed scenario; default the demo's
+	// (internal/demo/chainsink.yaml, next to the testdata directory).
+	Config string
 
 	FollowBlocks   int           // blocks measured by the follow scenario; default 60
 	FollowInterval time.Duration // how often the simulated chain mines a block there; default 1s
@@ -67,7 +71,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "bundle", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
+var AllScenarios = []string{"ceiling", "baseline", "bundle", "typed", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -145,6 +149,7 @@ type bencher struct {
 	w        *Workload
 	logDir   string
 	rep      *Report
+	typed    *typedSetup // the typed scenario's tables; nil unless it runs
 }
 
 func (b *bencher) logf(format string, args ...any) {
@@ -178,6 +183,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		}
 		o.TestData = root
 	}
+	if o.Config == "" {
+		o.Config = filepath.Join(filepath.Dir(o.TestData), "internal", "demo", "chainsink.yaml")
+	}
 	began := time.Now()
 	b := &bencher{o: o, out: out, rep: newReport(o, began)}
 	var err error
@@ -209,6 +217,12 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 	b.logf("==> workload: %d blocks of %d rows (%s) built in %s", o.Blocks, b.w.RowsPerBlock(),
 		rowsByTable(&b.w.Base), time.Since(t0).Round(time.Millisecond))
 
+	if b.want("typed") {
+		if b.typed, err = loadTyped(o.Config, b.w); err != nil {
+			return nil, err
+		}
+		b.logf("==> typed tables of %s: %d tables, %d typed rows per block", o.Config, len(b.typed.tables.All), b.typed.rowsPerBlock)
+	}
 	if err := b.startBroker(ctx, backlogBlocks); err != nil {
 		return nil, err
 	}
@@ -223,7 +237,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		name string
 		run  func(context.Context) error
 	}{
-		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"bundle", b.bundle}, {"deferred", b.deferred},
+		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"deferred", b.deferred},
 		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
 	} {
 		if !b.want(step.name) {
@@ -380,7 +394,7 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 		return err
 	}
 	t0 := time.Now()
-	needBundles := b.want("bundle") || b.want("deferred") || b.want("tuned") || (b.want("growth") && slices.ContainsFunc(b.o.Growth, func(n int64) bool { return n > 0 }))
+	needBundles := b.want("bundle") || b.want("typed") || b.want("deferred") || b.want("tuned") || (b.want("growth") && slices.ContainsFunc(b.o.Growth, func(n int64) bool { return n > 0 }))
 	if needBundles {
 		recs := make([]localkafka.Record, 0, b.o.Blocks)
 		for i := range b.w.Bundled {
@@ -510,12 +524,24 @@ func (b *bencher) writeParallel(ctx context.Context, pool *pgxpool.Pool, n int, 
 
 // direct times writing the workload's decoded rows with write (the ceiling or the baseline).
 func (b *bencher) direct(ctx context.Context, key, name string, write writeFunc) error {
-	schema := "bench_" + key
+	return b.directOf(ctx, key, name, write, func(i int) chain.Rows { return b.w.Blocks[i].Rows },
+		int64(b.w.Bundled*b.w.RowsPerBlock()), nil)
+}
+
+// directOf is direct of the rows block gives, want rows in all, on a schema that prepare completes.
+func (b *bencher) directOf(ctx context.Context, key, name string, write writeFunc, block func(i int) chain.Rows,
+	want int64, prepare func(*store.Store) error) error {
+	schema := "bench_" + strings.ReplaceAll(key, "-", "_")
 	st, done, err := b.scratchSchema(ctx, schema, b.o.Partitions+1)
 	if err != nil {
 		return err
 	}
 	defer done()
+	if prepare != nil {
+		if err := prepare(st); err != nil {
+			return err
+		}
+	}
 	// Connect every writer before timing.
 	conns := make([]*pgxpool.Conn, b.o.Partitions)
 	for i := range conns {
@@ -532,7 +558,7 @@ func (b *bencher) direct(ctx context.Context, key, name string, write writeFunc)
 	ctrs := b.counters(ctx)
 	machineBefore := machineCPU()
 	t0 := time.Now()
-	counts, err := b.writeParallel(ctx, st.Pool(), b.w.Bundled, func(i int) chain.Rows { return b.w.Blocks[i].Rows }, write)
+	counts, err := b.writeParallel(ctx, st.Pool(), b.w.Bundled, block, write)
 	if err != nil {
 		return err
 	}
@@ -542,7 +568,7 @@ func (b *bencher) direct(ctx context.Context, key, name string, write writeFunc)
 		Seconds: secs, PostgresCPU: postgresCPU().since(pgBefore), ClientCPU: selfAfter - selfBefore}
 	r.OtherCPU = machineCPU() - machineBefore - r.PostgresCPU - r.ClientCPU
 	b.since(ctx, ctrs, &r)
-	if want := int64(b.w.Bundled * b.w.RowsPerBlock()); r.Rows != want {
+	if r.Rows != want {
 		return fmt.Errorf("%s wrote %d rows, want %d", key, r.Rows, want)
 	}
 	b.rep.add(r)

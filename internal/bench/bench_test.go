@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -242,9 +243,16 @@ func BenchmarkIndexer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, tc := range []struct{ name, topic string }{{"bundle", "bundles"}, {"ethereum-etl", "items"}} {
+	ty, err := loadTyped(filepath.Join(filepath.Dir(root), "internal", "demo", "chainsink.yaml"), w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, format, topic string
+		typed               bool
+	}{{"bundle", "bundle", "bundles", false}, {"ethereum-etl", "ethereum-etl", "items", false}, {"bundle-typed", "bundle", "bundles", true}} {
 		b.Run(tc.name, func(b *testing.B) {
-			fm, _ := format.Parse(tc.name)
+			fm, _ := format.Parse(tc.format)
 			want := broker.HighWatermarks(tc.topic)
 			rows := 0
 			for i := 0; b.Loop(); i++ {
@@ -252,9 +260,17 @@ func BenchmarkIndexer(b *testing.B) {
 				s, _ := pgtest.Open(b)
 				m := metrics.New()
 				group := fmt.Sprintf("bench-%s-%d-%d", tc.name, time.Now().UnixNano(), i)
-				ix, err := indexer.New(indexer.Config{Brokers: broker.Addr(), Group: group,
-					Topics: []indexer.Topic{{Name: tc.topic, Format: decode.New(reg, m).Format(fm)}}},
-					s.Pool(), slog.New(slog.DiscardHandler), m)
+				dec := decode.New(reg, m)
+				cfg := indexer.Config{Brokers: broker.Addr(), Group: group}
+				if tc.typed {
+					if err := ty.apply(ctx, s); err != nil {
+						b.Fatal(err)
+					}
+					dec = dec.WithTables(ty.tables)
+					cfg.ExtraTables, cfg.Discovery = ty.schema[len(chain.CoreTables):], ty.tables.Discovery()
+				}
+				cfg.Topics = []indexer.Topic{{Name: tc.topic, Format: dec.Format(fm)}}
+				ix, err := indexer.New(cfg, s.Pool(), slog.New(slog.DiscardHandler), m)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/chainsink/chainsink/store"
 	"github.com/chainsink/chainsink/store/chain"
 )
@@ -30,6 +32,8 @@ type runSpec struct {
 	wantRows int64
 	args     []string // after the benchmark's own flags
 	env      []string // added to the environment
+	// extra are tables beyond the core ones whose rows count towards wantRows (the typed tables).
+	extra chain.Schema
 }
 
 // runResult is what one run measured.
@@ -226,6 +230,13 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	}
 	for _, t := range chain.CoreTables.Names() {
 		res.RowsInTables += counts[t]
+	}
+	for _, t := range spec.extra {
+		var n int64
+		if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM `+pgx.Identifier{t.Name}.Sanitize()).Scan(&n); err != nil {
+			return res, err
+		}
+		res.RowsInTables += n
 	}
 	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM dead_letters`).Scan(&res.DeadLetters); err != nil {
 		return res, err

@@ -22,6 +22,11 @@ import (
 // protocol: no fence, no replacement deletes, no dead letters, so a row whose key is already stored fails the
 // whole call. It is the ceiling that chainsink is measured against, and preloads tables quickly.
 func CopyRows(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts, error) {
+	return CopyTables(ctx, db, chain.CoreTables, rows)
+}
+
+// CopyTables is CopyRows of the given tables (the core ones and typed tables, say).
+func CopyTables(ctx context.Context, db store.DB, tables chain.Schema, rows []chain.Rows) (chain.Counts, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("begin copy transaction: %w", err)
@@ -29,7 +34,7 @@ func CopyRows(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 	counts := chain.Counts{}
 	sets := rowSets(rows)
-	for _, t := range chain.CoreTables {
+	for _, t := range tables {
 		if n := countOf(t, sets); n == 0 {
 			continue
 		}

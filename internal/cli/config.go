@@ -71,7 +71,6 @@ func typedSchema(ts *typed.Tables) (chain.Schema, *chain.Discovery) {
 	return schema, ts.Discovery()
 }
 
-
 // checkTables refuses to go on while ts declares tables that are not applied.
 func checkTables(ctx context.Context, db store.DB, ts *typed.Tables) error {
 	if ts == nil {
