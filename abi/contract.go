@@ -130,14 +130,9 @@ func (e *EventSpec) Values(l Log, dst []any) (out []any, err error) {
 	if len(l.Topics) != e.Topics {
 		return nil, fmt.Errorf("%s: %d topics, want %d", e.Signature, len(l.Topics), e.Topics)
 	}
-	var values []any
-	if len(d.data) > 0 {
-		if values, err = d.data.UnpackValues(l.Data); err != nil {
-			return nil, err
-		}
-		if len(values) != len(d.data) {
-			return nil, errors.New("unpacked value count does not match the ABI")
-		}
+	values, err := d.dataValues(l.Data)
+	if err != nil {
+		return nil, err
 	}
 	out = dst[:0]
 	for i := range d.fields {

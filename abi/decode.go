@@ -63,14 +63,9 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
 		}
 	}()
-	var values []any
-	if len(d.data) > 0 {
-		if values, err = d.data.UnpackValues(l.Data); err != nil {
-			return nil, err
-		}
-		if len(values) != len(d.data) {
-			return nil, errors.New("unpacked value count does not match the ABI")
-		}
+	values, err := d.dataValues(l.Data)
+	if err != nil {
+		return nil, err
 	}
 	buf := make([]byte, 0, d.sizeHint)
 	buf = append(buf, '{')
@@ -104,6 +99,21 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 		}
 	}
 	return append(buf, '}'), nil
+}
+
+// dataValues unpacks the non-indexed arguments from a log's data, in ABI order.
+func (d *eventDecoder) dataValues(data []byte) ([]any, error) {
+	if len(d.data) == 0 {
+		return nil, nil
+	}
+	values, err := d.data.UnpackValues(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(values) != len(d.data) {
+		return nil, errors.New("unpacked value count does not match the ABI")
+	}
+	return values, nil
 }
 
 // DecodeCall decodes transaction input by its 4-byte selector, preferring the

@@ -23,9 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
-	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/cli"
-	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/typed"
 )
 
@@ -462,15 +460,7 @@ func TestTypedTablesConfig(t *testing.T) {
 	if cm.Data["chainsink.yaml"] != string(example) {
 		t.Fatal("ConfigMap chainsink-config's chainsink.yaml differs from deploy/chainsink.example.yaml; copy it over")
 	}
-	f, err := config.Parse("chainsink.example.yaml", example)
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := abi.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := typed.Compile(f, reg)
+	ts, err := typed.CompileYAML("chainsink.example.yaml", example, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,10 +9,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/chainsink/chainsink/abi"
-	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
-	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store"
@@ -47,15 +45,11 @@ type typedWorld struct {
 // newTypedWorld is a migrated schema with the typed tables of yaml created, and a writer and decoder of them.
 func newTypedWorld(t *testing.T, yaml string) *typedWorld {
 	t.Helper()
-	f, err := config.Parse("c.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
 	reg, err := abi.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := typed.Compile(f, reg)
+	ts, err := typed.CompileYAML("c.yaml", []byte(yaml), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +57,7 @@ func newTypedWorld(t *testing.T, yaml string) *typedWorld {
 	if _, err := store.ApplyTables(context.Background(), s.Pool(), cfg.Schema, ts.Records()); err != nil {
 		t.Fatal(err)
 	}
-	schema := append(chain.Schema{chain.ChildrenTable}, ts.Schema()...)
+	schema := ts.WriteSchema()
 	all, err := chain.CoreTables.With(schema...)
 	if err != nil {
 		t.Fatal(err)
@@ -95,13 +89,9 @@ func swapBlock(t *testing.T, n uint64) chain.Rows {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, value, err := fixtures.Bundle17173049(root)
+	rows, err := fixtures.Rows17173049(root)
 	if err != nil {
 		t.Fatal(err)
-	}
-	rows, fail := format.Decode(format.Bundle, key, value)
-	if fail != nil {
-		t.Fatal(fail.Err)
 	}
 	return fixtures.RenumberRows(&rows, n)
 }

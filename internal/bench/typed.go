@@ -3,9 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 
-	"github.com/chainsink/chainsink/abi"
-	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store"
 	"github.com/chainsink/chainsink/store/chain"
@@ -22,23 +21,15 @@ type typedSetup struct {
 }
 
 func loadTyped(path string, w *Workload) (*typedSetup, error) {
-	f, err := config.Load(path)
+	yaml, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config file: %w", err)
+	}
+	ts, err := typed.CompileYAML(path, yaml, nil)
 	if err != nil {
 		return nil, err
 	}
-	reg, err := abi.Default()
-	if err != nil {
-		return nil, err
-	}
-	ts, err := typed.Compile(f, reg)
-	if err != nil {
-		return nil, err
-	}
-	extra := ts.Schema()
-	if ts.HasFactory() {
-		extra = append(chain.Schema{chain.ChildrenTable}, extra...)
-	}
-	schema, err := chain.CoreTables.With(extra...)
+	schema, err := chain.CoreTables.With(ts.WriteSchema()...)
 	if err != nil {
 		return nil, err
 	}

@@ -64,11 +64,7 @@ func typedSchema(ts *typed.Tables) (chain.Schema, *chain.Discovery) {
 	if ts == nil {
 		return nil, nil
 	}
-	schema := ts.Schema()
-	if ts.HasFactory() {
-		schema = append(chain.Schema{chain.ChildrenTable}, schema...)
-	}
-	return schema, ts.Discovery()
+	return ts.WriteSchema(), ts.Discovery()
 }
 
 // checkTables refuses to go on while ts declares tables that are not applied.

@@ -18,7 +18,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/abi"
-	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/format"
@@ -87,23 +86,11 @@ func newTypedSetup(t *testing.T, yaml string) *typedSetup {
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f, err := config.Load(path)
+	ts, err := typed.CompileYAML(path, []byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := abi.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := typed.Compile(f, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	schema := ts.Schema()
-	if ts.HasFactory() {
-		schema = append(chain.Schema{chain.ChildrenTable}, schema...)
-	}
-	return &typedSetup{path: path, tables: ts, schema: schema, discovery: ts.Discovery()}
+	return &typedSetup{path: path, tables: ts, schema: ts.WriteSchema(), discovery: ts.Discovery()}
 }
 
 // blockItems are block 17173049's ethereum-etl items: the block, its transactions, its logs.

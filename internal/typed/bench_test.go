@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/chainsink/chainsink/internal/fixtures"
-	"github.com/chainsink/chainsink/internal/format"
 )
 
 // BenchmarkDerive fills the typed tables of the demo's configuration from mainnet block 17173049 (534 typed
@@ -19,14 +18,10 @@ func BenchmarkDerive(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ts := compile(&testing.T{}, string(conf))
-	key, value, err := fixtures.Bundle17173049(root)
+	ts := compile(b, string(conf))
+	rows, err := fixtures.Rows17173049(root)
 	if err != nil {
 		b.Fatal(err)
-	}
-	rows, fail := format.Decode(format.Bundle, key, value)
-	if fail != nil {
-		b.Fatal(fail.Err)
 	}
 	b.ReportAllocs()
 	n := 0

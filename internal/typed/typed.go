@@ -119,6 +119,21 @@ var (
 	}
 )
 
+// CompileYAML is Compile of a configuration file's contents, name being the file in errors; a nil reg is
+// the built-in ABIs (abi.Default).
+func CompileYAML(name string, yaml []byte, reg *abi.Registry) (*Tables, error) {
+	f, err := config.Parse(name, yaml)
+	if err != nil {
+		return nil, err
+	}
+	if reg == nil {
+		if reg, err = abi.Default(); err != nil {
+			return nil, err
+		}
+	}
+	return Compile(f, reg)
+}
+
 // Compile resolves f's sets against the ABIs of reg and generates their tables. Every mistake is reported
 // with the file and line of the key it is about (a *config.Error), all of them at once.
 func Compile(f *config.File, reg *abi.Registry) (*Tables, error) {
@@ -586,6 +601,16 @@ func (ts *Tables) Records() []chain.TableRecord {
 			ABIHash: t.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
 	}
 	return out
+}
+
+// WriteSchema is what a writer of ts writes besides the core tables: factory_children when a set has a
+// factory (its registrations), then every typed table.
+func (ts *Tables) WriteSchema() chain.Schema {
+	schema := ts.Schema()
+	if ts.hasFactory {
+		schema = append(chain.Schema{chain.ChildrenTable}, schema...)
+	}
+	return schema
 }
 
 // HasFactory reports whether a set's addresses come from a factory.

@@ -17,22 +17,13 @@ import (
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/fixtures"
-	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store/chain"
 )
 
-func compile(t *testing.T, yaml string) *typed.Tables {
+func compile(t testing.TB, yaml string) *typed.Tables {
 	t.Helper()
-	f, err := config.Parse("c.yaml", []byte(yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := abi.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := typed.Compile(f, reg)
+	ts, err := typed.CompileYAML("c.yaml", []byte(yaml), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,11 +158,7 @@ func TestColumnNamingRules(t *testing.T) {
 		{"name":"pair","type":"tuple","components":[{"name":"a","type":"uint256"},{"name":"b","type":"bytes4"}],"indexed":false}]}]`)); err != nil {
 		t.Fatal(err)
 	}
-	f, err := config.Parse("c.yaml", []byte("contracts:\n  - {name: o, abi: Odd}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := typed.Compile(f, reg)
+	ts, err := typed.CompileYAML("c.yaml", []byte("contracts:\n  - {name: o, abi: Odd}\n"), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,13 +206,9 @@ func TestTypedRowsOfBlock17173049(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	key, value, err := fixtures.Bundle17173049(root)
+	rows, err := fixtures.Rows17173049(root)
 	if err != nil {
 		t.Fatal(err)
-	}
-	rows, fail := format.Decode(format.Bundle, key, value)
-	if fail != nil {
-		t.Fatal(fail.Err)
 	}
 	ts := compile(t, `contracts:
   - {name: univ2, abi: UniswapV2Pair, events: [Swap, Mint, Burn, Sync]}
@@ -325,18 +308,14 @@ func TestABIVersions(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	f, err := config.Parse("c.yaml", []byte(`contracts:
+	ts, err := typed.CompileYAML("c.yaml", []byte(`contracts:
   - name: proxy
     address: "0x00000000000000000000000000000000000000aa"
     abi:
       - {from_block: 0, name: V1}
       - {from_block: 100, name: V2}
       - {from_block: 200, name: V3}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts, err := typed.Compile(f, reg)
+`), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
