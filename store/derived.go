@@ -81,10 +81,17 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 	}
 	var tx pgx.Tx
 	var err error
+	// With a factory gate, the exclusive discovery lock below keeps every live batch out for the whole
+	// transaction, and READ COMMITTED lets the statements after it see what batches committed while it
+	// waited (a REPEATABLE READ snapshot would be taken by the lock's own statement, before the wait).
+	iso := pgx.RepeatableRead
+	if opts.Discovery != nil {
+		iso = pgx.ReadCommitted
+	}
 	if b, ok := db.(interface {
 		BeginTx(context.Context, pgx.TxOptions) (pgx.Tx, error)
 	}); ok {
-		tx, err = b.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead})
+		tx, err = b.BeginTx(ctx, pgx.TxOptions{IsoLevel: iso})
 	} else {
 		tx, err = db.Begin(ctx)
 	}
@@ -93,6 +100,14 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; after a failure the error that matters is already returned
 
+	if opts.Discovery != nil {
+		// This transaction rewrites registrations and gated rows: no batch may read or write them meanwhile.
+		// First, before any row lock: a live batch takes this lock before it touches a row, so the two
+		// never wait for each other in a cycle.
+		if _, err := tx.Exec(ctx, gateLock(true)); err != nil {
+			return res, fmt.Errorf("take the factory children lock: %w", err)
+		}
+	}
 	raw, err := readRaw(ctx, tx, from, to, true)
 	if err != nil {
 		return res, err
@@ -103,12 +118,6 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 		return res, err
 	}
 
-	if opts.Discovery != nil {
-		// This transaction rewrites registrations and gated rows: no batch may read or write them meanwhile.
-		if _, err := tx.Exec(ctx, gateLock(true)); err != nil {
-			return res, fmt.Errorf("take the factory children lock: %w", err)
-		}
-	}
 	if err := replaceTyped(ctx, tx, from, to, opts, &raw, &res); err != nil {
 		return res, err
 	}

@@ -118,9 +118,6 @@ func (w *Writer) gate(ctx context.Context, db DB, sets []*chain.Rows) ([]*chain.
 // transactions stored from each child's creation block on, in place of the rows those children had.
 func (w *Writer) deriveChildren(ctx context.Context, db DB, sets []*chain.Rows, counts chain.Counts) error {
 	since := map[childKey]uint64{} // child → lowest block it was registered at
-	var addrs [][]byte
-	var from uint64
-	first := true
 	for _, r := range sets {
 		for _, row := range r.Typed[chain.ChildrenTable] {
 			set, _ := row[chain.ChildSetColumn].(string)
@@ -128,18 +125,31 @@ func (w *Writer) deriveChildren(ctx context.Context, db DB, sets []*chain.Rows, 
 			n, _ := row[0].(int64)
 			k := childKey{set, string(a)}
 			if b, ok := since[k]; !ok || uint64(n) < b {
-				if !ok {
-					addrs = append(addrs, a)
-				}
 				since[k] = uint64(n)
-			}
-			if first || uint64(n) < from {
-				from, first = uint64(n), false
 			}
 		}
 	}
+	return w.deriveSince(ctx, db, since, counts)
+}
+
+// deriveSince replaces the rows of each child of since from its block on with what the stored raw logs and
+// transactions of those blocks give.
+func (w *Writer) deriveSince(ctx context.Context, db DB, since map[childKey]uint64, counts chain.Counts) error {
 	if len(since) == 0 {
 		return nil
+	}
+	var addrs [][]byte
+	seenAddr := map[string]bool{}
+	var from uint64
+	first := true
+	for k, b := range since {
+		if !seenAddr[k.addr] {
+			seenAddr[k.addr] = true
+			addrs = append(addrs, []byte(k.addr))
+		}
+		if first || b < from {
+			from, first = b, false
+		}
 	}
 	raw, err := readContractsRaw(ctx, db, addrs, from)
 	if err != nil {
@@ -183,6 +193,44 @@ func (w *Writer) deriveChildren(ctx context.Context, db DB, sets []*chain.Rows, 
 		return fmt.Errorf("write rows of new children: %w", err)
 	}
 	return nil
+}
+
+// DeriveChildrenAbove completes a redecode of [from, to] with a factory gate (d, over the tables of schema):
+// the children registered at those heights get their rows above to derived from what is stored there, in
+// one transaction under the exclusive discovery lock. Without it, what `chainsink run` stored above to
+// before the redecode registered them would keep none of their rows (its gate dropped them). It reads the
+// stored logs above to once, however many children there are.
+func DeriveChildrenAbove(ctx context.Context, db DB, schema chain.Schema, d *chain.Discovery, from, to uint64) (chain.Counts, error) {
+	counts := chain.Counts{}
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return counts, fmt.Errorf("begin deriving new children: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, gateLock(true)); err != nil {
+		return counts, fmt.Errorf("take the factory children lock: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT DISTINCT set_name, address FROM factory_children WHERE block_number BETWEEN $1 AND $2`,
+		int64(from), int64(to))
+	if err != nil {
+		return counts, fmt.Errorf("read the children registered in [%d,%d]: %w", from, to, err)
+	}
+	since := map[childKey]uint64{}
+	var set string
+	var addr []byte
+	if _, err := pgx.ForEachRow(rows, []any{&set, &addr}, func() error {
+		since[childKey{set, string(addr)}] = to + 1
+		return nil
+	}); err != nil {
+		return counts, fmt.Errorf("read the children registered in [%d,%d]: %w", from, to, err)
+	}
+	if err := NewWriter(schema).WithDiscovery(d).deriveSince(ctx, tx, since, counts); err != nil {
+		return counts, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return counts, fmt.Errorf("commit the rows of new children: %w", err)
+	}
+	return counts, nil
 }
 
 // readContractsRaw loads the logs emitted by addrs, and the transactions sent to them, from block from on.

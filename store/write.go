@@ -319,7 +319,8 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []M
 // bundle every row of its blocks in every table, for single items the rows of the tables in the item's scope
 // (see chain.Scope), and for a run-time row its own stored row. Tables are visited in schema order. (A
 // concurrent ReplaceDerived cannot deadlock with these deletes: it locks the raw transactions, then the raw
-// logs, FOR SHARE before it touches a derived table, and here transactions are deleted before logs too.)
+// logs, FOR SHARE before it touches a derived table, and here transactions are deleted before logs too; with
+// a factory gate it takes the discovery lock before any of them, which this batch took in its fence.)
 func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, sets []*chain.Rows) error {
 	var keys []chain.Key
 	for _, r := range sets {

@@ -11,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
 	"github.com/chainsink/chainsink/store/chain"
@@ -24,6 +25,8 @@ const typedConfig = `contracts:
   - {name: erc20, abi: ERC20, events: [Transfer]}
   - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", calls: ["*"]}
 `
+
+func ptr[T any](v T) *T { return &v }
 
 // withPairCreation appends to block 17173049 a PairCreated log of the Uniswap V2 factory for the WETH/USDT
 // pair (0x0d4a…1852), whose swaps the block holds: its registration lands in the same block.
@@ -42,8 +45,9 @@ func withPairCreation(raw chain.Rows) chain.Rows {
 
 // TestRedecodeFillsTypedTables: a set added after the history was stored is filled from the stored logs and
 // transactions with `redecode --config --typed-only`, factory registrations included, into exactly what a
-// live decode with the configuration would have stored; the events table is left as it was; a second run
-// changes nothing.
+// live decode with the configuration would have stored, the pair's rows above the range included (stored by
+// the restarted run before the redecode registered the pair); the events table is left as it was; a second
+// run changes nothing.
 func TestRedecodeFillsTypedTables(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
@@ -59,22 +63,31 @@ func TestRedecodeFillsTypedTables(t *testing.T) {
 	}
 	typedTables, discovery := typedSchema(tables)
 
-	// The reference: the block written live, through a writer of the typed tables.
-	ref, refCfg := pgtest.Open(t)
-	if _, _, err := runCLI(ctx, append([]string{"tables", "apply", "--config", conf}, dbArgs(refCfg)...)...); err != nil {
-		t.Fatal(err)
-	}
-	live := raw
-	decode.New(reg, nil).WithTables(tables).Enrich(&live)
+	// writeLive writes rows as `chainsink run --config` does, as the next message of a partition.
 	all, err := chain.CoreTables.With(typedTables...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
-	b.Add(store.Message{Offset: 0, Rows: live})
-	if _, err := store.NewWriter(all).WithDiscovery(discovery).Write(ctx, ref.Pool(), b); err != nil {
+	writeLive := func(db store.DB, offset int64, rows chain.Rows) {
+		t.Helper()
+		decode.New(reg, nil).WithTables(tables).Enrich(&rows)
+		b := store.NewBatch("g", "blocks", 0, offset, chain.ReplaceBlocks)
+		b.Add(store.Message{Offset: offset, Rows: rows})
+		if _, err := store.NewWriter(all).WithDiscovery(discovery).Write(ctx, db, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A later block, above the redecoded range, that `run` stores after its restart with the configuration,
+	// before the redecode has registered the pair: its gate keeps none of the pair's rows there.
+	later := fixtures.RenumberRows(ptr(rawBlock17173049(t)), 17173200)
+
+	// The reference: both blocks written live, through a writer of the typed tables.
+	ref, refCfg := pgtest.Open(t)
+	if _, _, err := runCLI(ctx, append([]string{"tables", "apply", "--config", conf}, dbArgs(refCfg)...)...); err != nil {
 		t.Fatal(err)
 	}
+	writeLive(ref.Pool(), 0, raw)
+	writeLive(ref.Pool(), 1, later)
 	want, err := pgtest.ChecksumsOf(ctx, ref.Pool(), refCfg.Schema, typedTables)
 	if err != nil {
 		t.Fatal(err)
@@ -90,11 +103,16 @@ func TestRedecodeFillsTypedTables(t *testing.T) {
 	enriched := raw
 	decode.New(reg, nil).Enrich(&enriched)
 	storeRaw(t, ctx, s.Pool(), enriched)
-	events, err := pgtest.Checksums(ctx, s.Pool(), cfg.Schema)
-	if err != nil {
+	if _, _, err := runCLI(ctx, append([]string{"tables", "apply", "--config", conf}, dbArgs(cfg)...)...); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := runCLI(ctx, append([]string{"tables", "apply", "--config", conf}, dbArgs(cfg)...)...); err != nil {
+	writeLive(s.Pool(), 1, later)
+	var pairRows int
+	if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM univ2_evt_swap`).Scan(&pairRows); err != nil || pairRows != 0 {
+		t.Fatalf("before the redecode the gate kept %d swaps of the unregistered pair (%v)", pairRows, err)
+	}
+	events, err := pgtest.Checksums(ctx, s.Pool(), cfg.Schema)
+	if err != nil {
 		t.Fatal(err)
 	}
 	args := append([]string{"redecode", "--config", conf, "--typed-only", "--from", "17173000", "--to", "17173100",

@@ -135,6 +135,25 @@ func Run(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, logg
 		}
 		lo = hi + 1
 	}
+	if cfg.Discovery != nil {
+		// The factory children the range registered: their rows above it, which the live gate dropped
+		// while they were not registered yet (store.DeriveChildrenAbove).
+		policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Attempts: cfg.MaxAttempts}
+		counts, err := retry.DoValue(ctx, policy, store.IsTransient, nil, func(ctx context.Context) (chain.Counts, error) {
+			return store.DeriveChildrenAbove(ctx, db, cfg.Typed, cfg.Discovery, cfg.From, cfg.To)
+		})
+		if err != nil {
+			sum.Elapsed = time.Since(start)
+			return sum, fmt.Errorf("redecode blocks [%d,%d] is done, but not the rows of its factory children above %d "+
+				"(run the same command again): %w", cfg.From, cfg.To, cfg.To, err)
+		}
+		var n int64
+		for t, c := range counts {
+			sum.Written[t] += c
+			n += c
+		}
+		logger.Info("derived the rows of the range's factory children above it", "above", cfg.To, "rows", n)
+	}
 	sum.Elapsed = time.Since(start)
 	return sum, nil
 }
