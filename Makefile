@@ -25,7 +25,8 @@ lint: vet ## go vet + staticcheck (default checks, pinned version; fetched from 
 	$(GO) run $(STATICCHECK) ./...
 
 test: vet ## vet + every test (race detector), incl. the short crash test and the docs/queries.md check
-	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -race -timeout 20m ./...
+	@# -count=1: internal/e2e drives a binary it builds in TestMain, which go test's cache cannot see change.
+	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' $(GO) test -race -count=1 -timeout 20m ./...
 	@# Restarting the shared PostgreSQL server would break the parallel tests above, so it runs alone.
 	CHAINSINK_TEST_DATABASE_URL='$(DATABASE_URL)' CHAINSINK_TEST_PG_RESTART=1 $(GO) test -race -count=1 -run '^TestPostgresRestart$$' ./internal/e2e
 

@@ -86,6 +86,42 @@ func (f *RPCFetcher) Head(ctx context.Context) (uint64, error) {
 	return uint64(n), nil
 }
 
+// ErrNoNotifications is NotifyHeads' error on a transport that cannot push (plain HTTP): poll instead.
+var ErrNoNotifications = errors.New("the node's transport has no notifications (use ws:// or an IPC path to be told of new heads)")
+
+// NotifyHeads subscribes to the node's new heads (eth_subscribe "newHeads", over ws or IPC) and makes a
+// non-blocking send on wake for each, until ctx ends (nil) or the subscription fails (its error).
+func (f *RPCFetcher) NotifyHeads(ctx context.Context, wake chan<- struct{}) error {
+	type head struct {
+		Number hexutil.Uint64 `json:"number"`
+	}
+	heads := make(chan head, 16)
+	sub, err := f.client.EthSubscribe(ctx, heads, "newHeads")
+	if errors.Is(err, rpc.ErrNotificationsUnsupported) {
+		return ErrNoNotifications
+	}
+	if err != nil {
+		return fmt.Errorf("eth_subscribe newHeads: %w", scrub(err))
+	}
+	defer sub.Unsubscribe()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-sub.Err():
+			if err == nil {
+				err = errors.New("closed by the node")
+			}
+			return fmt.Errorf("newHeads subscription: %w", scrub(err))
+		case <-heads:
+			select {
+			case wake <- struct{}{}:
+			default: // a step is already due
+			}
+		}
+	}
+}
+
 // BlockHashes returns the node's canonical hashes of blocks numbers, in their order, with one batch request
 // of eth_getBlockByNumber(N, false) (headers only). A block the node does not have is a nil hash.
 func (f *RPCFetcher) BlockHashes(ctx context.Context, numbers []uint64) ([][]byte, error) {

@@ -32,7 +32,9 @@ func newFollowCmd(g *globals) *cobra.Command {
 		Long: `Follow a JSON-RPC node's chain and publish one bundle per block to --topic, keyed by its height, with
 Kafka's idempotent producer: the live source for "chainsink run". It resumes where it stopped (the hashes of
 the last --keep-hashes published blocks are kept in Postgres; a first start begins at --from), catches up in
-batches of --batch-size blocks, then polls the head every --poll-interval.
+batches of --batch-size blocks, then follows the head: over ws:// or an IPC path it subscribes to new heads
+(eth_subscribe "newHeads") and publishes each block as it arrives, polling every --poll-interval only as a
+fallback; over http(s) it polls every --poll-interval.
 
 Reorgs: a block whose parent is not the hash published for the height below, or a published tip the node no
 longer has, makes the follower walk back to the highest height whose hash the node still has, publish a
@@ -67,7 +69,7 @@ It runs until SIGINT or SIGTERM, retrying a node or broker that fails. With --me
 	f.StringVar(&o.cfg.Job, "job", "", `name of the follower's kept hashes (default "follow:<topic>")`)
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block of a follower that has published nothing yet")
 	f.Uint64Var(&o.cfg.Confirmations, "confirmations", 0, "publish only blocks this many below the head")
-	f.DurationVar(&o.cfg.PollInterval, "poll-interval", time.Second, "how often to ask for the head once caught up")
+	f.DurationVar(&o.cfg.PollInterval, "poll-interval", time.Second, "how often to ask for the head once caught up (over ws or IPC a new-heads subscription wakes it sooner)")
 	f.IntVar(&o.cfg.BatchSize, "batch-size", 10, "blocks per JSON-RPC batch request while catching up")
 	f.IntVar(&o.cfg.KeepHashes, "keep-hashes", 128, "hashes of the last published blocks kept: the deepest reorg handled")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (off when empty)")

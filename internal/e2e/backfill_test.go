@@ -47,6 +47,7 @@ type simChain struct {
 	backend *simulated.Backend
 	client  simulated.Client
 	url     string
+	wsURL   string // the same node over WebSocket
 	keys    []*ecdsa.PrivateKey
 	addrs   []common.Address
 }
@@ -80,6 +81,9 @@ func newSimChain(t *testing.T) *simChain {
 			}()
 			return simulated.NewBackend(alloc, func(nc *node.Config, _ *ethconfig.Config) {
 				nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
+				// WebSocket on the same port (go-ethereum upgrades the HTTP connection), for new-heads
+				// subscriptions.
+				nc.WSHost, nc.WSPort, nc.WSModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
 			}), nil
 		}()
 		if err != nil && attempt < 3 {
@@ -88,6 +92,7 @@ func newSimChain(t *testing.T) *simChain {
 			t.Fatal(err)
 		}
 		c.backend, c.client, c.url = b, b.Client(), fmt.Sprintf("http://127.0.0.1:%d", port)
+		c.wsURL = fmt.Sprintf("ws://127.0.0.1:%d", port)
 		break
 	}
 	t.Cleanup(func() { _ = c.backend.Close() })

@@ -164,3 +164,43 @@ func TestFollowRefusesAReorgDeeperThanItKeeps(t *testing.T) {
 		t.Fatalf("follow exited with %v; want exit 1 naming --keep-hashes:\n%s", follower.err, strings.Join(follower.logLines(), "\n"))
 	}
 }
+
+// TestFollowNewHeadsOverWebSocket: over ws the follower subscribes to new heads, so with a poll interval of
+// an hour a block mined after it caught up is still published at once; over http it says it polls.
+func TestFollowNewHeadsOverWebSocket(t *testing.T) {
+	t.Parallel()
+	c := newSimChain(t)
+	for range 3 {
+		c.backend.Commit()
+	}
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 1})
+	kept := func(want uint64) func() (bool, error) {
+		return func() (bool, error) {
+			var n int64
+			err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
+			return n == int64(want), err
+		}
+	}
+	follower := start(t, "follow", "--rpc", c.wsURL, "--brokers", b.Addr(), "--topic", "blocks",
+		"--poll-interval", "1h", "--log-format", "json", "--log-level", "debug", "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema)
+	waitFor(t, 30*time.Second, "the follower to publish the chain", kept(c.head()))
+	follower.waitLog(t, "subscribing to new heads", 10*time.Second)
+	for range 2 {
+		c.backend.Commit()
+		waitFor(t, 10*time.Second, "the new head, pushed, to be published", kept(c.head()))
+	}
+	_ = follower.cmd.Process.Signal(syscall.SIGTERM)
+	<-follower.done
+	if follower.err != nil {
+		t.Errorf("follow exited with %v after SIGTERM", follower.err)
+	}
+
+	httpFollower := start(t, "follow", "--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks",
+		"--poll-interval", "50ms", "--log-format", "json", "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema)
+	httpFollower.waitLog(t, "the node cannot push new heads; polling", 10*time.Second)
+	c.backend.Commit()
+	waitFor(t, 10*time.Second, "the polled head to be published", kept(c.head()))
+	_ = httpFollower.cmd.Process.Signal(syscall.SIGTERM)
+	<-httpFollower.done
+}

@@ -91,6 +91,14 @@ type Node interface {
 	BlockHashes(ctx context.Context, numbers []uint64) ([][]byte, error)
 }
 
+// HeadNotifier is a Node that can push new heads (over ws or IPC); *backfill.RPCFetcher is one. The
+// follower then steps as soon as a block arrives, and polls every PollInterval only as a fallback.
+// NotifyHeads blocks, making a non-blocking send on wake per new head, until ctx ends (nil) or the
+// subscription fails; backfill.ErrNoNotifications means the transport cannot push at all.
+type HeadNotifier interface {
+	NotifyHeads(ctx context.Context, wake chan<- struct{}) error
+}
+
 // Metrics is what the follower reports.
 type Metrics interface {
 	Head(n uint64)
@@ -136,6 +144,16 @@ func (f *Follower) Run(ctx context.Context) error {
 	}
 	f.log.Info("follower starting", "job", f.cfg.Job, "topic", f.cfg.Topic, "next_block", f.next(),
 		"confirmations", f.cfg.Confirmations, "kept_hashes", len(f.kept))
+	wake := make(chan struct{}, 1)
+	if n, ok := f.node.(HeadNotifier); ok {
+		nctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		defer func() { stop(); <-done }()
+		go func() {
+			defer close(done)
+			f.notify(nctx, n, wake)
+		}()
+	}
 	for {
 		f.lastTurn.Store(time.Now().UnixNano())
 		sctx, cancel := context.WithTimeout(ctx, stepTimeout)
@@ -157,8 +175,36 @@ func (f *Follower) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-wake:
 			case <-time.After(f.cfg.PollInterval):
 			}
+		}
+	}
+}
+
+// notify keeps a new-heads subscription open while ctx lasts, resubscribing after a failure, and gives up
+// for good on a transport that cannot push: then the follower only polls.
+func (f *Follower) notify(ctx context.Context, n HeadNotifier, wake chan<- struct{}) {
+	for wait := f.cfg.RetryBase; ; wait = min(2*wait, 30*time.Second) {
+		f.log.Debug("subscribing to new heads")
+		began := time.Now()
+		err := n.NotifyHeads(ctx, wake)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, backfill.ErrNoNotifications):
+			f.log.Info("the node cannot push new heads; polling", "poll_interval", f.cfg.PollInterval.String())
+			return
+		}
+		if time.Since(began) > time.Minute {
+			wait = f.cfg.RetryBase // it worked for a while: not a node that refuses at once
+		}
+		f.log.Warn("new-heads subscription ended; polling meanwhile and subscribing again", "error", err,
+			"retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
 		}
 	}
 }
