@@ -135,7 +135,20 @@ func runFollow(ctx context.Context, o *followOptions, logger *slog.Logger) error
 			_ = srv.Stop(sctx)
 		}()
 	}
-	err = fl.Run(ctx)
+	// ctx ends on SIGINT or SIGTERM; the follower runs on a context of its own, ended by Stop.
+	if err := fl.Start(context.WithoutCancel(ctx)); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("signal received; stopping the follower")
+	case <-fl.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := fl.Stop(sctx); err != nil {
+		return err
+	}
 	logger.Info("follower stopped")
-	return err
+	return fl.Err()
 }

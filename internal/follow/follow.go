@@ -106,7 +106,13 @@ type Metrics interface {
 	Reorg(depth uint64)
 }
 
-// Follower publishes the chain. Run it once.
+type nopMetrics struct{}
+
+func (nopMetrics) Head(uint64)      {}
+func (nopMetrics) Published(uint64) {}
+func (nopMetrics) Reorg(uint64)     {}
+
+// Follower publishes the chain: Start and Stop it (or call Run once).
 type Follower struct {
 	cfg     Config
 	node    Node
@@ -120,18 +126,74 @@ type Follower struct {
 	joined   atomic.Bool  // the node has answered once
 	lastTurn atomic.Int64 // unix nanos of the last loop turn
 	failing  atomic.Int64 // unix nanos when the current run of failures began, 0 when none
+
+	// The lifecycle of Start and Stop.
+	startOnce, stopOnce sync.Once
+	cancel              context.CancelFunc
+	done                chan struct{}
+	err                 error // Run's result, set before done closes
 }
 
-// New prepares a follower; nothing is read until Run.
+// New prepares a follower; nothing is read until Start (or Run).
 func New(cfg Config, node Node, pub backfill.Publisher, db store.DB, m Metrics, log *slog.Logger) *Follower {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Follower{cfg: cfg.withDefaults(), node: node, pub: pub, db: db, metrics: m, log: log}
+	if m == nil {
+		m = nopMetrics{}
+	}
+	return &Follower{cfg: cfg.withDefaults(), node: node, pub: pub, db: db, metrics: m, log: log,
+		done: make(chan struct{})}
+}
+
+// Start runs the follower in the background until Stop, ctx's end, or an error retrying cannot fix (Done
+// closes, Err says which). Calls after the first do nothing.
+func (f *Follower) Start(ctx context.Context) error {
+	f.startOnce.Do(func() {
+		var runCtx context.Context
+		runCtx, f.cancel = context.WithCancel(ctx)
+		go func() {
+			defer close(f.done)
+			f.err = f.Run(runCtx)
+		}()
+	})
+	return nil
+}
+
+// Stop ends the follower and waits for it, at most until ctx ends. What was published and acknowledged is
+// kept in Postgres as it goes, so there is nothing to flush: a step in flight is abandoned and redone by the
+// next start. Safe to call more than once, and before Start.
+func (f *Follower) Stop(ctx context.Context) error {
+	f.startOnce.Do(func() { close(f.done) }) // never started: a later Start does nothing
+	f.stopOnce.Do(func() {
+		if f.cancel != nil {
+			f.cancel()
+		}
+	})
+	select {
+	case <-f.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("stop the follower: %w", ctx.Err())
+	}
+}
+
+// Done is closed when the follower has stopped.
+func (f *Follower) Done() <-chan struct{} { return f.done }
+
+// Err is why the follower stopped: nil after Stop or the end of Start's ctx, else the error it stopped on.
+// Valid once Done is closed.
+func (f *Follower) Err() error {
+	select {
+	case <-f.done:
+		return f.err
+	default:
+		return nil
+	}
 }
 
 // Run follows the chain until ctx is done, then returns nil; it returns an error only for what retrying
-// cannot fix (a reorg deeper than the kept hashes).
+// cannot fix (a reorg deeper than the kept hashes). Start runs it in the background.
 func (f *Follower) Run(ctx context.Context) error {
 	var err error
 	for {
