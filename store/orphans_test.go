@@ -1,9 +1,7 @@
 package store_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"testing"
 
 	"github.com/chainsink/chainsink/abi"
@@ -26,51 +24,12 @@ func reorgItems(t *testing.T, keepTxs int) (old, replacement map[string][][]byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	items, err := fixtures.ETLItems(root)
+	old, replacement, err = fixtures.ReorgItems(root, orphanHeight, keepTxs,
+		"0x00000000000000000000000000000000000000000000000000000000000000aa")
 	if err != nil {
 		t.Fatal(err)
-	}
-	old, replacement = map[string][][]byte{}, map[string][][]byte{}
-	for _, kind := range []string{"block", "transaction", "log"} {
-		for _, item := range items[kind] {
-			o, err := fixtures.Renumber(item, orphanHeight)
-			if err != nil {
-				t.Fatal(err)
-			}
-			old[kind] = append(old[kind], o)
-			var m map[string]any
-			d := json.NewDecoder(bytes.NewReader(o))
-			d.UseNumber() // values above 2^53 stay exact
-			if err := d.Decode(&m); err != nil {
-				t.Fatal(err)
-			}
-			if idx, ok := m["transaction_index"].(json.Number); ok {
-				if n, err := idx.Int64(); err != nil || n >= int64(keepTxs) {
-					continue
-				}
-			}
-			if kind == "block" {
-				m["transaction_count"] = keepTxs
-			}
-			// Another block at the same height: its hash differs; the transactions stay the same.
-			hashKey := "block_hash"
-			if kind == "block" {
-				hashKey = "hash"
-			}
-			m[hashKey] = "0x00000000000000000000000000000000000000000000000000000000000000aa"
-			replacement[kind] = append(replacement[kind], mustJSON(t, m))
-		}
 	}
 	return old, replacement
-}
-
-func mustJSON(t *testing.T, v any) []byte {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // writeItems stores items as ethereum-etl messages, one batch per group, offsets going on from next.
