@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/big"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/chainsink/chainsink/internal/backfill"
+	"github.com/chainsink/chainsink/internal/follow"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -203,4 +206,109 @@ func TestFollowNewHeadsOverWebSocket(t *testing.T) {
 	waitFor(t, 10*time.Second, "the polled head to be published", kept(c.head()))
 	_ = httpFollower.cmd.Process.Signal(syscall.SIGTERM)
 	<-httpFollower.done
+}
+
+// laggingNode is the simulated node seen through a replica that is behind (a restarted node, or one of
+// several behind a load balancer): its head is capped, and it has no block above the cap. It counts the
+// heads it was asked for, which is how the test knows the follower has looked at it.
+type laggingNode struct {
+	*backfill.RPCFetcher
+	cap   atomic.Uint64 // 0: not behind
+	heads atomic.Int64
+}
+
+func (n *laggingNode) Head(ctx context.Context) (uint64, error) {
+	h, err := n.RPCFetcher.Head(ctx)
+	if c := n.cap.Load(); c > 0 && h > c {
+		h = c
+	}
+	n.heads.Add(1)
+	return h, err
+}
+
+func (n *laggingNode) BlockHashes(ctx context.Context, numbers []uint64) ([][]byte, error) {
+	hs, err := n.RPCFetcher.BlockHashes(ctx, numbers)
+	for i, x := range numbers {
+		if c := n.cap.Load(); err == nil && c > 0 && x > c {
+			hs[i] = nil
+		}
+	}
+	return hs, err
+}
+
+// TestFollowALaggingNode: a follower restarted against a node 2 blocks behind what it published, on the same
+// chain, is not a reorg: it publishes nothing (no tombstone) while it waits, and goes on from its own tip
+// once the node has caught up and grown.
+func TestFollowALaggingNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newSimChain(t)
+	for range 6 {
+		c.backend.Commit()
+	}
+	s, _ := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 1})
+	cm := backfill.ProducerConfig()
+	for k, v := range backfill.FixedProducerConfig() {
+		_ = cm.SetKey(k, v)
+	}
+	_ = cm.SetKey("bootstrap.servers", b.Addr())
+	pub, err := backfill.NewKafkaPublisher("blocks", &cm, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	rpcNode, err := backfill.DialRPC(ctx, c.url, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rpcNode.Close()
+	node := &laggingNode{RPCFetcher: rpcNode}
+	cfg := follow.Config{Topic: "blocks", PollInterval: 20 * time.Millisecond}
+	keptTip := func() (int64, error) {
+		var n int64
+		err := s.Pool().QueryRow(ctx, `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
+		return n, err
+	}
+	run := func(f *follow.Follower, cond func() (bool, error), what string) {
+		t.Helper()
+		if err := f.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, what, cond)
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := f.Stop(sctx); err != nil || f.Err() != nil {
+			t.Fatalf("stop: %v, %v", err, f.Err())
+		}
+	}
+	head := int64(c.head())
+	run(follow.New(cfg, node, pub, s.Pool(), nil, nil), func() (bool, error) {
+		n, err := keptTip()
+		return n == head, err
+	}, "the chain to be published")
+	published := b.HighWatermarks("blocks")[0]
+
+	node.cap.Store(uint64(head - 2))
+	asked := node.heads.Load()
+	run(follow.New(cfg, node, pub, s.Pool(), nil, nil), func() (bool, error) {
+		return node.heads.Load() >= asked+10, nil
+	}, "the follower to look at the lagging node ten times")
+	if hw := b.HighWatermarks("blocks")[0]; hw != published {
+		t.Fatalf("against a lagging node the follower published %d messages (tombstones?)", hw-published)
+	}
+	if n, err := keptTip(); err != nil || n != head {
+		t.Fatalf("kept tip %d (%v), want %d kept", n, err, head)
+	}
+
+	node.cap.Store(0)
+	c.backend.Commit()
+	c.backend.Commit()
+	run(follow.New(cfg, node, pub, s.Pool(), nil, nil), func() (bool, error) {
+		n, err := keptTip()
+		return n == int64(c.head()), err
+	}, "the follower to go on once the node caught up")
+	if hw := b.HighWatermarks("blocks")[0]; hw != published+2 {
+		t.Fatalf("%d messages after the node caught up, want the 2 new blocks", hw-published)
+	}
 }
