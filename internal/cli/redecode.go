@@ -29,7 +29,7 @@ func newRedecodeCmd(g *globals) *cobra.Command {
 	o := &redecodeOptions{}
 	cmd := &cobra.Command{
 		Use:   "redecode --from N --to M",
-		Short: "Re-derive events, calls and token transfers of stored blocks with the current ABIs",
+		Short: "Re-derive events, calls, token transfers and typed tables of stored blocks with the current ABIs",
 		Long: `Re-decode the raw logs and transactions already stored in PostgreSQL for the blocks [--from, --to] with
 the current ABI set (the built-in ABIs, plus --abi-dir and --contracts as for "chainsink run"), and replace the
 derived rows: token_transfers, events and calls. Kafka is not involved. Use it after adding or fixing an ABI,
