@@ -106,6 +106,20 @@ func (d *Decoder) Enrich(rows *chain.Rows) {
 	rows.TokenTransfers, rows.Events, rows.Calls = clone(sc.transfers), clone(sc.events), clone(sc.calls)
 }
 
+// DeriveTyped fills only the typed tables' rows (and factory registrations) of rows, replacing those it had:
+// what `redecode --typed-only` needs, without decoding the events, calls and transfers it would leave alone.
+func (d *Decoder) DeriveTyped(rows *chain.Rows) {
+	rows.Typed = nil
+	if d.tables != nil {
+		undecodable := d.tables.Derive(rows)
+		if d.metrics != nil {
+			for range undecodable {
+				d.metrics.LogUndecoded()
+			}
+		}
+	}
+}
+
 // clone copies s into a new slice of its length, or returns nil for an empty s (slices.Clone would return a
 // zero-capacity slice of the scratch array, keeping it alive).
 func clone[S ~[]E, E any](s S) S {

@@ -166,8 +166,12 @@ func batch(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, lo
 		logger.Warn("redecode batch failed; retrying", "from", lo, "to", hi, "attempt", attempt, "error", err,
 			"retry_in", wait)
 	}
+	derive := dec.Enrich
+	if cfg.TypedOnly {
+		derive = dec.DeriveTyped // the rest would be decoded only to be dropped
+	}
 	return retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (store.DerivedResult, error) {
 		return store.ReplaceDerivedWith(ctx, db, lo, hi, store.DeriveOptions{ABIs: cfg.ABIs, Typed: cfg.Typed,
-			TypedOnly: cfg.TypedOnly, Discovery: cfg.Discovery}, dec.Enrich)
+			TypedOnly: cfg.TypedOnly, Discovery: cfg.Discovery}, derive)
 	})
 }
