@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
 
@@ -84,15 +85,13 @@ func (w *Writer) gate(ctx context.Context, db DB, sets []*chain.Rows) ([]*chain.
 	out := make([]*chain.Rows, len(sets))
 	for i, r := range sets {
 		out[i] = r
-		changed := false
-		typed := make(map[*chain.Table][][]any, len(r.Typed))
+		var typed map[*chain.Table][][]any // a copy of r.Typed, made at the first row dropped
 		for t, rows := range r.Typed {
 			g, ok := w.gated[t]
 			if !ok {
-				typed[t] = rows
 				continue
 			}
-			var keep [][]any
+			keep := rows[:0:0]
 			for _, row := range rows {
 				a, _ := row[g.AddressColumn].([]byte)
 				n, _ := row[0].(int64)
@@ -100,12 +99,19 @@ func (w *Writer) gate(ctx context.Context, db DB, sets []*chain.Rows) ([]*chain.
 					keep = append(keep, row)
 				}
 			}
-			changed = changed || len(keep) != len(rows)
+			if len(keep) == len(rows) {
+				continue
+			}
+			if typed == nil {
+				typed = maps.Clone(r.Typed)
+			}
 			if len(keep) > 0 {
 				typed[t] = keep
+			} else {
+				delete(typed, t)
 			}
 		}
-		if changed {
+		if typed != nil {
 			cp := *r
 			cp.Typed = typed
 			out[i] = &cp
