@@ -147,11 +147,7 @@ func TestFollowRefusesAReorgDeeperThanItKeeps(t *testing.T) {
 	b := newBroker(t, map[string]int32{"blocks": 1})
 	follower := start(t, "follow", "--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks", "--keep-hashes", "3",
 		"--poll-interval", "50ms", "--log-format", "json", "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema)
-	waitFor(t, 30*time.Second, "the follower to publish the chain", func() (bool, error) {
-		var n int64
-		err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
-		return n == int64(c.head()), err
-	})
+	waitFor(t, 30*time.Second, "the follower to publish the chain", keptTipIs(s, c.head()))
 	if err := c.backend.Fork(c.block(c.head() - 5).Hash()); err != nil {
 		t.Fatal(err)
 	}
@@ -178,13 +174,7 @@ func TestFollowNewHeadsOverWebSocket(t *testing.T) {
 	}
 	s, cfg := migratedStore(t)
 	b := newBroker(t, map[string]int32{"blocks": 1})
-	kept := func(want uint64) func() (bool, error) {
-		return func() (bool, error) {
-			var n int64
-			err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
-			return n == int64(want), err
-		}
-	}
+	kept := func(want uint64) func() (bool, error) { return keptTipIs(s, want) }
 	follower := start(t, "follow", "--rpc", c.wsURL, "--brokers", b.Addr(), "--topic", "blocks",
 		"--poll-interval", "1h", "--log-format", "json", "--log-level", "debug", "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema)
 	waitFor(t, 30*time.Second, "the follower to publish the chain", kept(c.head()))
@@ -265,11 +255,7 @@ func TestFollowALaggingNode(t *testing.T) {
 	defer rpcNode.Close()
 	node := &laggingNode{RPCFetcher: rpcNode}
 	cfg := follow.Config{Topic: "blocks", PollInterval: 20 * time.Millisecond}
-	keptTip := func() (int64, error) {
-		var n int64
-		err := s.Pool().QueryRow(ctx, `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
-		return n, err
-	}
+	keptTip := func() (int64, error) { return storedKeptTip(s) }
 	run := func(f *follow.Follower, cond func() (bool, error), what string) {
 		t.Helper()
 		if err := f.Start(ctx); err != nil {
@@ -310,5 +296,20 @@ func TestFollowALaggingNode(t *testing.T) {
 	}, "the follower to go on once the node caught up")
 	if hw := b.HighWatermarks("blocks")[0]; hw != published+2 {
 		t.Fatalf("%d messages after the node caught up, want the 2 new blocks", hw-published)
+	}
+}
+
+// storedKeptTip is the highest height whose hash a follower keeps in Postgres, -1 when none.
+func storedKeptTip(s *store.Store) (int64, error) {
+	var n int64
+	err := s.Pool().QueryRow(context.Background(), `SELECT coalesce(max(number), -1) FROM follow_blocks`).Scan(&n)
+	return n, err
+}
+
+// keptTipIs is a waitFor condition: the kept tip is height want.
+func keptTipIs(s *store.Store, want uint64) func() (bool, error) {
+	return func() (bool, error) {
+		n, err := storedKeptTip(s)
+		return n == int64(want), err
 	}
 }
