@@ -309,6 +309,13 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []M
 	if err := copyTables(ctx, db, w.schema, sets, counts); err != nil {
 		return err
 	}
+	var tokens []chain.Token
+	for _, r := range sets {
+		tokens = append(tokens, r.Tokens...)
+	}
+	if err := upsertTokens(ctx, db, tokens, counts); err != nil {
+		return err
+	}
 	if w.discovery != nil {
 		return w.deriveChildren(ctx, db, sets, counts)
 	}

@@ -2,11 +2,14 @@ package format
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"math/big"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	json "github.com/go-json-experiment/json/v1"
 
@@ -267,6 +270,20 @@ type etlLog struct {
 	BlockHash        hash    `json:"block_hash"`
 }
 
+// etlToken is ethereum-etl's token item (export_tokens, stream's token items), which `chainsink tokens`
+// publishes too. ethereum-etl writes "" and 0 where a call failed; chainsink writes null.
+type etlToken struct {
+	Type        string  `json:"type"`
+	Address     address `json:"address"`
+	Symbol      *string `json:"symbol"`
+	Name        *string `json:"name"`
+	Decimals    etlInt  `json:"decimals"`
+	TotalSupply etlInt  `json:"total_supply"`
+	BlockNumber etlInt  `json:"block_number"`
+	// Standard is chainsink's addition (erc20, erc721, erc1155); ethereum-etl does not write it.
+	Standard *string `json:"standard"`
+}
+
 func decodeETL(value []byte) (chain.Rows, *decodeError) {
 	typ, sniffed := sniffType(value)
 	if !sniffed {
@@ -283,13 +300,15 @@ func decodeETL(value []byte) (chain.Rows, *decodeError) {
 		decode = decodeETLTransaction
 	case etlTypeLog:
 		decode = decodeETLLog
-	case etlTypeTokenTransfer, etlTypeTrace, etlTypeContract, etlTypeToken:
+	case etlTypeToken:
+		decode = decodeETLToken
+	case etlTypeTokenTransfer, etlTypeTrace, etlTypeContract:
 		// chainsink decodes token transfers itself, from the logs and with the same rules for every format.
 		return chain.Rows{}, nil
 	default:
-		return chain.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s (stored) "+
-			"or %s, %s, %s, %s (skipped)", clip([]byte(typ)), etlTypeBlock, etlTypeTransaction, etlTypeLog,
-			etlTypeTokenTransfer, etlTypeTrace, etlTypeContract, etlTypeToken))
+		return chain.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s, %s (stored) "+
+			"or %s, %s, %s (skipped)", clip([]byte(typ)), etlTypeBlock, etlTypeTransaction, etlTypeLog, etlTypeToken,
+			etlTypeTokenTransfer, etlTypeTrace, etlTypeContract))
 	}
 	rows, err := decode(value)
 	if err != nil && sniffed {
@@ -350,6 +369,8 @@ func sniffType(v []byte) (string, bool) {
 		return etlTypeTransaction, true
 	case etlTypeLog:
 		return etlTypeLog, true
+	case etlTypeToken:
+		return etlTypeToken, true
 	}
 	return "", false
 }
@@ -511,4 +532,82 @@ func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 		return chain.Rows{}, c.err
 	}
 	return chain.Rows{Logs: []chain.Log{l}}, nil
+}
+
+func decodeETLToken(value []byte) (chain.Rows, *decodeError) {
+	var it etlToken
+	if err := json.Unmarshal(value, &it); err != nil {
+		return chain.Rows{}, decodeAt(at{list: etlTypeToken, i: -1}, value, &etlToken{})
+	}
+	c := conv{at: at{list: etlTypeToken, i: -1}}
+	c.checkType(it.Type, etlTypeToken)
+	t := chain.Token{
+		Address:     c.address("address", &it.Address),
+		Name:        TokenText(it.Name),
+		Symbol:      TokenText(it.Symbol),
+		TotalSupply: etlOptBig(&it.TotalSupply),
+		Source:      chain.TokenFromChain,
+	}
+	if it.Decimals.set && !it.Decimals.isBig && it.Decimals.u <= 255 {
+		d := int32(it.Decimals.u)
+		t.Decimals = &d
+	}
+	if it.BlockNumber.set {
+		n := c.etlInt64("block_number", &it.BlockNumber)
+		t.BlockNumber = &n
+	}
+	if it.Standard != nil {
+		switch *it.Standard {
+		case "erc20", "erc721", "erc1155", "":
+			t.Standard = *it.Standard
+		default:
+			c.fail("standard", fmt.Errorf("%q is not erc20, erc721, erc1155 or empty", clip([]byte(*it.Standard))))
+		}
+	}
+	if c.err != nil {
+		return chain.Rows{}, c.err
+	}
+	return chain.Rows{Tokens: []chain.Token{t}}, nil
+}
+
+// TokenText is a token's name or symbol as stored: without the NULs that contracts pad fixed-size text with
+// (and that Postgres text refuses), invalid UTF-8 replaced by U+FFFD, surrounding space trimmed. Nil stays nil.
+func TokenText(s *string) *string {
+	if s == nil {
+		return nil
+	}
+	v := strings.ReplaceAll(*s, "\x00", "")
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "\uFFFD")
+	}
+	v = strings.TrimSpace(v)
+	return &v
+}
+
+// EncodeETLToken is t as an ethereum-etl token item, the message `chainsink tokens` publishes.
+func EncodeETLToken(t chain.Token) ([]byte, error) {
+	it := struct {
+		Type        string       `json:"type"`
+		Address     string       `json:"address"`
+		Symbol      *string      `json:"symbol"`
+		Name        *string      `json:"name"`
+		Decimals    *int32       `json:"decimals"`
+		TotalSupply *json.Number `json:"total_supply"`
+		BlockNumber *uint64      `json:"block_number"`
+		Standard    string       `json:"standard,omitempty"`
+		ItemID      string       `json:"item_id"`
+	}{Type: etlTypeToken, Address: "0x" + hex.EncodeToString(t.Address), Symbol: t.Symbol, Name: t.Name,
+		Decimals: t.Decimals, BlockNumber: t.BlockNumber, Standard: t.Standard}
+	if len(t.Address) != 20 {
+		return nil, fmt.Errorf("token address %x is not 20 bytes", t.Address)
+	}
+	if t.TotalSupply != nil {
+		n := json.Number(t.TotalSupply.String())
+		it.TotalSupply = &n
+	}
+	it.ItemID = "token_" + it.Address
+	if t.BlockNumber != nil {
+		it.ItemID = fmt.Sprintf("token_%d_%s", *t.BlockNumber, it.Address)
+	}
+	return json.Marshal(it)
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/chainsink/chainsink/store/chain"
 )
 
@@ -179,8 +181,6 @@ func TestETLIgnored(t *testing.T) {
 	items := readLines(t, filepath.Join(block17173049Dir, "expected_token_transfers.json"))
 	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_508110_508110/expected_traces.json"))...)
 	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_2112234_2112234/expected_contracts.json"))...)
-	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_2112234_2112234/expected_tokens.json"))...)
-	items = append(items, []byte(`{"item_id": "x", "type": "token"}`))
 	seen := map[string]bool{}
 	for _, item := range items {
 		rows, fail := Decode(EthereumETL, nil, item)
@@ -189,10 +189,59 @@ func TestETLIgnored(t *testing.T) {
 		}
 		seen[generic(t, item)["type"].(string)] = true
 	}
-	for _, typ := range []string{"token_transfer", "trace", "contract", "token"} {
+	for _, typ := range []string{"token_transfer", "trace", "contract"} {
 		if !seen[typ] {
 			t.Errorf("no %s item was tried", typ)
 		}
+	}
+}
+
+// TestETLTokens: ethereum-etl's token item becomes a tokens row; what chainsink publishes (EncodeETLToken)
+// decodes back to the row it came from, nulls included, and text that Postgres would refuse is cleaned.
+func TestETLTokens(t *testing.T) {
+	items := readLines(t, filepath.Join(etlDir, "test_stream/blocks_2112234_2112234/expected_tokens.json"))
+	if len(items) != 1 {
+		t.Fatalf("%d token items", len(items))
+	}
+	got := decodeOK(t, EthereumETL, nil, items[0])
+	empty, zero, block := "", int32(0), uint64(2112234)
+	want := chain.Token{Address: common.FromHex("0xdbdacfc9eb9d42559ac1efbdb40460c728139e6a"), Name: &empty,
+		Symbol: &empty, Decimals: &zero, TotalSupply: big.NewInt(0), BlockNumber: &block, Source: chain.TokenFromChain}
+	expectSame(t, "token", got, chain.Rows{Tokens: []chain.Token{want}})
+
+	name, symbol, six := "USD\x00Coin\x00\x00", " USDC\xff", int32(6)
+	supply, _ := new(big.Int).SetString("115792089237316195423570985008687907853269984665640564039457584007913129639935", 10)
+	for _, tok := range []chain.Token{
+		{Address: common.FromHex("0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48"), Name: &name, Symbol: &symbol,
+			Decimals: &six, TotalSupply: supply, BlockNumber: &block, Standard: "erc20", Source: chain.TokenFromChain},
+		{Address: common.FromHex("0x0000000000000000000000000000000000000001"), Source: chain.TokenFromChain},
+	} {
+		item, err := EncodeETLToken(tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back := decodeOK(t, EthereumETL, nil, item)
+		tok.Name, tok.Symbol = TokenText(tok.Name), TokenText(tok.Symbol)
+		expectSame(t, string(item), back, chain.Rows{Tokens: []chain.Token{tok}})
+	}
+	if got := *TokenText(&name) + "|" + *TokenText(&symbol); got != "USDCoin|USDC\uFFFD" {
+		t.Errorf("cleaned text %q", got)
+	}
+
+	for _, bad := range []string{
+		`{"type": "token", "symbol": "X"}`,
+		`{"type": "token", "address": "0x12"}`,
+		`{"type": "token", "address": "0xdbdacfc9eb9d42559ac1efbdb40460c728139e6a", "decimals": -1}`,
+		`{"type": "token", "address": "0xdbdacfc9eb9d42559ac1efbdb40460c728139e6a", "standard": "erc777"}`,
+	} {
+		if _, fail := Decode(EthereumETL, nil, []byte(bad)); fail == nil {
+			t.Errorf("%s: decoded", bad)
+		}
+	}
+	// decimals above 255 mean nothing: NULL, as when the call reverted.
+	rows := decodeOK(t, EthereumETL, nil, []byte(`{"type": "token", "address": "0xdbdacfc9eb9d42559ac1efbdb40460c728139e6a", "decimals": 256}`))
+	if rows.Tokens[0].Decimals != nil {
+		t.Errorf("decimals 256 stored as %d", *rows.Tokens[0].Decimals)
 	}
 }
 

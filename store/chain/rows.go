@@ -141,6 +141,37 @@ type Call struct {
 	Args             []byte // JSON object
 }
 
+// Token is a row of tokens: what a token contract says of itself (name(), symbol(), decimals(),
+// totalSupply()), or what a token list says of it. Unlike every other row it belongs to an address, not to a
+// block: a reorg does not remove it, and of two rows for one address the store keeps the better (see
+// TokenSource).
+type Token struct {
+	Address []byte
+	// Name and Symbol are nil when the contract's call reverted or returned something that is not a string
+	// (nor a bytes32); text that the contract padded with NULs has them removed.
+	Name, Symbol *string
+	// Decimals is nil when decimals() reverted or returned a value above 255, which no token means.
+	Decimals    *int32
+	TotalSupply *big.Int
+	// Standard is "erc20", "erc721" or "" when not known.
+	Standard string
+	// BlockNumber is the block the contract was read at; nil for a token list's entry or an item without one.
+	BlockNumber *uint64
+	Source      TokenSource
+}
+
+// TokenSource says where a token row comes from, which decides which of two rows for one address is kept:
+// what the chain said wins over a token list, and of two reads of the chain the one at the earlier block
+// ("total supply as first read").
+type TokenSource string
+
+const (
+	// TokenFromChain is a row read from the contract by eth_call (an ethereum-etl token item).
+	TokenFromChain TokenSource = "chain"
+	// TokenFromList is a row taken from a token list (tokenlists.org format): no block, no total supply.
+	TokenFromList TokenSource = "token_list"
+)
+
 // Rows is everything one message decodes into.
 type Rows struct {
 	Blocks         []Block
@@ -153,6 +184,8 @@ type Rows struct {
 	// Typed holds the rows of tables known only at run time (see NewTable), by table; each row is its values
 	// in the table's column order. Nil when there are none, which is the common case.
 	Typed map[*Table][][]any
+	// Tokens are token metadata, written by address (see Token), not replaced with a block.
+	Tokens []Token
 	// Tombstones are heights whose every stored row, in every table, is removed with nothing written in their
 	// place: a producer says so when the chain became shorter than what it had published (a bundle tombstone).
 	Tombstones []uint64
@@ -161,7 +194,7 @@ type Rows struct {
 // Len is the number of rows of all tables.
 func (r *Rows) Len() int {
 	n := len(r.Blocks) + len(r.Withdrawals) + len(r.Transactions) + len(r.Logs) +
-		len(r.TokenTransfers) + len(r.Events) + len(r.Calls)
+		len(r.TokenTransfers) + len(r.Events) + len(r.Calls) + len(r.Tokens)
 	for _, t := range r.Typed {
 		n += len(t)
 	}
@@ -180,6 +213,7 @@ func (r *Rows) Add(o *Rows) {
 	for t, rows := range o.Typed {
 		r.AddTyped(t, rows...)
 	}
+	r.Tokens = append(r.Tokens, o.Tokens...)
 	r.Tombstones = append(r.Tombstones, o.Tombstones...)
 }
 
