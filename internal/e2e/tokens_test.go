@@ -1,0 +1,151 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	gethabi "github.com/ethereum/go-ethereum/accounts/abi"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/chainsink/chainsink/store"
+)
+
+// TestTokensFromTheChain: two real ERC-20 contracts on a simulated chain (WETH9 and Uniswap v2-core's test
+// token) → backfill → run → token_transfers; a token list names one of them wrongly; `chainsink tokens --rpc`
+// reads both from the node and publishes token items, which run stores over the list's row; the scaled view
+// then reads amounts in whole tokens. A second `tokens --rpc` finds nothing left to read.
+func TestTokensFromTheChain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newSimChain(t)
+	wethABI, wethCode := loadArtifact(t, "WETH9.json")
+	tknABI, tknCode := loadArtifact(t, "ERC20.json")
+	pack := func(a gethabi.ABI, method string, args ...any) []byte {
+		t.Helper()
+		data, err := a.Pack(method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	owner, other := c.addrs[0], c.addrs[1]
+	weth, tkn := crypto.CreateAddress(owner, c.nonce(0)), crypto.CreateAddress(owner, c.nonce(0)+1)
+	supply := units(1_000_000)
+	h1 := c.sendGas(0, nil, big.NewInt(0), wethCode, 3_000_000)
+	h2 := c.sendGas(0, nil, big.NewInt(0), append(append([]byte{}, tknCode...), pack(tknABI, "", supply)...), 3_000_000)
+	c.commit(h1, h2)
+	c.commit(c.send(1, &weth, big.NewInt(3e18), pack(wethABI, "deposit")))
+	c.commit(c.send(1, &weth, big.NewInt(0), pack(wethABI, "transfer", owner, big.NewInt(125e16))),
+		c.send(0, &tkn, big.NewInt(0), pack(tknABI, "transfer", other, big.NewInt(1234567))))
+
+	s, cfg := migratedStore(t)
+	db := s.Pool()
+	b := newBroker(t, map[string]int32{"blocks": 2, "tokens": 1})
+	dbArgs := []string{"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema}
+	if _, errOut, err := runBackfillCmd(t, append([]string{"--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks",
+		"--from", "0", "--to", "latest"}, dbArgs...)...); err != nil {
+		t.Fatalf("backfill: %v\n%s", err, errOut)
+	}
+	p := start(t, runArgs(cfg, b.Addr(), "tokens", "blocks:bundle", "tokens:ethereum-etl")...)
+	waitCaughtUp(t, s, b, "tokens", 60*time.Second, "blocks")
+
+	// A list that has WETH under another name: what the chain says must replace it.
+	list := filepath.Join(t.TempDir(), "list.json")
+	if err := os.WriteFile(list, []byte(fmt.Sprintf(`{"name": "test", "tokens": [
+		{"chainId": 1337, "address": %q, "name": "Listed", "symbol": "LISTED", "decimals": 9},
+		{"chainId": 1, "address": %q, "name": "Other chain", "symbol": "NOPE", "decimals": 1}]}`, weth.Hex(), tkn.Hex())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCmd(t, append([]string{"tokens", "--list", list, "--chain-id", "1337"}, dbArgs...)...)
+	if err != nil || !strings.Contains(out, `token list "test": 1 tokens of chain 1337, 1 rows inserted or updated`) {
+		t.Fatalf("tokens --list: %v\n%s%s", err, out, errOut)
+	}
+	if got := tokenRow(t, db, weth); got != "LISTED|Listed|9|-|erc20|-|token_list" {
+		t.Fatalf("WETH after the list: %s", got)
+	}
+
+	rpcArgs := append([]string{"tokens", "--rpc", c.url, "--brokers", b.Addr(), "--topic", "tokens", "--batch-size", "1"}, dbArgs...)
+	out, errOut, err = runCmd(t, rpcArgs...)
+	head := c.head()
+	if err != nil || !strings.Contains(out, fmt.Sprintf("read 2 tokens at block %d and published them to tokens", head)) {
+		t.Fatalf("tokens --rpc: %v\n%s%s", err, out, errOut)
+	}
+	waitCaughtUp(t, s, b, "tokens", 60*time.Second, "blocks", "tokens")
+
+	// What the contracts answer at that block, asked with go-ethereum's ABI codec.
+	at := new(big.Int).SetUint64(head)
+	call := func(a gethabi.ABI, to common.Address, method string) any {
+		t.Helper()
+		ret, err := c.client.CallContract(ctx, ethereum.CallMsg{To: &to, Data: pack(a, method)}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs, err := a.Unpack(method, ret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vs[0]
+	}
+	for _, tok := range []struct {
+		addr common.Address
+		a    gethabi.ABI
+	}{{weth, wethABI}, {tkn, tknABI}} {
+		want := fmt.Sprintf("%s|%s|%d|%s|erc20|%d|chain", call(tok.a, tok.addr, "symbol"), call(tok.a, tok.addr, "name"),
+			call(tok.a, tok.addr, "decimals"), call(tok.a, tok.addr, "totalSupply"), head)
+		if got := tokenRow(t, db, tok.addr); got != want {
+			t.Errorf("token %s: %s, the chain says %s", tok.addr, got, want)
+		}
+	}
+	if got := tokenRow(t, db, weth); !strings.HasPrefix(got, "WETH|Wrapped Ether|18|3000000000000000000|") {
+		t.Errorf("WETH stored as %s", got)
+	}
+
+	rows, err := db.Query(ctx, `SELECT symbol || ' ' || amount::text FROM token_transfers_scaled
+		WHERE from_address IS NOT NULL AND from_address <> '\x0000000000000000000000000000000000000000'::bytea
+		ORDER BY block_number, log_index`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var amounts []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		amounts = append(amounts, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(amounts, ", "); got != "WETH 1.250000000000000000, UNI-V2 0.000000000001234567" {
+		t.Errorf("scaled transfers: %s", got)
+	}
+
+	out, errOut, err = runCmd(t, rpcArgs...)
+	if err != nil || !strings.Contains(out, "read 0 tokens") {
+		t.Fatalf("second tokens --rpc: %v\n%s%s", err, out, errOut)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("chainsink run exited with %v", err)
+	}
+}
+
+// tokenRow is a tokens row as symbol|name|decimals|total_supply|standard|block_number|source, "-" for NULL.
+func tokenRow(t *testing.T, db store.DB, addr common.Address) string {
+	t.Helper()
+	var got string
+	if err := db.QueryRow(context.Background(), `SELECT concat_ws('|', coalesce(symbol, '-'), coalesce(name, '-'),
+		coalesce(decimals::text, '-'), coalesce(total_supply::text, '-'), coalesce(standard, '-'),
+		coalesce(block_number::text, '-'), source) FROM tokens WHERE address = $1`, addr.Bytes()).Scan(&got); err != nil {
+		t.Fatalf("token %s: %v", addr, err)
+	}
+	return got
+}
