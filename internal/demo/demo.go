@@ -69,6 +69,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	step("schema migrated (chainsink migrate up)")
+	list := filepath.Join(o.TestData, "tokenlists", "uniswap-default.tokenlist.json")
+	var listed strings.Builder
+	if err := runBinary(ctx, o.Binary, &listed, "tokens", "--list", list, "--database-url", dbURL); err != nil {
+		return err
+	}
+	step("token symbols and decimals from %s (chainsink tokens --list): %s", filepath.Base(list), strings.TrimSpace(listed.String()))
 	configPath := filepath.Join(filepath.Dir(o.Binary), "demo-chainsink.yaml")
 	if err := os.WriteFile(configPath, demoConfig, 0o644); err != nil {
 		return fmt.Errorf("write the demo's config: %w", err)
@@ -268,7 +274,13 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 	if err != nil {
 		return err
 	}
-	section("Top tokens by transfers", "TOKEN", "STANDARD", tokens)
+	fmt.Fprintf(out, "\nTop tokens by transfers: SELECT symbol, count(*), sum(amount) FROM token_transfers_scaled GROUP BY …\n")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  TOKEN\tSYMBOL\tSTANDARD\tTRANSFERS\tVOLUME\n")
+	for _, k := range tokens {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%d\t%s\n", k.Token, k.Symbol, k.Standard, k.Transfers, k.Volume)
+	}
+	_ = tw.Flush()
 	events, err := TopEvents(ctx, db, 10)
 	if err != nil {
 		return err
@@ -289,7 +301,7 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 		return err
 	}
 	fmt.Fprintf(out, "\nUniswap swaps from univ2_evt_swap and univ3_evt_swap (first %d; amounts into the pool, negative = out)\n", len(swaps))
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  BLOCK\tLOG\tPOOL\tTABLE\tAMOUNT0\tAMOUNT1\n")
 	for _, s := range swaps {
 		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.BlockNumber, s.LogIndex, s.Pool, s.Table, s.Amount0, s.Amount1)

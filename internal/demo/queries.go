@@ -53,10 +53,29 @@ func ranked(ctx context.Context, db store.DB, sql string, args ...any) ([]Ranked
 	return out, nil
 }
 
-// TopTokens ranks token contracts by number of transfers; Extra is the standard.
-func TopTokens(ctx context.Context, db store.DB, limit int) ([]Ranked, error) {
-	return ranked(ctx, db, `SELECT hex(token_address), standard, count(*) FROM token_transfers
-		GROUP BY token_address, standard ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
+// TokenVolume is a token's transfers: its symbol (from tokens) and the amount moved in whole tokens.
+type TokenVolume struct {
+	Token, Symbol, Standard string
+	Transfers               int64
+	// Volume is the sum of the scaled amounts, exact; "-" where the decimals are not known or the token is
+	// not fungible.
+	Volume string
+}
+
+// TopTokens ranks token contracts by number of transfers, through the token_transfers_scaled view.
+func TopTokens(ctx context.Context, db store.DB, limit int) ([]TokenVolume, error) {
+	rows, err := db.Query(ctx, `SELECT hex(token_address), coalesce(symbol, '?'), standard, count(*),
+			coalesce(trim_scale(sum(amount))::text, '-')
+		FROM token_transfers_scaled
+		GROUP BY token_address, symbol, standard ORDER BY count(*) DESC, 1 LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("top tokens: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[TokenVolume])
+	if err != nil {
+		return nil, fmt.Errorf("top tokens: %w", err)
+	}
+	return out, nil
 }
 
 // TopEvents ranks decoded events by name; Extra is the ABI.

@@ -98,6 +98,11 @@ func ingestMainnet(t *testing.T) (*store.Store, store.Config) {
 	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
 		t.Fatalf("tables apply: %v\n%s", err, errOut)
 	}
+	// The demo's token list: the symbols and decimals of docs/queries.md's scaled amounts.
+	list := filepath.Join(root, "tokenlists", "uniswap-default.tokenlist.json")
+	if _, errOut, err := runCmd(t, "tokens", "--list", list, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
+		t.Fatalf("tokens --list: %v\n%s", err, errOut)
+	}
 	args := append(runArgs(withSecret, b.Addr(), "mainnet", mainnetTopicArgs()...),
 		"--metrics-addr", "127.0.0.1:0", "--pprof", "--kafka-config", "sasl.password="+saslSecret, "--log-level", "debug",
 		"--config", conf)
