@@ -52,6 +52,8 @@ var SecondaryIndexes = []SecondaryIndex{
 	{"token_transfers_to_block_idx", "token_transfers", "(to_address, block_number)"},
 	{"events_address_name_block_idx", "events", "(address, event_name, block_number)"},
 	{"calls_to_method_block_idx", "calls", "(to_address, method_name, block_number)"},
+	{"traces_to_block_idx", "traces", "(to_address, block_number)"},
+	{"traces_from_block_idx", "traces", "(from_address, block_number)"},
 }
 
 // IndexState is a secondary index and whether the current schema has it.

@@ -92,6 +92,23 @@ func sampleRows(block uint64) chain.Rows {
 		Calls: []chain.Call{{BlockNumber: block, TransactionIndex: 1, TransactionHash: b(32, 23), BlockTimestamp: ts,
 			ToAddress: b(20, 25), MethodName: "transfer", Signature: "transfer(address,uint256)", ABIName: "ERC20",
 			Args: []byte(`{"to":"0x2525252525252525252525252525252525252525","value":"0","nested":[{"a":[1,2]}]}`)}},
+		Traces: []chain.Trace{
+			{ // the creation, which deployed code
+				BlockNumber: block, TransactionIndex: 0, TraceAddress: []int32{}, TransactionHash: b(32, 20), BlockTimestamp: ts,
+				Type: "create", TraceType: "create", FromAddress: b(20, 21), ToAddress: b(20, 22), Value: big.NewInt(0),
+				Gas: i64(21000), GasUsed: i64(21000), Input: []byte{}, Output: []byte{0x60, 0x80}, Status: 1},
+			{ // the transfer, with a delegatecall that moved no value and a failed subcall of it
+				BlockNumber: block, TransactionIndex: 1, TraceAddress: []int32{}, TransactionHash: b(32, 23), BlockTimestamp: ts,
+				Type: "call", TraceType: "call", FromAddress: b(20, 24), ToAddress: b(20, 25), Value: maxU256,
+				Gas: i64(90000), GasUsed: i64(50000), Input: []byte{0xa9, 0x05, 0x9c, 0xbb, 1, 2}, Output: []byte{},
+				Status: 1, Subtraces: 1},
+			{BlockNumber: block, TransactionIndex: 1, TraceAddress: []int32{0}, TransactionHash: b(32, 23), BlockTimestamp: ts,
+				Type: "delegatecall", TraceType: "call", FromAddress: b(20, 25), ToAddress: b(20, 47),
+				Gas: i64(80000), GasUsed: i64(30000), Input: []byte{1}, Status: 1, Subtraces: 1},
+			{BlockNumber: block, TransactionIndex: 1, TraceAddress: []int32{0, 0}, TransactionHash: b(32, 23), BlockTimestamp: ts,
+				Type: "selfdestruct", TraceType: "suicide", FromAddress: b(20, 47), ToAddress: b(20, 48), Value: big.NewInt(0),
+				Error: "invalid opcode: INVALID \u00e9", Status: 0},
+		},
 	}
 }
 
@@ -265,6 +282,11 @@ func TestReplaceRowsDedupesItems(t *testing.T) {
 		out := []chain.Rows{{Blocks: full.Blocks, Withdrawals: full.Withdrawals}}
 		for i := range full.Transactions {
 			r := chain.Rows{Transactions: full.Transactions[i : i+1]}
+			for _, tr := range full.Traces {
+				if tr.TransactionIndex == int32(i) {
+					r.Traces = append(r.Traces, tr)
+				}
+			}
 			if i == 1 {
 				r.Calls = full.Calls
 			}

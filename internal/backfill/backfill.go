@@ -420,7 +420,7 @@ func (r *runner) batch(ctx context.Context, lo, hi uint64) error {
 // Encode builds block b's bundle message and checks that chainsink's consumer will accept it, so that a
 // node's inconsistent answer (receipts of another block, a missing field) fails here and not in the topic.
 func Encode(b Block) ([]byte, error) {
-	value, err := format.EncodeBundle(b.Block, b.Receipts)
+	value, err := format.EncodeBundle(b.Block, b.Receipts, b.Traces)
 	if err != nil {
 		return nil, fmt.Errorf("block %d: %w", b.Number, err)
 	}

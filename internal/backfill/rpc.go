@@ -23,6 +23,9 @@ type Block struct {
 	// Receipts is the eth_getBlockReceipts(N) result, or the JSON array of each transaction's
 	// eth_getTransactionReceipt result in transaction order.
 	Receipts json.RawMessage
+	// Traces is the debug_traceBlockByNumber(N, {"tracer": "callTracer"}) result; nil unless the fetcher
+	// was asked for traces (RPCFetcher.WithTraces).
+	Traces json.RawMessage
 }
 
 // Fetcher reads blocks from a node. Each call is one attempt; Run retries.
@@ -45,6 +48,17 @@ type RPCFetcher struct {
 	logger            *slog.Logger
 	receiptsBatchSize int
 	noBlockReceipts   atomic.Bool
+	traces            bool
+}
+
+// callTracer is the tracer option of debug_traceBlockByNumber: go-ethereum's native call tracer, which
+// reth and erigon serve too.
+var callTracer = map[string]any{"tracer": "callTracer"}
+
+// WithTraces makes f fetch each block's call traces too, in the same batch request as the block.
+func (f *RPCFetcher) WithTraces() *RPCFetcher {
+	f.traces = true
+	return f
 }
 
 // DialRPC connects to url (http, https, ws, wss or an IPC path). Nothing is sent until the first call.
@@ -161,12 +175,20 @@ func (f *RPCFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, error
 	if withReceipts {
 		per = 2
 	}
-	elems := make([]rpc.BatchElem, 0, per*n)
+	elems := make([]rpc.BatchElem, 0, (per+1)*n)
 	for i := range n {
 		num := hexutil.EncodeUint64(from + uint64(i))
 		elems = append(elems, rpc.BatchElem{Method: "eth_getBlockByNumber", Args: []any{num, true}, Result: new(json.RawMessage)})
 		if withReceipts {
 			elems = append(elems, rpc.BatchElem{Method: "eth_getBlockReceipts", Args: []any{num}, Result: new(json.RawMessage)})
+		}
+	}
+	// The traces follow the blocks, block i's at per*n+i.
+	if f.traces {
+		for i := range n {
+			num := hexutil.EncodeUint64(from + uint64(i))
+			elems = append(elems, rpc.BatchElem{Method: "debug_traceBlockByNumber", Args: []any{num, callTracer},
+				Result: new(json.RawMessage)})
 		}
 	}
 	if err := f.client.BatchCallContext(ctx, elems); err != nil {
@@ -185,6 +207,22 @@ func (f *RPCFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, error
 			return nil, fmt.Errorf("eth_getBlockByNumber(%d): %w (block beyond the node's head?)", num, ErrNullBlock)
 		}
 		blocks[i] = Block{Number: num, Block: raw}
+		if f.traces {
+			te := elems[per*n+i]
+			if te.Error != nil {
+				err := fmt.Errorf("debug_traceBlockByNumber(%d): %w", num, te.Error)
+				if isMethodNotFound(te.Error) {
+					// Retrying will not make the node serve the debug API.
+					return nil, permanent(fmt.Errorf("%w (the node does not serve the debug API, which --traces needs: geth --http.api eth,debug)", err))
+				}
+				return nil, err
+			}
+			traces := *te.Result.(*json.RawMessage)
+			if isNull(traces) {
+				return nil, fmt.Errorf("debug_traceBlockByNumber(%d): %w", num, ErrNullBlock)
+			}
+			blocks[i].Traces = traces
+		}
 		if !withReceipts {
 			continue
 		}

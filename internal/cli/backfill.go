@@ -16,11 +16,12 @@ import (
 
 // backfillOptions are `chainsink backfill`'s flags.
 type backfillOptions struct {
-	db    store.Config
-	kafka kafkaFlags
-	cfg   backfill.Config
-	rpc   string
-	to    string
+	db     store.Config
+	kafka  kafkaFlags
+	cfg    backfill.Config
+	rpc    string
+	to     string
+	traces bool
 }
 
 func newBackfillCmd(g *globals) *cobra.Command {
@@ -60,6 +61,7 @@ which is harmless: a bundle replaces its whole block. --to latest-K stops K bloc
 	addKafkaFlags(cmd, &o.kafka, "Kafka bootstrap servers, host:port[,host:port…]")
 	f := cmd.Flags()
 	f.StringVar(&o.rpc, "rpc", "", "Ethereum JSON-RPC URL (http, https, ws, wss or an IPC path)")
+	f.BoolVar(&o.traces, "traces", false, "also fetch each block's call traces (debug_traceBlockByNumber with the callTracer) into its bundle: the traces table")
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block")
 	f.StringVar(&o.to, "to", "", "last block (inclusive): N, latest, or latest-K (K confirmations below the head at start)")
 	f.StringVar(&o.cfg.Topic, "topic", "", "topic to publish bundles to")
@@ -111,6 +113,9 @@ func runBackfill(ctx context.Context, o *backfillOptions, g *globals, logger *sl
 		return err
 	}
 	defer fetcher.Close()
+	if o.traces {
+		fetcher.WithTraces()
+	}
 	pub, err := backfill.NewKafkaPublisher(o.cfg.Topic, cm, logger)
 	if err != nil {
 		return err

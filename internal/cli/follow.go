@@ -20,6 +20,7 @@ type followOptions struct {
 	kafka       kafkaFlags
 	cfg         follow.Config
 	rpc         string
+	traces      bool
 	metricsAddr string
 	stuckAfter  time.Duration
 }
@@ -65,6 +66,7 @@ It runs until SIGINT or SIGTERM, retrying a node or broker that fails. With --me
 	addKafkaFlags(cmd, &o.kafka, "Kafka bootstrap servers, host:port[,host:port…]")
 	f := cmd.Flags()
 	f.StringVar(&o.rpc, "rpc", "", "Ethereum JSON-RPC URL (http, https, ws, wss or an IPC path)")
+	f.BoolVar(&o.traces, "traces", false, "also fetch each block's call traces (debug_traceBlockByNumber with the callTracer) into its bundle: the traces table")
 	f.StringVar(&o.cfg.Topic, "topic", "", "topic to publish bundles to")
 	f.StringVar(&o.cfg.Job, "job", "", `name of the follower's kept hashes (default "follow:<topic>")`)
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block of a follower that has published nothing yet")
@@ -115,6 +117,9 @@ func runFollow(ctx context.Context, o *followOptions, logger *slog.Logger) error
 		return err
 	}
 	defer node.Close()
+	if o.traces {
+		node.WithTraces()
+	}
 	pub, err := backfill.NewKafkaPublisher(o.cfg.Topic, cm, logger)
 	if err != nil {
 		return err

@@ -393,8 +393,8 @@ func requireVerified(t *testing.T, dbArgs []string, node string, blocks int64, w
 			got[c.Name] = c.Heights
 		}
 	}
-	if len(rep.Checks) != 13 {
-		t.Errorf("verify --rpc ran %d checks, want the 11 of SQL and the 2 against the node", len(rep.Checks))
+	if len(rep.Checks) != 14 {
+		t.Errorf("verify --rpc ran %d checks, want the 12 of SQL and the 2 against the node", len(rep.Checks))
 	}
 	if rep.Blocks != blocks || !maps.EqualFunc(got, want, slices.Equal[[]int64]) || rep.OK != (len(want) == 0) {
 		t.Fatalf("verify: %d blocks, failing %v (ok %v); want %d blocks, failing %v\n%s", rep.Blocks, got, rep.OK, blocks, want, out)

@@ -21,9 +21,11 @@ import (
 // The list types are parameters so that the same structs, instantiated with json.RawMessage, can locate a
 // failure to an element index (see locateBundleError); encoding/json's own error paths have no indices.
 
-type rpcBundle[B, R any] struct {
+type rpcBundle[B, R, T any] struct {
 	Block    *B   `json:"block"`
 	Receipts *[]R `json:"receipts"`
+	// Traces is optional (see traces.go).
+	Traces *[]T `json:"traces"`
 }
 
 type rpcBlock[T, W any] struct {
@@ -109,8 +111,8 @@ type rpcLog struct {
 }
 
 type (
-	bundleMsg  = rpcBundle[rpcBlock[rpcTx, rpcWithdrawal], rpcReceipt[rpcLog]]
-	rawBundle  = rpcBundle[json.RawMessage, json.RawMessage]
+	bundleMsg  = rpcBundle[rpcBlock[rpcTx, rpcWithdrawal], rpcReceipt[rpcLog], rpcTraceResult]
+	rawBundle  = rpcBundle[json.RawMessage, json.RawMessage, json.RawMessage]
 	rawBlock   = rpcBlock[json.RawMessage, json.RawMessage]
 	rawReceipt = rpcReceipt[json.RawMessage]
 )
@@ -119,19 +121,24 @@ type (
 const maxTopics = 4
 
 // EncodeBundle builds a bundle message from an eth_getBlockByNumber result with full transaction objects
-// and the eth_getBlockReceipts result of the same block. It checks the JSON and its shape, not that the
-// receipts belong to the block: Decode does that on the consuming side.
-func EncodeBundle(block, receipts []byte) ([]byte, error) {
+// and the eth_getBlockReceipts result of the same block, and, when traces is not nil, the
+// debug_traceBlockByNumber callTracer result of the block. It checks the JSON and its shape, not that the
+// receipts and traces belong to the block: Decode does that on the consuming side.
+func EncodeBundle(block, receipts, traces []byte) ([]byte, error) {
 	if first(block) != '{' {
 		return nil, errors.New("encode bundle: block is not a JSON object")
 	}
 	if first(receipts) != '[' {
 		return nil, errors.New("encode bundle: receipts is not a JSON array")
 	}
+	if traces != nil && first(traces) != '[' {
+		return nil, errors.New("encode bundle: traces is not a JSON array")
+	}
 	out, err := json.Marshal(struct {
 		Block    json.RawMessage `json:"block"`
 		Receipts json.RawMessage `json:"receipts"`
-	}{block, receipts})
+		Traces   json.RawMessage `json:"traces,omitempty"`
+	}{block, receipts, traces})
 	if err != nil {
 		return nil, fmt.Errorf("encode bundle: %w", err)
 	}
@@ -287,6 +294,12 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 
 	if err := mergeReceipts(&rows, txs, receipts, blk.Hash.v, number, ints); err != nil {
 		return chain.Rows{}, err
+	}
+	if msg.Traces != nil {
+		var err *decodeError
+		if rows.Traces, err = decodeTraces(rows.Transactions, *msg.Traces); err != nil {
+			return chain.Rows{}, err
+		}
 	}
 	return rows, nil
 }
@@ -462,6 +475,13 @@ func locateBundleError(value []byte, err error) *decodeError {
 				if e := decodeAt(at{list: "receipts", i: i, sub: "logs", j: j}, raw, &rpcLog{}); e != nil {
 					return e
 				}
+			}
+		}
+	}
+	if b.Traces != nil {
+		for i, raw := range *b.Traces {
+			if e := decodeAt(at{list: "traces", i: i}, raw, &rpcTraceResult{}); e != nil {
+				return e
 			}
 		}
 	}

@@ -31,7 +31,7 @@ func encodeBundle(t testing.TB, block json.RawMessage, receipts []json.RawMessag
 	if receipts == nil {
 		receipts = []json.RawMessage{}
 	}
-	b, err := EncodeBundle(block, mustMarshal(t, receipts))
+	b, err := EncodeBundle(block, mustMarshal(t, receipts), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,14 +280,14 @@ func TestBundleFromETLItems(t *testing.T) {
 }
 
 func TestEncodeBundle(t *testing.T) {
-	b, err := EncodeBundle(json.RawMessage(" {\"number\": \"0x1\"}\n"), json.RawMessage("[ ]"))
+	b, err := EncodeBundle(json.RawMessage(" {\"number\": \"0x1\"}\n"), json.RawMessage("[ ]"), nil)
 	if err != nil || string(b) != `{"block":{"number":"0x1"},"receipts":[]}` {
 		t.Errorf("EncodeBundle = %s, %v", b, err)
 	}
 	for _, c := range []struct{ block, receipts string }{
 		{`[]`, `[]`}, {`{}`, `{}`}, {``, `[]`}, {`{}`, ``}, {`{"a":}`, `[]`}, {`{}`, `[1,]`},
 	} {
-		if b, err := EncodeBundle(json.RawMessage(c.block), json.RawMessage(c.receipts)); err == nil {
+		if b, err := EncodeBundle(json.RawMessage(c.block), json.RawMessage(c.receipts), nil); err == nil {
 			t.Errorf("EncodeBundle(%q, %q) = %s, want an error", c.block, c.receipts, b)
 		}
 	}

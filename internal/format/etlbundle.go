@@ -34,7 +34,7 @@ func BundleFromETLItems(items [][]byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rebuild bundle from ethereum-etl items: %w", err)
 	}
-	return EncodeBundle(block, receipts)
+	return EncodeBundle(block, receipts, nil)
 }
 
 type object = map[string]any

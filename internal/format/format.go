@@ -60,6 +60,7 @@ const (
 	ReasonInvalidJSON      = "invalid_json"      // not JSON at all
 	ReasonBadField         = "bad_field"         // JSON, but a field is missing, mistyped, malformed or out of range
 	ReasonReceiptsMismatch = "receipts_mismatch" // a bundle's receipts do not belong to its transactions
+	ReasonTracesMismatch   = "traces_mismatch"   // a bundle's traces do not belong to its transactions, or the node failed to trace one
 	ReasonUnknownItemType  = "unknown_item_type" // an ethereum-etl item of a type chainsink does not know
 	// ReasonUnknownFormat means the caller passed a Format that Parse would have rejected: a configuration bug.
 	ReasonUnknownFormat = "unknown_format"

@@ -124,7 +124,7 @@ func FuzzDecodeBundle(f *testing.F) {
 	bundle, _ := gethTypesBundle(f)
 	f.Add([]byte("22500000"), bundle)
 	dir := filepath.Join(etlDir, "test_export_blocks_job/block_without_transactions")
-	genesis, _ := EncodeBundle(rpcResult(f, filepath.Join(dir, "web3_response.eth_getBlockByNumber_0x0_true.json")), []byte("[]"))
+	genesis, _ := EncodeBundle(rpcResult(f, filepath.Join(dir, "web3_response.eth_getBlockByNumber_0x0_true.json")), []byte("[]"), nil)
 	f.Add([]byte("0"), genesis)
 	d := filepath.Join(etlDir, "test_stream/blocks_1755634_1755635")
 	receipts, _ := filepath.Glob(filepath.Join(d, "web3_response.eth_getTransactionReceipt_*.json"))

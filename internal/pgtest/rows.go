@@ -86,6 +86,21 @@ func ReadRows(ctx context.Context, db store.DB, from, to uint64) (chain.Rows, er
 			c.Args = []byte(args)
 			return c, err
 		})
+	if err != nil {
+		return r, err
+	}
+	r.Traces, err = readTable(ctx, db, `SELECT block_number, transaction_index, trace_address, transaction_hash,
+		block_timestamp, type, trace_type, from_address, to_address, value, gas, gas_used, input, output,
+		coalesce(error, ''), status, subtraces
+		FROM traces WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, transaction_index, trace_address`, from, to,
+		func(row pgx.CollectableRow) (t chain.Trace, err error) {
+			var value pgtype.Numeric
+			err = row.Scan(&t.BlockNumber, &t.TransactionIndex, &t.TraceAddress, &t.TransactionHash, &t.BlockTimestamp,
+				&t.Type, &t.TraceType, &t.FromAddress, &t.ToAddress, &value, &t.Gas, &t.GasUsed, &t.Input, &t.Output,
+				&t.Error, &t.Status, &t.Subtraces)
+			t.Value = bigOf(value)
+			return t, err
+		})
 	return r, err
 }
 
@@ -134,6 +149,12 @@ func Normalize(t testing.TB, r *chain.Rows) {
 	}
 	for i := range r.TokenTransfers {
 		r.TokenTransfers[i].BlockTimestamp = r.TokenTransfers[i].BlockTimestamp.UTC()
+	}
+	for i := range r.Traces {
+		r.Traces[i].BlockTimestamp = r.Traces[i].BlockTimestamp.UTC()
+		if r.Traces[i].TraceAddress == nil {
+			r.Traces[i].TraceAddress = []int32{}
+		}
 	}
 	canon := func(j []byte) []byte {
 		var v any

@@ -132,9 +132,35 @@ var CallsTable = (&Table{
 	},
 }).init()
 
+// TracesTable describes traces.
+var TracesTable = (&Table{
+	Name: "traces",
+	Columns: columns("block_number bigint", "transaction_index integer", "trace_address integer[]",
+		"transaction_hash bytea", "block_timestamp timestamptz", "type text", "trace_type text", "from_address bytea",
+		"to_address bytea", "value numeric(78,0)", "gas bigint", "gas_used bigint", "input bytea", "output bytea",
+		"error text", "status smallint", "subtraces integer"),
+	Key:   []string{"block_number", "transaction_index", "trace_address"},
+	Scope: ScopeTransaction,
+	Len:   func(r *Rows) int { return len(r.Traces) },
+	Values: func(r *Rows, i int, v []any) {
+		t := &r.Traces[i]
+		v[0], v[1], v[2], v[3], v[4], v[5] = t.BlockNumber, t.TransactionIndex, t.TraceAddress, t.TransactionHash,
+			t.BlockTimestamp, t.Type
+		v[6], v[7], v[8], v[9], v[10], v[11] = t.TraceType, t.FromAddress, t.ToAddress, t.Value, t.Gas, t.GasUsed
+		v[12], v[13], v[14], v[15], v[16] = t.Input, t.Output, optText(t.Error), t.Status, t.Subtraces
+	},
+}).init()
+
+func optText(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
 // CoreTables are the analyst schema's data tables, in the order a batch writes them.
 var CoreTables = Schema{BlocksTable, WithdrawalsTable, TransactionsTable, LogsTable, TokenTransfersTable,
-	EventsTable, CallsTable}
+	EventsTable, CallsTable, TracesTable}
 
 // DerivedTables are the core tables computed from logs and transactions with ABIs, which `chainsink redecode`
 // rebuilds from what is stored.

@@ -141,6 +141,34 @@ type Call struct {
 	Args             []byte // JSON object
 }
 
+// Trace is a row of traces: one call frame of a transaction's execution as the node's callTracer reports it
+// (the transaction's own call, and every call, create and selfdestruct it made, at any depth).
+type Trace struct {
+	BlockNumber      uint64
+	TransactionIndex int32
+	// TraceAddress is the frame's path from the transaction's own frame: [] for it, [0] for its first
+	// subcall, [0 2] for the third subcall of that one; Parity's trace_address.
+	TraceAddress    []int32
+	TransactionHash []byte
+	BlockTimestamp  time.Time
+	// Type is the callTracer's type in lower case: call, staticcall, delegatecall, callcode, create, create2,
+	// selfdestruct.
+	Type string
+	// TraceType is Parity's and ethereum-etl's class of it: call, create or suicide.
+	TraceType   string
+	FromAddress []byte
+	ToAddress   []byte
+	Value       *big.Int
+	Gas         *int64
+	GasUsed     *int64
+	Input       []byte
+	Output      []byte
+	Error       string
+	// Status is 0 when the frame or any frame above it failed (its effects were reverted), else 1.
+	Status    int16
+	Subtraces int32
+}
+
 // Token is a row of tokens: what a token contract says of itself (name(), symbol(), decimals(),
 // totalSupply()), or what a token list says of it. Unlike every other row it belongs to an address, not to a
 // block: a reorg does not remove it, and of two rows for one address the store keeps the better (see
@@ -181,6 +209,7 @@ type Rows struct {
 	TokenTransfers []TokenTransfer
 	Events         []Event
 	Calls          []Call
+	Traces         []Trace
 	// Typed holds the rows of tables known only at run time (see NewTable), by table; each row is its values
 	// in the table's column order. Nil when there are none, which is the common case.
 	Typed map[*Table][][]any
@@ -194,7 +223,7 @@ type Rows struct {
 // Len is the number of rows of all tables.
 func (r *Rows) Len() int {
 	n := len(r.Blocks) + len(r.Withdrawals) + len(r.Transactions) + len(r.Logs) +
-		len(r.TokenTransfers) + len(r.Events) + len(r.Calls) + len(r.Tokens)
+		len(r.TokenTransfers) + len(r.Events) + len(r.Calls) + len(r.Traces) + len(r.Tokens)
 	for _, t := range r.Typed {
 		n += len(t)
 	}
@@ -210,6 +239,7 @@ func (r *Rows) Add(o *Rows) {
 	r.TokenTransfers = append(r.TokenTransfers, o.TokenTransfers...)
 	r.Events = append(r.Events, o.Events...)
 	r.Calls = append(r.Calls, o.Calls...)
+	r.Traces = append(r.Traces, o.Traces...)
 	for t, rows := range o.Typed {
 		r.AddTyped(t, rows...)
 	}
