@@ -44,7 +44,7 @@ import (
 // simChain is a go-ethereum simulated chain serving JSON-RPC over HTTP, with three funded accounts.
 type simChain struct {
 	t       *testing.T
-	backend *simulated.Backend
+	backend chainBackend
 	client  simulated.Client
 	url     string
 	wsURL   string // the same node over WebSocket
@@ -52,18 +52,32 @@ type simChain struct {
 	addrs   []common.Address
 }
 
-func newSimChain(t *testing.T) *simChain {
-	t.Helper()
-	c := &simChain{t: t}
+// chainBackend mines the simulated chain's blocks: simulated.Backend, or tracedBackend.
+type chainBackend interface {
+	Commit() common.Hash
+	Fork(parent common.Hash) error
+	Close() error
+}
+
+// fundedAccounts are three new accounts with 1000 ether each in the genesis of c.
+func (c *simChain) fundedAccounts() types.GenesisAlloc {
+	c.t.Helper()
 	alloc := types.GenesisAlloc{}
 	for range 3 {
 		k, err := crypto.GenerateKey()
 		if err != nil {
-			t.Fatal(err)
+			c.t.Fatal(err)
 		}
 		c.keys, c.addrs = append(c.keys, k), append(c.addrs, crypto.PubkeyToAddress(k.PublicKey))
 		alloc[c.addrs[len(c.addrs)-1]] = types.Account{Balance: new(big.Int).Mul(big.NewInt(1000), big.NewInt(1e18))}
 	}
+	return alloc
+}
+
+func newSimChain(t *testing.T) *simChain {
+	t.Helper()
+	c := &simChain{t: t}
+	alloc := c.fundedAccounts()
 	// The simulated backend does not expose its node's listener, so the port is picked here; a lost race
 	// for it is retried.
 	for attempt := 0; ; attempt++ {
@@ -258,6 +272,24 @@ func loadArtifact(t *testing.T, file string) (gethabi.ABI, []byte) {
 		t.Fatalf("%s has no bytecode", file)
 	}
 	return a, common.FromHex(art.Bytecode)
+}
+
+// loadPairABI is the UniswapV2Pair ABI built into chainsink (the factory's bytecode deploys the pair).
+func loadPairABI(t *testing.T) gethabi.ABI {
+	t.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "..", "abi", "abis", "UniswapV2Pair.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gethabi.JSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
 
 // runBackfillCmd runs `chainsink backfill` to its end and returns its stdout, stderr and exit error.
@@ -709,18 +741,7 @@ func TestBackfillUniswapV2(t *testing.T) {
 	wethABI, wethCode := loadArtifact(t, "WETH9.json")
 	tknABI, tknCode := loadArtifact(t, "ERC20.json")
 	factoryABI, factoryCode := loadArtifact(t, "UniswapV2Factory.json")
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rawPair, err := os.ReadFile(filepath.Join(root, "..", "abi", "abis", "UniswapV2Pair.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pairABI, err := gethabi.JSON(bytes.NewReader(rawPair))
-	if err != nil {
-		t.Fatal(err)
-	}
+	pairABI := loadPairABI(t)
 	pack := func(a gethabi.ABI, method string, args ...any) []byte {
 		t.Helper()
 		data, err := a.Pack(method, args...)
@@ -1253,5 +1274,12 @@ func TestBackfillRefusals(t *testing.T) {
 		if err == nil || !strings.Contains(out+errOut, "was started with --topic blocks --from 0") {
 			t.Fatalf("job fixed with %v: %v\n%s%s", changed, err, out, errOut)
 		}
+	}
+
+	// --traces against a node without the debug API fails at the first attempt, saying what it needs.
+	out, errOut, err = runBackfillCmd(t, append([]string{"--rpc", c.url, "--brokers", b.Addr(), "--topic", "other",
+		"--from", "1", "--to", "1", "--traces"}, db...)...)
+	if err == nil || !strings.Contains(out+errOut, "does not serve the debug API") || strings.Contains(out+errOut, "retrying") {
+		t.Fatalf("--traces without the debug API: %v\n%s%s", err, out, errOut)
 	}
 }
