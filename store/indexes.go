@@ -54,6 +54,7 @@ var SecondaryIndexes = []SecondaryIndex{
 	{"calls_to_method_block_idx", "calls", "(to_address, method_name, block_number)"},
 	{"traces_to_block_idx", "traces", "(to_address, block_number)"},
 	{"traces_from_block_idx", "traces", "(from_address, block_number)"},
+	{"contracts_address_idx", "contracts", "(address)"},
 }
 
 // IndexState is a secondary index and whether the current schema has it.

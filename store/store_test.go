@@ -109,8 +109,17 @@ func sampleRows(block uint64) chain.Rows {
 				Type: "selfdestruct", TraceType: "suicide", FromAddress: b(20, 47), ToAddress: b(20, 48), Value: big.NewInt(0),
 				Error: "invalid opcode: INVALID \u00e9", Status: 0},
 		},
+		Contracts: []chain.Contract{
+			{BlockNumber: block, TransactionIndex: 0, TraceAddress: []int32{}, Address: b(20, 22), TransactionHash: b(32, 20),
+				BlockTimestamp: ts, Deployer: b(20, 21), CodeHash: b(32, 49), CodeSize: i32(2), IsERC20: boolp(false),
+				IsERC721: boolp(true), IsERC1155: boolp(false)},
+			{BlockNumber: block, TransactionIndex: 1, TraceAddress: []int32{0, 3}, Address: b(20, 50), TransactionHash: b(32, 23),
+				BlockTimestamp: ts, Deployer: b(20, 47)}, // code not known
+		},
 	}
 }
+
+func boolp(v bool) *bool { return &v }
 
 // normalize makes rows read back comparable: times in UTC, JSON compacted by its meaning.
 func msg(offset int64, rows chain.Rows) store.Message {
@@ -285,6 +294,11 @@ func TestReplaceRowsDedupesItems(t *testing.T) {
 			for _, tr := range full.Traces {
 				if tr.TransactionIndex == int32(i) {
 					r.Traces = append(r.Traces, tr)
+				}
+			}
+			for _, c := range full.Contracts {
+				if c.TransactionIndex == int32(i) {
+					r.Contracts = append(r.Contracts, c)
 				}
 			}
 			if i == 1 {

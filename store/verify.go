@@ -104,6 +104,10 @@ var verifyChecks = []verifyCheck{
 		SELECT x.block_number FROM traces x
 		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
 		WHERE x.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> x.transaction_hash)`},
+	{"contracts_without_transaction", "created contracts whose transaction (block, index and hash) is not stored", `
+		SELECT x.block_number FROM contracts x
+		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
+		WHERE x.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> x.transaction_hash)`},
 }
 
 // Verify checks that the stored chain is whole and consistent: every height has a block, each block's parent

@@ -111,7 +111,7 @@ func TestVerify(t *testing.T) {
 			if !rep.OK() || rep.Empty || rep.From != verifyFirst || rep.To != verifyLast || rep.Blocks != 10 {
 				t.Fatalf("chunk %d: %+v, failing %v", chunk, rep, failing(rep))
 			}
-			if len(rep.Checks) != 12 {
+			if len(rep.Checks) != 13 {
 				t.Fatalf("%d checks ran", len(rep.Checks))
 			}
 		}
@@ -150,6 +150,9 @@ func TestVerify(t *testing.T) {
 		{"a trace of another transaction", `UPDATE traces SET transaction_hash = '\x05'
 			WHERE block_number = 108 AND transaction_index = 1 AND trace_address = '{}'`,
 			map[string][]int64{"traces_without_transaction": {108}}},
+		{"a contract of another transaction", `INSERT INTO contracts (block_number, transaction_index, trace_address, address,
+			transaction_hash, block_timestamp, deployer) VALUES (107, 2, '{0}', '\x01', '\x06', now(), '\x02')`,
+			map[string][]int64{"contracts_without_transaction": {107}}},
 		{"the orphaned transactions of a reorg to a smaller block", `
 			UPDATE blocks SET hash = '\x0a', transaction_count = 1 WHERE number = 109;
 			UPDATE transactions SET block_hash = '\x0a' WHERE block_number = 109 AND transaction_index = 0;

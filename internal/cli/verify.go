@@ -50,6 +50,7 @@ block), and print one line per check with the number of problems and the first h
   events_without_log           decoded events whose log is not stored
   calls_without_transaction    decoded calls whose transaction is not stored
   traces_without_transaction   traces whose transaction (block, index and hash) is not stored
+  contracts_without_transaction created contracts whose transaction is not stored
   typed_without_parent         rows of the typed tables (those recorded in typed_tables) and factory
                                registrations whose log or transaction, of the same contract, is not stored
 

@@ -69,7 +69,7 @@ func TestVerifyCommand(t *testing.T) {
 	requireKeys(t, "verify --json", doc, "from", "to", "blocks", "empty", "ok", "took_seconds", "checks")
 	var rep verifyJSON
 	decodeJSON(t, out, &rep)
-	if !rep.OK || rep.From != 13 || rep.To != 14 || rep.Blocks != 2 || len(rep.Checks) != 12 {
+	if !rep.OK || rep.From != 13 || rep.To != 14 || rep.Blocks != 2 || len(rep.Checks) != 13 {
 		t.Fatalf("verify --json: %+v", rep)
 	}
 

@@ -425,8 +425,8 @@ func requireVerified(t *testing.T, dbArgs []string, node string, blocks int64, w
 			got[c.Name] = c.Heights
 		}
 	}
-	if len(rep.Checks) != 14 {
-		t.Errorf("verify --rpc ran %d checks, want the 12 of SQL and the 2 against the node", len(rep.Checks))
+	if len(rep.Checks) != 15 {
+		t.Errorf("verify --rpc ran %d checks, want the 13 of SQL and the 2 against the node", len(rep.Checks))
 	}
 	if rep.Blocks != blocks || !maps.EqualFunc(got, want, slices.Equal[[]int64]) || rep.OK != (len(want) == 0) {
 		t.Fatalf("verify: %d blocks, failing %v (ok %v); want %d blocks, failing %v\n%s", rep.Blocks, got, rep.OK, blocks, want, out)
@@ -943,6 +943,19 @@ func TestBackfillUniswapV2(t *testing.T) {
 		"weth_evt_deposit":  {weth, "Deposit", false, nil},
 		"weth_evt_transfer": {weth, "Transfer", false, map[string]string{"from": "src", "to": "dst", "value": "wad"}},
 	})
+
+	// contracts, without traces: the three that transactions created, from their receipts, with no code; the
+	// pair, created inside the factory, needs traces (TestTracesOfUniswapV2).
+	var created string
+	if err := s.Pool().QueryRow(ctx, `SELECT string_agg(hex(address) || ' ' || hex(deployer) || ' ' ||
+		coalesce(hex(code_hash), '-') || ' ' || coalesce(is_erc20::text, '-'), ', ' ORDER BY block_number, transaction_index)
+		FROM contracts`).Scan(&created); err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("%s %s - -, %s %s - -, %s %s - -", hexAddr(weth), hexAddr(owner), hexAddr(tkn), hexAddr(owner),
+		hexAddr(factory), hexAddr(owner)); created != want {
+		t.Errorf("contracts from receipts: %s, want %s", created, want)
+	}
 
 	// events: every row, grouped by transaction in log order, equals what the test expects.
 	rows, err := s.Pool().Query(ctx, `SELECT block_number, transaction_hash, address, event_name, abi_name, args

@@ -506,7 +506,9 @@ func checkTraceQueries(t *testing.T, s *store.Store) {
 	runDocsQueries(t, s, func(q string) (run, needRows bool) { return isTraceQuery(q), true })
 }
 
-func isTraceQuery(q string) bool { return strings.Contains(q, "FROM traces") }
+func isTraceQuery(q string) bool {
+	return strings.Contains(q, "FROM traces") || strings.Contains(q, "FROM contracts")
+}
 
 func runDocsQueries(t *testing.T, s *store.Store, which func(q string) (run, needRows bool)) {
 	root, err := fixtures.Root()

@@ -260,6 +260,40 @@ func TestTracesOfUniswapV2(t *testing.T) {
 	contains("failed swap", got, fmt.Sprintf(" call %s>%s 0 %s 0 execution reverted", hx(owner), hx(pair), sel(pairABI, "swap")))
 	contains("failed swap", got, fmt.Sprintf("0 call %s>%s 0 %s 0", hx(pair), hx(weth), sel(wethABI, "transfer")))
 
+	// contracts: the three the owner deployed and the pair the factory created, each with the code the node
+	// has for it and the standards that code dispatches.
+	rows, err := db.Query(ctx, `SELECT hex(address), array_to_string(trace_address, '.'), hex(deployer), code_hash,
+		is_erc20, is_erc721, is_erc1155 FROM contracts ORDER BY block_number, transaction_index, trace_address`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created []string
+	for rows.Next() {
+		var addr, path, deployer string
+		var hash []byte
+		var erc20, erc721, erc1155 bool
+		if err := rows.Scan(&addr, &path, &deployer, &hash, &erc20, &erc721, &erc1155); err != nil {
+			t.Fatal(err)
+		}
+		code, err := c.client.CodeAt(ctx, common.HexToAddress(addr), nil)
+		if err != nil || len(code) == 0 || !bytes.Equal(hash, crypto.Keccak256(code)) {
+			t.Errorf("contract %s: code hash %x, the node's code %d bytes (%v)", addr, hash, len(code), err)
+		}
+		created = append(created, fmt.Sprintf("%s %s %s %v %v %v", addr, path, deployer, erc20, erc721, erc1155))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	wantCreated := []string{
+		fmt.Sprintf("%s  %s true false false", hx(weth), hx(owner)),
+		fmt.Sprintf("%s  %s true false false", hx(tkn), hx(owner)),
+		fmt.Sprintf("%s  %s false false false", hx(factory), hx(owner)), // its code embeds the pair's, whose selectors are not its own
+		fmt.Sprintf("%s 0 %s true false false", hx(pair), hx(factory)),  // the pair is its own LP token
+	}
+	if !slices.Equal(created, wantCreated) {
+		t.Errorf("contracts:\n  %s\nwant\n  %s", strings.Join(created, "\n  "), strings.Join(wantCreated, "\n  "))
+	}
+
 	// docs/queries.md's internal ether transfers find the withdrawal.
 	var n int
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM traces WHERE trace_address <> '{}' AND value > 0 AND status = 1

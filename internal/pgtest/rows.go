@@ -101,6 +101,17 @@ func ReadRows(ctx context.Context, db store.DB, from, to uint64) (chain.Rows, er
 			t.Value = bigOf(value)
 			return t, err
 		})
+	if err != nil {
+		return r, err
+	}
+	r.Contracts, err = readTable(ctx, db, `SELECT block_number, transaction_index, trace_address, address,
+		transaction_hash, block_timestamp, deployer, code_hash, code_size, is_erc20, is_erc721, is_erc1155
+		FROM contracts WHERE block_number BETWEEN $1 AND $2 ORDER BY block_number, transaction_index, trace_address`, from, to,
+		func(row pgx.CollectableRow) (c chain.Contract, err error) {
+			err = row.Scan(&c.BlockNumber, &c.TransactionIndex, &c.TraceAddress, &c.Address, &c.TransactionHash,
+				&c.BlockTimestamp, &c.Deployer, &c.CodeHash, &c.CodeSize, &c.IsERC20, &c.IsERC721, &c.IsERC1155)
+			return c, err
+		})
 	return r, err
 }
 
@@ -149,6 +160,9 @@ func Normalize(t testing.TB, r *chain.Rows) {
 	}
 	for i := range r.TokenTransfers {
 		r.TokenTransfers[i].BlockTimestamp = r.TokenTransfers[i].BlockTimestamp.UTC()
+	}
+	for i := range r.Contracts {
+		r.Contracts[i].BlockTimestamp = r.Contracts[i].BlockTimestamp.UTC()
 	}
 	for i := range r.Traces {
 		r.Traces[i].BlockTimestamp = r.Traces[i].BlockTimestamp.UTC()

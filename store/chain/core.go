@@ -151,6 +151,23 @@ var TracesTable = (&Table{
 	},
 }).init()
 
+// ContractsTable describes contracts.
+var ContractsTable = (&Table{
+	Name: "contracts",
+	Columns: columns("block_number bigint", "transaction_index integer", "trace_address integer[]", "address bytea",
+		"transaction_hash bytea", "block_timestamp timestamptz", "deployer bytea", "code_hash bytea",
+		"code_size integer", "is_erc20 boolean", "is_erc721 boolean", "is_erc1155 boolean"),
+	Key:   []string{"block_number", "transaction_index", "trace_address"},
+	Scope: ScopeTransaction,
+	Len:   func(r *Rows) int { return len(r.Contracts) },
+	Values: func(r *Rows, i int, v []any) {
+		c := &r.Contracts[i]
+		v[0], v[1], v[2], v[3], v[4], v[5] = c.BlockNumber, c.TransactionIndex, c.TraceAddress, c.Address,
+			c.TransactionHash, c.BlockTimestamp
+		v[6], v[7], v[8], v[9], v[10], v[11] = c.Deployer, c.CodeHash, c.CodeSize, c.IsERC20, c.IsERC721, c.IsERC1155
+	},
+}).init()
+
 func optText(s string) *string {
 	if s == "" {
 		return nil
@@ -160,7 +177,7 @@ func optText(s string) *string {
 
 // CoreTables are the analyst schema's data tables, in the order a batch writes them.
 var CoreTables = Schema{BlocksTable, WithdrawalsTable, TransactionsTable, LogsTable, TokenTransfersTable,
-	EventsTable, CallsTable, TracesTable}
+	EventsTable, CallsTable, TracesTable, ContractsTable}
 
 // DerivedTables are the core tables computed from logs and transactions with ABIs, which `chainsink redecode`
 // rebuilds from what is stored.

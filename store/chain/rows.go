@@ -169,6 +169,23 @@ type Trace struct {
 	Subtraces int32
 }
 
+// Contract is a row of contracts: a contract created on chain.
+type Contract struct {
+	BlockNumber      uint64
+	TransactionIndex int32
+	// TraceAddress is the create frame's (see Trace); [] for a contract the transaction itself created.
+	TraceAddress    []int32
+	Address         []byte
+	TransactionHash []byte
+	BlockTimestamp  time.Time
+	Deployer        []byte
+	// CodeHash and CodeSize are nil, and the interface flags too, when the deployed code is not known (no
+	// traces in the input).
+	CodeHash                     []byte
+	CodeSize                     *int32
+	IsERC20, IsERC721, IsERC1155 *bool
+}
+
 // Token is a row of tokens: what a token contract says of itself (name(), symbol(), decimals(),
 // totalSupply()), or what a token list says of it. Unlike every other row it belongs to an address, not to a
 // block: a reorg does not remove it, and of two rows for one address the store keeps the better (see
@@ -210,6 +227,7 @@ type Rows struct {
 	Events         []Event
 	Calls          []Call
 	Traces         []Trace
+	Contracts      []Contract
 	// Typed holds the rows of tables known only at run time (see NewTable), by table; each row is its values
 	// in the table's column order. Nil when there are none, which is the common case.
 	Typed map[*Table][][]any
@@ -223,7 +241,7 @@ type Rows struct {
 // Len is the number of rows of all tables.
 func (r *Rows) Len() int {
 	n := len(r.Blocks) + len(r.Withdrawals) + len(r.Transactions) + len(r.Logs) +
-		len(r.TokenTransfers) + len(r.Events) + len(r.Calls) + len(r.Traces) + len(r.Tokens)
+		len(r.TokenTransfers) + len(r.Events) + len(r.Calls) + len(r.Traces) + len(r.Contracts) + len(r.Tokens)
 	for _, t := range r.Typed {
 		n += len(t)
 	}
@@ -240,6 +258,7 @@ func (r *Rows) Add(o *Rows) {
 	r.Events = append(r.Events, o.Events...)
 	r.Calls = append(r.Calls, o.Calls...)
 	r.Traces = append(r.Traces, o.Traces...)
+	r.Contracts = append(r.Contracts, o.Contracts...)
 	for t, rows := range o.Typed {
 		r.AddTyped(t, rows...)
 	}

@@ -34,5 +34,33 @@ COMMENT ON COLUMN traces.value IS 'wei moved with the frame (NULL for staticcall
 COMMENT ON COLUMN traces.output IS 'return data; for a create, the deployed runtime code';
 COMMENT ON COLUMN traces.status IS '1 when the frame and every frame above it succeeded, 0 when its effects were reverted';
 
+-- The contracts created on chain: one row per successful create, from the create frames of traces when the
+-- bundle has them (every create, at any depth, with the deployed code), otherwise from the receipt's
+-- contractAddress (contracts created by transactions; the code is then not known). Replaced with its
+-- transaction like the traces it comes from.
+CREATE TABLE contracts (
+    block_number      bigint      NOT NULL,
+    transaction_index integer     NOT NULL,
+    trace_address     integer[]   NOT NULL,
+    address           bytea       NOT NULL,
+    transaction_hash  bytea       NOT NULL,
+    block_timestamp   timestamptz NOT NULL,
+    deployer          bytea       NOT NULL,
+    code_hash         bytea,
+    code_size         integer,
+    is_erc20          boolean,
+    is_erc721         boolean,
+    is_erc1155        boolean,
+    PRIMARY KEY (block_number, transaction_index, trace_address)
+);
+CREATE INDEX contracts_address_idx ON contracts (address);
+
+COMMENT ON TABLE contracts IS 'contracts created on chain: from create traces (any depth, with code) or receipts (transactions only, code unknown)';
+COMMENT ON COLUMN contracts.trace_address IS 'the create frame in traces; {} for a contract created by the transaction itself';
+COMMENT ON COLUMN contracts.deployer IS 'who ran the create: the transaction''s sender, or the contract whose frame created it';
+COMMENT ON COLUMN contracts.code_hash IS 'keccak256 of the deployed runtime code; NULL when the bundle had no traces';
+COMMENT ON COLUMN contracts.is_erc20 IS 'the code dispatches every ERC-20 function (ethereum-etl''s rule); NULL when the code is not known';
+
 -- +goose Down
+DROP TABLE contracts;
 DROP TABLE traces;
