@@ -131,6 +131,24 @@ func SaveTokens(ctx context.Context, db DB, tokens []chain.Token) (int64, error)
 	return counts["tokens"], nil
 }
 
+// ReadTokens reports which of addrs tokens has a row read from the chain for: a set keyed by the address
+// bytes as a string.
+func ReadTokens(ctx context.Context, db DB, addrs [][]byte) (map[string]bool, error) {
+	rows, err := db.Query(ctx, `SELECT address FROM tokens WHERE address = ANY($1) AND source = 'chain'`, addrs)
+	if err != nil {
+		return nil, fmt.Errorf("look up %d tokens: %w", len(addrs), err)
+	}
+	out := map[string]bool{}
+	var a []byte
+	if _, err := pgx.ForEachRow(rows, []any{&a}, func() error {
+		out[string(a)] = true
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("look up %d tokens: %w", len(addrs), err)
+	}
+	return out, nil
+}
+
 // UnreadToken is a token address seen in token_transfers that no chain read has described yet.
 type UnreadToken struct {
 	Address []byte

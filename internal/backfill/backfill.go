@@ -25,6 +25,7 @@ import (
 	"github.com/chainsink/chainsink/internal/format"
 	retrypkg "github.com/chainsink/chainsink/internal/retry"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Checkpoints stores job progress.
@@ -51,6 +52,8 @@ type Deps struct {
 	Fetcher     Fetcher
 	Publisher   Publisher
 	Checkpoints Checkpoints
+	// Tokens, if not nil, is shown every batch's blocks before they are published (`--tokens-topic`).
+	Tokens TokenSink
 	// Progress is optional.
 	Progress Progress
 	// Logger is optional.
@@ -370,6 +373,7 @@ func (r *runner) batch(ctx context.Context, lo, hi uint64) error {
 	type msg struct {
 		n          uint64
 		key, value []byte
+		rows       chain.Rows
 	}
 	msgs, err := retry(r, ctx, fmt.Sprintf("blocks %d-%d", lo, hi), func(ctx context.Context) ([]msg, error) {
 		blocks, err := r.deps.Fetcher.Fetch(ctx, lo, hi)
@@ -385,16 +389,27 @@ func (r *runner) batch(ctx context.Context, lo, hi uint64) error {
 				return nil, fmt.Errorf("fetch %d-%d returned block %d at position %d", lo, hi, b.Number, i)
 			}
 			key := format.BundleKey(b.Number)
-			value, err := Encode(b)
+			value, rows, err := EncodeRows(b)
 			if err != nil {
 				return nil, err
 			}
-			out[i] = msg{b.Number, key, value}
+			out[i] = msg{b.Number, key, value, rows}
 		}
 		return out, nil
 	})
 	if err != nil {
 		return err
+	}
+	if r.deps.Tokens != nil {
+		rows := make([]chain.Rows, len(msgs))
+		for i := range msgs {
+			rows[i], msgs[i].rows = msgs[i].rows, chain.Rows{}
+		}
+		if _, err := retry(r, ctx, fmt.Sprintf("tokens of blocks %d-%d", lo, hi), func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, r.deps.Tokens.Observe(ctx, rows)
+		}); err != nil {
+			return err
+		}
 	}
 	for _, m := range msgs {
 		select {
@@ -417,25 +432,39 @@ func (r *runner) batch(ctx context.Context, lo, hi uint64) error {
 	return nil
 }
 
+// TokenSink learns of the tokens in published blocks: internal/tokens' Watcher, which reads and publishes
+// the metadata of tokens it has not seen. Observe is given a batch's decoded blocks, in order, before they
+// are published, and returns once what it published about them is acknowledged, so that a block's
+// checkpoint never passes tokens that were not delivered.
+type TokenSink interface {
+	Observe(ctx context.Context, blocks []chain.Rows) error
+}
+
 // Encode builds block b's bundle message and checks that chainsink's consumer will accept it, so that a
 // node's inconsistent answer (receipts of another block, a missing field) fails here and not in the topic.
 func Encode(b Block) ([]byte, error) {
+	value, _, err := EncodeRows(b)
+	return value, err
+}
+
+// EncodeRows is Encode that also returns the rows the bundle decodes into.
+func EncodeRows(b Block) ([]byte, chain.Rows, error) {
 	value, err := format.EncodeBundle(b.Block, b.Receipts, b.Traces)
 	if err != nil {
-		return nil, fmt.Errorf("block %d: %w", b.Number, err)
+		return nil, chain.Rows{}, fmt.Errorf("block %d: %w", b.Number, err)
 	}
 	if len(value) > format.MaxMessageBytes {
-		return nil, permanent(fmt.Errorf("block %d: bundle of %d bytes is above the %d bytes a consumer accepts",
+		return nil, chain.Rows{}, permanent(fmt.Errorf("block %d: bundle of %d bytes is above the %d bytes a consumer accepts",
 			b.Number, len(value), format.MaxMessageBytes))
 	}
 	rows, fail := format.Decode(format.Bundle, format.BundleKey(b.Number), value)
 	if fail != nil {
-		return nil, fmt.Errorf("block %d: the node's answer does not decode (%s): %w", b.Number, fail.Reason, fail.Err)
+		return nil, chain.Rows{}, fmt.Errorf("block %d: the node's answer does not decode (%s): %w", b.Number, fail.Reason, fail.Err)
 	}
 	if len(rows.Blocks) != 1 || rows.Blocks[0].Number != b.Number {
-		return nil, fmt.Errorf("block %d: the node's answer is another block", b.Number)
+		return nil, chain.Rows{}, fmt.Errorf("block %d: the node's answer is another block", b.Number)
 	}
-	return value, nil
+	return value, rows, nil
 }
 
 // delivered1 is a delivery report.

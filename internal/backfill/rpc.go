@@ -88,6 +88,9 @@ func NewRPCFetcher(c *rpc.Client, receiptsBatchSize int, logger *slog.Logger) *R
 // Close closes the client.
 func (f *RPCFetcher) Close() { f.client.Close() }
 
+// Client is the fetcher's JSON-RPC client, for other reads of the same node (token metadata).
+func (f *RPCFetcher) Client() *rpc.Client { return f.client }
+
 // UsesBlockReceipts is false once the node has answered method-not-found for eth_getBlockReceipts.
 func (f *RPCFetcher) UsesBlockReceipts() bool { return !f.noBlockReceipts.Load() }
 

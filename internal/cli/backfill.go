@@ -11,17 +11,19 @@ import (
 	"golang.org/x/term"
 
 	"github.com/chainsink/chainsink/internal/backfill"
+	"github.com/chainsink/chainsink/internal/tokens"
 	"github.com/chainsink/chainsink/store"
 )
 
 // backfillOptions are `chainsink backfill`'s flags.
 type backfillOptions struct {
-	db     store.Config
-	kafka  kafkaFlags
-	cfg    backfill.Config
-	rpc    string
-	to     string
-	traces bool
+	db          store.Config
+	kafka       kafkaFlags
+	cfg         backfill.Config
+	rpc         string
+	to          string
+	traces      bool
+	tokensTopic string
 }
 
 func newBackfillCmd(g *globals) *cobra.Command {
@@ -62,6 +64,7 @@ which is harmless: a bundle replaces its whole block. --to latest-K stops K bloc
 	f := cmd.Flags()
 	f.StringVar(&o.rpc, "rpc", "", "Ethereum JSON-RPC URL (http, https, ws, wss or an IPC path)")
 	f.BoolVar(&o.traces, "traces", false, "also fetch each block's call traces (debug_traceBlockByNumber with the callTracer) into its bundle: the traces table")
+	f.StringVar(&o.tokensTopic, "tokens-topic", "", "also read the metadata of tokens not yet in the tokens table, at the block of their first transfer, and publish it to this topic as ethereum-etl token items")
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block")
 	f.StringVar(&o.to, "to", "", "last block (inclusive): N, latest, or latest-K (K confirmations below the head at start)")
 	f.StringVar(&o.cfg.Topic, "topic", "", "topic to publish bundles to")
@@ -122,12 +125,22 @@ func runBackfill(ctx context.Context, o *backfillOptions, g *globals, logger *sl
 	}
 	defer pub.Close()
 
+	var sink backfill.TokenSink
+	if o.tokensTopic != "" {
+		tokenPub, err := backfill.NewKafkaPublisher(o.tokensTopic, cm, logger)
+		if err != nil {
+			return err
+		}
+		defer tokenPub.Close()
+		sink = tokens.NewWatcher(tokens.NewReader(fetcher.Client(), 0), tokenPub, s.Pool(), logger)
+	}
+
 	var progress backfill.Progress = &backfill.LogProgress{Logger: logger}
 	if f, ok := g.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		progress = &backfill.BarProgress{W: f}
 	}
 	res, err := backfill.Run(ctx, o.cfg, backfill.Deps{
-		Fetcher: fetcher, Publisher: pub, Checkpoints: backfill.StoreCheckpoints{DB: s.Pool()},
+		Fetcher: fetcher, Publisher: pub, Checkpoints: backfill.StoreCheckpoints{DB: s.Pool()}, Tokens: sink,
 		Progress: progress, Logger: logger,
 	})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/chainsink/chainsink/internal/follow"
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/server"
+	"github.com/chainsink/chainsink/internal/tokens"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -21,6 +22,7 @@ type followOptions struct {
 	cfg         follow.Config
 	rpc         string
 	traces      bool
+	tokensTopic string
 	metricsAddr string
 	stuckAfter  time.Duration
 }
@@ -67,6 +69,7 @@ It runs until SIGINT or SIGTERM, retrying a node or broker that fails. With --me
 	f := cmd.Flags()
 	f.StringVar(&o.rpc, "rpc", "", "Ethereum JSON-RPC URL (http, https, ws, wss or an IPC path)")
 	f.BoolVar(&o.traces, "traces", false, "also fetch each block's call traces (debug_traceBlockByNumber with the callTracer) into its bundle: the traces table")
+	f.StringVar(&o.tokensTopic, "tokens-topic", "", "also read the metadata of tokens not yet in the tokens table, at the block of their first transfer, and publish it to this topic as ethereum-etl token items")
 	f.StringVar(&o.cfg.Topic, "topic", "", "topic to publish bundles to")
 	f.StringVar(&o.cfg.Job, "job", "", `name of the follower's kept hashes (default "follow:<topic>")`)
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block of a follower that has published nothing yet")
@@ -129,6 +132,14 @@ func runFollow(ctx context.Context, o *followOptions, logger *slog.Logger) error
 	fm := m.NewFollow()
 	fm.Confirmations.Set(float64(o.cfg.Confirmations))
 	fl := follow.New(o.cfg, node, pub, st.Pool(), fm, logger)
+	if o.tokensTopic != "" {
+		tokenPub, err := backfill.NewKafkaPublisher(o.tokensTopic, cm, logger)
+		if err != nil {
+			return err
+		}
+		defer tokenPub.Close()
+		fl.WithTokens(tokens.NewWatcher(tokens.NewReader(node.Client(), 0), tokenPub, st.Pool(), logger))
+	}
 	if o.metricsAddr != "" {
 		srv := server.New(server.Options{Addr: o.metricsAddr, StuckAfter: o.stuckAfter}, m, st, fl, logger)
 		if err := srv.Start(ctx); err != nil {

@@ -25,26 +25,8 @@ import (
 func TestTokensFromTheChain(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	c := newSimChain(t)
-	wethABI, wethCode := loadArtifact(t, "WETH9.json")
-	tknABI, tknCode := loadArtifact(t, "ERC20.json")
-	pack := func(a gethabi.ABI, method string, args ...any) []byte {
-		t.Helper()
-		data, err := a.Pack(method, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
-	owner, other := c.addrs[0], c.addrs[1]
-	weth, tkn := crypto.CreateAddress(owner, c.nonce(0)), crypto.CreateAddress(owner, c.nonce(0)+1)
-	supply := units(1_000_000)
-	h1 := c.sendGas(0, nil, big.NewInt(0), wethCode, 3_000_000)
-	h2 := c.sendGas(0, nil, big.NewInt(0), append(append([]byte{}, tknCode...), pack(tknABI, "", supply)...), 3_000_000)
-	c.commit(h1, h2)
-	c.commit(c.send(1, &weth, big.NewInt(3e18), pack(wethABI, "deposit")))
-	c.commit(c.send(1, &weth, big.NewInt(0), pack(wethABI, "transfer", owner, big.NewInt(125e16))),
-		c.send(0, &tkn, big.NewInt(0), pack(tknABI, "transfer", other, big.NewInt(1234567))))
+	c, tc := newTokenChain(t)
+	weth, tkn, wethABI, tknABI, pack := tc.weth, tc.tkn, tc.wethABI, tc.tknABI, tc.pack
 
 	s, cfg := migratedStore(t)
 	db := s.Pool()
@@ -132,6 +114,78 @@ func TestTokensFromTheChain(t *testing.T) {
 	out, errOut, err = runCmd(t, rpcArgs...)
 	if err != nil || !strings.Contains(out, "read 0 tokens") {
 		t.Fatalf("second tokens --rpc: %v\n%s%s", err, out, errOut)
+	}
+	if err := p.stop(t); err != nil {
+		t.Fatalf("chainsink run exited with %v", err)
+	}
+}
+
+// tokenChain is a simulated chain with two ERC-20 contracts: block 1 deploys WETH9 and v2-core's test token
+// (whose constructor mints, its first Transfer), block 2 wraps 3 ether, block 3 moves 1.25 WETH (WETH's
+// first Transfer) and 1234567 units of the token.
+type tokenChain struct {
+	weth, tkn       common.Address
+	wethABI, tknABI gethabi.ABI
+	pack            func(a gethabi.ABI, method string, args ...any) []byte
+}
+
+func newTokenChain(t *testing.T) (*simChain, tokenChain) {
+	t.Helper()
+	c := newSimChain(t)
+	wethABI, wethCode := loadArtifact(t, "WETH9.json")
+	tknABI, tknCode := loadArtifact(t, "ERC20.json")
+	pack := func(a gethabi.ABI, method string, args ...any) []byte {
+		t.Helper()
+		data, err := a.Pack(method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	owner, other := c.addrs[0], c.addrs[1]
+	weth, tkn := crypto.CreateAddress(owner, c.nonce(0)), crypto.CreateAddress(owner, c.nonce(0)+1)
+	h1 := c.sendGas(0, nil, big.NewInt(0), wethCode, 3_000_000)
+	h2 := c.sendGas(0, nil, big.NewInt(0), append(append([]byte{}, tknCode...), pack(tknABI, "", units(1_000_000))...), 3_000_000)
+	c.commit(h1, h2)
+	c.commit(c.send(1, &weth, big.NewInt(3e18), pack(wethABI, "deposit")))
+	c.commit(c.send(1, &weth, big.NewInt(0), pack(wethABI, "transfer", owner, big.NewInt(125e16))),
+		c.send(0, &tkn, big.NewInt(0), pack(tknABI, "transfer", other, big.NewInt(1234567))))
+	return c, tokenChain{weth: weth, tkn: tkn, wethABI: wethABI, tknABI: tknABI, pack: pack}
+}
+
+// TestBackfillPublishesTokens: `backfill --tokens-topic` reads each token at the block of its first
+// transfer (the token at its deployment, WETH two blocks later, when its supply was 3 ether) and publishes
+// it with the blocks; run stores both topics; a second backfill of the range publishes no token again. One
+// batch at a time, so that the count is exact: concurrent batches may both publish a token they both see
+// first (tokens.Watcher), and the store keeps the lower block's.
+func TestBackfillPublishesTokens(t *testing.T) {
+	t.Parallel()
+	c, tc := newTokenChain(t)
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 2, "tokens": 1})
+	dbArgs := []string{"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema}
+	backfill := func(job string) {
+		t.Helper()
+		if _, errOut, err := runBackfillCmd(t, append([]string{"--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks",
+			"--tokens-topic", "tokens", "--from", "0", "--to", "3", "--batch-size", "2", "--concurrency", "1", "--job", job}, dbArgs...)...); err != nil {
+			t.Fatalf("backfill --tokens-topic: %v\n%s", err, errOut)
+		}
+	}
+	backfill("first")
+	if hw := b.HighWatermarks("tokens")[0]; hw != 2 {
+		t.Fatalf("%d token items published, want 2", hw)
+	}
+	p := start(t, runArgs(cfg, b.Addr(), "tokens", "blocks:bundle", "tokens:ethereum-etl")...)
+	waitCaughtUp(t, s, b, "tokens", 60*time.Second, "blocks", "tokens")
+	if got := tokenRow(t, s.Pool(), tc.tkn); got != "UNI-V2|Uniswap V2|18|1000000000000000000000000|erc20|1|chain" {
+		t.Errorf("token: %s", got)
+	}
+	if got := tokenRow(t, s.Pool(), tc.weth); got != "WETH|Wrapped Ether|18|3000000000000000000|erc20|3|chain" {
+		t.Errorf("WETH: %s", got)
+	}
+	backfill("again")
+	if hw := b.HighWatermarks("tokens")[0]; hw != 2 {
+		t.Errorf("the second backfill published %d token items, want none", hw-2)
 	}
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink run exited with %v", err)

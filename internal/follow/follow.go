@@ -28,6 +28,7 @@ import (
 	"github.com/chainsink/chainsink/internal/backfill"
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/store"
+	"github.com/chainsink/chainsink/store/chain"
 )
 
 // Config is what a follower does.
@@ -120,6 +121,7 @@ type Follower struct {
 	db      store.DB
 	metrics Metrics
 	log     *slog.Logger
+	tokens  backfill.TokenSink
 
 	kept []store.StoredBlockHash // ascending; what Postgres holds
 
@@ -144,6 +146,13 @@ func New(cfg Config, node Node, pub backfill.Publisher, db store.DB, m Metrics, 
 	}
 	return &Follower{cfg: cfg.withDefaults(), node: node, pub: pub, db: db, metrics: m, log: log,
 		done: make(chan struct{})}
+}
+
+// WithTokens makes f show every batch's blocks to sink before it publishes them (see backfill.TokenSink).
+// Call it before Start.
+func (f *Follower) WithTokens(sink backfill.TokenSink) *Follower {
+	f.tokens = sink
+	return f
 }
 
 // Start runs the follower in the background until Stop, ctx's end, or an error retrying cannot fix (Done
@@ -351,6 +360,7 @@ func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
 	}
 	msgs := make([]message, 0, len(blocks))
 	hashes := make([]store.StoredBlockHash, 0, len(blocks))
+	var observed []chain.Rows
 	for _, b := range blocks {
 		hash, parent, err := blockHashes(b.Block)
 		if err != nil {
@@ -362,13 +372,21 @@ func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
 			}
 			break // the chain moved under the batch: publish what links, and look again
 		}
-		value, err := backfill.Encode(b)
+		value, rows, err := backfill.EncodeRows(b)
 		if err != nil {
 			return false, err
+		}
+		if f.tokens != nil {
+			observed = append(observed, rows)
 		}
 		msgs = append(msgs, message{b.Number, value})
 		hashes = append(hashes, store.StoredBlockHash{Number: int64(b.Number), Hash: hash})
 		prev = hash
+	}
+	if f.tokens != nil && len(observed) > 0 {
+		if err := f.tokens.Observe(ctx, observed); err != nil {
+			return false, err
+		}
 	}
 	if err := f.publish(ctx, msgs); err != nil {
 		return false, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -128,6 +129,15 @@ func isCallError(err error) bool {
 	switch re.ErrorCode() {
 	case -32601, -32600, -32700, -32005, 429: // method not found, invalid request, parse error, rate limits
 		return false
+	}
+	// geth answers -32000 both for a call that failed in the EVM and for state it does not have (a full node
+	// asked about an old block): the latter is no answer about the token.
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"missing trie node", "header not found", "historical state", "state not available",
+		"state is not available", "pruned"} {
+		if strings.Contains(msg, s) {
+			return false
+		}
 	}
 	return true
 }
