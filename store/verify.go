@@ -96,18 +96,18 @@ var verifyChecks = []verifyCheck{
 		SELECT x.block_number FROM events x
 		LEFT JOIN logs l ON l.block_number = x.block_number AND l.log_index = x.log_index
 		WHERE x.block_number BETWEEN $1 AND $2 AND (l.transaction_hash IS NULL OR l.transaction_hash <> x.transaction_hash)`},
-	{"calls_without_transaction", "decoded calls whose transaction (block, index and hash) is not stored", `
-		SELECT x.block_number FROM calls x
+	withTransaction("calls", "decoded calls"),
+	withTransaction("traces", "traces"),
+	withTransaction("contracts", "created contracts"),
+}
+
+// withTransaction is the check that every row of table (keyed by block number and transaction index, with
+// the transaction's hash) has its transaction.
+func withTransaction(table, what string) verifyCheck {
+	return verifyCheck{table + "_without_transaction", what + " whose transaction (block, index and hash) is not stored", `
+		SELECT x.block_number FROM ` + table + ` x
 		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
-		WHERE x.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> x.transaction_hash)`},
-	{"traces_without_transaction", "traces whose transaction (block, index and hash) is not stored", `
-		SELECT x.block_number FROM traces x
-		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
-		WHERE x.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> x.transaction_hash)`},
-	{"contracts_without_transaction", "created contracts whose transaction (block, index and hash) is not stored", `
-		SELECT x.block_number FROM contracts x
-		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
-		WHERE x.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> x.transaction_hash)`},
+		WHERE x.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> x.transaction_hash)`}
 }
 
 // Verify checks that the stored chain is whole and consistent: every height has a block, each block's parent

@@ -71,7 +71,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "bundle", "typed", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
+var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -237,7 +237,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		name string
 		run  func(context.Context) error
 	}{
-		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"deferred", b.deferred},
+		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"baseline1", b.baseline1}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"deferred", b.deferred},
 		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
 	} {
 		if !b.want(step.name) {
@@ -592,6 +592,15 @@ func (b *bencher) baseline(ctx context.Context) error {
 	return b.direct(ctx, "baseline", fmt.Sprintf("(b) baseline: INSERT ON CONFLICT, %d rows/stmt", b.o.InsertRows),
 		func(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts, error) {
 			return InsertRows(ctx, db, rows, b.o.InsertRows)
+		})
+}
+
+// baseline1 is (b1): the baseline's statements with one row each, pipelined, which is what Kafka Connect's
+// JDBC sink sends by default (reWriteBatchedInserts off): the weaker, more common, upsert shape.
+func (b *bencher) baseline1(ctx context.Context) error {
+	return b.direct(ctx, "baseline1", "(b1) baseline: INSERT ON CONFLICT, 1 row/stmt, pipelined",
+		func(ctx context.Context, db store.DB, rows []chain.Rows) (chain.Counts, error) {
+			return InsertRows(ctx, db, rows, 1)
 		})
 }
 

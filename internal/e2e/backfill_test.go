@@ -292,6 +292,18 @@ func loadPairABI(t *testing.T) gethabi.ABI {
 	return a
 }
 
+// packer returns an encoder of calls (or, with method "", constructor arguments) that fails t on a mistake.
+func packer(t *testing.T) func(a gethabi.ABI, method string, args ...any) []byte {
+	return func(a gethabi.ABI, method string, args ...any) []byte {
+		t.Helper()
+		data, err := a.Pack(method, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+}
+
 // runBackfillCmd runs `chainsink backfill` to its end and returns its stdout, stderr and exit error.
 func runBackfillCmd(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
@@ -742,14 +754,7 @@ func TestBackfillUniswapV2(t *testing.T) {
 	tknABI, tknCode := loadArtifact(t, "ERC20.json")
 	factoryABI, factoryCode := loadArtifact(t, "UniswapV2Factory.json")
 	pairABI := loadPairABI(t)
-	pack := func(a gethabi.ABI, method string, args ...any) []byte {
-		t.Helper()
-		data, err := a.Pack(method, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
+	pack := packer(t)
 	call := func(a gethabi.ABI, to common.Address, block *big.Int, method string, args ...any) []any {
 		t.Helper()
 		out, err := c.client.CallContract(ctx, ethereum.CallMsg{To: &to, Data: pack(a, method, args...)}, block)

@@ -14,6 +14,7 @@ import (
 	gethabi "github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/store"
 )
@@ -96,15 +97,8 @@ func TestTokensFromTheChain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var amounts []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		amounts = append(amounts, s)
-	}
-	if err := rows.Err(); err != nil {
+	amounts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(amounts, ", "); got != "WETH 1.250000000000000000, UNI-V2 0.000000000001234567" {
@@ -134,14 +128,7 @@ func newTokenChain(t *testing.T) (*simChain, tokenChain) {
 	c := newSimChain(t)
 	wethABI, wethCode := loadArtifact(t, "WETH9.json")
 	tknABI, tknCode := loadArtifact(t, "ERC20.json")
-	pack := func(a gethabi.ABI, method string, args ...any) []byte {
-		t.Helper()
-		data, err := a.Pack(method, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
+	pack := packer(t)
 	owner, other := c.addrs[0], c.addrs[1]
 	weth, tkn := crypto.CreateAddress(owner, c.nonce(0)), crypto.CreateAddress(owner, c.nonce(0)+1)
 	h1 := c.sendGas(0, nil, big.NewInt(0), wethCode, 3_000_000)

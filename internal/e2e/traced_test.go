@@ -27,6 +27,7 @@ import (
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/params"
+	"github.com/jackc/pgx/v5"
 )
 
 // tracedBackend is the simulated backend's assembly (a node, the eth service, a simulated beacon that mines on
@@ -124,14 +125,7 @@ func TestTracesOfUniswapV2(t *testing.T) {
 	tknABI, tknCode := loadArtifact(t, "ERC20.json")
 	factoryABI, factoryCode := loadArtifact(t, "UniswapV2Factory.json")
 	pairABI := loadPairABI(t)
-	pack := func(a gethabi.ABI, method string, args ...any) []byte {
-		t.Helper()
-		data, err := a.Pack(method, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return data
-	}
+	pack := packer(t)
 	owner, lp, trader := c.addrs[0], c.addrs[1], c.addrs[2]
 	weth, tkn, factory := crypto.CreateAddress(owner, 0), crypto.CreateAddress(owner, 1), crypto.CreateAddress(owner, 2)
 	c.commit(c.sendGas(0, nil, big.NewInt(0), wethCode, 3_000_000),
@@ -213,15 +207,8 @@ func TestTracesOfUniswapV2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var out []string
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, s)
-		}
-		if err := rows.Err(); err != nil {
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
 			t.Fatal(err)
 		}
 		return out
