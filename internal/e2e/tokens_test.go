@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -126,6 +127,12 @@ type tokenChain struct {
 func newTokenChain(t *testing.T) (*simChain, tokenChain) {
 	t.Helper()
 	c := newSimChain(t)
+	return c, deployTokens(t, c)
+}
+
+// deployTokens makes c a tokenChain's blocks 1-3.
+func deployTokens(t *testing.T, c *simChain) tokenChain {
+	t.Helper()
 	wethABI, wethCode := loadArtifact(t, "WETH9.json")
 	tknABI, tknCode := loadArtifact(t, "ERC20.json")
 	pack := packer(t)
@@ -137,7 +144,7 @@ func newTokenChain(t *testing.T) (*simChain, tokenChain) {
 	c.commit(c.send(1, &weth, big.NewInt(3e18), pack(wethABI, "deposit")))
 	c.commit(c.send(1, &weth, big.NewInt(0), pack(wethABI, "transfer", owner, big.NewInt(125e16))),
 		c.send(0, &tkn, big.NewInt(0), pack(tknABI, "transfer", other, big.NewInt(1234567))))
-	return c, tokenChain{weth: weth, tkn: tkn, wethABI: wethABI, tknABI: tknABI, pack: pack}
+	return tokenChain{weth: weth, tkn: tkn, wethABI: wethABI, tknABI: tknABI, pack: pack}
 }
 
 // TestBackfillPublishesTokens: `backfill --tokens-topic` reads each token at the block of its first
@@ -189,4 +196,49 @@ func tokenRow(t *testing.T, db store.DB, addr common.Address) string {
 		t.Fatalf("token %s: %v", addr, err)
 	}
 	return got
+}
+
+// TestFollowPublishesTokensAndTraces: `follow --tokens-topic --traces` on a node with the debug API: the
+// follower publishes the two tokens of its blocks, read at their first transfers, and bundles with traces;
+// run stores tokens, traces and contracts. A token transferred again in a later block is not published twice.
+func TestFollowPublishesTokensAndTraces(t *testing.T) {
+	t.Parallel()
+	c := newTracedChain(t)
+	tc := deployTokens(t, c)
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 1, "tokens": 1})
+	follower := start(t, "follow", "--rpc", c.url, "--brokers", b.Addr(), "--topic", "blocks", "--tokens-topic", "tokens",
+		"--traces", "--poll-interval", "50ms", "--log-format", "json", "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema)
+	waitFor(t, 30*time.Second, "the follower to publish the chain", keptTipIs(s, c.head()))
+	run := start(t, runArgs(cfg, b.Addr(), "follow-tokens", "blocks:bundle", "tokens:ethereum-etl")...)
+	waitCaughtUp(t, s, b, "follow-tokens", 60*time.Second, "blocks", "tokens")
+	if got := tokenRow(t, s.Pool(), tc.weth); got != "WETH|Wrapped Ether|18|3000000000000000000|erc20|3|chain" {
+		t.Errorf("WETH: %s", got)
+	}
+	if got := tokenRow(t, s.Pool(), tc.tkn); got != "UNI-V2|Uniswap V2|18|1000000000000000000000000|erc20|1|chain" {
+		t.Errorf("token: %s", got)
+	}
+	// Another WETH transfer: the follower publishes its block, and no second WETH item.
+	c.commit(c.send(0, &tc.weth, big.NewInt(0), tc.pack(tc.wethABI, "transfer", c.addrs[2], big.NewInt(1))))
+	waitFor(t, 30*time.Second, "the follower to publish the new block", keptTipIs(s, c.head()))
+	waitCaughtUp(t, s, b, "follow-tokens", 60*time.Second, "blocks", "tokens")
+	if hw := b.HighWatermarks("tokens")[0]; hw != 2 {
+		t.Errorf("%d token items published, want 2", hw)
+	}
+	var traces, contracts int
+	if err := s.Pool().QueryRow(context.Background(), `SELECT (SELECT count(*) FROM traces), (SELECT count(*) FROM contracts
+		WHERE code_hash IS NOT NULL AND is_erc20)`).Scan(&traces, &contracts); err != nil {
+		t.Fatal(err)
+	}
+	if traces < 5 || contracts != 2 {
+		t.Errorf("%d traces and %d ERC-20 contracts with their code stored from the follower's bundles", traces, contracts)
+	}
+	if err := run.stop(t); err != nil {
+		t.Errorf("chainsink run exited with %v", err)
+	}
+	_ = follower.cmd.Process.Signal(syscall.SIGTERM)
+	<-follower.done
+	if follower.err != nil {
+		t.Errorf("follow exited with %v after SIGTERM", follower.err)
+	}
 }
