@@ -259,7 +259,12 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 	}
 	fmt.Fprintln(out, "Rows stored")
 	for _, t := range chain.CoreTables.Names() {
-		fmt.Fprintf(out, "  %-16s %6d\n", t, counts[t])
+		note := ""
+		if counts[t] == 0 && (t == "traces" || t == "contracts") {
+			// The demo's data has no traces and creates no contract; `backfill --traces` fills both.
+			note = "  (the demo's blocks have no traces and create no contract: backfill --traces fills them)"
+		}
+		fmt.Fprintf(out, "  %-16s %6d%s\n", t, counts[t], note)
 	}
 	section := func(title, col1, col2 string, rows []Ranked) {
 		fmt.Fprintf(out, "\n%s\n", title)
