@@ -127,7 +127,7 @@ func isCallError(err error) bool {
 		return false
 	}
 	switch re.ErrorCode() {
-	case -32601, -32600, -32700, -32005, 429: // method not found, invalid request, parse error, rate limits
+	case -32601, -32600, -32700, -32603, -32005, 429: // method not found, invalid request, parse error, internal error, rate limits
 		return false
 	}
 	// geth answers -32000 both for a call that failed in the EVM and for state it does not have (a full node
