@@ -7,8 +7,8 @@ import (
 	"github.com/chainsink/chainsink/store/chain"
 )
 
-// Contracts derives the contracts rows' created: from the create frames of their traces when rows have
-// traces (every successful create at any depth, its code the frame's output), and otherwise from the
+// Contracts derives the contracts that rows' transactions created: from the create frames of their traces
+// when rows have traces (every successful create at any depth, its code the frame's output), and otherwise from the
 // receipts' contractAddress, for the transactions that succeeded (or, before Byzantium, whose status is not
 // known), with no code.
 func Contracts(rows *chain.Rows) []chain.Contract {

@@ -480,7 +480,7 @@ func locateBundleError(value []byte, err error) *decodeError {
 	}
 	if b.Traces != nil {
 		for i, raw := range *b.Traces {
-			if e := decodeAt(at{list: "traces", i: i}, raw, &rpcTraceResult{}); e != nil {
+			if e := locateTraceError(i, raw); e != nil {
 				return e
 			}
 		}

@@ -271,8 +271,10 @@ func badMember(raw []byte, t reflect.Type) (string, error) {
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		for i := range t.NumField() {
-			f := t.Field(i)
+		for _, f := range reflect.VisibleFields(t) { // the fields of embedded structs too (traces' frames)
+			if f.Anonymous {
+				continue
+			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if !strings.EqualFold(name, k) {
 				continue

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 
+	json "github.com/go-json-experiment/json/v1"
+
 	"github.com/chainsink/chainsink/store/chain"
 )
 
@@ -22,17 +24,63 @@ type rpcTraceResult struct {
 	Error string `json:"error"`
 }
 
+// rpcFrameFields are a call frame's own fields; rpcCallFrame adds its subcalls, and rawCallFrame keeps them
+// raw, so that locateTraceError can find a failure at any depth.
+type rpcFrameFields struct {
+	Type    string      `json:"type"`
+	From    address     `json:"from"`
+	To      address     `json:"to"`
+	Value   bigQuantity `json:"value"`
+	Gas     quantity    `json:"gas"`
+	GasUsed quantity    `json:"gasUsed"`
+	Input   data        `json:"input"`
+	Output  data        `json:"output"`
+	Error   string      `json:"error"`
+}
+
 type rpcCallFrame struct {
-	Type    string         `json:"type"`
-	From    address        `json:"from"`
-	To      address        `json:"to"`
-	Value   bigQuantity    `json:"value"`
-	Gas     quantity       `json:"gas"`
-	GasUsed quantity       `json:"gasUsed"`
-	Input   data           `json:"input"`
-	Output  data           `json:"output"`
-	Error   string         `json:"error"`
-	Calls   []rpcCallFrame `json:"calls"`
+	rpcFrameFields
+	Calls []rpcCallFrame `json:"calls"`
+}
+
+type rawCallFrame struct {
+	rpcFrameFields
+	Calls []json.RawMessage `json:"calls"`
+}
+
+type rawTraceResult struct {
+	TxHash hash            `json:"txHash"`
+	Result json.RawMessage `json:"result"`
+	Error  string          `json:"error"`
+}
+
+// locateTraceError finds the first frame of a bundle's trace entry i that does not decode, at any depth, and
+// says which field of it.
+func locateTraceError(i int, raw json.RawMessage) *decodeError {
+	var r rawTraceResult
+	if e := decodeAt(at{list: "traces", i: i}, raw, &r); e != nil {
+		return e
+	}
+	if len(r.Result) == 0 || isNull(r.Result) {
+		return nil
+	}
+	var walk func(path []int32, raw json.RawMessage) *decodeError
+	walk = func(path []int32, raw json.RawMessage) *decodeError {
+		if len(path) > maxTraceDepth {
+			return nil
+		}
+		var f rawCallFrame
+		if e := decodeAt(at{list: framePath(i, path), i: -1}, raw, &f); e != nil {
+			return e
+		}
+		for j, c := range f.Calls {
+			if e := walk(append(path, int32(j)), c); e != nil {
+				return e
+			}
+		}
+		return nil
+	}
+	return walk(nil, r.Result)
 }
 
 // maxTraceDepth bounds the nesting of frames: the EVM's call depth limit is 1024.
@@ -58,7 +106,7 @@ func decodeTraces(txs []chain.Transaction, traces []rpcTraceResult) ([]chain.Tra
 		}
 	}
 	out := make([]chain.Trace, 0, n)
-	// One slab for the gas columns (two per frame) and one for the trace addresses of all frames.
+	// One slab for the nullable gas columns of every frame (two per frame).
 	ints := make([]int64, 2*n)
 	var path []int32
 	for i := range traces {
@@ -77,7 +125,7 @@ func decodeTraces(txs []chain.Transaction, traces []rpcTraceResult) ([]chain.Tra
 		}
 		var err *decodeError
 		path = path[:0]
-		if out, ints, err = appendFrames(out, ints, tx, tr.Result, path, 1, "traces["+strconv.Itoa(i)+"].result", 0); err != nil {
+		if out, ints, err = appendFrames(out, ints, tx, tr.Result, path, 1, i); err != nil {
 			return nil, err
 		}
 	}
@@ -97,13 +145,35 @@ func countFrames(f *rpcCallFrame, depth int) int {
 
 var errTraceDepth = errors.New("frames nested deeper than the EVM's 1024 calls")
 
-// appendFrames appends f and its subcalls. status is 1 while every frame above succeeded.
+// atFrame puts the frame's JSON path in front of the field path of e.
+func atFrame(e *decodeError, txPos int, path []int32) *decodeError {
+	var fe *FieldError
+	if errors.As(e.err, &fe) {
+		fe.Path = framePath(txPos, path) + "." + fe.Path
+	}
+	return e
+}
+
+// framePath is the JSON path of the frame at path in the traces of transaction position i, for errors.
+func framePath(i int, path []int32) string {
+	var b strings.Builder
+	b.WriteString("traces[" + strconv.Itoa(i) + "].result")
+	for _, p := range path {
+		b.WriteString(".calls[" + strconv.Itoa(int(p)) + "]")
+	}
+	return b.String()
+}
+
+// appendFrames appends f and its subcalls. status is 1 while every frame above succeeded; txPos is the
+// transaction's position in the traces, for the path of an error.
 func appendFrames(out []chain.Trace, ints []int64, tx *chain.Transaction, f *rpcCallFrame, path []int32,
-	status int16, where string, depth int) ([]chain.Trace, []int64, *decodeError) {
-	c := conv{at: at{list: where, i: -1}}
-	if depth > maxTraceDepth {
+	status int16, txPos int) ([]chain.Trace, []int64, *decodeError) {
+	// The frame's path is only spelt out for an error (atFrame): building it for every frame cost an
+	// allocation per frame.
+	c := conv{at: at{i: -1}}
+	if len(path) > maxTraceDepth {
 		c.fail("calls", errTraceDepth)
-		return out, ints, c.err
+		return out, ints, atFrame(c.err, txPos, path)
 	}
 	typ := strings.ToLower(f.Type)
 	class, ok := traceTypes[typ]
@@ -136,13 +206,12 @@ func appendFrames(out []chain.Trace, ints []int64, tx *chain.Transaction, f *rpc
 		Subtraces:        int32(len(f.Calls)),
 	}
 	if c.err != nil {
-		return out, ints, c.err
+		return out, ints, atFrame(c.err, txPos, path)
 	}
 	out, ints = append(out, t), ints[2:]
 	for i := range f.Calls {
 		var err *decodeError
-		sub := where + ".calls[" + strconv.Itoa(i) + "]"
-		if out, ints, err = appendFrames(out, ints, tx, &f.Calls[i], append(path, int32(i)), status, sub, depth+1); err != nil {
+		if out, ints, err = appendFrames(out, ints, tx, &f.Calls[i], append(path, int32(i)), status, txPos); err != nil {
 			return out, ints, err
 		}
 	}

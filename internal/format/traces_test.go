@@ -185,11 +185,42 @@ func TestBundleTracesRefused(t *testing.T) {
 		{strings.Replace(good, `"gas": "0x5208"`, `"gas": "0xffffffffffffffff"`, 1), ReasonBadField, "traces[0].result.gas"},
 		{strings.Replace(good, `"gas": "0x5208"`, `"gas": 7`, 1), ReasonBadField, "traces[0].result"},
 		{`{"not": "a list"}`, ReasonBadField, "traces"},
+		{strings.Replace(good, `"input": "0x"}}`, `"input": "0x", "calls": [{"type": "CALL", "from": "0x01"}]}}`, 1), ReasonBadField,
+			"traces[0].result.calls[0].from"},
+		{strings.Replace(good, `"input": "0x"}}`, `"input": "0x", "calls": [{"type": "CALL", "from": "0x0000000000000000000000000000000000000001", "calls": [{"type": "STATICCALL"}]}]}}`, 1),
+			ReasonBadField, "traces[0].result.calls[0].calls[0].from"},
 	} {
 		value := []byte(`{"block": ` + string(msg.Block) + `, "receipts": ` + string(msg.Receipts) + `, "traces": ` + c.traces + `}`)
 		_, fail := Decode(Bundle, nil, value)
 		if fail == nil || fail.Reason != c.reason || !strings.Contains(fail.Err.Error(), c.path) {
 			t.Errorf("traces %.80s: failure %+v, want %s at %q", c.traces, fail, c.reason, c.path)
+		}
+	}
+}
+
+// BenchmarkDecodeTraces flattens go-ethereum's deep_calls case (a mainnet transaction of 29 frames): the
+// cost per frame of the traces a bundle carries.
+func BenchmarkDecodeTraces(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join(callTracerDir, "deep_calls.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var c callTracerCase
+	if err := json.Unmarshal(raw, &c); err != nil {
+		b.Fatal(err)
+	}
+	item := []byte(`[{"result": ` + string(c.Result) + `}]`)
+	txs := []chain.Transaction{{BlockNumber: 25001, Hash: make([]byte, 32)}}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(item)))
+	for b.Loop() {
+		var traces []rpcTraceResult
+		if err := json.Unmarshal(item, &traces); err != nil {
+			b.Fatal(err)
+		}
+		rows, derr := decodeTraces(txs, traces)
+		if derr != nil || len(rows) != 29 {
+			b.Fatalf("%d frames, %v", len(rows), derr)
 		}
 	}
 }
