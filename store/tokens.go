@@ -24,7 +24,10 @@ const upsertTokensSQL = `
 		AS u(a, n, s, d, ts, st, b, src)
 	ORDER BY a
 	ON CONFLICT (address) DO UPDATE SET
-		name = EXCLUDED.name, symbol = EXCLUDED.symbol, decimals = EXCLUDED.decimals,
+		-- Over a list's row, a field the chain left NULL (a call that reverted) keeps the list's value.
+		name = CASE WHEN k.source = 'token_list' THEN coalesce(EXCLUDED.name, k.name) ELSE EXCLUDED.name END,
+		symbol = CASE WHEN k.source = 'token_list' THEN coalesce(EXCLUDED.symbol, k.symbol) ELSE EXCLUDED.symbol END,
+		decimals = CASE WHEN k.source = 'token_list' THEN coalesce(EXCLUDED.decimals, k.decimals) ELSE EXCLUDED.decimals END,
 		total_supply = EXCLUDED.total_supply, standard = coalesce(EXCLUDED.standard, k.standard),
 		block_number = EXCLUDED.block_number, source = EXCLUDED.source, updated_at = now()
 	WHERE k.source = 'token_list'
@@ -59,6 +62,9 @@ func upsertTokens(ctx context.Context, db DB, tokens []chain.Token, counts chain
 		return nil
 	}
 	best := slices.Clone(tokens)
+	for i := range best {
+		best[i].Source = cmp.Or(best[i].Source, chain.TokenFromChain) // as the statement stores it
+	}
 	// Stable, so that of two list entries for one address the later stays later.
 	slices.SortStableFunc(best, func(a, b chain.Token) int { return bytes.Compare(a.Address, b.Address) })
 	out := best[:0]
@@ -92,7 +98,7 @@ func upsertTokens(ctx context.Context, db DB, tokens []chain.Token, counts chain
 			b := int64(*t.BlockNumber)
 			blocks[i] = &b
 		}
-		source[i] = string(cmp.Or(t.Source, chain.TokenFromChain))
+		source[i] = string(t.Source)
 	}
 	tag, err := db.Exec(ctx, upsertTokensSQL, addr, names, symbols, decimals, supply, standard, blocks, source)
 	if err != nil {

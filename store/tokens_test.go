@@ -87,6 +87,21 @@ func TestTokensKeepTheChainsFirstRead(t *testing.T) {
 		token(3, "LIST-C2", chain.TokenFromList, 0)}); err != nil {
 		t.Fatal(err)
 	}
+	// A chain read whose decimals() reverted, over a list's row: the list's decimals stay.
+	listed := token(6, "LIST-F", chain.TokenFromList, 0)
+	if _, err := store.SaveTokens(ctx, db, []chain.Token{listed}); err != nil {
+		t.Fatal(err)
+	}
+	noDecimals := token(6, "F@50", chain.TokenFromChain, 50)
+	noDecimals.Decimals = nil
+	writeTokens(t, db, 6, noDecimals)
+	var decimals *int32
+	if err := db.QueryRow(ctx, `SELECT decimals FROM tokens WHERE address = $1`, b(20, 6)).Scan(&decimals); err != nil {
+		t.Fatal(err)
+	}
+	if decimals == nil || *decimals != 6 {
+		t.Errorf("a chain read without decimals over a list's row left decimals %v, want the list's 6", decimals)
+	}
 	// A tombstone of the height a token was read at leaves it: tokens belong to addresses.
 	tomb := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceRows)
 	tomb.Add(msg(0, chain.Rows{Tombstones: []uint64{100, 250}}))
@@ -95,7 +110,7 @@ func TestTokensKeepTheChainsFirstRead(t *testing.T) {
 	}
 
 	got := readTokens(t, db)
-	want := map[byte]string{1: "A@100/chain/100", 2: "B@250/chain/250", 3: "LIST-C2/token_list/-"}
+	want := map[byte]string{1: "A@100/chain/100", 2: "B@250/chain/250", 3: "LIST-C2/token_list/-", 6: "F@50/chain/50"}
 	if len(got) != len(want) {
 		t.Errorf("%d tokens stored: %v", len(got), got)
 	}

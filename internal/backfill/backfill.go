@@ -393,6 +393,9 @@ func (r *runner) batch(ctx context.Context, lo, hi uint64) error {
 			if err != nil {
 				return nil, err
 			}
+			if r.deps.Tokens == nil {
+				rows = chain.Rows{} // the decoded rows are only the sink's, and a batch in flight should not hold them
+			}
 			out[i] = msg{b.Number, key, value, rows}
 		}
 		return out, nil

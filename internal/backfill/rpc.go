@@ -52,8 +52,10 @@ type RPCFetcher struct {
 }
 
 // callTracer is the tracer option of debug_traceBlockByNumber: go-ethereum's native call tracer, which
-// reth and erigon serve too.
-var callTracer = map[string]any{"tracer": "callTracer"}
+// reth and erigon serve too. geth gives a transaction's trace 5 s by default and answers a slower one with an
+// error in place of its trace, which would fail the block for good (traces_mismatch); a minute is what the
+// heaviest mainnet transactions need.
+var callTracer = map[string]any{"tracer": "callTracer", "timeout": "60s"}
 
 // WithTraces makes f fetch each block's call traces too, in the same batch request as the block.
 func (f *RPCFetcher) WithTraces() *RPCFetcher {

@@ -123,6 +123,18 @@ func runTokens(ctx context.Context, o *tokensOptions, g *globals, logger *slog.L
 	if o.rpc == "" {
 		return nil
 	}
+	// The unread tokens are found through token_transfers' index on token_address; without it (deferred by
+	// `migrate indexes drop` during a backfill) every step of the walk scans the table.
+	indexes, err := store.SecondaryIndexStatus(ctx, s.Pool())
+	if err != nil {
+		return err
+	}
+	for _, ix := range indexes {
+		if ix.Name == "token_transfers_token_block_idx" && !ix.Present {
+			return fmt.Errorf("index %s is not there (deferred by chainsink migrate indexes drop?): create it first "+
+				"with chainsink migrate indexes create, or tokens --rpc scans token_transfers once per token", ix.Name)
+		}
+	}
 	cm, err := o.kafka.configMap(backfill.ProducerConfig(), backfill.FixedProducerConfig())
 	if err != nil {
 		return err

@@ -563,6 +563,19 @@ func decodeETLToken(value []byte) (chain.Rows, *decodeError) {
 		default:
 			c.fail("standard", fmt.Errorf("%q is not erc20, erc721, erc1155 or empty", clip([]byte(*it.Standard))))
 		}
+	} else {
+		// ethereum-etl's own item (chainsink's always has "standard"): it writes "" where name() or symbol()
+		// failed and 0 where decimals() did, which would read as facts. An empty text is taken as unknown,
+		// and so are zero decimals of a token that told neither its name nor its symbol.
+		if t.Name != nil && *t.Name == "" {
+			t.Name = nil
+		}
+		if t.Symbol != nil && *t.Symbol == "" {
+			t.Symbol = nil
+		}
+		if t.Name == nil && t.Symbol == nil && t.Decimals != nil && *t.Decimals == 0 {
+			t.Decimals = nil
+		}
 	}
 	if c.err != nil {
 		return chain.Rows{}, c.err
@@ -594,7 +607,7 @@ func EncodeETLToken(t chain.Token) ([]byte, error) {
 		Decimals    *int32       `json:"decimals"`
 		TotalSupply *json.Number `json:"total_supply"`
 		BlockNumber *uint64      `json:"block_number"`
-		Standard    string       `json:"standard,omitempty"`
+		Standard    string       `json:"standard"` // always there: what tells chainsink's item from ethereum-etl's
 		ItemID      string       `json:"item_id"`
 	}{Type: etlTypeToken, Address: "0x" + hex.EncodeToString(t.Address), Symbol: t.Symbol, Name: t.Name,
 		Decimals: t.Decimals, BlockNumber: t.BlockNumber, Standard: t.Standard}

@@ -119,7 +119,11 @@ func decodeTraces(txs []chain.Transaction, traces []rpcTraceResult) ([]chain.Tra
 				Err: fmt.Errorf("the node could not trace transaction %x: %s", tx.Hash, clip([]byte(tr.Error)))})
 		case tr.Result == nil:
 			return nil, a.field("result", errMissing)
-		case tr.TxHash.ok && string(tr.TxHash.v[:]) != string(tx.Hash):
+		case !tr.TxHash.ok:
+			// The block and its traces are asked by number in one batch: a reorg between the two answers is
+			// only seen in the hashes, so they are required.
+			return nil, a.field("txHash", errMissing)
+		case string(tr.TxHash.v[:]) != string(tx.Hash):
 			return nil, failWith(ReasonTracesMismatch, &FieldError{Path: a.path("txHash"),
 				Err: fmt.Errorf("%s is not the hash of transaction %d, %x", tr.TxHash.v, i, tx.Hash)})
 		}

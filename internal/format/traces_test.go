@@ -209,7 +209,7 @@ func BenchmarkDecodeTraces(b *testing.B) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		b.Fatal(err)
 	}
-	item := []byte(`[{"result": ` + string(c.Result) + `}]`)
+	item := []byte(`[{"txHash": "0x` + strings.Repeat("00", 32) + `", "result": ` + string(c.Result) + `}]`)
 	txs := []chain.Transaction{{BlockNumber: 25001, Hash: make([]byte, 32)}}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(item)))

@@ -118,29 +118,36 @@ func (r *Reader) read(ctx context.Context, tokens []Token, block uint64) ([]chai
 	return out, nil
 }
 
-// isCallError tells an answer about the call (it reverted, ran out of gas, the address has no such function)
-// from a failure to get an answer: the node's JSON-RPC error for one element of a batch is about the call
-// unless it says the method or request is wrong or the node is limiting us.
+// isCallError tells an answer about the call (it reverted, or failed in the EVM: out of gas, an invalid
+// opcode, the address has no such function and no fallback) from a failure to get an answer. Only the
+// former leaves a field NULL for good; anything else (a timeout, a rate limit, state the node does not have,
+// an error chainsink does not know) fails the read, to be retried, so that no outage is stored as a token
+// without metadata. geth answers a revert with code 3 and other EVM failures with -32000 and the EVM's
+// message; other nodes use the same messages.
 func isCallError(err error) bool {
 	var re rpc.Error
 	if !errors.As(err, &re) {
 		return false
 	}
-	switch re.ErrorCode() {
-	case -32601, -32600, -32700, -32603, -32005, 429: // method not found, invalid request, parse error, internal error, rate limits
+	if re.ErrorCode() == 3 {
+		return true
+	}
+	if re.ErrorCode() != -32000 {
 		return false
 	}
-	// geth answers -32000 both for a call that failed in the EVM and for state it does not have (a full node
-	// asked about an old block): the latter is no answer about the token.
 	msg := strings.ToLower(err.Error())
-	for _, s := range []string{"missing trie node", "header not found", "historical state", "state not available",
-		"state is not available", "pruned"} {
+	for _, s := range evmFailures {
 		if strings.Contains(msg, s) {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
+
+// evmFailures are the messages of calls that failed in the EVM (go-ethereum's core/vm errors).
+var evmFailures = []string{"revert", "out of gas", "invalid opcode", "invalid jump", "stack underflow",
+	"stack overflow", "write protection", "return data out of bounds", "max code size", "max initcode size",
+	"contract address collision", "insufficient balance", "gas uint64 overflow", "invalid code"}
 
 // Text decodes a name() or symbol() return: an ABI string, or else a bytes32 read up to its first NUL (MKR's
 // and SAI's symbol). Anything else, including no return at all, is nil.
@@ -186,8 +193,8 @@ func word(w []byte) (uint64, bool) {
 	return uint64(w[28])<<24 | uint64(w[29])<<16 | uint64(w[30])<<8 | uint64(w[31]), true
 }
 
-// Decimals decodes a decimals() return: a uint8 in a 32-byte word. A value above 255, which no token means,
-// or a return that is not one word, is nil.
+// Decimals decodes a decimals() return: a uint8 in the first 32-byte word. A value above 255, which no token
+// means, or a return shorter than a word, is nil.
 func Decimals(ret []byte) *int32 {
 	v := Uint256(ret)
 	if v == nil || !v.IsInt64() || v.Int64() > 255 {

@@ -200,6 +200,10 @@ func TestReadAnswersThatAreNotTokens(t *testing.T) {
 	if g := got[0]; g.Name != nil || g.Symbol != nil || g.Decimals != nil || g.TotalSupply != nil {
 		t.Errorf("a reverting contract read as %+v", g)
 	}
+	// An aborted call (geth's timeout) is no answer about the token: the read fails, to be retried.
+	if _, err := tokens.NewReader(serve(t, aborting{}), 0).Read(context.Background(), []tokens.Token{{Address: common.Address{1}}}, 7); err == nil {
+		t.Error("a call the node aborted was read as a token without metadata")
+	}
 	// A node without eth_call (method not found) is not a token without metadata: the read fails.
 	if _, err := tokens.NewReader(serve(t, noCall{}), 0).Read(context.Background(), []tokens.Token{{Address: common.Address{1}}}, 7); err == nil {
 		t.Error("a node without eth_call read tokens")
@@ -232,6 +236,16 @@ func (revertError) ErrorCode() int { return 3 }
 func (revertError) ErrorData() any { return "0x" }
 
 func (reverting) Call(callArgs, string) (hexutil.Bytes, error) { return nil, revertError{} }
+
+type aborting struct{}
+
+// abortError is geth's answer for an eth_call that ran out of its time.
+type abortError struct{}
+
+func (abortError) Error() string  { return "execution aborted (timeout = 5s)" }
+func (abortError) ErrorCode() int { return -32000 }
+
+func (aborting) Call(callArgs, string) (hexutil.Bytes, error) { return nil, abortError{} }
 
 type noCall struct{}
 

@@ -34,6 +34,9 @@ type Watcher struct {
 	claimed map[common.Address]uint64 // the lowest block this process read each token at, or is reading it at
 }
 
+// maxClaims bounds the claims a Watcher remembers (≈ 10 MiB).
+const maxClaims = 1 << 17
+
 // NewWatcher reads with r, publishes to pub and looks up what is stored in db. logger may be nil.
 func NewWatcher(r *Reader, pub backfill.Publisher, db store.DB, logger *slog.Logger) *Watcher {
 	if logger == nil {
@@ -47,6 +50,12 @@ func (w *Watcher) Observe(ctx context.Context, blocks []chain.Rows) error {
 	found := map[common.Address]firstTransfer{}
 	var order []common.Address
 	w.mu.Lock()
+	if len(w.claimed) > maxClaims {
+		// A follower runs for ever and a backfill from genesis meets millions of tokens: forget the claims
+		// rather than grow. What was forgotten and is stored by now is found by ReadTokens below; the rest is
+		// at worst read and published once more, which the store keeps once.
+		clear(w.claimed)
+	}
 	for i := range blocks {
 		for j := range blocks[i].Logs {
 			lg := &blocks[i].Logs[j]

@@ -1,7 +1,7 @@
 package chain
 
 // The descriptors of the analyst schema's tables, column for column as migrations/00001_analyst_schema.sql
-// creates them (store's TestCoreTablesMatchMigrations compares them with the catalog).
+// (and 00008, traces and contracts) creates them (store's TestCoreTablesMatchMigrations compares them with the catalog).
 
 // BlocksTable describes blocks.
 var BlocksTable = (&Table{

@@ -12,12 +12,12 @@
 //
 // # Tables
 //
-// CoreTables are the eight tables of the analyst schema (migrations/00001_analyst_schema.sql, traces in 00008), each with a
+// CoreTables are the nine tables of the analyst schema (migrations/00001_analyst_schema.sql; traces and contracts in 00008), each with a
 // typed slice in Rows. A table known only at run time, such as a table generated from an ABI event, is made
 // with NewTable; its rows travel in Rows.Typed as value lists in column order.
 //
 // Every table has a Scope: which natural key of a message owns its rows. A block owns blocks and withdrawals,
-// a transaction (block number, transaction index) owns transactions, calls and traces, a log (block number, log
+// a transaction (block number, transaction index) owns transactions, calls, traces and contracts, a log (block number, log
 // index) owns logs, events and token transfers. Replacing a block replaces every row of every table at that
 // height; replacing a single item replaces the rows of the tables in its scope. The first key column of every
 // table is its block number, which keeps every replacement an index range scan and the schema ready to be
