@@ -17,14 +17,15 @@ import (
 
 // tokensOptions are `chainsink tokens`' flags.
 type tokensOptions struct {
-	db      store.Config
-	kafka   kafkaFlags
-	list    string
-	chainID uint64
-	rpc     string
-	topic   string
-	page    int
-	batch   int
+	db       store.Config
+	kafka    kafkaFlags
+	list     string
+	chainID  uint64
+	rpc      string
+	topic    string
+	page     int
+	batch    int
+	attempts int
 }
 
 func newTokensCmd(g *globals) *cobra.Command {
@@ -69,6 +70,7 @@ never replaces what the chain said.`,
 	f.StringVar(&o.topic, "topic", "", "topic to publish token items to (with --rpc)")
 	f.IntVar(&o.page, "page", 200, "tokens listed, read and published at a time")
 	f.IntVar(&o.batch, "batch-size", 50, "tokens per JSON-RPC batch request (four eth_calls each)")
+	f.IntVar(&o.attempts, "max-attempts", 8, "tries of one read before the command fails")
 	return cmd
 }
 
@@ -85,8 +87,8 @@ func (o *tokensOptions) complete() error {
 			errs = append(errs, errors.New("--topic is empty: --rpc publishes token items to it"))
 		}
 	}
-	if o.page <= 0 || o.batch <= 0 {
-		errs = append(errs, fmt.Errorf("--page %d and --batch-size %d must be positive", o.page, o.batch))
+	if o.page <= 0 || o.batch <= 0 || o.attempts <= 0 {
+		errs = append(errs, fmt.Errorf("--page %d, --batch-size %d and --max-attempts %d must be positive", o.page, o.batch, o.attempts))
 	}
 	o.db.MaxConns = 2
 	errs = append(errs, o.db.Validate())
@@ -151,6 +153,7 @@ func runTokens(ctx context.Context, o *tokensOptions, g *globals, logger *slog.L
 	defer pub.Close()
 	res, err := tokens.Fill(ctx, s.Pool(), tokens.NewReader(client, o.batch), pub, tokens.FillConfig{
 		Page:     o.page,
+		Attempts: o.attempts,
 		Progress: func(n int) { logger.Info("token items published", "tokens", n) },
 	}, logger)
 	if err != nil {

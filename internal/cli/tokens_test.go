@@ -42,6 +42,9 @@ func TestTokensCommand(t *testing.T) {
 		{[]string{"tokens", "--rpc", "http://127.0.0.1:1"}, "--brokers is empty"},
 		{[]string{"tokens", "--rpc", "http://127.0.0.1:1", "--brokers", "127.0.0.1:1"}, "--topic is empty"},
 		{[]string{"tokens", "--list", list, "--page", "0"}, "must be positive"},
+		// An unreachable node fails after --max-attempts, not at the end of the context.
+		{[]string{"tokens", "--rpc", "http://127.0.0.1:1", "--brokers", "127.0.0.1:1", "--topic", "tokens", "--max-attempts", "2"},
+			"giving up after 2 attempts"},
 	} {
 		_, stderr, err := runCLI(ctx, append(c.args, dbArgs(cfg)...)...)
 		if err == nil || !strings.Contains(stderr+err.Error(), c.want) {

@@ -20,9 +20,9 @@ import (
 type FillConfig struct {
 	// Page is how many unread tokens are listed, read and published at a time (default 200).
 	Page int
-	// Retry is the policy of a failed read (transport errors, rate limits); the zero Policy retries until ctx
-	// is done.
-	Retry retry.Policy
+	// Attempts is how many times a failed read (transport errors, rate limits) is tried, with capped
+	// exponential backoff, before Fill fails; 0 means until ctx is done.
+	Attempts int
 	// Progress, if not nil, is called after each page with the number of tokens published so far.
 	Progress func(published int)
 }
@@ -50,7 +50,8 @@ func Fill(ctx context.Context, db store.DB, r *Reader, pub backfill.Publisher, c
 	onRetry := func(attempt int, wait time.Duration, err error) {
 		logger.Warn("token read failed, retrying", "attempt", attempt, "wait", wait, "error", err)
 	}
-	head, err := retry.DoValue(ctx, cfg.Retry, nil, onRetry, r.Head)
+	policy := retry.Policy{Attempts: cfg.Attempts}
+	head, err := retry.DoValue(ctx, policy, nil, onRetry, r.Head)
 	if err != nil {
 		return FillResult{}, err
 	}
@@ -70,7 +71,7 @@ func Fill(ctx context.Context, db store.DB, r *Reader, pub backfill.Publisher, c
 		for i, u := range page {
 			want[i] = Token{Address: common.BytesToAddress(u.Address), Standard: u.Standard}
 		}
-		got, err := retry.DoValue(ctx, cfg.Retry, nil, onRetry, func(ctx context.Context) ([]chain.Token, error) {
+		got, err := retry.DoValue(ctx, policy, nil, onRetry, func(ctx context.Context) ([]chain.Token, error) {
 			return r.Read(ctx, want, head)
 		})
 		if err != nil {
