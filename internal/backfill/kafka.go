@@ -45,6 +45,7 @@ type KafkaPublisher struct {
 	topic    string
 	logger   *slog.Logger
 	events   sync.WaitGroup
+	logs     sync.WaitGroup // the forwarder of librdkafka's log lines, which ends when Close closes their channel
 
 	mu    sync.Mutex
 	fatal error
@@ -63,8 +64,12 @@ func NewKafkaPublisher(topic string, cm *kafka.ConfigMap, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("create Kafka producer: %w", err)
 	}
-	go logging.ForwardKafkaLogs(p.Logs(), logger)
 	kp := &KafkaPublisher{producer: p, topic: topic, logger: logger}
+	kp.logs.Add(1)
+	go func() {
+		defer kp.logs.Done()
+		logging.ForwardKafkaLogs(p.Logs(), logger)
+	}()
 	kp.events.Add(1)
 	go kp.readEvents()
 	return kp, nil
@@ -132,4 +137,6 @@ func (p *KafkaPublisher) Close() {
 	}
 	p.producer.Close()
 	p.events.Wait()
+	// No log line is written after Close: the caller may own the logger's writer from then on.
+	p.logs.Wait()
 }
