@@ -54,7 +54,7 @@ func tokenBlock(t *chain.Token) uint64 {
 	return *t.BlockNumber
 }
 
-// upsertTokens stores the tokens of sets, one statement for all of them, and counts the rows it inserted or
+// upsertTokens stores tokens, one statement for all of them, and counts the rows it inserted or
 // updated. The rows go in address order, so that two batches upserting the same tokens lock them in the
 // same order.
 func upsertTokens(ctx context.Context, db DB, tokens []chain.Token, counts chain.Counts) error {

@@ -153,6 +153,19 @@ func parseBody(body []byte) (reqs []request, batch bool, err error) {
 	return []request{one}, false, err
 }
 
+// readRequests reads r's JSON-RPC body, or answers 400 and reports false.
+func readRequests(w http.ResponseWriter, r *http.Request) (body []byte, reqs []request, batch, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err == nil {
+		reqs, batch, err = parseBody(body)
+	}
+	if err != nil {
+		http.Error(w, "not a JSON-RPC request: "+err.Error(), http.StatusBadRequest)
+		return nil, nil, false, false
+	}
+	return body, reqs, batch, true
+}
+
 // Recorder is an http.Handler that forwards JSON-RPC requests to a node and keeps its answers.
 type Recorder struct {
 	Upstream string
@@ -166,14 +179,8 @@ func NewRecorder(upstream string) *Recorder {
 }
 
 func (rec *Recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	reqs, batch, err := parseBody(body)
-	if err != nil {
-		http.Error(w, "not JSON-RPC: "+err.Error(), http.StatusBadRequest)
+	body, reqs, batch, ok := readRequests(w, r)
+	if !ok {
 		return
 	}
 	up, err := rec.Client.Post(rec.Upstream, "application/json", bytes.NewReader(body))
@@ -243,14 +250,8 @@ type Server struct {
 const ErrNotRecorded = -32001
 
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	reqs, batch, err := parseBody(body)
-	if err != nil {
-		http.Error(w, "not JSON-RPC: "+err.Error(), http.StatusBadRequest)
+	_, reqs, batch, ok := readRequests(w, r)
+	if !ok {
 		return
 	}
 	out := make([]response, len(reqs))

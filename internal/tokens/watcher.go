@@ -49,6 +49,7 @@ func NewWatcher(r *Reader, pub backfill.Publisher, db store.DB, logger *slog.Log
 func (w *Watcher) Observe(ctx context.Context, blocks []chain.Rows) error {
 	found := map[common.Address]firstTransfer{}
 	var order []common.Address
+	var topics []common.Hash // reused from log to log
 	w.mu.Lock()
 	if len(w.claimed) > maxClaims {
 		// A follower runs for ever and a backfill from genesis meets millions of tokens: forget the claims
@@ -59,9 +60,9 @@ func (w *Watcher) Observe(ctx context.Context, blocks []chain.Rows) error {
 	for i := range blocks {
 		for j := range blocks[i].Logs {
 			lg := &blocks[i].Logs[j]
-			topics := make([]common.Hash, len(lg.Topics))
-			for k, t := range lg.Topics {
-				topics[k] = common.BytesToHash(t)
+			topics = topics[:0]
+			for _, t := range lg.Topics {
+				topics = append(topics, common.BytesToHash(t))
 			}
 			transfers, err := abi.TokenTransfers(abi.Log{Address: common.BytesToAddress(lg.Address), Topics: topics, Data: lg.Data})
 			if err != nil || len(transfers) == 0 {
