@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgerrcode"
@@ -333,30 +334,42 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 	for _, r := range sets {
 		keys = r.Keys(keys, mode)
 	}
-	// The key values per target: a scope (core keys: every table of the scope) or one run-time table.
+	// The key values per target: a scope (core keys: every table of the scope), one run-time table, or the
+	// trace-owned tables (frame keys).
 	type target struct {
 		scope chain.Scope
 		table *chain.Table
+		frame bool
 	}
 	blocks := map[target][]int64{}
 	index := map[target][]int32{}
+	frames := map[target][]string{}
 	for _, k := range keys {
-		tg := target{scope: k.Scope, table: k.Table}
+		tg := target{scope: k.Scope, table: k.Table, frame: k.Frame != ""}
 		blocks[tg] = append(blocks[tg], int64(k.Block))
 		if k.Scope != chain.ScopeBlock {
 			index[tg] = append(index[tg], k.Index)
+		}
+		if tg.frame {
+			frames[tg] = append(frames[tg], k.Frame)
 		}
 	}
 	var q pgx.Batch
 	queue := func(t *chain.Table, tg target) {
 		name, blockCol := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize()
-		if tg.scope == chain.ScopeBlock {
+		switch {
+		case tg.scope == chain.ScopeBlock:
 			q.Queue(`DELETE FROM `+name+` WHERE `+blockCol+` = ANY($1)`, blocks[tg])
-			return
+		case tg.frame:
+			q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[], $3::text[]) AS k(b, i, f)
+				WHERE t.`+blockCol+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i
+				AND t.`+pgx.Identifier{t.FrameColumn()}.Sanitize()+` = k.f::integer[]`,
+				blocks[tg], index[tg], frames[tg])
+		default:
+			q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
+				WHERE t.`+blockCol+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i`,
+				blocks[tg], index[tg])
 		}
-		q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
-			WHERE t.`+blockCol+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i`,
-			blocks[tg], index[tg])
 	}
 	for _, scope := range []chain.Scope{chain.ScopeBlock, chain.ScopeTransaction, chain.ScopeLog} {
 		tg := target{scope: scope}
@@ -364,8 +377,16 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 			continue
 		}
 		for _, t := range w.schema {
-			// A bundle's block replaces every table; an item replaces the tables of its scope.
-			if t.Scope == scope || (scope == chain.ScopeBlock && mode == chain.ReplaceBlocks) {
+			// A bundle's block replaces every table; an item replaces the tables of its scope, but for the
+			// trace-owned ones, whose frames are items of their own.
+			if (t.Scope == scope && !t.TraceOwned) || (scope == chain.ScopeBlock && mode == chain.ReplaceBlocks) {
+				queue(t, tg)
+			}
+		}
+	}
+	if tg := (target{scope: chain.ScopeTransaction, frame: true}); len(blocks[tg]) > 0 {
+		for _, t := range w.schema {
+			if t.TraceOwned {
 				queue(t, tg)
 			}
 		}
@@ -402,11 +423,12 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 }
 
 // queueOrphans queues the removal of a reorg's orphans for the block items among sets (ethereum-etl): the
-// transactions and logs of the block's height whose block hash is not the block's, with the rows of their
-// scope in every other table (calls; events, token transfers; run-time tables). Keys alone cannot do it: when
-// the new block has fewer transactions or logs than the orphaned one, nothing of the new block has the keys
-// of the extra old rows. The new block's own rows carry its hash and stay, whether they were stored before
-// the block item or come after it; rows without a hash (logs stored before migration 4) are left alone.
+// transactions, logs and traces of the block's height whose block hash is not the block's, with the rows of
+// their scope in every other table (calls; events, token transfers; run-time tables; the contracts a trace
+// created). Keys alone cannot do it: when the new block has fewer transactions or logs than the orphaned
+// one, nothing of the new block has the keys of the extra old rows. The new block's own rows carry its hash
+// and stay, whether they were stored before the block item or come after it; rows without a hash (logs
+// stored before migration 4, traces before 9) are left alone.
 func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 	var numbers []int64
 	var hashes [][]byte
@@ -425,28 +447,37 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 }
 
 // orphanStatements are queueOrphans' statements for schema, taking the heights ($1) and their block hashes
-// ($2): each parent (transactions, logs) and its children in one statement (a data-modifying CTE), parents
-// first, transactions before logs, the lock order of the other deletes here and of ReplaceDerived.
+// ($2): each parent (transactions, logs, traces) and its children in one statement (a data-modifying CTE),
+// parents first, transactions before logs, the lock order of the other deletes here and of ReplaceDerived.
+// A transaction's children do not include the trace-owned tables: their frames may be of the new block
+// while the orphaned transaction at their index is not replaced yet, and they go with their own traces.
 func orphanStatements(schema chain.Schema) []string {
 	var out []string
-	for _, parent := range []*chain.Table{chain.TransactionsTable, chain.LogsTable} {
+	for _, parent := range []*chain.Table{chain.TransactionsTable, chain.LogsTable, chain.TracesTable} {
 		if !slices.Contains(schema, parent) {
 			continue
+		}
+		key := []string{parent.BlockColumn(), parent.IndexColumn()}
+		if parent.TraceOwned {
+			key = append(key, parent.FrameColumn())
 		}
 		var sql strings.Builder
 		fmt.Fprintf(&sql, `WITH k(n, h) AS (SELECT * FROM unnest($1::bigint[], $2::bytea[])),
 			gone AS (DELETE FROM %s p USING k WHERE p.block_number = k.n AND p.block_hash <> k.h
-				RETURNING p.block_number AS b, p.%s AS i)`,
-			pgx.Identifier{parent.Name}.Sanitize(), pgx.Identifier{parent.IndexColumn()}.Sanitize())
+				RETURNING %s)`, pgx.Identifier{parent.Name}.Sanitize(), returning(key))
 		children := 0
 		for _, t := range schema {
-			if t.Scope != parent.Scope || t == parent {
+			if t.Scope != parent.Scope || t == parent || t.TraceOwned != parent.TraceOwned {
 				continue
 			}
 			fmt.Fprintf(&sql, `,
-			c%d AS (DELETE FROM %s c USING gone WHERE c.%s = gone.b AND c.%s = gone.i)`, children,
+			c%d AS (DELETE FROM %s c USING gone WHERE c.%s = gone.k0 AND c.%s = gone.k1`, children,
 				pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize(),
 				pgx.Identifier{t.IndexColumn()}.Sanitize())
+			if parent.TraceOwned {
+				fmt.Fprintf(&sql, ` AND c.%s = gone.k2`, pgx.Identifier{t.FrameColumn()}.Sanitize())
+			}
+			sql.WriteString(`)`)
 			children++
 		}
 		sql.WriteString(`
@@ -454,6 +485,15 @@ func orphanStatements(schema chain.Schema) []string {
 		out = append(out, sql.String())
 	}
 	return out
+}
+
+// returning is the RETURNING list of an orphan statement's parent: its key columns as k0, k1, ….
+func returning(cols []string) string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = "p." + pgx.Identifier{c}.Sanitize() + " AS k" + strconv.Itoa(i)
+	}
+	return strings.Join(out, ", ")
 }
 
 // insertDeadLetters stores msgs as dead letters. An offset can only be committed once, so a conflict means

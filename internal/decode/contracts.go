@@ -7,13 +7,15 @@ import (
 	"github.com/chainsink/chainsink/store/chain"
 )
 
-// Contracts derives the contracts that rows' transactions created: from the create frames of their traces
-// when rows have traces (every successful create at any depth, its code the frame's output), and otherwise from the
-// receipts' contractAddress, for the transactions that succeeded (or, before Byzantium, whose status is not
-// known), with no code.
-func Contracts(rows *chain.Rows) []chain.Contract {
+// Contracts derives the contracts that rows' transactions created, for a message written in mode m: from the
+// create frames of their traces when rows have traces (every successful create at any depth, its code the
+// frame's output), and otherwise, for bundles, from the receipts' contractAddress, for the transactions that
+// succeeded (or, before Byzantium, whose status is not known), with no code. Single items (ReplaceRows) take
+// contracts from trace items only: a contract row belongs to its create frame, which an ethereum-etl
+// transaction item would duplicate, without the code, under the same key.
+func Contracts(rows *chain.Rows, m chain.Mode) []chain.Contract {
 	var out []chain.Contract
-	if len(rows.Traces) > 0 {
+	if len(rows.Traces) > 0 || m == chain.ReplaceRows {
 		for i := range rows.Traces {
 			t := &rows.Traces[i]
 			if t.TraceType != "create" || t.Status != 1 || len(t.ToAddress) == 0 {

@@ -51,7 +51,7 @@ func (d *Decoder) Decode(f format.Format, key, value []byte) (chain.Rows, *chain
 		return chain.Rows{}, failure
 	}
 	d.Enrich(&rows)
-	rows.Contracts = Contracts(&rows)
+	rows.Contracts = Contracts(&rows, f.Mode())
 	return rows, nil
 }
 

@@ -302,13 +302,17 @@ func decodeETL(value []byte) (chain.Rows, *decodeError) {
 		decode = decodeETLLog
 	case etlTypeToken:
 		decode = decodeETLToken
-	case etlTypeTokenTransfer, etlTypeTrace, etlTypeContract:
+	case etlTypeTrace:
+		decode = decodeETLTrace
+	case etlTypeContract:
+		decode = decodeETLContract
+	case etlTypeTokenTransfer:
 		// chainsink decodes token transfers itself, from the logs and with the same rules for every format.
 		return chain.Rows{}, nil
 	default:
-		return chain.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s, %s (stored) "+
-			"or %s, %s, %s (skipped)", clip([]byte(typ)), etlTypeBlock, etlTypeTransaction, etlTypeLog, etlTypeToken,
-			etlTypeTokenTransfer, etlTypeTrace, etlTypeContract))
+		return chain.Rows{}, failWith(ReasonUnknownItemType, fmt.Errorf("item type %q is not one of %s, %s, %s, %s, %s "+
+			"(stored), %s (checked) or %s (skipped)", clip([]byte(typ)), etlTypeBlock, etlTypeTransaction, etlTypeLog,
+			etlTypeToken, etlTypeTrace, etlTypeContract, etlTypeTokenTransfer))
 	}
 	rows, err := decode(value)
 	if err != nil && sniffed {
@@ -371,6 +375,10 @@ func sniffType(v []byte) (string, bool) {
 		return etlTypeLog, true
 	case etlTypeToken:
 		return etlTypeToken, true
+	case etlTypeTrace:
+		return etlTypeTrace, true
+	case etlTypeContract:
+		return etlTypeContract, true
 	}
 	return "", false
 }

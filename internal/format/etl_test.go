@@ -2,9 +2,13 @@ package format
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"math/big"
 	"path/filepath"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
@@ -176,10 +180,11 @@ func TestETLBlock17173049(t *testing.T) {
 	}
 }
 
-// TestETLIgnored: items chainsink does not store decode into nothing, without failing.
+// TestETLIgnored: token transfer items (chainsink decodes transfers from the logs) and contract items (the
+// contracts table comes from their create traces) decode into nothing, without failing.
 func TestETLIgnored(t *testing.T) {
 	items := readLines(t, filepath.Join(block17173049Dir, "expected_token_transfers.json"))
-	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_508110_508110/expected_traces.json"))...)
+	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_508110_508110/expected_contracts.json"))...)
 	items = append(items, readLines(t, filepath.Join(etlDir, "test_stream/blocks_2112234_2112234/expected_contracts.json"))...)
 	seen := map[string]bool{}
 	for _, item := range items {
@@ -189,10 +194,134 @@ func TestETLIgnored(t *testing.T) {
 		}
 		seen[generic(t, item)["type"].(string)] = true
 	}
-	for _, typ := range []string{"token_transfer", "trace", "contract"} {
+	for _, typ := range []string{"token_transfer", "contract"} {
 		if !seen[typ] {
 			t.Errorf("no %s item was tried", typ)
 		}
+	}
+	// A contract item is still checked: a malformed one is a dead letter.
+	bad := bytes.Replace(items[len(items)-1], []byte(`"address": "0x`), []byte(`"address": "0xzz`), 1)
+	if _, fail := Decode(EthereumETL, nil, bad); fail == nil || fail.Reason != ReasonBadField {
+		t.Errorf("contract item with a bad address: failure %v", fail)
+	}
+}
+
+// TestETLTraces: ethereum-etl's trace items (Parity's trace_block of two mainnet blocks, flattened) become
+// rows of traces; the rewards of a block's miner and uncles, which are no transaction's, give none.
+func TestETLTraces(t *testing.T) {
+	var items [][]byte
+	for _, b := range []string{"blocks_508110_508110", "blocks_2112234_2112234"} {
+		items = append(items, readLines(t, filepath.Join(etlDir, "test_stream", b, "expected_traces.json"))...)
+	}
+	if len(items) != 6 {
+		t.Fatalf("%d trace items", len(items))
+	}
+	hash508110 := hexBytes(t, "0xc881ee96ddf8b5be74d7680ccda437466b14b9d942aa0161f139fe920690f665")
+	hash2112234 := hexBytes(t, "0xd279067d9852394d6b6c00b13c49696503c9618d3ed3b23c6b1b1321857ddd92")
+	field := func(i int, k string) []byte { return hexBytes(t, generic(t, items[i])[k].(string)) }
+	for i, want := range []*chain.Trace{
+		{ // a contract created by the block's first transaction
+			BlockNumber: 508110, TransactionIndex: 0, TraceAddress: []int32{}, BlockHash: hash508110,
+			TransactionHash: hexBytes(t, "0xcdfc8283894591201a62fcec43553d446a1ec46aaaacd98f69692d5a3ade317c"),
+			BlockTimestamp:  time.Unix(1446973196, 0).UTC(), Type: "create", TraceType: "create",
+			FromAddress: hexBytes(t, "0x52de4b32e40ba930679efeb2214357cdf6fec979"),
+			ToAddress:   hexBytes(t, "0xaec3266ebd18361ab1378646e91f0c5c373038da"),
+			Value:       big.NewInt(0), Gas: i64p(1718274), GasUsed: i64p(518125),
+			Input: field(0, "input"), Output: field(0, "output"), Status: 1,
+		},
+		{ // a plain transfer of ether
+			BlockNumber: 508110, TransactionIndex: 1, TraceAddress: []int32{}, BlockHash: hash508110,
+			TransactionHash: hexBytes(t, "0x435f5f71090a14a7eca2d7c14103f9dbaa962777bc959794e5c6d17ed771406e"),
+			BlockTimestamp:  time.Unix(1446973196, 0).UTC(), Type: "call", TraceType: "call",
+			FromAddress: hexBytes(t, "0xfecab546498f74591d4f6d448a4a63552850f122"),
+			ToAddress:   hexBytes(t, "0x32be343b94f860124dc4fee278fdcbd38c102d88"),
+			Value:       big.NewInt(4949989500000000000), Gas: i64p(0), GasUsed: i64p(0),
+			Input: []byte{}, Output: []byte{}, Status: 1,
+		},
+		nil, // the block reward
+		nil, // the uncle reward
+		{
+			BlockNumber: 2112234, TransactionIndex: 0, TraceAddress: []int32{}, BlockHash: hash2112234,
+			TransactionHash: hexBytes(t, "0xa7a876923fdf69617794ea3fd77734bfb46bde6a44a3dc4264c0ca9f9cada30c"),
+			BlockTimestamp:  time.Unix(1471774428, 0).UTC(), Type: "create", TraceType: "create",
+			FromAddress: hexBytes(t, "0x4b638dd891b0669242742bc0f4198a7c60bfbf00"),
+			ToAddress:   hexBytes(t, "0xdbdacfc9eb9d42559ac1efbdb40460c728139e6a"),
+			Value:       big.NewInt(0), Gas: i64p(4589988), GasUsed: i64p(228729),
+			Input: field(4, "input"), Output: field(4, "output"), Status: 1,
+		},
+		nil, // the block reward
+	} {
+		got := decodeOK(t, EthereumETL, nil, items[i])
+		if want == nil {
+			if got.Len() != 0 {
+				t.Errorf("item %d (%s): %d rows", i, generic(t, items[i])["trace_type"], got.Len())
+			}
+			continue
+		}
+		if len(got.Traces) != 1 || got.Len() != 1 {
+			t.Errorf("item %d: %d traces, %d rows", i, len(got.Traces), got.Len())
+			continue
+		}
+		expectSame(t, fmt.Sprintf("item %d", i), got.Traces[0], *want)
+	}
+}
+
+// TestETLTraceShapes: what Parity's call types, failures and selfdestructs become, and what is refused.
+func TestETLTraceShapes(t *testing.T) {
+	base := readLines(t, filepath.Join(etlDir, "test_stream/blocks_508110_508110/expected_traces.json"))[1]
+	edit := func(pairs ...string) []byte {
+		m := generic(t, base)
+		for i := 0; i < len(pairs); i += 2 {
+			var v any
+			if err := json.Unmarshal([]byte(pairs[i+1]), &v); err != nil {
+				t.Fatal(err)
+			}
+			m[pairs[i]] = v
+		}
+		return mustMarshal(t, m)
+	}
+	for _, c := range []struct {
+		name   string
+		item   []byte
+		check  func(chain.Trace) bool
+		reason string
+	}{
+		{"a delegatecall moves no value", edit("call_type", `"delegatecall"`, "trace_address", `[0, 3]`),
+			func(tr chain.Trace) bool {
+				return tr.Type == "delegatecall" && tr.Value == nil && slices.Equal(tr.TraceAddress, []int32{0, 3})
+			}, ""},
+		{"a staticcall moves no value", edit("call_type", `"staticcall"`),
+			func(tr chain.Trace) bool { return tr.Type == "staticcall" && tr.Value == nil }, ""},
+		{"a failed frame", edit("error", `"Reverted"`, "status", `0`, "gas_used", `null`, "output", `null`),
+			func(tr chain.Trace) bool {
+				return tr.Error == "Reverted" && tr.Status == 0 && tr.GasUsed == nil && tr.Output == nil
+			}, ""},
+		{"a selfdestruct", edit("trace_type", `"suicide"`, "call_type", `null`, "input", `null`, "output", `null`),
+			func(tr chain.Trace) bool { return tr.Type == "selfdestruct" && tr.TraceType == "suicide" }, ""},
+		{"a call without call type", edit("call_type", `null`), nil, ReasonBadField},
+		{"an unknown call type", edit("call_type", `"jump"`), nil, ReasonBadField},
+		{"an unknown trace type", edit("trace_type", `"teleport"`), nil, ReasonBadField},
+		{"no status", edit("status", `null`), nil, ReasonBadField},
+		{"a status of 2", edit("status", `2`), nil, ReasonBadField},
+		{"no trace address", edit("trace_address", `null`), nil, ReasonBadField},
+		{"a negative trace address", edit("trace_address", `[0, -1]`), nil, ReasonBadField},
+		{"no transaction", edit("transaction_index", `null`), nil, ReasonBadField},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rows, fail := Decode(EthereumETL, nil, c.item)
+			if c.reason != "" {
+				if fail == nil || fail.Reason != c.reason {
+					t.Fatalf("failure %v, want %s", fail, c.reason)
+				}
+				return
+			}
+			if fail != nil || len(rows.Traces) != 1 {
+				t.Fatalf("failure %v, %d traces", fail, len(rows.Traces))
+			}
+			if !c.check(rows.Traces[0]) {
+				t.Errorf("%+v", rows.Traces[0])
+			}
+		})
 	}
 }
 

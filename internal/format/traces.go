@@ -208,6 +208,7 @@ func appendFrames(out []chain.Trace, ints []int64, tx *chain.Transaction, f *rpc
 		Error:            f.Error,
 		Status:           status,
 		Subtraces:        int32(len(f.Calls)),
+		BlockHash:        tx.BlockHash,
 	}
 	if c.err != nil {
 		return out, ints, atFrame(c.err, txPos, path)

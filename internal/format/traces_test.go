@@ -58,7 +58,7 @@ func expectFrames(t *testing.T, tx *chain.Transaction, f map[string]any, path []
 		TraceAddress: append([]int32{}, path...), TransactionHash: tx.Hash, BlockTimestamp: tx.BlockTimestamp,
 		Type: typ, TraceType: class, FromAddress: hexOrNil("from"), ToAddress: hexOrNil("to"),
 		Gas: opt("gas"), GasUsed: opt("gasUsed"), Input: hexOrNil("input"), Output: hexOrNil("output"),
-		Error: str("error"), Status: 1, Subtraces: int32(len(calls))}
+		Error: str("error"), Status: 1, Subtraces: int32(len(calls)), BlockHash: tx.BlockHash}
 	if s := str("value"); s != "" {
 		row.Value = hexutil.MustDecodeBig(s)
 	}

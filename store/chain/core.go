@@ -1,7 +1,7 @@
 package chain
 
 // The descriptors of the analyst schema's tables, column for column as migrations/00001_analyst_schema.sql
-// (and 00008, traces and contracts) creates them (store's TestCoreTablesMatchMigrations compares them with the catalog).
+// (and 00008 and 00009, traces and contracts) creates them (store's TestCoreTablesMatchMigrations compares them with the catalog).
 
 // BlocksTable describes blocks.
 var BlocksTable = (&Table{
@@ -138,16 +138,17 @@ var TracesTable = (&Table{
 	Columns: columns("block_number bigint", "transaction_index integer", "trace_address integer[]",
 		"transaction_hash bytea", "block_timestamp timestamptz", "type text", "trace_type text", "from_address bytea",
 		"to_address bytea", "value numeric(78,0)", "gas bigint", "gas_used bigint", "input bytea", "output bytea",
-		"error text", "status smallint", "subtraces integer"),
-	Key:   []string{"block_number", "transaction_index", "trace_address"},
-	Scope: ScopeTransaction,
-	Len:   func(r *Rows) int { return len(r.Traces) },
+		"error text", "status smallint", "subtraces integer", "block_hash bytea"),
+	Key:        []string{"block_number", "transaction_index", "trace_address"},
+	Scope:      ScopeTransaction,
+	TraceOwned: true,
+	Len:        func(r *Rows) int { return len(r.Traces) },
 	Values: func(r *Rows, i int, v []any) {
 		t := &r.Traces[i]
 		v[0], v[1], v[2], v[3], v[4], v[5] = t.BlockNumber, t.TransactionIndex, t.TraceAddress, t.TransactionHash,
 			t.BlockTimestamp, t.Type
 		v[6], v[7], v[8], v[9], v[10], v[11] = t.TraceType, t.FromAddress, t.ToAddress, t.Value, t.Gas, t.GasUsed
-		v[12], v[13], v[14], v[15], v[16] = t.Input, t.Output, optText(t.Error), t.Status, t.Subtraces
+		v[12], v[13], v[14], v[15], v[16], v[17] = t.Input, t.Output, optText(t.Error), t.Status, t.Subtraces, t.BlockHash
 	},
 }).init()
 
@@ -157,9 +158,10 @@ var ContractsTable = (&Table{
 	Columns: columns("block_number bigint", "transaction_index integer", "trace_address integer[]", "address bytea",
 		"transaction_hash bytea", "block_timestamp timestamptz", "deployer bytea", "code_hash bytea",
 		"code_size integer", "is_erc20 boolean", "is_erc721 boolean", "is_erc1155 boolean"),
-	Key:   []string{"block_number", "transaction_index", "trace_address"},
-	Scope: ScopeTransaction,
-	Len:   func(r *Rows) int { return len(r.Contracts) },
+	Key:        []string{"block_number", "transaction_index", "trace_address"},
+	Scope:      ScopeTransaction,
+	TraceOwned: true,
+	Len:        func(r *Rows) int { return len(r.Contracts) },
 	Values: func(r *Rows, i int, v []any) {
 		c := &r.Contracts[i]
 		v[0], v[1], v[2], v[3], v[4], v[5] = c.BlockNumber, c.TransactionIndex, c.TraceAddress, c.Address,

@@ -12,7 +12,7 @@
 //
 // # Tables
 //
-// CoreTables are the nine tables of the analyst schema (migrations/00001_analyst_schema.sql; traces and contracts in 00008), each with a
+// CoreTables are the nine tables of the analyst schema (migrations/00001_analyst_schema.sql; traces and contracts in 00008 and 00009), each with a
 // typed slice in Rows. A table known only at run time, such as a table generated from an ABI event, is made
 // with NewTable; its rows travel in Rows.Typed as value lists in column order.
 //

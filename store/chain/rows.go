@@ -167,6 +167,9 @@ type Trace struct {
 	// Status is 0 when the frame or any frame above it failed (its effects were reverted), else 1.
 	Status    int16
 	Subtraces int32
+	// BlockHash is the hash of the trace's block: what finds a reorg's orphaned traces when they arrived as
+	// items of their own (ethereum-etl), apart from their transaction.
+	BlockHash []byte
 }
 
 // Contract is a row of contracts: a contract created on chain.

@@ -3,6 +3,7 @@ package chain
 import (
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 )
 
@@ -50,6 +51,12 @@ type Table struct {
 	// Key[1] is the index within the block that a single-item replacement matches.
 	Key   []string
 	Scope Scope
+	// TraceOwned marks the tables whose rows are call frames, keyed by (block number, transaction index,
+	// trace address) with Key[2] the integer[] trace address: traces and the contracts created by them. In
+	// ReplaceRows their rows belong to trace items (ethereum-etl's), which travel apart from their
+	// transaction and may be stored before or after it: a frame's key replaces them, a transaction's does
+	// not.
+	TraceOwned bool
 	// Len is the number of the table's rows in r.
 	Len func(r *Rows) int
 	// Values writes the values of the table's i-th row of r into dst, which has one slot per column.
@@ -81,6 +88,9 @@ func (t *Table) init() *Table {
 	}
 	if t.Scope != ScopeBlock && len(t.Key) < 2 {
 		panic(fmt.Sprintf("chain: table %s of %s scope needs a key of block number and index", t.Name, t.Scope))
+	}
+	if t.TraceOwned && (t.Scope != ScopeTransaction || len(t.Key) != 3) {
+		panic(fmt.Sprintf("chain: trace-owned table %s needs a key of block number, transaction index and trace address", t.Name))
 	}
 	pos := map[string]int{}
 	for i, c := range t.Columns {
@@ -130,6 +140,14 @@ func (t *Table) IndexColumn() string {
 	return t.Key[1]
 }
 
+// FrameColumn is the trace address column of a trace-owned table, empty for every other table.
+func (t *Table) FrameColumn() string {
+	if !t.TraceOwned {
+		return ""
+	}
+	return t.Key[2]
+}
+
 // Schema is an ordered list of tables. The order is the order in which a batch writes them.
 type Schema []*Table
 
@@ -174,8 +192,9 @@ const (
 	ReplaceBlocks Mode = iota
 	// ReplaceRows is for messages that carry single items (the ethereum-etl format): a block replaces the
 	// block and its withdrawals, a transaction its row and its call, a log its row, its event and its token
-	// transfers. A block also removes the transactions and logs of its height that carry another block hash
-	// (a reorg's orphans), with the rows of their scope; nothing else of the block is touched.
+	// transfers, a trace its frame and the contract that frame created. A block also removes the
+	// transactions, logs and traces of its height that carry another block hash (a reorg's orphans), with the
+	// rows of their scope; nothing else of the block is touched.
 	ReplaceRows
 )
 
@@ -195,14 +214,18 @@ type Key struct {
 	Block uint64
 	// Index is the transaction or log index; 0 for ScopeBlock.
 	Index int32
+	// Frame, when not empty, makes the key a call frame's: the trace address, as Postgres spells an
+	// integer[] ("{}", "{0,2}"), of an ethereum-etl trace item, which replaces that frame's rows in the
+	// trace-owned tables and nothing else.
+	Frame string
 	// Table, when not nil, limits the key to one run-time table: a row of it replaces only its own stored
 	// row. A nil Table is a core key, which replaces the rows of every table of its scope.
 	Table *Table
 }
 
 // Keys appends to dst the natural keys that r replaces when it is written in mode m: one per block, and in
-// ReplaceRows also one per transaction and one per log. In ReplaceBlocks a block carries its transactions
-// and logs, so its key covers them.
+// ReplaceRows also one per transaction, one per log and one per trace (a frame key). In ReplaceBlocks a
+// block carries its transactions, logs and traces, so its key covers them.
 func (r *Rows) Keys(dst []Key, m Mode) []Key {
 	for i := range r.Blocks {
 		dst = append(dst, Key{Scope: ScopeBlock, Block: r.Blocks[i].Number})
@@ -221,6 +244,18 @@ func (r *Rows) Keys(dst []Key, m Mode) []Key {
 		l := &r.Logs[i]
 		dst = append(dst, Key{Scope: ScopeLog, Block: l.BlockNumber, Index: l.LogIndex})
 	}
+	for i := range r.Traces {
+		t := &r.Traces[i]
+		dst = append(dst, Key{Scope: ScopeTransaction, Block: t.BlockNumber, Index: t.TransactionIndex,
+			Frame: FrameText(t.TraceAddress)})
+	}
+	// A contract comes with its create frame, whose key already covers it; its own key keeps a contract
+	// row exactly once even without one.
+	for i := range r.Contracts {
+		c := &r.Contracts[i]
+		dst = append(dst, Key{Scope: ScopeTransaction, Block: c.BlockNumber, Index: c.TransactionIndex,
+			Frame: FrameText(c.TraceAddress)})
+	}
 	// A run-time table's row is replaced by its own key as well, so that an item whose typed rows travel
 	// without their log or transaction still replaces, and is deduplicated, exactly, without touching the
 	// rows of other tables.
@@ -232,6 +267,19 @@ func (r *Rows) Keys(dst []Key, m Mode) []Key {
 		}
 	}
 	return dst
+}
+
+// FrameText spells a trace address as Postgres writes an integer[]: "{}", "{0,2}".
+func FrameText(path []int32) string {
+	b := make([]byte, 0, 2+4*len(path))
+	b = append(b, '{')
+	for i, p := range path {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(p), 10)
+	}
+	return string(append(b, '}'))
 }
 
 // keyOf is the natural key of a run-time row; ok is false when its key values are not integers (CheckTyped
