@@ -71,7 +71,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
+var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "traced", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -149,7 +149,8 @@ type bencher struct {
 	w        *Workload
 	logDir   string
 	rep      *Report
-	typed    *typedSetup // the typed scenario's tables; nil unless it runs
+	typed    *typedSetup  // the typed scenario's tables; nil unless it runs
+	traced   *tracedSetup // the traced scenario's bundles and rows; nil unless it runs
 }
 
 func (b *bencher) logf(format string, args ...any) {
@@ -223,6 +224,12 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		}
 		b.logf("==> typed tables of %s: %d tables, %d typed rows per block", o.Config, len(b.typed.tables.All), b.typed.rowsPerBlock)
 	}
+	if b.want("traced") {
+		if b.traced, err = loadTraced(o.TestData, b.w); err != nil {
+			return nil, err
+		}
+		b.logf("==> traced bundles: %d frames, %d rows per block", b.traced.frames, b.traced.rowsPerBlock)
+	}
 	if err := b.startBroker(ctx, backlogBlocks); err != nil {
 		return nil, err
 	}
@@ -231,13 +238,16 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 	for i := range b.w.Blocks {
 		b.w.Blocks[i].Items, b.w.Blocks[i].Bundle = nil, nil
 	}
+	if b.traced != nil {
+		b.traced.bundles = nil
+	}
 	runtime.GC()
 
 	for _, step := range []struct {
 		name string
 		run  func(context.Context) error
 	}{
-		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"baseline1", b.baseline1}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"deferred", b.deferred},
+		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"baseline1", b.baseline1}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"traced", b.tracedRuns}, {"deferred", b.deferred},
 		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
 	} {
 		if !b.want(step.name) {
@@ -389,7 +399,7 @@ func (b *bencher) openSchema(ctx context.Context, schema string, conns int32) (*
 func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 	p := b.o.Partitions
 	var err error
-	b.broker, err = localkafka.Start(localkafka.Options{Topics: map[string]int32{topicBundles: p, topicETL: p, topicBacklog: p}})
+	b.broker, err = localkafka.Start(localkafka.Options{Topics: map[string]int32{topicBundles: p, topicETL: p, topicBacklog: p, topicTraced: p}})
 	if err != nil {
 		return err
 	}
@@ -401,6 +411,16 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 			blk := &b.w.Blocks[i]
 			recs = append(recs, localkafka.Record{Topic: topicBundles, Partition: int32(blk.Number % uint64(p)),
 				Key: format.BundleKey(blk.Number), Value: blk.Bundle})
+		}
+		if err := b.produce(ctx, recs); err != nil {
+			return err
+		}
+	}
+	if b.traced != nil {
+		recs := make([]localkafka.Record, 0, b.w.Bundled)
+		for i, v := range b.traced.bundles {
+			n := b.w.Blocks[i].Number
+			recs = append(recs, localkafka.Record{Topic: topicTraced, Partition: int32(n % uint64(p)), Key: format.BundleKey(n), Value: v})
 		}
 		if err := b.produce(ctx, recs); err != nil {
 			return err

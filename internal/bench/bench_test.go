@@ -201,8 +201,8 @@ func benchWrite(b *testing.B, write func(ctx context.Context, db store.DB, i int
 
 // BenchmarkIndexer is `chainsink run` in process, for CPU and heap profiles of the whole pipeline (the binary
 // has no pprof endpoint): the librdkafka consumer, decoding, batching and store.WriteBatch, on 4 partitions of
-// an in-process broker, into a fresh schema per op. One op drains 400 blocks, as bundles or as their 155,200
-// ethereum-etl items. It needs the test PostgreSQL and is skipped without it:
+// an in-process broker, into a fresh schema per op. One op drains 400 blocks, as bundles (with the typed
+// tables of the demo's configuration, or with traces) or as their 155,200 ethereum-etl items. It needs the test PostgreSQL and is skipped without it:
 //
 //	go test ./internal/bench -run '^$' -bench Indexer/bundle -benchtime 3x -cpuprofile cpu.out
 func BenchmarkIndexer(b *testing.B) {
@@ -221,7 +221,11 @@ func BenchmarkIndexer(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"bundles": 4, "items": 4}})
+	tr, err := loadTraced(root, w)
+	if err != nil {
+		b.Fatal(err)
+	}
+	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"bundles": 4, "items": 4, "traced": 4}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -231,6 +235,10 @@ func BenchmarkIndexer(b *testing.B) {
 	for _, blk := range w.Blocks {
 		bundles = append(bundles, localkafka.Record{Topic: "bundles", Partition: int32(blk.Number % 4),
 			Key: format.BundleKey(blk.Number), Value: blk.Bundle})
+	}
+	for i, blk := range w.Blocks {
+		bundles = append(bundles, localkafka.Record{Topic: "traced", Partition: int32(blk.Number % 4),
+			Key: format.BundleKey(blk.Number), Value: tr.bundles[i]})
 	}
 	if err := bn.produce(ctx, bundles); err != nil {
 		b.Fatal(err)
@@ -250,7 +258,8 @@ func BenchmarkIndexer(b *testing.B) {
 	for _, tc := range []struct {
 		name, format, topic string
 		typed               bool
-	}{{"bundle", "bundle", "bundles", false}, {"ethereum-etl", "ethereum-etl", "items", false}, {"bundle-typed", "bundle", "bundles", true}} {
+	}{{"bundle", "bundle", "bundles", false}, {"ethereum-etl", "ethereum-etl", "items", false}, {"bundle-typed", "bundle", "bundles", true},
+		{"bundle-traced", "bundle", "traced", false}} {
 		b.Run(tc.name, func(b *testing.B) {
 			fm, _ := format.Parse(tc.format)
 			want := broker.HighWatermarks(tc.topic)

@@ -226,10 +226,12 @@ func (r *Report) finish(total time.Duration) {
 		if x.Format == "rows" {
 			continue
 		}
-		// A run with the typed tables is measured against the ceiling that copies them too.
+		// A run with the typed tables, or with traces, is measured against the ceiling that copies them too.
 		ceiling := r.result("ceiling")
-		if strings.HasPrefix(x.Key, "typed-") {
-			ceiling = r.result("typed-ceiling")
+		for _, p := range []string{"typed-", "traced-"} {
+			if strings.HasPrefix(x.Key, p) {
+				ceiling = r.result(p + "ceiling")
+			}
 		}
 		if ceiling != nil && ceiling.RowsPerSec > 0 {
 			x.VsCeiling = x.RowsPerSec / ceiling.RowsPerSec
@@ -300,6 +302,11 @@ func (r *Report) finish(total time.Duration) {
 				typedCA = x.VsCeiling
 			}
 			t("c/a with the demo's typed tables (both sides write them)", "≥ 0.9", "×", typedCA, typedCA > 0, func(v float64) bool { return v >= 0.9 })
+			var tracedCA float64
+			if x := r.result("traced-bundle"); x != nil {
+				tracedCA = x.VsCeiling
+			}
+			t("c/a with traces (both sides write traces and contracts)", "≥ 0.9", "×", tracedCA, tracedCA > 0, func(v float64) bool { return v >= 0.9 })
 		}
 		t("blocks/s with indexes deferred (decoded rows included)", "≥ 150", "blocks/s", blocks, blocks > 0, func(v float64) bool { return v >= 150 })
 		t(fmt.Sprintf("peak RSS draining a %s-message ethereum-etl backlog", human(float64(r.Options.Backlog))), "≤ 300", "MiB", rss, rss > 0,
