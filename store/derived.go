@@ -108,7 +108,7 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 			return res, fmt.Errorf("take the factory children lock: %w", err)
 		}
 	}
-	raw, err := readRaw(ctx, tx, from, to, true)
+	raw, err := readRaw(ctx, tx, from, to, true, hasCallTables(opts.Typed))
 	if err != nil {
 		return res, err
 	}
@@ -299,10 +299,17 @@ func keepOtherABIs(ctx context.Context, tx pgx.Tx, from, to uint64, abiNames []s
 	return kept, nil
 }
 
+// hasCallTables reports whether schema has frame-keyed run-time tables (the typed call tables), whose
+// internal calls come from the stored traces.
+func hasCallTables(schema chain.Schema) bool {
+	return slices.ContainsFunc(schema, func(t *chain.Table) bool { return t.FrameColumn() != "" })
+}
+
 // readRaw loads the logs and transactions of the blocks in [from, to] in primary-key order, the inputs of the
-// derived tables. With lock, the rows are locked FOR SHARE, transactions before logs, the order in which a live
-// batch deletes them.
-func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (chain.Rows, error) {
+// derived tables, and with traces their internal call frames (what the typed call tables take of traces).
+// With lock, the rows are locked FOR SHARE, transactions before logs before traces, the order in which a
+// live batch deletes them.
+func readRaw(ctx context.Context, db DB, from, to uint64, lock, traces bool) (chain.Rows, error) {
 	suffix := ""
 	if lock {
 		suffix = " FOR SHARE"
@@ -319,6 +326,14 @@ func readRaw(ctx context.Context, db DB, from, to uint64, lock bool) (chain.Rows
 		scanLog, int64(from), int64(to)); err != nil {
 		return r, fmt.Errorf("read logs of blocks [%d,%d]: %w", from, to, err)
 	}
+	if traces {
+		if r.Traces, err = readRows(ctx, db, `SELECT `+traceColumns+`
+			FROM traces WHERE block_number BETWEEN $1 AND $2 AND `+internalCalls+`
+			ORDER BY block_number, transaction_index, trace_address`+suffix,
+			scanTrace, int64(from), int64(to)); err != nil {
+			return r, fmt.Errorf("read traces of blocks [%d,%d]: %w", from, to, err)
+		}
+	}
 	return r, nil
 }
 
@@ -330,12 +345,23 @@ const (
 		blob_gas_used, blob_gas_price`
 	logColumns = `block_number, log_index, transaction_hash, transaction_index, block_timestamp, address, topic0,
 		topic1, topic2, topic3, data, block_hash`
+	// traceColumns are what scanTrace reads: what typed.Tables.AddTrace uses of a frame.
+	traceColumns = `block_number, transaction_index, trace_address, transaction_hash, block_timestamp, type,
+		from_address, to_address, input, status`
+	// internalCalls are the frames that can be rows of a call table (typed.Tables.AddTrace).
+	internalCalls = `cardinality(trace_address) > 0 AND type IN ('call', 'staticcall') AND octet_length(input) >= 4`
 )
+
+func scanTrace(row pgx.CollectableRow) (t chain.Trace, err error) {
+	err = row.Scan(&t.BlockNumber, &t.TransactionIndex, &t.TraceAddress, &t.TransactionHash, &t.BlockTimestamp,
+		&t.Type, &t.FromAddress, &t.ToAddress, &t.Input, &t.Status)
+	return t, err
+}
 
 // ReadRaw loads only the logs and transactions of the blocks in [from, to], in primary-key order: what the
 // derived tables are computed from. (internal/pgtest.ReadRows reads every core table, for tests.)
 func ReadRaw(ctx context.Context, db DB, from, to uint64) (chain.Rows, error) {
-	return readRaw(ctx, db, from, to, false)
+	return readRaw(ctx, db, from, to, false, false)
 }
 
 // scanTransaction and scanLog match the column lists of readRaw.

@@ -157,7 +157,7 @@ func (w *Writer) deriveSince(ctx context.Context, db DB, since map[childKey]uint
 			from, first = b, false
 		}
 	}
-	raw, err := readContractsRaw(ctx, db, addrs, from)
+	raw, err := readContractsRaw(ctx, db, addrs, from, hasCallTables(w.schema))
 	if err != nil {
 		return err
 	}
@@ -239,8 +239,9 @@ func DeriveChildrenAbove(ctx context.Context, db DB, schema chain.Schema, d *cha
 	return counts, nil
 }
 
-// readContractsRaw loads the logs emitted by addrs, and the transactions sent to them, from block from on.
-func readContractsRaw(ctx context.Context, db DB, addrs [][]byte, from uint64) (chain.Rows, error) {
+// readContractsRaw loads the logs emitted by addrs, and the transactions sent to them, from block from on;
+// with traces, the internal calls made to them too.
+func readContractsRaw(ctx context.Context, db DB, addrs [][]byte, from uint64, traces bool) (chain.Rows, error) {
 	var r chain.Rows
 	var err error
 	if r.Transactions, err = readRows(ctx, db, `SELECT `+transactionColumns+` FROM transactions
@@ -252,6 +253,14 @@ func readContractsRaw(ctx context.Context, db DB, addrs [][]byte, from uint64) (
 		WHERE block_number >= $1 AND address = ANY($2) ORDER BY block_number, log_index`,
 		scanLog, int64(from), addrs); err != nil {
 		return r, fmt.Errorf("read logs of new children: %w", err)
+	}
+	if traces {
+		if r.Traces, err = readRows(ctx, db, `SELECT `+traceColumns+` FROM traces
+			WHERE block_number >= $1 AND to_address = ANY($2) AND `+internalCalls+`
+			ORDER BY block_number, transaction_index, trace_address`,
+			scanTrace, int64(from), addrs); err != nil {
+			return r, fmt.Errorf("read internal calls of new children: %w", err)
+		}
 	}
 	return r, nil
 }

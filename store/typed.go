@@ -25,6 +25,9 @@ const (
 	TablePending TableState = "pending"
 	// TableChanged: recorded with another DDL (its ABI entry changed); apply refuses.
 	TableChanged TableState = "changed"
+	// TableUpgradable: recorded with the DDL of an earlier chainsink (a call table from before internal
+	// calls); apply upgrades it in place, additively.
+	TableUpgradable TableState = "upgradable"
 	// TableNotConfigured: recorded, but not in the configuration any more; it stays as it is.
 	TableNotConfigured TableState = "not in config"
 )
@@ -60,6 +63,8 @@ func PlanTables(ctx context.Context, db DB, want []TypedTable) ([]TablePlan, err
 		switch {
 		case !ok:
 			out = append(out, TablePlan{Want: w, State: TablePending})
+		case h.DDL != w.DDL && slices.ContainsFunc(w.Upgrades, func(u chain.Upgrade) bool { return u.From == h.DDL }):
+			out = append(out, TablePlan{Want: w, Have: h, State: TableUpgradable})
 		case h.DDL != w.DDL:
 			out = append(out, TablePlan{Want: w, Have: h, State: TableChanged})
 		default:
@@ -91,9 +96,10 @@ func readTypedTables(ctx context.Context, db DB) ([]TypedTable, error) {
 	return out, nil
 }
 
-// ApplyTables creates the pending tables of want and records them, in one transaction under the schema's
-// migration lock (a concurrent `chainsink migrate` or apply waits). It refuses, changing nothing, when a
-// recorded table would change: tables are only ever added. It returns the tables it created.
+// ApplyTables creates the pending tables of want and records them, and upgrades the upgradable ones, in one
+// transaction under the schema's migration lock (a concurrent `chainsink migrate` or apply waits). It
+// refuses, changing nothing, when a recorded table would change otherwise: tables are only ever added to.
+// It returns the tables it created or upgraded.
 func ApplyTables(ctx context.Context, db DB, schema string, want []TypedTable) ([]TypedTable, error) {
 	tx, err := db.Begin(ctx)
 	if err != nil {
@@ -112,6 +118,22 @@ func ApplyTables(ctx context.Context, db DB, schema string, want []TypedTable) (
 	}
 	var created []TypedTable
 	for _, p := range plan {
+		if p.State == TableUpgradable {
+			w := p.Want
+			for _, u := range w.Upgrades {
+				if u.From != p.Have.DDL {
+					continue
+				}
+				if _, err := tx.Exec(ctx, u.SQL); err != nil {
+					return nil, fmt.Errorf("upgrade typed table %s: %w", w.Name, err)
+				}
+			}
+			if _, err := tx.Exec(ctx, `UPDATE typed_tables SET ddl = $2, applied_at = now() WHERE table_name = $1`,
+				w.Name, w.DDL); err != nil {
+				return nil, fmt.Errorf("record the upgrade of typed table %s: %w", w.Name, err)
+			}
+			created = append(created, w)
+		}
 		if p.State != TablePending {
 			continue
 		}
@@ -153,10 +175,13 @@ func CheckTables(ctx context.Context, db DB, want []TypedTable) error {
 	if err != nil {
 		return err
 	}
-	var pending []string
+	var pending, upgradable []string
 	for _, p := range plan {
-		if p.State == TablePending {
+		switch p.State {
+		case TablePending:
 			pending = append(pending, p.Want.Name)
+		case TableUpgradable:
+			upgradable = append(upgradable, p.Want.Name)
 		}
 	}
 	if err := changed(plan); err != nil {
@@ -166,6 +191,11 @@ func CheckTables(ctx context.Context, db DB, want []TypedTable) error {
 		slices.Sort(pending)
 		return fmt.Errorf("%w: %d of the configuration's tables do not exist yet (%s): run `chainsink tables apply`",
 			ErrTablesNotApplied, len(pending), strings.Join(pending, ", "))
+	}
+	if len(upgradable) > 0 {
+		slices.Sort(upgradable)
+		return fmt.Errorf("%w: %d call tables were created by an earlier chainsink, without internal calls (%s): "+
+			"run `chainsink tables apply` to upgrade them", ErrTablesNotApplied, len(upgradable), strings.Join(upgradable, ", "))
 	}
 	return nil
 }

@@ -291,5 +291,11 @@ func TestVerifyTypedTables(t *testing.T) {
 	check(`DELETE FROM univ2_evt_swap`, nil)
 	check(`DELETE FROM transactions WHERE (block_number, transaction_index) IN (SELECT block_number, transaction_index FROM weth_call_approve)`, []int64{100})
 	check(`DELETE FROM weth_call_approve`, nil)
+	// An internal call needs its frame in traces, not a transaction to the contract.
+	check(`INSERT INTO weth_call_approve VALUES (100, now(), '\x05', 7, 1, '\x01', '\xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2',
+		'\x02', 1, '{0}')`, []int64{100})
+	check(`INSERT INTO traces (block_number, transaction_index, trace_address, transaction_hash, block_timestamp, type, trace_type,
+		from_address, to_address, status, subtraces) SELECT block_number, 7, '{0}', transaction_hash, block_timestamp, 'call', 'call',
+		'\x01', contract_address, 1, 0 FROM weth_call_approve`, nil)
 	check(`DELETE FROM logs WHERE block_number = 99`, []int64{99})
 }

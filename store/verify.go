@@ -198,14 +198,19 @@ func verifyChunk(ctx context.Context, db TxBeginner, checks []verifyCheck, rep *
 }
 
 // typedVerifyCheck is the check of the typed tables recorded in typed_tables and of factory_children: every
-// row has its log (event tables, registrations) or transaction (call tables), of the same transaction and the
-// same contract. One statement over all of them, so that the report has one line however many tables there are.
+// row has its log (event tables, registrations), transaction (a call table's transactions' own calls) or
+// trace (its internal calls), of the same transaction and the same contract. One statement over all of them,
+// so that the report has one line however many tables there are.
 func typedVerifyCheck(ctx context.Context, db DB) (verifyCheck, error) {
-	rows, err := db.Query(ctx, `SELECT table_name, kind FROM typed_tables ORDER BY table_name`)
+	// A call table that `tables apply` has not upgraded yet has no trace_address: only transactions' calls.
+	rows, err := db.Query(ctx, `SELECT table_name, kind, ddl LIKE '%trace_address integer[]%' FROM typed_tables ORDER BY table_name`)
 	if err != nil {
 		return verifyCheck{}, fmt.Errorf("read typed_tables: %w", err)
 	}
-	type recorded struct{ Name, Kind string }
+	type recorded struct {
+		Name, Kind string
+		Frames     bool
+	}
 	tables, err := pgx.CollectRows(rows, pgx.RowToStructByPos[recorded])
 	if err != nil {
 		return verifyCheck{}, fmt.Errorf("read typed_tables: %w", err)
@@ -217,9 +222,18 @@ func typedVerifyCheck(ctx context.Context, db DB) (verifyCheck, error) {
 	for _, t := range tables {
 		name := pgx.Identifier{t.Name}.Sanitize()
 		if t.Kind == "call" {
+			top := ""
+			if t.Frames {
+				top = ` AND x.trace_address = '{}'`
+				parts = append(parts, `SELECT x.block_number FROM `+name+` x
+		LEFT JOIN traces r ON r.block_number = x.block_number AND r.transaction_index = x.transaction_index
+			AND r.trace_address = x.trace_address
+		WHERE x.block_number BETWEEN $1 AND $2 AND x.trace_address <> '{}'
+			AND (r.transaction_hash IS NULL OR r.transaction_hash <> x.transaction_hash OR r.to_address IS DISTINCT FROM x.contract_address)`)
+			}
 			parts = append(parts, `SELECT x.block_number FROM `+name+` x
 		LEFT JOIN transactions t ON t.block_number = x.block_number AND t.transaction_index = x.transaction_index
-		WHERE x.block_number BETWEEN $1 AND $2
+		WHERE x.block_number BETWEEN $1 AND $2`+top+`
 			AND (t.hash IS NULL OR t.hash <> x.transaction_hash OR t.to_address IS DISTINCT FROM x.contract_address)`)
 			continue
 		}
@@ -229,7 +243,7 @@ func typedVerifyCheck(ctx context.Context, db DB) (verifyCheck, error) {
 			AND (l.transaction_hash IS NULL OR l.transaction_hash <> x.transaction_hash OR l.address <> x.contract_address)`)
 	}
 	return verifyCheck{name: "typed_without_parent",
-		description: fmt.Sprintf("rows of the %d typed tables and of factory_children whose log or transaction (block, index, hash, contract) is not stored", len(tables)),
+		description: fmt.Sprintf("rows of the %d typed tables and of factory_children whose log, transaction or trace (block, index, hash, contract) is not stored", len(tables)),
 		query:       strings.Join(parts, "\nUNION ALL\n")}, nil
 }
 

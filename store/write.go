@@ -355,21 +355,37 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		}
 	}
 	var q pgx.Batch
-	queue := func(t *chain.Table, tg target) {
+	// queue deletes t's rows under the keys of tg; top limits a frame-keyed table to the transactions' own
+	// frames (a core transaction key), and internal limits frame keys to the frames below them.
+	queue := func(t *chain.Table, tg target, top, internal bool) {
 		name, blockCol := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize()
-		switch {
-		case tg.scope == chain.ScopeBlock:
+		if tg.scope == chain.ScopeBlock {
 			q.Queue(`DELETE FROM `+name+` WHERE `+blockCol+` = ANY($1)`, blocks[tg])
-		case tg.frame:
-			q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[], $3::text[]) AS k(b, i, f)
-				WHERE t.`+blockCol+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i
-				AND t.`+pgx.Identifier{t.FrameColumn()}.Sanitize()+` = k.f::integer[]`,
-				blocks[tg], index[tg], frames[tg])
-		default:
-			q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i)
-				WHERE t.`+blockCol+` = k.b AND t.`+pgx.Identifier{t.IndexColumn()}.Sanitize()+` = k.i`,
-				blocks[tg], index[tg])
+			return
 		}
+		where := `t.` + blockCol + ` = k.b AND t.` + pgx.Identifier{t.IndexColumn()}.Sanitize() + ` = k.i`
+		if !tg.frame {
+			if top {
+				where += ` AND t.` + pgx.Identifier{t.FrameColumn()}.Sanitize() + ` = '{}'`
+			}
+			q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[]) AS k(b, i) WHERE `+where,
+				blocks[tg], index[tg])
+			return
+		}
+		bs, is, fs := blocks[tg], index[tg], frames[tg]
+		if internal {
+			bs, is, fs = nil, nil, nil
+			for j, f := range frames[tg] {
+				if f != "{}" {
+					bs, is, fs = append(bs, blocks[tg][j]), append(is, index[tg][j]), append(fs, f)
+				}
+			}
+			if len(bs) == 0 {
+				return
+			}
+		}
+		q.Queue(`DELETE FROM `+name+` t USING unnest($1::bigint[], $2::integer[], $3::text[]) AS k(b, i, f) WHERE `+
+			where+` AND t.`+pgx.Identifier{t.FrameColumn()}.Sanitize()+` = k.f::integer[]`, bs, is, fs)
 	}
 	for _, scope := range []chain.Scope{chain.ScopeBlock, chain.ScopeTransaction, chain.ScopeLog} {
 		tg := target{scope: scope}
@@ -377,23 +393,30 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 			continue
 		}
 		for _, t := range w.schema {
-			// A bundle's block replaces every table; an item replaces the tables of its scope, but for the
-			// trace-owned ones, whose frames are items of their own.
-			if (t.Scope == scope && !t.TraceOwned) || (scope == chain.ScopeBlock && mode == chain.ReplaceBlocks) {
-				queue(t, tg)
+			switch {
+			case scope == chain.ScopeBlock && mode == chain.ReplaceBlocks:
+				// A bundle's block replaces every table.
+				queue(t, tg, false, false)
+			case t.Scope != scope || t.TraceOwned:
+				// An item replaces the tables of its scope, but for the trace-owned ones, whose frames are
+				// items of their own.
+			default:
+				queue(t, tg, t.FrameColumn() != "", false)
 			}
 		}
 	}
 	if tg := (target{scope: chain.ScopeTransaction, frame: true}); len(blocks[tg]) > 0 {
 		for _, t := range w.schema {
-			if t.TraceOwned {
-				queue(t, tg)
+			if t.FrameColumn() != "" {
+				queue(t, tg, false, !t.TraceOwned)
 			}
 		}
 	}
 	for _, t := range w.schema {
-		if tg := (target{scope: t.Scope, table: t}); len(blocks[tg]) > 0 {
-			queue(t, tg)
+		for _, frame := range []bool{false, true} {
+			if tg := (target{scope: t.Scope, table: t, frame: frame}); len(blocks[tg]) > 0 {
+				queue(t, tg, false, false)
+			}
 		}
 	}
 	if mode == chain.ReplaceRows {
@@ -449,8 +472,9 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 // orphanStatements are queueOrphans' statements for schema, taking the heights ($1) and their block hashes
 // ($2): each parent (transactions, logs, traces) and its children in one statement (a data-modifying CTE),
 // parents first, transactions before logs, the lock order of the other deletes here and of ReplaceDerived.
-// A transaction's children do not include the trace-owned tables: their frames may be of the new block
-// while the orphaned transaction at their index is not replaced yet, and they go with their own traces.
+// A transaction's children do not include the trace-owned tables, nor the internal calls of the typed call
+// tables: their frames may be of the new block while the orphaned transaction at their index is not replaced
+// yet, and they go with their own traces.
 func orphanStatements(schema chain.Schema) []string {
 	var out []string
 	for _, parent := range []*chain.Table{chain.TransactionsTable, chain.LogsTable, chain.TracesTable} {
@@ -467,15 +491,22 @@ func orphanStatements(schema chain.Schema) []string {
 				RETURNING %s)`, pgx.Identifier{parent.Name}.Sanitize(), returning(key))
 		children := 0
 		for _, t := range schema {
-			if t.Scope != parent.Scope || t == parent || t.TraceOwned != parent.TraceOwned {
+			if t.Scope != parent.Scope || t == parent || (t.TraceOwned && !parent.TraceOwned) ||
+				(parent.TraceOwned && t.FrameColumn() == "") {
 				continue
 			}
+			frame := pgx.Identifier{t.FrameColumn()}.Sanitize()
 			fmt.Fprintf(&sql, `,
 			c%d AS (DELETE FROM %s c USING gone WHERE c.%s = gone.k0 AND c.%s = gone.k1`, children,
 				pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize(),
 				pgx.Identifier{t.IndexColumn()}.Sanitize())
-			if parent.TraceOwned {
-				fmt.Fprintf(&sql, ` AND c.%s = gone.k2`, pgx.Identifier{t.FrameColumn()}.Sanitize())
+			switch {
+			case parent.TraceOwned && t.TraceOwned:
+				fmt.Fprintf(&sql, ` AND c.%s = gone.k2`, frame)
+			case parent.TraceOwned: // a typed call table: its internal calls go with their frames
+				fmt.Fprintf(&sql, ` AND c.%s = gone.k2 AND cardinality(gone.k2) > 0`, frame)
+			case t.FrameColumn() != "": // and its transactions' own calls with the transactions
+				fmt.Fprintf(&sql, ` AND c.%s = '{}'`, frame)
 			}
 			sql.WriteString(`)`)
 			children++

@@ -111,11 +111,19 @@ start while a table is not applied. See docs/typed-tables.md for the naming and 
 }
 
 func printPlan(g *globals, plan []store.TablePlan) error {
-	pending, changed, applied := 0, 0, 0
+	pending, changed, applied, upgrades := 0, 0, 0, 0
 	for _, p := range plan {
 		switch p.State {
 		case store.TableApplied:
 			applied++
+		case store.TableUpgradable:
+			upgrades++
+			for _, u := range p.Want.Upgrades {
+				if u.From == p.Have.DDL {
+					fmt.Fprintf(g.stdout, "-- %s: UPGRADE, created by an earlier chainsink (no internal calls), to the definition of now:\n%s\n",
+						p.Want.Name, u.SQL)
+				}
+			}
 		case store.TablePending:
 			pending++
 			fmt.Fprintf(g.stdout, "-- %s: %s %s of ABI %s, set %s\n%s\n", p.Want.Name, p.Want.Kind, p.Want.Signature, p.Want.ABI, p.Want.Set, p.Want.DDL)
@@ -125,8 +133,8 @@ func printPlan(g *globals, plan []store.TablePlan) error {
 				p.Want.Name, p.Have.AppliedAt.UTC().Format("2006-01-02 15:04:05"), p.Have.DDL, p.Want.DDL)
 		}
 	}
-	_, err := fmt.Fprintf(g.stdout, "-- %d table(s) to create, %d refused, %d already applied, %d recorded but not in the configuration\n",
-		pending, changed, applied, len(plan)-pending-changed-applied)
+	_, err := fmt.Fprintf(g.stdout, "-- %d table(s) to create, %d to upgrade, %d refused, %d already applied, %d recorded but not in the configuration\n",
+		pending, upgrades, changed, applied, len(plan)-pending-upgrades-changed-applied)
 	if err == nil && changed > 0 {
 		err = fmt.Errorf("%w: %d table(s) changed; see above", store.ErrTablesChanged, changed)
 	}

@@ -63,7 +63,7 @@ func TestTablesPlanApplyStatus(t *testing.T) {
 	}
 	created := strings.Count(out, "CREATE TABLE ")
 	if created < 100 || !strings.Contains(out, "CREATE TABLE ping_evt_ping (") ||
-		!strings.Contains(out, fmt.Sprintf("-- %d table(s) to create, 0 refused, 0 already applied, 0 recorded but not in the configuration", created)) {
+		!strings.Contains(out, fmt.Sprintf("-- %d table(s) to create, 0 to upgrade, 0 refused, 0 already applied, 0 recorded but not in the configuration", created)) {
 		t.Fatalf("plan of %d tables:\n%.3000s", created, out)
 	}
 

@@ -186,4 +186,9 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 			TransactionHash: tx.Hash, BlockTimestamp: tx.BlockTimestamp, ToAddress: tx.ToAddress, Status: tx.Status,
 			MethodName: call.Name, Signature: call.Signature, ABIName: call.ABIName, Args: call.Args})
 	}
+	if d.tables != nil {
+		for i := range rows.Traces {
+			_ = d.tables.AddTrace(rows, &rows.Traces[i]) // as for transactions
+		}
+	}
 }

@@ -507,7 +507,7 @@ func checkTraceQueries(t *testing.T, s *store.Store) {
 }
 
 func isTraceQuery(q string) bool {
-	return strings.Contains(q, "FROM traces") || strings.Contains(q, "FROM contracts")
+	return strings.Contains(q, "FROM traces") || strings.Contains(q, "FROM contracts") || strings.Contains(q, "trace_address")
 }
 
 func runDocsQueries(t *testing.T, s *store.Store, which func(q string) (run, needRows bool)) {

@@ -7,6 +7,8 @@ import (
 	"maps"
 	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -140,8 +142,8 @@ func TestTracesOfUniswapV2(t *testing.T) {
 	pair := common.BytesToAddress(pairOut)
 	c.commit(c.sendGas(1, &weth, units(10), pack(wethABI, "deposit"), 200_000),
 		c.sendGas(0, &tkn, big.NewInt(0), pack(tknABI, "transfer", lp, units(40_000)), 200_000))
-	c.commit(c.sendGas(1, &weth, big.NewInt(0), pack(wethABI, "transfer", pair, units(10)), 200_000),
-		c.sendGas(1, &tkn, big.NewInt(0), pack(tknABI, "transfer", pair, units(30_000)), 200_000))
+	wethToPair := c.sendGas(1, &weth, big.NewInt(0), pack(wethABI, "transfer", pair, units(10)), 200_000)
+	c.commit(wethToPair, c.sendGas(1, &tkn, big.NewInt(0), pack(tknABI, "transfer", pair, units(30_000)), 200_000))
 	mint := c.sendGas(1, &pair, big.NewInt(0), pack(pairABI, "mint", lp), 2_000_000)
 	c.commit(mint)
 
@@ -175,7 +177,27 @@ func TestTracesOfUniswapV2(t *testing.T) {
 		"--from", "0", "--to", "latest", "--traces", "--batch-size", "3"}, dbArgs...)...); err != nil {
 		t.Fatalf("backfill --traces: %v\n%s", err, errOut)
 	}
-	p := start(t, runArgs(cfg, b.Addr(), "traces", "blocks:bundle")...)
+	// Typed call tables of the pair's functions (the factory's children) and of WETH's transfer: they take
+	// the transactions' own calls and the internal ones from the traces.
+	conf := filepath.Join(t.TempDir(), "chainsink.yaml")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`contracts:
+  - name: univ2
+    abi: UniswapV2Pair
+    factory: {address: "%s", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
+    events: [Swap]
+    calls: [initialize, swap]
+  - name: weth
+    abi: WETH9
+    address: "%s"
+    events: [Withdrawal]
+    calls: [transfer]
+`, hexAddr(factory), hexAddr(weth))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
+		t.Fatalf("tables apply: %v\n%s", err, errOut)
+	}
+	p := start(t, append(runArgs(cfg, b.Addr(), "traces", "blocks:bundle"), "--config", conf)...)
 	waitCaughtUp(t, s, b, "traces", 60*time.Second, "blocks")
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink run exited with %v", err)
@@ -286,6 +308,36 @@ func TestTracesOfUniswapV2(t *testing.T) {
 	if err := db.QueryRow(ctx, `SELECT count(*) FROM traces WHERE trace_address <> '{}' AND value > 0 AND status = 1
 		AND to_address = $1`, trader.Bytes()).Scan(&n); err != nil || n != 1 {
 		t.Errorf("%d internal ether transfers to the trader, %v", n, err)
+	}
+	// The call tables: the factory's internal call of initialize on the pair it created; the two swaps sent
+	// to the pair; WETH's transfer sent by the LP, and the pair's internal transfers of WETH out, the second
+	// one failed with the swap that made it.
+	calls := func(table string) []string {
+		t.Helper()
+		rows, err := db.Query(ctx, `SELECT encode(transaction_hash, 'hex') || ' ' || trace_address::text || ' ' ||
+			hex(from_address) || '>' || hex(contract_address) || ' ' || coalesce(status::text, '-')
+			FROM `+table+` ORDER BY block_number, transaction_index, trace_address`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	h := func(x common.Hash) string { return common.Bytes2Hex(x.Bytes()) }
+	for table, want := range map[string][]string{
+		"univ2_call_initialize": {fmt.Sprintf("%s {1} %s>%s 1", h(createPair), hx(factory), hx(pair))},
+		"univ2_call_swap": {fmt.Sprintf("%s {} %s>%s 1", h(swap), hx(owner), hx(pair)),
+			fmt.Sprintf("%s {} %s>%s 0", h(failed), hx(owner), hx(pair))},
+		"weth_call_transfer": {fmt.Sprintf("%s {} %s>%s 1", h(wethToPair), hx(lp), hx(weth)),
+			fmt.Sprintf("%s {0} %s>%s 1", h(swap), hx(pair), hx(weth)),
+			fmt.Sprintf("%s {0} %s>%s 0", h(failed), hx(pair), hx(weth))},
+	} {
+		if got := calls(table); !slices.Equal(got, want) {
+			t.Errorf("%s:\n  %s\nwant\n  %s", table, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
 	}
 	requireVerified(t, dbArgs, c.url, int64(head)+1, nil)
 	t.Run("docs/queries.md", func(t *testing.T) { checkTraceQueries(t, s) })

@@ -3,6 +3,7 @@ package typed
 import (
 	"fmt"
 	"math/big"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 
@@ -62,22 +63,55 @@ func (ts *Tables) AddLog(rows *chain.Rows, lg *chain.Log, l abi.Log) error {
 }
 
 // AddTransaction appends the typed call rows of one transaction: a row in every call table whose function
-// its input's selector is, of every set whose contract it calls.
+// its input's selector is, of every set whose contract it calls, at trace address {}.
 func (ts *Tables) AddTransaction(rows *chain.Rows, tx *chain.Transaction) error {
-	if tx.ToAddress == nil || len(tx.Input) < 4 {
+	if tx.ToAddress == nil {
 		return nil
 	}
-	to := common.BytesToAddress(tx.ToAddress)
+	return ts.addCall(rows, call{block: tx.BlockNumber, time: tx.BlockTimestamp, hash: tx.Hash, index: tx.TransactionIndex,
+		status: tx.Status, from: tx.FromAddress, to: tx.ToAddress, input: tx.Input, path: []int32{}})
+}
+
+// AddTrace appends the typed call rows of one internal call: a frame below its transaction's own (whose
+// rows AddTransaction gives) of type call or staticcall, the frames that run the callee's code in its own
+// context. A delegatecall runs the callee's code for the caller (a proxy's implementation, a library), so
+// it is not a call of the callee's contract; the call into the proxy, a frame above it, is.
+func (ts *Tables) AddTrace(rows *chain.Rows, tr *chain.Trace) error {
+	if len(tr.TraceAddress) == 0 || tr.ToAddress == nil || (tr.Type != "call" && tr.Type != "staticcall") {
+		return nil
+	}
+	status := tr.Status
+	return ts.addCall(rows, call{block: tr.BlockNumber, time: tr.BlockTimestamp, hash: tr.TransactionHash, index: tr.TransactionIndex,
+		status: &status, from: tr.FromAddress, to: tr.ToAddress, input: tr.Input, path: tr.TraceAddress})
+}
+
+// call is what a call table's row holds of a transaction or a frame.
+type call struct {
+	block    uint64
+	time     time.Time
+	hash     []byte
+	index    int32
+	status   *int16
+	from, to []byte
+	input    []byte
+	path     []int32
+}
+
+func (ts *Tables) addCall(rows *chain.Rows, c call) error {
+	if len(c.input) < 4 {
+		return nil
+	}
+	to := common.BytesToAddress(c.to)
 	var firstErr error
 	var decoded *abi.FunctionSpec
 	var vals []any
-	for _, t := range ts.bySelector[[4]byte(tx.Input[:4])] {
-		if !t.covers(to, tx.BlockNumber) {
+	for _, t := range ts.bySelector[[4]byte(c.input[:4])] {
+		if !t.covers(to, c.block) {
 			continue
 		}
 		if decoded != t.function {
 			var err error
-			if vals, err = t.function.Values(tx.Input, nil); err != nil {
+			if vals, err = t.function.Values(c.input, nil); err != nil {
 				decoded, vals = nil, nil
 				if firstErr == nil {
 					firstErr = fmt.Errorf("decoding %s for table %s: %w", t.function.Signature, t.Name, err)
@@ -87,16 +121,18 @@ func (ts *Tables) AddTransaction(rows *chain.Rows, tx *chain.Transaction) error 
 			decoded = t.function
 		}
 		row := make([]any, len(t.Columns))
-		row[0], row[1], row[2], row[3] = int64(tx.BlockNumber), tx.BlockTimestamp, tx.Hash, tx.TransactionIndex
-		row[4], row[5], row[6] = tx.Status, tx.FromAddress, tx.ToAddress
-		t.fill(row[len(callPosition):], vals)
+		row[0], row[1], row[2], row[3] = int64(c.block), c.time, c.hash, c.index
+		row[4], row[5], row[6] = c.status, c.from, c.to
+		t.fill(row[len(callPosition):len(row)-1], vals)
+		row[len(row)-1] = c.path
 		rows.AddTyped(t.Table, row)
 	}
 	return firstErr
 }
 
-// Derive fills rows.Typed from rows.Logs and rows.Transactions, replacing what it held, and returns how
-// many logs and transactions an event or function matched but could not be decoded. It is what
+// Derive fills rows.Typed from rows.Logs, rows.Transactions and rows.Traces, replacing what it held, and
+// returns how many logs, transactions and internal calls an event or function matched but could not be
+// decoded. It is what
 // chain.Discovery.Derive and a redecode call; the live path calls AddLog and AddTransaction from
 // internal/decode, which builds each abi.Log once for every decoder.
 func (ts *Tables) Derive(rows *chain.Rows) (undecodable int) {
@@ -114,6 +150,11 @@ func (ts *Tables) Derive(rows *chain.Rows) (undecodable int) {
 	}
 	for i := range rows.Transactions {
 		if ts.AddTransaction(rows, &rows.Transactions[i]) != nil {
+			undecodable++
+		}
+	}
+	for i := range rows.Traces {
+		if ts.AddTrace(rows, &rows.Traces[i]) != nil {
 			undecodable++
 		}
 	}

@@ -84,6 +84,8 @@ type Table struct {
 	// Comments are the COMMENT ON texts: the table's, then one per column.
 	comment        string
 	columnComments []string
+	// legacyComment is a call table's comment as chainsink wrote it before internal calls (see callFrame).
+	legacyComment string
 }
 
 type topicKey struct {
@@ -113,9 +115,19 @@ var (
 		"transaction_hash":  "hash of the transaction",
 		"transaction_index": "position of the transaction in its block",
 		"log_index":         "position of the log in its block",
-		"status":            "receipt status of the transaction: 1 success, 0 reverted (NULL before Byzantium)",
-		"from_address":      "sender of the transaction",
+		"status":            "1 success, 0 reverted: the receipt status of the transaction (NULL before Byzantium), or for an internal call its frame's status (0 when it or a frame above it failed)",
+		"from_address":      "sender of the transaction, or the caller of an internal call",
 		"contract_address":  "the contract that emitted the log or was called",
+		"trace_address":     "the call's frame in traces: {} for the transaction itself, else an internal call ({0} the transaction's first subcall), from the bundle's traces",
+	}
+	// callFrame closes every call table: the call's trace address, the third column of its key. It comes
+	// after the parameters so that tables created before it (chainsink 0.x, top-level calls only) get it by
+	// ALTER TABLE ADD COLUMN and have the same layout as new ones.
+	callFrame = chain.Column{Name: "trace_address", Type: "integer[]"}
+	// legacyComments are what tables created before callFrame say, which `tables apply` recognizes.
+	legacyComments = map[string]string{
+		"status":       "receipt status of the transaction: 1 success, 0 reverted (NULL before Byzantium)",
+		"from_address": "sender of the transaction",
 	}
 )
 
@@ -541,22 +553,27 @@ func eventTable(s *Set, c *abi.Contract, e *abi.EventSpec, name string) *Table {
 
 func callTable(s *Set, c *abi.Contract, f *abi.FunctionSpec, name string) *Table {
 	t := &Table{Set: s, Kind: KindCall, Signature: f.Signature, function: f, Contract: c}
-	cols, comments := paramColumns(callPosition, f.Params)
-	t.Table = chain.NewTable(name, chain.ScopeTransaction, []string{"block_number", "transaction_index"}, cols)
-	t.comment = fmt.Sprintf("calls of %s (selector 0x%x) of ABI %s, contract set %s: top-level transactions only",
+	cols, comments := paramColumns(callPosition, f.Params, callFrame)
+	cols, comments = append(cols, callFrame), append(comments, positionComments[callFrame.Name])
+	t.Table = chain.NewTable(name, chain.ScopeTransaction, []string{"block_number", "transaction_index", callFrame.Name}, cols)
+	t.comment = fmt.Sprintf("calls of %s (selector 0x%x) of ABI %s, contract set %s: transactions, and internal calls "+
+		"(call and staticcall frames) where the input has traces", f.Signature, f.Selector, c.Name, s.Name)
+	t.legacyComment = fmt.Sprintf("calls of %s (selector 0x%x) of ABI %s, contract set %s: top-level transactions only",
 		f.Signature, f.Selector, c.Name, s.Name)
 	t.columnComments = comments
 	t.params = paramKinds(f.Params)
 	return t
 }
 
-func paramColumns(position []chain.Column, params []abi.Param) ([]chain.Column, []string) {
+// paramColumns are the columns of position and of params, and their comments; a parameter's name does not
+// take the name of a position column or of one of after, the columns that follow the parameters.
+func paramColumns(position []chain.Column, params []abi.Param, after ...chain.Column) ([]chain.Column, []string) {
 	cols := slices.Clone(position)
 	var comments []string
 	for _, c := range position {
 		comments = append(comments, positionComments[c.Name])
 	}
-	for i, n := range columnNames(params, position) {
+	for i, n := range columnNames(params, append(slices.Clone(position), after...)) {
 		typ, _ := sqlType(params[i])
 		cols = append(cols, chain.Column{Name: n, Type: typ})
 		p := params[i]
@@ -599,6 +616,9 @@ func (ts *Tables) Records() []chain.TableRecord {
 	for i, t := range ts.All {
 		out[i] = chain.TableRecord{Name: t.Name, Set: t.Set.Name, Kind: string(t.Kind), ABI: t.Contract.Name,
 			ABIHash: t.Contract.Hash, Signature: t.Signature, DDL: t.DDL()}
+		if t.Kind == KindCall {
+			out[i].Upgrades = []chain.Upgrade{{From: t.ddl(true), SQL: t.upgrade()}}
+		}
 	}
 	return out
 }
@@ -618,23 +638,61 @@ func (ts *Tables) HasFactory() bool { return ts.hasFactory }
 
 // DDL is the statements that create t: the table with its primary key, the (contract_address,
 // block_number) index, and a comment on the table and on each column naming what it was generated from.
-func (t *Table) DDL() string {
+func (t *Table) DDL() string { return t.ddl(false) }
+
+// ddl is DDL, or with legacy the DDL that chainsink recorded for a call table before it had internal calls:
+// no trace_address, the key (block_number, transaction_index), the comments of then.
+func (t *Table) ddl(legacy bool) string {
 	var b strings.Builder
 	q := quoteIdent
+	cols, key, comment := t.Columns, t.Key, t.comment
+	if legacy {
+		cols, key, comment = cols[:len(cols)-1], key[:2], t.legacyComment
+	}
 	fmt.Fprintf(&b, "CREATE TABLE %s (\n", q(t.Name))
-	for _, c := range t.Columns {
+	for _, c := range cols {
 		null := " NOT NULL"
 		if c.Name == "status" && t.Kind == KindCall {
 			null = ""
 		}
 		fmt.Fprintf(&b, "    %s %s%s,\n", q(c.Name), c.Type, null)
 	}
-	fmt.Fprintf(&b, "    PRIMARY KEY (%s)\n);\n", strings.Join(quoteAll(t.Key), ", "))
+	fmt.Fprintf(&b, "    PRIMARY KEY (%s)\n);\n", strings.Join(quoteAll(key), ", "))
 	idx := shorten(t.Name + "_contract_block_idx")
 	fmt.Fprintf(&b, "CREATE INDEX %s ON %s (contract_address, block_number);\n", q(idx), q(t.Name))
+	fmt.Fprintf(&b, "COMMENT ON TABLE %s IS %s;\n", q(t.Name), quoteLiteral(comment))
+	for i, c := range cols {
+		fmt.Fprintf(&b, "COMMENT ON COLUMN %s.%s IS %s;\n", q(t.Name), q(c.Name), quoteLiteral(t.columnComment(i, legacy)))
+	}
+	return b.String()
+}
+
+func (t *Table) columnComment(i int, legacy bool) string {
+	if c, ok := legacyComments[t.Columns[i].Name]; ok && legacy && i < len(callPosition) {
+		return c
+	}
+	return t.columnComments[i]
+}
+
+// upgrade is what turns a call table created with the legacy DDL into one created with DDL: its trace
+// address column (every stored row is a transaction's own call, {}), the key that includes it, the
+// comments. Adding a NOT NULL column with a constant default does not rewrite the table (PostgreSQL 11+);
+// the new primary key is built once, under the migration lock.
+func (t *Table) upgrade() string {
+	var b strings.Builder
+	q := quoteIdent
+	frame := q(callFrame.Name)
+	fmt.Fprintf(&b, "ALTER TABLE %s ADD COLUMN %s %s NOT NULL DEFAULT '{}';\n", q(t.Name), frame, callFrame.Type)
+	fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT;\n", q(t.Name), frame)
+	// The old key's name is PostgreSQL's choice (the table's name, truncated, and _pkey): read it.
+	fmt.Fprintf(&b, "DO $$ BEGIN EXECUTE format('ALTER TABLE %%I DROP CONSTRAINT %%I', %s, (SELECT conname FROM pg_constraint "+
+		"WHERE conrelid = %s::regclass AND contype = 'p')); END $$;\n", quoteLiteral(t.Name), quoteLiteral(q(t.Name)))
+	fmt.Fprintf(&b, "ALTER TABLE %s ADD PRIMARY KEY (%s);\n", q(t.Name), strings.Join(quoteAll(t.Key), ", "))
 	fmt.Fprintf(&b, "COMMENT ON TABLE %s IS %s;\n", q(t.Name), quoteLiteral(t.comment))
 	for i, c := range t.Columns {
-		fmt.Fprintf(&b, "COMMENT ON COLUMN %s.%s IS %s;\n", q(t.Name), q(c.Name), quoteLiteral(t.columnComments[i]))
+		if _, changed := legacyComments[c.Name]; changed || c.Name == callFrame.Name {
+			fmt.Fprintf(&b, "COMMENT ON COLUMN %s.%s IS %s;\n", q(t.Name), q(c.Name), quoteLiteral(t.columnComments[i]))
+		}
 	}
 	return b.String()
 }

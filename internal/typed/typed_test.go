@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -84,7 +85,8 @@ func TestTablesOfRealABIs(t *testing.T) {
 			"log_index integer, contract_address bytea, sender bytea, recipient bytea, amount0 numeric(78,0), amount1 numeric(78,0), " +
 			"sqrt_price_x96 numeric(78,0), liquidity numeric(78,0), tick bigint",
 		"univ2_call_swap": "block_number bigint, block_timestamp timestamptz, transaction_hash bytea, transaction_index integer, " +
-			"status smallint, from_address bytea, contract_address bytea, amount0_out numeric(78,0), amount1_out numeric(78,0), to_ bytea, data bytea",
+			"status smallint, from_address bytea, contract_address bytea, amount0_out numeric(78,0), amount1_out numeric(78,0), to_ bytea, data bytea, " +
+			"trace_address integer[]",
 		"erc20_evt_transfer": "block_number bigint, block_timestamp timestamptz, transaction_hash bytea, transaction_index integer, " +
 			"log_index integer, contract_address bytea, from_ bytea, to_ bytea, value numeric(78,0)",
 	} {
@@ -359,5 +361,76 @@ func TestABIVersions(t *testing.T) {
 	want := map[string][]int64{"proxy_evt_ping_fd8d0c1d_i10": {50, 150}, "proxy_evt_pong": {150}, "proxy_evt_ping_fd8d0c1d_i11": {250}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("rows by block %v, want %v", got, want)
+	}
+}
+
+// TestInternalCalls: a call table holds the transaction's own call at trace address {} (from the
+// transaction) and the internal calls of its function (from the traces): call and staticcall frames, with
+// the frame's caller and status. The frame is real: an ERC-20 transfer made by a contract on mainnet (block
+// 2295104, go-ethereum's call_tracer/inner_throw_outer_revert.json) that failed with its parent.
+func TestInternalCalls(t *testing.T) {
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(root, "go-ethereum/eth/tracers/internal/tracetest/testdata/call_tracer/inner_throw_outer_revert.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fx struct {
+		Result struct {
+			From, To, Input string
+			Calls           []struct{ From, To, Input, Error string }
+		}
+	}
+	if err := json.Unmarshal(raw, &fx); err != nil {
+		t.Fatal(err)
+	}
+	inner := fx.Result.Calls[0]
+	token, caller := common.HexToAddress(inner.To), common.HexToAddress(inner.From)
+	ts := compile(t, `contracts:
+  - {name: tok, abi: ERC20, events: [], calls: [transfer]}
+`)
+	ts0 := time.Unix(1513681256, 0).UTC()
+	frame := func(typ string, path []int32, status int16, to common.Address) chain.Trace {
+		return chain.Trace{BlockNumber: 2295104, TransactionIndex: 3, TraceAddress: path, TransactionHash: []byte{7},
+			BlockTimestamp: ts0, Type: typ, TraceType: "call", FromAddress: caller.Bytes(), ToAddress: to.Bytes(),
+			Input: common.FromHex(inner.Input), Status: status, Error: inner.Error}
+	}
+	ok := int16(1)
+	rows := chain.Rows{
+		// The same transfer as a transaction of its own, at index 2, to see the two kinds side by side.
+		Transactions: []chain.Transaction{{BlockNumber: 2295104, TransactionIndex: 2, Hash: []byte{6}, BlockTimestamp: ts0,
+			FromAddress: caller.Bytes(), ToAddress: token.Bytes(), Input: common.FromHex(inner.Input), Status: &ok}},
+		Traces: []chain.Trace{
+			frame("call", []int32{}, 1, token),                 // a transaction's own frame: the transaction gives its row
+			frame("call", []int32{0}, 0, token),                // the real internal call, failed under its reverted parent
+			frame("staticcall", []int32{1, 0}, 1, token),       // a staticcall is a call of the token too
+			frame("delegatecall", []int32{2}, 1, token),        // the token's code for the caller: not a call of the token
+			frame("callcode", []int32{3}, 1, token),            // likewise
+			frame("call", []int32{4}, 1, common.Address{0x01}), // another contract's transfer is one too (the set is any address)
+		},
+	}
+	rows.Traces[5].Input = rows.Traces[5].Input[:4+32] // a transfer whose calldata does not decode
+	if bad := ts.Derive(&rows); bad != 1 {
+		t.Errorf("%d undecodable, want the truncated transfer", bad)
+	}
+	var got []string
+	for _, r := range rows.Typed[table(t, ts, "tok_call_transfer").Table] {
+		status := "-"
+		if s, _ := r[4].(*int16); s != nil {
+			status = fmt.Sprint(*s)
+		}
+		got = append(got, fmt.Sprintf("%d %s from %x to %x: %x %v", r[3], chain.FrameText(r[len(r)-1].([]int32)), r[5], r[6],
+			r[7], r[8]))
+		got[len(got)-1] += " status " + status
+	}
+	want := []string{
+		fmt.Sprintf("2 {} from %x to %x: %x 756 status 1", caller, token, common.HexToAddress("0xd4fcab9f0a6dc0493af47c864f6f17a8a5e2e826")),
+		fmt.Sprintf("3 {0} from %x to %x: %x 756 status 0", caller, token, common.HexToAddress("0xd4fcab9f0a6dc0493af47c864f6f17a8a5e2e826")),
+		fmt.Sprintf("3 {1,0} from %x to %x: %x 756 status 1", caller, token, common.HexToAddress("0xd4fcab9f0a6dc0493af47c864f6f17a8a5e2e826")),
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rows:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }

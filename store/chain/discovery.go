@@ -13,6 +13,16 @@ type TableRecord struct {
 	Signature string
 	DDL       string
 	AppliedAt time.Time // zero until applied
+	// Upgrades are the earlier definitions of the same table that apply brings up to DDL: a table recorded
+	// with an Upgrade's From DDL gets its SQL, then DDL is recorded.
+	Upgrades []Upgrade
+}
+
+// Upgrade turns a table created by an earlier chainsink into what DDL creates now, additively (a column with
+// a default, a wider key); no row is dropped.
+type Upgrade struct {
+	From string // the DDL recorded then
+	SQL  string
 }
 
 // ChildrenTable describes factory_children (migrations/00006_typed_tables.sql): the contracts that a

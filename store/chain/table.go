@@ -51,11 +51,11 @@ type Table struct {
 	// Key[1] is the index within the block that a single-item replacement matches.
 	Key   []string
 	Scope Scope
-	// TraceOwned marks the tables whose rows are call frames, keyed by (block number, transaction index,
-	// trace address) with Key[2] the integer[] trace address: traces and the contracts created by them. In
-	// ReplaceRows their rows belong to trace items (ethereum-etl's), which travel apart from their
-	// transaction and may be stored before or after it: a frame's key replaces them, a transaction's does
-	// not.
+	// TraceOwned marks the tables whose rows are all call frames (see FrameColumn): traces and the contracts
+	// created by them. In ReplaceRows their rows belong to trace items (ethereum-etl's), which travel apart
+	// from their transaction and may be stored before or after it: a frame's key replaces them, a
+	// transaction's does not. In the other frame-keyed tables (the typed call tables) the transaction's own
+	// frame, trace address {}, belongs to the transaction, and the internal ones to their trace items.
 	TraceOwned bool
 	// Len is the number of the table's rows in r.
 	Len func(r *Rows) int
@@ -64,7 +64,7 @@ type Table struct {
 
 	names   []string
 	numeric []int
-	keyPos  [2]int // positions of Key[0] and (outside ScopeBlock) Key[1] among the columns
+	keyPos  [3]int // positions of Key[0], (outside ScopeBlock) Key[1] and (frame-keyed) Key[2] among the columns
 	runTime bool
 }
 
@@ -119,6 +119,12 @@ func (t *Table) init() *Table {
 			panic(fmt.Sprintf("chain: table %s: index column %s is %s, not integer", t.Name, t.Key[1], typ))
 		}
 	}
+	if t.FrameColumn() != "" {
+		t.keyPos[2] = pos[t.Key[2]]
+		if typ := t.Columns[t.keyPos[2]].Type; typ != "integer[]" {
+			panic(fmt.Sprintf("chain: table %s: trace address column %s is %s, not integer[]", t.Name, t.Key[2], typ))
+		}
+	}
 	return t
 }
 
@@ -140,9 +146,11 @@ func (t *Table) IndexColumn() string {
 	return t.Key[1]
 }
 
-// FrameColumn is the trace address column of a trace-owned table, empty for every other table.
+// FrameColumn is the trace address column of a frame-keyed table, one whose rows are call frames keyed by
+// (block number, transaction index, trace address), Key[2] an integer[]: traces, contracts and the typed call
+// tables. It is empty for every other table.
 func (t *Table) FrameColumn() string {
-	if !t.TraceOwned {
+	if t.Scope != ScopeTransaction || len(t.Key) < 3 {
 		return ""
 	}
 	return t.Key[2]
@@ -215,8 +223,9 @@ type Key struct {
 	// Index is the transaction or log index; 0 for ScopeBlock.
 	Index int32
 	// Frame, when not empty, makes the key a call frame's: the trace address, as Postgres spells an
-	// integer[] ("{}", "{0,2}"), of an ethereum-etl trace item, which replaces that frame's rows in the
-	// trace-owned tables and nothing else.
+	// integer[] ("{}", "{0,2}"). A core frame key (an ethereum-etl trace item's) replaces that frame's rows
+	// in the trace-owned tables, and an internal frame's in the other frame-keyed tables too; a run-time
+	// table's frame key replaces its own row.
 	Frame string
 	// Table, when not nil, limits the key to one run-time table: a row of it replaces only its own stored
 	// row. A nil Table is a core key, which replaces the rows of every table of its scope.
@@ -300,6 +309,13 @@ func (t *Table) keyOf(row []any) (Key, bool) {
 		}
 		k.Index = int32(i)
 	}
+	if t.FrameColumn() != "" {
+		path, ok := row[t.keyPos[2]].([]int32)
+		if !ok {
+			return Key{}, false
+		}
+		k.Frame = FrameText(path)
+	}
 	return k, true
 }
 
@@ -335,7 +351,7 @@ func (s Schema) CheckTyped(r *Rows) error {
 				return fmt.Errorf("row %d of table %s has %d values for %d columns", i, t.Name, len(row), len(t.Columns))
 			}
 			if _, ok := t.keyOf(row); !ok {
-				return fmt.Errorf("row %d of table %s: key %v is not a block number and index", i, t.Name, row[t.keyPos[0]])
+				return fmt.Errorf("row %d of table %s: key %v is not a block number and index (and trace address)", i, t.Name, row[t.keyPos[0]])
 			}
 		}
 	}
