@@ -172,3 +172,35 @@ func TestCallTablesOfAnEarlierChainsinkAreUpgraded(t *testing.T) {
 		t.Errorf("upgraded:\n%s\ncreated now:\n%s", up, now)
 	}
 }
+
+// TestRedecodeFillsInternalCalls: a call table added after its blocks were stored is filled from the stored
+// transactions and traces, internal calls included, as `redecode --config --typed-only` does.
+func TestRedecodeFillsInternalCalls(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	w := newTypedWorld(t, callsConfig)
+	txs, frames := transferCalls(t)
+	raw := txs
+	for _, f := range frames {
+		raw.Traces = append(raw.Traces, f.Traces...)
+	}
+	raw.Blocks = []chain.Block{{Number: 900, Hash: []byte{9}, Timestamp: raw.Transactions[0].BlockTimestamp,
+		ParentHash: make([]byte, 32), Miner: make([]byte, 20)}}
+	// Stored before the set existed: no typed rows.
+	b := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	b.Add(store.Message{Offset: 0, Rows: raw})
+	if _, err := store.WriteBatch(ctx, w.s.Pool(), b); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, w.s, `SELECT count(*) FROM tok_call_transfer`); n != 0 {
+		t.Fatalf("%d calls before the redecode", n)
+	}
+	res, err := store.ReplaceDerivedWith(ctx, w.s.Pool(), 900, 900, store.DeriveOptions{Typed: w.schema, TypedOnly: true},
+		func(r *chain.Rows) { w.tables.Derive(r) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, w.s, `SELECT count(*) FROM tok_call_transfer`); n != 3 || res.Written["tok_call_transfer"] != 3 {
+		t.Errorf("%d calls after the redecode (%d written), want the transaction's own and the 2 internal ones", n, res.Written["tok_call_transfer"])
+	}
+}
