@@ -471,6 +471,8 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 
 // orphanStatements are queueOrphans' statements for schema, taking the heights ($1) and their block hashes
 // ($2): each parent (transactions, logs, traces) and its children in one statement (a data-modifying CTE),
+// every table read by its block numbers (= ANY($1), an index scan: joined to the heights alone, the planner
+// scans whole tables, once per batch that holds a block item),
 // parents first, transactions before logs, the lock order of the other deletes here and of ReplaceDerived.
 // A transaction's children do not include the trace-owned tables, nor the internal calls of the typed call
 // tables: their frames may be of the new block while the orphaned transaction at their index is not replaced
@@ -487,7 +489,7 @@ func orphanStatements(schema chain.Schema) []string {
 		}
 		var sql strings.Builder
 		fmt.Fprintf(&sql, `WITH k(n, h) AS (SELECT * FROM unnest($1::bigint[], $2::bytea[])),
-			gone AS (DELETE FROM %s p USING k WHERE p.block_number = k.n AND p.block_hash <> k.h
+			gone AS (DELETE FROM %s p USING k WHERE p.block_number = ANY($1) AND p.block_number = k.n AND p.block_hash <> k.h
 				RETURNING %s)`, pgx.Identifier{parent.Name}.Sanitize(), returning(key))
 		children := 0
 		for _, t := range schema {
@@ -497,7 +499,7 @@ func orphanStatements(schema chain.Schema) []string {
 			}
 			frame := pgx.Identifier{t.FrameColumn()}.Sanitize()
 			fmt.Fprintf(&sql, `,
-			c%d AS (DELETE FROM %s c USING gone WHERE c.%s = gone.k0 AND c.%s = gone.k1`, children,
+			c%d AS (DELETE FROM %[2]s c USING gone WHERE c.%[3]s = ANY($1) AND c.%[3]s = gone.k0 AND c.%[4]s = gone.k1`, children,
 				pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{t.BlockColumn()}.Sanitize(),
 				pgx.Identifier{t.IndexColumn()}.Sanitize())
 			switch {
