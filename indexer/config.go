@@ -59,6 +59,11 @@ type Config struct {
 	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, and
 	// resumes it below half. Default 8 MiB.
 	QueueMaxBytes int
+	// MemoryLimit is the memory that the buffers of every partition the indexer owns share, however many
+	// they are: each partition's queue and batch limits are BatchMaxRows, BatchMaxBytes and QueueMaxBytes,
+	// or its share of the limit when that is smaller (see Budget). Default 256 MiB; negative: no shared
+	// limit, the per-partition ones alone.
+	MemoryLimit int64
 	// RevokeFlushTimeout bounds the flush of a revoked partition before its batch is dropped. Default 5s.
 	RevokeFlushTimeout time.Duration
 	// RetryInitial and RetryMax shape the backoff between retries of a batch: RetryInitial doubling up to
@@ -83,6 +88,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.QueueMaxBytes == 0 {
 		c.QueueMaxBytes = 8 << 20
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = DefaultMemoryLimit
 	}
 	if c.RevokeFlushTimeout == 0 {
 		c.RevokeFlushTimeout = 5 * time.Second
@@ -148,6 +156,55 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// DefaultMemoryLimit is Config.MemoryLimit's default.
+const DefaultMemoryLimit = 256 << 20
+
+// Shares of Config.MemoryLimit. A partition holds undecoded messages in its queue and up to two batches of
+// decoded rows (one committing, one being filled); what is left is the Go runtime's and the rows' garbage
+// between collections, pgx's buffers and librdkafka's (its prefetch is bounded apart, in kafkaConfig).
+const (
+	// 1/queueShare of the limit is for the queues of all partitions, in raw bytes.
+	queueShare = 8
+	// 1/batchShare of the limit is for the batches of all partitions, two each (one committing, one filling).
+	batchShare = 4
+	// rowBytes is what a decoded row costs in memory with its message, for the batch row limit: ≈ 2 KiB for
+	// ethereum-etl items, one message (its Rows and raw value) per row or two; a bundle's rows cost less.
+	rowBytes = 2 << 10
+	// minQueueBytes and minBatchRows keep a partition's limits useful when it is one of very many.
+	minQueueBytes = 256 << 10
+	minBatchRows  = 500
+)
+
+// Limits are one partition's batch and queue limits.
+type Limits struct {
+	BatchMaxRows  int
+	BatchMaxBytes int
+	QueueMaxBytes int
+}
+
+// Budget is each partition's limits when the indexer owns partitions of them: the configured per-partition
+// limits, lowered to the partition's share of MemoryLimit. With the defaults, one partition gets the
+// configured limits, two get batches of 8,192 rows, four of 4,096, and 32 get queues of 1 MiB and batches
+// of 512 rows or 1 MiB.
+func (c Config) Budget(partitions int) Limits {
+	c = c.WithDefaults()
+	l := Limits{BatchMaxRows: c.BatchMaxRows, BatchMaxBytes: c.BatchMaxBytes, QueueMaxBytes: c.QueueMaxBytes}
+	if c.MemoryLimit < 0 || partitions <= 0 {
+		return l
+	}
+	n := int64(partitions)
+	share := func(v int, budget int64, floor int) int {
+		if budget < int64(v) {
+			v = int(max(budget, int64(floor)))
+		}
+		return v
+	}
+	l.QueueMaxBytes = share(l.QueueMaxBytes, c.MemoryLimit/queueShare/n, minQueueBytes)
+	l.BatchMaxBytes = share(l.BatchMaxBytes, c.MemoryLimit/batchShare/(2*n), minQueueBytes)
+	l.BatchMaxRows = share(l.BatchMaxRows, c.MemoryLimit/batchShare/(2*n)/rowBytes, minBatchRows)
+	return l
 }
 
 // NewFormat makes a Format of a decoding function, as http.HandlerFunc makes a handler of one.

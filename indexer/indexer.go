@@ -39,6 +39,10 @@ type Indexer struct {
 	done      chan struct{}
 	err       error
 
+	// limits are each partition's share of the memory limit for the partitions owned now (Config.Budget),
+	// set by the poll loop when partitions come and go, read by the workers.
+	limits atomic.Pointer[Limits]
+
 	// Owned by the poll loop goroutine (and the rebalance callback it runs).
 	consumer *kafka.Consumer
 	workers  map[partitionKey]*worker
@@ -72,6 +76,7 @@ func New(cfg Config, db store.DB, logger *slog.Logger, m Metrics) (*Indexer, err
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
 		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{},
 		anomalies: map[partitionKey]OffsetAnomaly{}}
+	ix.rebudget()
 	for _, t := range cfg.Topics {
 		ix.topics[t.Name] = t
 	}
@@ -340,7 +345,7 @@ func (ix *Indexer) route(m *kafka.Message) {
 	ix.metrics.MessageConsumed(tp.topic)
 	queued := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
 	w.fetchNext = max(w.fetchNext, m.TopicPartition.Offset+1)
-	if queued >= ix.cfg.QueueMaxBytes && !w.paused.Load() {
+	if queued >= ix.limits.Load().QueueMaxBytes && !w.paused.Load() {
 		if err := ix.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
 			ix.log.Warn("pause partition", "topic", tp.topic, "partition", tp.partition, "error", err)
 			return
@@ -360,8 +365,9 @@ func (ix *Indexer) resumeDrained() {
 	if ix.paused == 0 {
 		return
 	}
+	limit := ix.limits.Load().QueueMaxBytes
 	for tp, w := range ix.workers {
-		if w.paused.Load() && w.q.size() < ix.cfg.QueueMaxBytes/2 {
+		if w.paused.Load() && w.q.size() < limit/2 {
 			ix.resumePartition(tp, w)
 		}
 	}
@@ -431,6 +437,7 @@ func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 		ix.metrics.PartitionsPaused(ix.paused)
 	}
 	delete(ix.workers, o.tp)
+	ix.rebudget()
 	rctx, cancel := context.WithTimeout(ctx, ix.startsBudget())
 	starts, err := ix.readStarts(rctx, []kafka.TopicPartition{tp})
 	cancel()
@@ -644,9 +651,10 @@ func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64
 	w := &worker{
 		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, writer: ix.writer, metrics: ix.metrics,
 		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
-		onCommit: ix.storeOffset, onRetry: ix.setRetrying,
+		onCommit: ix.storeOffset, onRetry: ix.setRetrying, limits: &ix.limits,
 	}
 	ix.workers[tp] = w
+	ix.rebudget()
 	w.run(ctx)
 	w.lastNext.Store(start) // -1: nothing stored yet
 	go func() {
@@ -677,7 +685,16 @@ func (ix *Indexer) stopWorkers(flush context.Context, keys []partitionKey) {
 		ix.metrics.PartitionReleased(tp.topic, tp.partition)
 		wg.Go(func() { w.stop(flush) })
 	}
+	ix.rebudget()
 	wg.Wait()
+}
+
+// rebudget shares the memory limit among the partitions owned now. A partition's queue is checked against
+// its new limit at its next message, and a worker's batch at its next add: a partition assigned among many
+// gives back what is over its share as it works.
+func (ix *Indexer) rebudget() {
+	l := ix.cfg.Budget(len(ix.workers))
+	ix.limits.Store(&l)
 }
 
 // storeOffset hands a committed offset to librdkafka's auto-commit, best effort. It runs on committer

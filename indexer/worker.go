@@ -120,6 +120,8 @@ type worker struct {
 	start    int64 // stored next offset, or -1 when the partition has none yet
 	onCommit func(tp partitionKey, next int64)
 	onRetry  func(tp partitionKey, since time.Time)
+	// limits are the partition's batch limits, its share of the indexer's memory limit (Indexer.rebudget).
+	limits *atomic.Pointer[Limits]
 
 	// fetchNext is the offset after the last message routed to the worker; the poll loop's alone.
 	fetchNext kafka.Offset
@@ -284,7 +286,11 @@ const ReasonDecoderPanic = "internal_error"
 
 // full says whether b has reached a limit and must be sent before anything else is added.
 func (w *worker) full(b *store.Batch) bool {
-	return b != nil && (b.Rows() >= w.cfg.BatchMaxRows || b.Bytes() >= w.cfg.BatchMaxBytes)
+	if b == nil {
+		return false
+	}
+	l := w.limits.Load()
+	return b.Rows() >= l.BatchMaxRows || b.Bytes() >= l.BatchMaxBytes
 }
 
 func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome {

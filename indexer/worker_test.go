@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,14 +22,19 @@ func threeRows(_, value []byte) (chain.Rows, *chain.Failure) {
 // testWorker is a worker of a partition with no stored offset that decodes with threeRows; its queue is
 // filled by the test and its decodeLoop run by hand.
 func testWorker(maxRows int) *worker {
+	cfg := Config{Brokers: "x", Group: "g", BatchMaxRows: maxRows}.WithDefaults()
+	var limits atomic.Pointer[Limits]
+	l := cfg.Budget(1)
+	limits.Store(&l)
 	return &worker{
 		tp:      partitionKey{"t", 0},
 		topic:   Topic{Name: "t", Format: NewFormat("test", chain.ReplaceBlocks, threeRows)},
-		cfg:     Config{Brokers: "x", Group: "g", BatchMaxRows: maxRows}.WithDefaults(),
+		cfg:     cfg,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		metrics: metrics.New(),
 		q:       newQueue(),
 		start:   -1,
+		limits:  &limits,
 	}
 }
 

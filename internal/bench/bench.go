@@ -71,7 +71,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "traced", "deferred", "etl", "growth", "backlog", "tuned", "verify", "follow"}
+var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "traced", "deferred", "etl", "growth", "backlog", "backlog32", "tuned", "verify", "follow"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -163,6 +163,9 @@ const (
 	topicBundles = "bench-bundles"
 	topicETL     = "bench-etl"
 	topicBacklog = "bench-backlog"
+	// topicBacklog32 holds the backlog again on 32 partitions, all of which one instance owns: the memory
+	// limit is shared by however many partitions it has.
+	topicBacklog32 = "bench-backlog-32"
 )
 
 // Run executes the benchmark, prints progress and the table to out, writes the JSON report into o.OutDir and
@@ -206,7 +209,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 	defer b.admin.Close()
 
 	backlogBlocks := 0
-	if b.want("backlog") && o.Backlog > 0 {
+	if (b.want("backlog") || b.want("backlog32")) && o.Backlog > 0 {
 		backlogBlocks = (o.Backlog + ItemsPerBlock - 1) / ItemsPerBlock
 	}
 	t0 := time.Now()
@@ -248,7 +251,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		run  func(context.Context) error
 	}{
 		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"baseline1", b.baseline1}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"traced", b.tracedRuns}, {"deferred", b.deferred},
-		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
+		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"backlog32", b.backlog32}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
 	} {
 		if !b.want(step.name) {
 			continue
@@ -399,7 +402,7 @@ func (b *bencher) openSchema(ctx context.Context, schema string, conns int32) (*
 func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 	p := b.o.Partitions
 	var err error
-	b.broker, err = localkafka.Start(localkafka.Options{Topics: map[string]int32{topicBundles: p, topicETL: p, topicBacklog: p, topicTraced: p}})
+	b.broker, err = localkafka.Start(localkafka.Options{Topics: map[string]int32{topicBundles: p, topicETL: p, topicBacklog: p, topicTraced: p, topicBacklog32: 32}})
 	if err != nil {
 		return err
 	}
@@ -427,12 +430,17 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 		}
 	}
 	if b.want("etl") {
-		if err := b.produce(ctx, b.etlRecords(topicETL, b.o.Blocks*ItemsPerBlock)); err != nil {
+		if err := b.produce(ctx, b.etlRecords(topicETL, b.o.Blocks*ItemsPerBlock, p)); err != nil {
 			return err
 		}
 	}
-	if backlogBlocks > 0 {
-		if err := b.produce(ctx, b.etlRecords(topicBacklog, b.o.Backlog)); err != nil {
+	if backlogBlocks > 0 && b.want("backlog") {
+		if err := b.produce(ctx, b.etlRecords(topicBacklog, b.o.Backlog, p)); err != nil {
+			return err
+		}
+	}
+	if backlogBlocks > 0 && b.want("backlog32") {
+		if err := b.produce(ctx, b.etlRecords(topicBacklog32, b.o.Backlog, 32)); err != nil {
 			return err
 		}
 	}
@@ -445,15 +453,15 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 }
 
 // etlRecords is the first n ethereum-etl items of the workload, block by block (block, transactions, logs),
-// spread round-robin over the partitions.
-func (b *bencher) etlRecords(topic string, n int) []localkafka.Record {
+// spread round-robin over the topic's partitions.
+func (b *bencher) etlRecords(topic string, n int, partitions int32) []localkafka.Record {
 	recs := make([]localkafka.Record, 0, n)
 	for i := range b.w.Blocks {
 		for _, it := range b.w.Blocks[i].Items {
 			if len(recs) == n {
 				return recs
 			}
-			recs = append(recs, localkafka.Record{Topic: topic, Partition: int32(len(recs) % int(b.o.Partitions)), Value: it})
+			recs = append(recs, localkafka.Record{Topic: topic, Partition: int32(len(recs) % int(partitions)), Value: it})
 		}
 	}
 	return recs
@@ -852,6 +860,18 @@ func (b *bencher) backlog(ctx context.Context) error {
 		return nil
 	}
 	return b.backlogRun(ctx, "backlog", "", false)
+}
+
+// backlog32 is the backlog again on 32 partitions, every one owned by the one instance.
+func (b *bencher) backlog32(ctx context.Context) error {
+	if b.o.Backlog <= 0 {
+		return nil
+	}
+	blocks := (b.o.Backlog + ItemsPerBlock - 1) / ItemsPerBlock
+	spec := runSpec{key: "backlog32", schema: "bench_backlog32", topic: topicBacklog32, format: "ethereum-etl",
+		messages: b.o.Backlog, blocks: blocks}
+	return b.chainsinkRun(ctx, Result{Key: "backlog32", Name: fmt.Sprintf("(4) chainsink, %s-message ethereum-etl backlog, 32 partitions",
+		human(float64(b.o.Backlog))), Format: "ethereum-etl", Indexes: "live"}, spec, nil, nil)
 }
 
 func (b *bencher) backlogRun(ctx context.Context, key, label string, tuned bool) error {

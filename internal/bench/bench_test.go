@@ -243,7 +243,7 @@ func BenchmarkIndexer(b *testing.B) {
 	if err := bn.produce(ctx, bundles); err != nil {
 		b.Fatal(err)
 	}
-	if err := bn.produce(ctx, bn.etlRecords("items", blocks*ItemsPerBlock)); err != nil {
+	if err := bn.produce(ctx, bn.etlRecords("items", blocks*ItemsPerBlock, 4)); err != nil {
 		b.Fatal(err)
 	}
 	bn.producer.Close()

@@ -309,8 +309,16 @@ func (r *Report) finish(total time.Duration) {
 			t("c/a with traces (both sides write traces and contracts)", "≥ 0.9", "×", tracedCA, tracedCA > 0, func(v float64) bool { return v >= 0.9 })
 		}
 		t("blocks/s with indexes deferred (decoded rows included)", "≥ 150", "blocks/s", blocks, blocks > 0, func(v float64) bool { return v >= 150 })
-		t(fmt.Sprintf("peak RSS draining a %s-message ethereum-etl backlog", human(float64(r.Options.Backlog))), "≤ 300", "MiB", rss, rss > 0,
-			func(v float64) bool { return v <= 300 })
+		t(fmt.Sprintf("peak RSS draining a %s-message ethereum-etl backlog", human(float64(r.Options.Backlog))), "≤ 200", "MiB", rss, rss > 0,
+			func(v float64) bool { return v <= 200 })
+		if prefix == "" {
+			var rss32 float64
+			if x := r.result("backlog32"); x != nil {
+				rss32 = float64(x.PeakRSS) / (1 << 20)
+			}
+			t("peak RSS draining it on 32 partitions (the default --memory-limit)", "≤ 256", "MiB", rss32, rss32 > 0,
+				func(v float64) bool { return v <= 256 })
+		}
 		if prefix == "" {
 			var secs float64
 			if v := r.result("verify"); v != nil {

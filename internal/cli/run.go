@@ -25,6 +25,10 @@ import (
 // defaultGOGC is chainsink run's garbage-collection target when GOGC is not set.
 const defaultGOGC = 40
 
+// kafkaMemory is what librdkafka holds outside the Go heap: its prefetch queue and a fetch response (4 MiB
+// each, indexer's kafkaConfig) and its own buffers.
+const kafkaMemory = 16 << 20
+
 // runOptions are `chainsink run`'s flags.
 type runOptions struct {
 	db          store.Config
@@ -77,6 +81,11 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 				// throughput (make bench, docs/performance.md). GOGC in the environment still wins.
 				debug.SetGCPercent(defaultGOGC)
 			}
+			if o.ix.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+				// The Go runtime collects harder as it nears the limit, less what librdkafka holds outside
+				// the Go heap (its prefetch and fetch buffers, kafkaConfig). GOMEMLIMIT still wins.
+				debug.SetMemoryLimit(o.ix.MemoryLimit - kafkaMemory)
+			}
 			return run(cmd.Context(), o, logger)
 		},
 	}
@@ -92,6 +101,8 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.IntVar(&o.ix.BatchMaxBytes, "batch-max-bytes", def.BatchMaxBytes, "close a batch at this many bytes of messages")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
 	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued")
+	o.ix.MemoryLimit = def.MemoryLimit
+	f.Var((*sizeValue)(&o.ix.MemoryLimit), "memory-limit", "memory that the queues and batches of every owned partition share, and the Go runtime's soft limit (e.g. 256MiB, 1GiB; off: per-partition limits only)")
 	f.DurationVar(&o.ix.OffsetRecheck, "offset-recheck", def.OffsetRecheck, "how often a partition held for an offset anomaly is checked again (see chainsink offsets)")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long SIGTERM waits for the last batches to commit")
 	f.Int32Var(&o.db.MaxConns, "db-max-conns", 16, "PostgreSQL connections at most (one per owned partition is ideal)")
