@@ -20,10 +20,9 @@ import (
 
 // argLog records the statements of batches with their arguments.
 type argLog struct {
-	mu    sync.Mutex
-	sql   []string
-	args  [][]any
-	batch bool
+	mu   sync.Mutex
+	sql  []string
+	args [][]any
 }
 
 func (l *argLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
