@@ -34,7 +34,6 @@ import (
 	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
 	"github.com/ethereum/go-ethereum/node"
-	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chainsink/chainsink/internal/fixtures"
@@ -524,15 +523,7 @@ func checkEveryTable(t *testing.T, c *simChain, s *store.Store) {
 	ctx := context.Background()
 	strs := func(q string, args ...any) []string {
 		t.Helper()
-		rows, err := s.Pool().Query(ctx, q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
+		return queryStrings(t, s.Pool(), q, args...)
 	}
 	head := c.head()
 	for n := uint64(0); n <= head; n++ {

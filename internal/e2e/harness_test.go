@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/pgtest"
 	"github.com/chainsink/chainsink/store"
@@ -199,4 +201,18 @@ func newBroker(t *testing.T, topics map[string]int32) *localkafka.Broker {
 func migratedStore(t *testing.T) (*store.Store, store.Config) {
 	t.Helper()
 	return pgtest.Open(t)
+}
+
+// queryStrings runs q, whose rows are one text column each, and returns them in order.
+func queryStrings(t *testing.T, db store.DB, q string, args ...any) []string {
+	t.Helper()
+	rows, err := db.Query(context.Background(), q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

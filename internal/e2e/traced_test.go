@@ -29,7 +29,6 @@ import (
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/params"
-	"github.com/jackc/pgx/v5"
 )
 
 // tracedBackend is the simulated backend's assembly (a node, the eth service, a simulated beacon that mines on
@@ -222,18 +221,10 @@ func TestTracesOfUniswapV2(t *testing.T) {
 
 	frames := func(h common.Hash) []string {
 		t.Helper()
-		rows, err := db.Query(ctx, `SELECT array_to_string(trace_address, '.') || ' ' || type || ' ' || hex(from_address) || '>' ||
+		return queryStrings(t, db, `SELECT array_to_string(trace_address, '.') || ' ' || type || ' ' || hex(from_address) || '>' ||
 			coalesce(hex(to_address), '-') || ' ' || coalesce(value::text, '-') || ' ' || coalesce(hex(substring(input from 1 for 4)), '-') ||
 			' ' || status || coalesce(' ' || error, '')
 			FROM traces WHERE transaction_hash = $1 ORDER BY trace_address`, h.Bytes())
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
 	}
 	hx := func(a common.Address) string { return strings.ToLower(a.Hex()) }
 	sel := func(a gethabi.ABI, m string) string { return "0x" + common.Bytes2Hex(a.Methods[m].ID) }
@@ -314,17 +305,9 @@ func TestTracesOfUniswapV2(t *testing.T) {
 	// one failed with the swap that made it.
 	calls := func(table string) []string {
 		t.Helper()
-		rows, err := db.Query(ctx, `SELECT encode(transaction_hash, 'hex') || ' ' || trace_address::text || ' ' ||
+		return queryStrings(t, db, `SELECT encode(transaction_hash, 'hex') || ' ' || trace_address::text || ' ' ||
 			hex(from_address) || '>' || hex(contract_address) || ' ' || coalesce(status::text, '-')
 			FROM `+table+` ORDER BY block_number, transaction_index, trace_address`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return out
 	}
 	h := func(x common.Hash) string { return common.Bytes2Hex(x.Bytes()) }
 	for table, want := range map[string][]string{
