@@ -162,7 +162,7 @@ func BundleKey(number uint64) []byte {
 func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 	var rows chain.Rows
 	var msg bundleMsg
-	if err := json.Unmarshal(value, &msg); err != nil {
+	if err := unmarshalWire(value, &msg); err != nil {
 		return rows, locateBundleError(value, err)
 	}
 	top := at{i: -1}

@@ -401,7 +401,7 @@ func (c *conv) checkType(got, want string) {
 func decodeETLBlock(value []byte) (chain.Rows, *decodeError) {
 	var rows chain.Rows
 	var it etlBlock[etlWithdrawal]
-	if err := json.Unmarshal(value, &it); err != nil {
+	if err := unmarshalWire(value, &it); err != nil {
 		return rows, locateETLBlockError(value, err)
 	}
 	c := conv{at: at{list: etlTypeBlock, i: -1}}
@@ -480,7 +480,7 @@ func locateETLBlockError(value []byte, err error) *decodeError {
 
 func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 	var it etlTx
-	if err := json.Unmarshal(value, &it); err != nil {
+	if err := unmarshalWire(value, &it); err != nil {
 		return chain.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
 	}
 	c := conv{at: at{list: etlTypeTransaction, i: -1}}
@@ -520,7 +520,7 @@ func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 
 func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 	var it etlLog
-	if err := json.Unmarshal(value, &it); err != nil {
+	if err := unmarshalWire(value, &it); err != nil {
 		return chain.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})
 	}
 	c := conv{at: at{list: etlTypeLog, i: -1}}
@@ -544,7 +544,7 @@ func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 
 func decodeETLToken(value []byte) (chain.Rows, *decodeError) {
 	var it etlToken
-	if err := json.Unmarshal(value, &it); err != nil {
+	if err := unmarshalWire(value, &it); err != nil {
 		return chain.Rows{}, decodeAt(at{list: etlTypeToken, i: -1}, value, &etlToken{})
 	}
 	c := conv{at: at{list: etlTypeToken, i: -1}}

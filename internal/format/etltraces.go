@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math"
 
-	json "github.com/go-json-experiment/json/v1"
-
 	"github.com/chainsink/chainsink/store/chain"
 )
 
@@ -52,7 +50,7 @@ var parityCallTypes = map[string]bool{"call": true, "staticcall": true, "delegat
 // tells who was rewarded.
 func decodeETLTrace(value []byte) (chain.Rows, *decodeError) {
 	var it etlTrace
-	if err := json.Unmarshal(value, &it); err != nil {
+	if err := unmarshalWire(value, &it); err != nil {
 		return chain.Rows{}, decodeAt(at{list: etlTypeTrace, i: -1}, value, &etlTrace{})
 	}
 	c := conv{at: at{list: etlTypeTrace, i: -1}}
@@ -148,7 +146,7 @@ func (c *conv) traceAddress(field string, in []etlInt) []int32 {
 // is a dead letter rather than passing unseen.
 func decodeETLContract(value []byte) (chain.Rows, *decodeError) {
 	var it etlContract
-	if err := json.Unmarshal(value, &it); err != nil {
+	if err := unmarshalWire(value, &it); err != nil {
 		return chain.Rows{}, decodeAt(at{list: etlTypeContract, i: -1}, value, &etlContract{})
 	}
 	c := conv{at: at{list: etlTypeContract, i: -1}}

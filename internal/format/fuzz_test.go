@@ -3,17 +3,50 @@ package format
 import (
 	"math"
 	"path/filepath"
+	"reflect"
 	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
 
 	"github.com/chainsink/chainsink/store/chain"
 )
 
 var reasons = map[string]bool{ReasonEmpty: true, ReasonTooLarge: true, ReasonInvalidJSON: true, ReasonBadField: true,
-	ReasonReceiptsMismatch: true, ReasonUnknownItemType: true}
+	ReasonReceiptsMismatch: true, ReasonTracesMismatch: true, ReasonUnknownItemType: true}
+
+// sameAsV1 holds unmarshalWire to encoding/json v1's semantics on value: both fail, or both decode into
+// the same Go value of the type that newValue makes.
+func sameAsV1(t *testing.T, value []byte, newValue func() any) {
+	t.Helper()
+	wire, v1 := newValue(), newValue()
+	errWire, errV1 := unmarshalWire(value, wire), json.Unmarshal(value, v1)
+	if (errWire == nil) != (errV1 == nil) {
+		t.Fatalf("unmarshalWire: %v; encoding/json v1: %v", errWire, errV1)
+	}
+	if errWire == nil && !reflect.DeepEqual(wire, v1) {
+		t.Fatalf("unmarshalWire decoded\n%+v\nencoding/json v1\n%+v", wire, v1)
+	}
+}
+
+// wireTypes are the Go types the wire formats decode into, by ethereum-etl item type ("" is the bundle).
+var wireTypes = map[string]func() any{
+	"":                 func() any { return &bundleMsg{} },
+	etlTypeBlock:       func() any { return &etlBlock[etlWithdrawal]{} },
+	etlTypeTransaction: func() any { return &etlTx{} },
+	etlTypeLog:         func() any { return &etlLog{} },
+	etlTypeToken:       func() any { return &etlToken{} },
+	etlTypeTrace:       func() any { return &etlTrace{} },
+	etlTypeContract:    func() any { return &etlContract{} },
+}
 
 // checkDecoded holds Decode to its contract on any input: no panic (a panic is an internal_error failure), a
 // known reason with an explanation, no rows with a failure, and rows that Postgres accepts.
 func checkDecoded(t *testing.T, f Format, key, value []byte) {
+	if f == Bundle {
+		sameAsV1(t, value, wireTypes[""])
+	} else if typ, err := itemType(value); err == nil && wireTypes[typ] != nil && typ != "" {
+		sameAsV1(t, value, wireTypes[typ])
+	}
 	rows, fail := Decode(f, key, value)
 	if fail != nil {
 		if !reasons[fail.Reason] || fail.Err == nil {
@@ -25,6 +58,13 @@ func checkDecoded(t *testing.T, f Format, key, value []byte) {
 		return
 	}
 	checkRows(t, &rows)
+	if f == Bundle && len(rows.Tombstones) > 0 {
+		// A block number as the key and no value: a tombstone of that height, and nothing else.
+		if len(value) != 0 || rows.Len() != 0 || len(rows.Tombstones) != 1 {
+			t.Fatalf("tombstone of %q with a %d-byte value: %d rows, tombstones %v", key, len(value), rows.Len(), rows.Tombstones)
+		}
+		return
+	}
 	if f == Bundle {
 		if len(rows.Blocks) != 1 || int(rows.Blocks[0].TransactionCount) != len(rows.Transactions) {
 			t.Fatalf("bundle decoded into %d blocks and %d transactions", len(rows.Blocks), len(rows.Transactions))
