@@ -101,14 +101,15 @@ func (ix *Indexer) kafkaConfig() (*kafka.ConfigMap, error) {
 		"auto.commit.interval.ms":  1000,
 		// Bounded prefetch keeps memory flat with a large backlog: with pausing, the consumer holds at most
 		// this much in librdkafka (one queue for all partitions) plus QueueMaxBytes per partition in its
-		// workers. 4 MiB (and fetch.max.bytes below) was as fast as 16 in make bench, for ≈20 MB less RSS.
-		"queued.max.messages.kbytes": 4096,
+		// workers. 4 MiB (and fetch.max.bytes below) was as fast as 16 in make bench, for ≈20 MB less RSS;
+		// a --memory-limit below 256 MiB lowers both (Config.prefetchBytes).
+		"queued.max.messages.kbytes": ix.cfg.prefetchBytes() >> 10,
 		// librdkafka's pre-fetch queue is one for the whole consumer; once it is over the limit above, the
 		// next fetch waits this long (default 1000 ms). Measured by make bench: with the default every
 		// partition idled ~0.7 s before each batch; 10 ms took bundles from ~120 to ~175 blocks/s.
 		"fetch.queue.backoff.ms": 10,
 		// Kafka returns a record batch larger than this anyway (KIP-74), so it bounds memory, not messages.
-		"fetch.max.bytes":      4 << 20,
+		"fetch.max.bytes":      ix.cfg.prefetchBytes(),
 		"enable.metrics.push":  false,
 		"enable.partition.eof": false,
 		// librdkafka's own lines go through the logger (logging.ForwardKafkaLogs), not raw to stderr.

@@ -81,7 +81,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 				// throughput (make bench, docs/performance.md). GOGC in the environment still wins.
 				debug.SetGCPercent(defaultGOGC)
 			}
-			if o.ix.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
+			if o.ix.MemoryLimit >= indexer.MinMemoryLimit && os.Getenv("GOMEMLIMIT") == "" {
 				// The Go runtime collects harder as it nears the limit, less what librdkafka holds outside
 				// the Go heap (its prefetch and fetch buffers, kafkaConfig). GOMEMLIMIT still wins.
 				debug.SetMemoryLimit(o.ix.MemoryLimit - kafkaMemory)

@@ -15,6 +15,8 @@ func TestRunValidatesFlagsBeforeConnecting(t *testing.T) {
 		{[]string{"--topics", "blocks:bundle", "--pprof"}, "--pprof needs --metrics-addr"},
 		{[]string{"--topics", "blocks:xml"}, `topic "blocks:xml"`},
 		{[]string{"--topics", "blocks:bundle", "--batch-max-rows", "-1"}, "must not be negative"},
+		{[]string{"--topics", "blocks:bundle", "--memory-limit", "16MiB"}, "memory limit 16 MiB is below 32 MiB"},
+		{[]string{"--topics", "blocks:bundle", "--memory-limit", "lots"}, `"lots" is not a size`},
 	} {
 		args := append([]string{"run", "--brokers", "127.0.0.1:1", "--database-url", "postgres://nobody@127.0.0.1:1/x"}, tc.args...)
 		_, _, err := runCLI(testContext(t), args...)
