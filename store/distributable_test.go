@@ -28,6 +28,7 @@ var referenceTables = map[string]string{
 	"typed_tables":         "one row per generated table",
 	"tokens":               "token metadata by address, joined with token_transfers by the view",
 	"goose_db_version":     "the migrations applied",
+	"retention_runs":       "one row per chainsink retention run",
 }
 
 // distributionColumn is the block number column of a distributed table.

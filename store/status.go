@@ -19,8 +19,10 @@ type StatusReport struct {
 	DeadLetters []DeadLetterSummary
 	// Tables has one entry per data table, in Tables order.
 	Tables []TableRows
-	// NewestBlock is the highest stored block, nil when blocks is empty.
-	NewestBlock *BlockHead
+	// NewestBlock is the highest stored block, OldestBlock the lowest, nil when blocks is empty.
+	NewestBlock, OldestBlock *BlockHead
+	// Horizon is where retention made stored history start (`chainsink retention`); nil without one.
+	Horizon *Horizon
 }
 
 // DeadLetterSummary is the number of dead letters of one topic and reason, and when the newest was stored.
@@ -76,6 +78,18 @@ func Status(ctx context.Context, db DB, group string, exact bool) (StatusReport,
 		return r, fmt.Errorf("read newest block: %w", err)
 	default:
 		r.NewestBlock = &head
+	}
+	var oldest BlockHead
+	err = db.QueryRow(ctx, `SELECT number, "timestamp" FROM blocks ORDER BY number LIMIT 1`).Scan(&oldest.Number, &oldest.Timestamp)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return r, fmt.Errorf("read oldest block: %w", err)
+	default:
+		r.OldestBlock = &oldest
+	}
+	if r.Horizon, err = ReadHorizon(ctx, db); err != nil {
+		return r, err
 	}
 	return r, nil
 }

@@ -35,11 +35,14 @@ const ExampleHeights = 10
 
 // VerifyReport is what Verify found. From and To are the range checked, Blocks the blocks stored in it.
 type VerifyReport struct {
-	From   int64   `json:"from"`
-	To     int64   `json:"to"`
-	Blocks int64   `json:"blocks"`
-	Empty  bool    `json:"empty"` // nothing is stored in the range
-	Checks []Check `json:"checks"`
+	From int64 `json:"from"`
+	To   int64 `json:"to"`
+	// Horizon is where retention made history start (`chainsink retention`); a range asked from below it is
+	// checked from it. Nil without retention.
+	Horizon *int64  `json:"horizon,omitempty"`
+	Blocks  int64   `json:"blocks"`
+	Empty   bool    `json:"empty"` // nothing is stored in the range
+	Checks  []Check `json:"checks"`
 }
 
 // OK reports whether every check passed.
@@ -128,6 +131,16 @@ func Verify(ctx context.Context, db TxBeginner, o VerifyOptions) (VerifyReport, 
 		rep.From = *o.From
 	case lo != nil:
 		rep.From = *lo
+	}
+	h, err := ReadHorizon(ctx, db)
+	if err != nil {
+		return rep, err
+	}
+	if h != nil {
+		rep.Horizon = &h.Block
+		// Below the horizon nothing is kept on purpose; the horizon's own parent is gone with it, so the
+		// range then starts there and broken_parent skips it like any range's first block.
+		rep.From = max(rep.From, h.Block)
 	}
 	switch {
 	case o.To != nil:

@@ -25,6 +25,13 @@ const (
 // exactly-once write path: a consistent chain.
 func seedChain(t *testing.T) *store.Store {
 	t.Helper()
+	s, _ := seedRange(t, verifyFirst, verifyLast)
+	return s
+}
+
+// seedRange is seedChain of heights first..last, in a schema of its own.
+func seedRange(t *testing.T, first, last uint64) (*store.Store, store.Config) {
+	t.Helper()
 	ctx := context.Background()
 	root, err := fixtures.Root()
 	if err != nil {
@@ -47,15 +54,15 @@ func seedChain(t *testing.T) *store.Store {
 			len(base.Withdrawals), len(base.TokenTransfers), len(base.Events), len(base.Calls))
 	}
 	base.Traces = topFrames(base.Transactions)
-	s, _ := pgtest.Open(t)
+	s, cfg := pgtest.Open(t)
 	b := store.NewBatch("verify", "blocks", 0, 0, format.Bundle.Mode())
-	for n := uint64(verifyFirst); n <= verifyLast; n++ {
-		b.Add(store.Message{Offset: int64(n - verifyFirst), Rows: fixtures.RenumberRows(&base, n)})
+	for n := first; n <= last; n++ {
+		b.Add(store.Message{Offset: int64(n - first), Rows: fixtures.RenumberRows(&base, n)})
 	}
 	if _, err := store.WriteBatch(ctx, s.Pool(), b); err != nil {
 		t.Fatal(err)
 	}
-	return s
+	return s, cfg
 }
 
 // topFrames are the traces a callTracer reports for transactions that call no other contract: each

@@ -72,7 +72,7 @@ underscores (e.g. --database-url is CHAINSINK_DATABASE_URL). A flag given on the
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	pf.StringVar(&g.logFormat, "log-format", "auto", "log format: auto (text on a terminal, JSON otherwise), json or text")
-	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newRunCmd(g), newStatusCmd(g), newRedecodeCmd(g), newDeadLettersCmd(g), newBackfillCmd(g), newOffsetsCmd(g), newVerifyCmd(g), newFollowCmd(g), newTablesCmd(g), newTokensCmd(g))
+	root.AddCommand(newVersionCmd(g), newMigrateCmd(g), newRunCmd(g), newStatusCmd(g), newRedecodeCmd(g), newDeadLettersCmd(g), newBackfillCmd(g), newOffsetsCmd(g), newVerifyCmd(g), newFollowCmd(g), newTablesCmd(g), newTokensCmd(g), newRetentionCmd(g))
 	return root
 }
 

@@ -97,6 +97,15 @@ type statusJSON struct {
 	DeadLetters []deadLetterSumJSON `json:"dead_letters"`
 	Tables      []tableJSON         `json:"tables"`
 	NewestBlock *blockJSON          `json:"newest_block"`
+	OldestBlock *blockJSON          `json:"oldest_block"`
+	// Horizon is where `chainsink retention` made history start; absent without retention.
+	Horizon *horizonJSON `json:"retention_horizon,omitempty"`
+}
+
+type horizonJSON struct {
+	Block      int64     `json:"block"`
+	KeepBlocks int64     `json:"keep_blocks"`
+	At         time.Time `json:"at"`
 }
 
 type partitionJSON struct {
@@ -160,6 +169,12 @@ func runStatus(ctx context.Context, out io.Writer, o *statusOptions) error {
 	}
 	if rep.NewestBlock != nil {
 		doc.NewestBlock = &blockJSON{Number: rep.NewestBlock.Number, Timestamp: rep.NewestBlock.Timestamp.UTC()}
+	}
+	if rep.OldestBlock != nil {
+		doc.OldestBlock = &blockJSON{Number: rep.OldestBlock.Number, Timestamp: rep.OldestBlock.Timestamp.UTC()}
+	}
+	if h := rep.Horizon; h != nil {
+		doc.Horizon = &horizonJSON{Block: h.Block, KeepBlocks: h.KeepBlocks, At: h.At.UTC()}
 	}
 
 	var kafkaErr error
@@ -267,12 +282,16 @@ func printStatus(w io.Writer, doc *statusJSON, withKafka bool, now time.Time) er
 		fmt.Fprintf(tw, "%s\t%s\n", t.Table, n)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "NEWEST BLOCK")
+	fmt.Fprintln(tw, "BLOCKS")
 	if doc.NewestBlock == nil {
 		fmt.Fprintln(tw, "  no blocks stored")
 	} else {
-		fmt.Fprintln(tw, "NUMBER\tTIMESTAMP")
-		fmt.Fprintf(tw, "%d\t%s\n", doc.NewestBlock.Number, stamp(doc.NewestBlock.Timestamp, now))
+		fmt.Fprintln(tw, "\tNUMBER\tTIMESTAMP")
+		fmt.Fprintf(tw, "newest\t%d\t%s\n", doc.NewestBlock.Number, stamp(doc.NewestBlock.Timestamp, now))
+		fmt.Fprintf(tw, "oldest\t%d\t%s\n", doc.OldestBlock.Number, stamp(doc.OldestBlock.Timestamp, now))
+	}
+	if h := doc.Horizon; h != nil {
+		fmt.Fprintf(tw, "history kept from block %d (retention of %d blocks, %s)\n", h.Block, h.KeepBlocks, stamp(h.At, now))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -104,16 +104,19 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 		DeadLetters []json.RawMessage `json:"dead_letters"`
 		Tables      []json.RawMessage `json:"tables"`
 		NewestBlock json.RawMessage   `json:"newest_block"`
+		OldestBlock json.RawMessage   `json:"oldest_block"`
 	}
 	if err := json.Unmarshal([]byte(out), &raw); err != nil {
 		t.Fatal(err)
 	}
-	requireKeys(t, "document", json.RawMessage(out), "schema", "group", "partitions", "dead_letters", "tables", "newest_block")
+	requireKeys(t, "document", json.RawMessage(out), "schema", "group", "partitions", "dead_letters", "tables", "newest_block",
+		"oldest_block")
 	requireKeys(t, "partition", raw.Partitions[0], "group", "topic", "partition", "next_offset", "last_commit",
 		"log_start", "high_watermark", "lag", "offset_state", "watermark_error")
 	requireKeys(t, "dead letter", raw.DeadLetters[0], "topic", "reason", "count", "newest")
 	requireKeys(t, "table", raw.Tables[0], "table", "rows", "exact")
 	requireKeys(t, "newest block", raw.NewestBlock, "number", "timestamp")
+	requireKeys(t, "oldest block", raw.OldestBlock, "number", "timestamp")
 
 	// The tables for people: every section's headers, and partition 0's row with its lag.
 	args = append([]string{"status", "--brokers", broker.Addr()}, dbArgs(cfg)...)
@@ -123,13 +126,13 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 	}
 	for _, h := range []string{"PARTITIONS", "GROUP", "TOPIC", "PARTITION", "NEXT OFFSET", "HIGH WATERMARK", "LAG",
 		"LAST COMMIT", "DEAD LETTERS", "REASON", "COUNT", "NEWEST", "TABLES (rows estimated", "TABLE", "ROWS",
-		"NEWEST BLOCK", "NUMBER", "TIMESTAMP"} {
+		"BLOCKS", "NUMBER", "TIMESTAMP"} {
 		if !strings.Contains(text, h) {
 			t.Errorf("text output lacks %q:\n%s", h, text)
 		}
 	}
 	for _, re := range []string{`(?m)^g\s+blocks\s+0\s+3\s+0\s+5\s+2\s+ok\s+\d{4}-`, `(?m)^h\s+blocks\s+0\s+1\s+0\s+5\s+4\s+ok\s`,
-		`(?m)^blocks\s+invalid_json\s+1\s`, `(?m)^blocks\s+~\d+$`, `(?m)^12\s+2023-05-02T04:00:12Z`} {
+		`(?m)^blocks\s+invalid_json\s+1\s`, `(?m)^blocks\s+~\d+$`, `(?m)^newest\s+12\s+2023-05-02T04:00:12Z`, `(?m)^oldest\s+\d+\s+2023-`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("text output does not match %s:\n%s", re, text)
 		}

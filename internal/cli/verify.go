@@ -63,7 +63,10 @@ The checks read the tables by primary-key ranges, --chunk heights at a time, eac
 repeatable-read transaction; verify never writes. It expects blocks and transactions to be stored (both input
 formats store them). Exit status: 0 when every check passes, 1 when any finds a problem or verify fails.
 
---json prints one JSON document instead: {"from", "to", "blocks", "empty", "ok", "took_seconds",
+After "chainsink retention", the range starts at its horizon at the lowest: the heights below it are gone on
+purpose, and the horizon block's parent with them.
+
+--json prints one JSON document instead: {"from", "to", "horizon" (after retention), "blocks", "empty", "ok", "took_seconds",
 "checks": [{"name", "description", "problems", "heights"}]}.`,
 		Example: `  chainsink verify --database-url postgres://chainsink@localhost/chain
   chainsink verify --from 17000000 --to 17100000 --rpc https://node.example --json | jq '.checks[] | select(.problems > 0)'`,
@@ -204,8 +207,12 @@ func printVerify(out io.Writer, rep store.VerifyReport, took time.Duration) erro
 	if rep.Empty {
 		fmt.Fprintf(out, "no block is stored in %d-%d: nothing to verify\n", rep.From, rep.To)
 	} else {
-		fmt.Fprintf(out, "verified heights %d-%d: %d blocks stored, in %s\n\n", rep.From, rep.To, rep.Blocks,
+		fmt.Fprintf(out, "verified heights %d-%d: %d blocks stored, in %s\n", rep.From, rep.To, rep.Blocks,
 			took.Round(time.Millisecond))
+		if rep.Horizon != nil {
+			fmt.Fprintf(out, "history is kept from block %d (chainsink retention); nothing below it is checked\n", *rep.Horizon)
+		}
+		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tPROBLEMS\tFIRST HEIGHTS")
