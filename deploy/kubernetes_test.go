@@ -35,6 +35,7 @@ type manifests struct {
 	statefulSets []*appsv1.StatefulSet
 	deployments  []*appsv1.Deployment
 	jobs         map[string]*batchv1.Job // by file
+	cronJobs     map[string]*batchv1.CronJob
 	pdbs         []*policyv1.PodDisruptionBudget
 	files        []string
 }
@@ -45,7 +46,7 @@ func loadManifests(t *testing.T) *manifests {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, jobs: map[string]*batchv1.Job{}}
+	m := &manifests{configMaps: map[string]*corev1.ConfigMap{}, jobs: map[string]*batchv1.Job{}, cronJobs: map[string]*batchv1.CronJob{}}
 	for _, path := range paths {
 		if filepath.Base(path) == "kustomization.yaml" {
 			continue
@@ -72,6 +73,8 @@ func loadManifests(t *testing.T) *manifests {
 				obj = &appsv1.Deployment{}
 			case "batch/v1 Job":
 				obj = &batchv1.Job{}
+			case "batch/v1 CronJob":
+				obj = &batchv1.CronJob{}
 			case "policy/v1 PodDisruptionBudget":
 				obj = &policyv1.PodDisruptionBudget{}
 			default:
@@ -96,6 +99,9 @@ func loadManifests(t *testing.T) *manifests {
 				meta = o.ObjectMeta
 			case *batchv1.Job:
 				m.jobs[filepath.Base(path)] = o
+				meta = o.ObjectMeta
+			case *batchv1.CronJob:
+				m.cronJobs[filepath.Base(path)] = o
 				meta = o.ObjectMeta
 			case *policyv1.PodDisruptionBudget:
 				m.pdbs = append(m.pdbs, o)
@@ -310,7 +316,7 @@ func checkServed(t *testing.T, where string, cmd *cobra.Command, c corev1.Contai
 // CHAINSINK_* variables are flags of the chainsink command it runs and parse; the run StatefulSet uses the
 // pod name as --instance-id, probes /healthz and /readyz on the --metrics-addr port, is scraped on that port,
 // stops within its grace period, and is selected by its Service and PodDisruptionBudget; kustomization.yaml
-// lists every manifest but the example backfill Job.
+// lists every manifest but the example backfill Job and retention CronJob.
 func TestKubernetesManifests(t *testing.T) {
 	m := loadManifests(t)
 	if len(m.statefulSets) != 1 {
@@ -400,7 +406,26 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
-	// kustomization.yaml: the kustomize fields it uses, nothing misspelt, every manifest but the example.
+	for file, want := range map[string]string{"retention-cronjob.yaml": "retention"} {
+		cj, ok := m.cronJobs[file]
+		if !ok {
+			t.Errorf("kubernetes/%s is missing", file)
+			continue
+		}
+		where := "CronJob " + cj.Name
+		spec := cj.Spec.JobTemplate.Spec.Template.Spec
+		checkPod(t, where, spec)
+		for _, c := range spec.Containers {
+			if cmd := checkContainer(t, where, c, m); cmd.Name() != want {
+				t.Errorf("%s runs %s, want %s", where, cmd.CommandPath(), want)
+			}
+		}
+		if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent {
+			t.Errorf("%s: two runs at once would delete the same heights twice over; want concurrencyPolicy Forbid", where)
+		}
+	}
+
+	// kustomization.yaml: the kustomize fields it uses, nothing misspelt, every manifest but the examples.
 	raw, err := os.ReadFile(filepath.Join("kubernetes", "kustomization.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -425,9 +450,10 @@ func TestKubernetesManifests(t *testing.T) {
 	if k.APIVersion != "kustomize.config.k8s.io/v1beta1" || k.Kind != "Kustomization" {
 		t.Errorf("kustomization.yaml: %s %s", k.APIVersion, k.Kind)
 	}
+	examples := []string{"backfill-job.yaml", "retention-cronjob.yaml"}
 	for _, f := range m.files {
-		if listed := slices.Contains(k.Resources, f); listed == (f == "backfill-job.yaml") {
-			t.Errorf("kustomization.yaml: %s listed=%v; every manifest but the example backfill Job belongs in it", f, listed)
+		if listed := slices.Contains(k.Resources, f); listed == slices.Contains(examples, f) {
+			t.Errorf("kustomization.yaml: %s listed=%v; every manifest but the examples (%v) belongs in it", f, listed, examples)
 		}
 	}
 	for _, img := range k.Images {
