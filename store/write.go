@@ -471,12 +471,12 @@ func (w *Writer) queueOrphans(q *pgx.Batch, sets []*chain.Rows) {
 
 // orphanStatements are queueOrphans' statements for schema, taking the heights ($1) and their block hashes
 // ($2): each parent (transactions, logs, traces) and its children in one statement (a data-modifying CTE),
-// every table read by its block numbers (= ANY($1), an index scan: joined to the heights alone, the planner
-// scans whole tables, once per batch that holds a block item),
 // parents first, transactions before logs, the lock order of the other deletes here and of ReplaceDerived.
-// A transaction's children do not include the trace-owned tables, nor the internal calls of the typed call
-// tables: their frames may be of the new block while the orphaned transaction at their index is not replaced
-// yet, and they go with their own traces.
+// Every table is read by its block numbers (= ANY($1), an index scan): joined to the heights alone, the
+// planner scanned whole tables once per batch with a block item whenever its block_number statistics were
+// stale (TestItemDeletesUseTheBlockIndex). A transaction's children do not include the trace-owned tables,
+// nor the internal calls of the typed call tables: their frames may be of the new block while the orphaned
+// transaction at their index is not replaced yet, and they go with their own traces.
 func orphanStatements(schema chain.Schema) []string {
 	var out []string
 	for _, parent := range []*chain.Table{chain.TransactionsTable, chain.LogsTable, chain.TracesTable} {

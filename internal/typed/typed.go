@@ -118,11 +118,11 @@ var (
 		"status":            "1 success, 0 reverted: the receipt status of the transaction (NULL before Byzantium), or for an internal call its frame's status (0 when it or a frame above it failed)",
 		"from_address":      "sender of the transaction, or the caller of an internal call",
 		"contract_address":  "the contract that emitted the log or was called",
-		"trace_address":     "the call's frame in traces: {} for the transaction itself, else an internal call ({0} the transaction's first subcall), from the bundle's traces",
+		"trace_address":     "the call's frame in traces: {} for the transaction itself, else an internal call ({0} the transaction's first subcall), from the input's traces",
 	}
 	// callFrame closes every call table: the call's trace address, the third column of its key. It comes
-	// after the parameters so that tables created before it (chainsink 0.x, top-level calls only) get it by
-	// ALTER TABLE ADD COLUMN and have the same layout as new ones.
+	// after the parameters so that tables created before it (top-level calls only) get it by ALTER TABLE ADD
+	// COLUMN and have the same layout as new ones.
 	callFrame = chain.Column{Name: "trace_address", Type: "integer[]"}
 	// legacyComments are what tables created before callFrame say, which `tables apply` recognizes.
 	legacyComments = map[string]string{
