@@ -54,6 +54,12 @@ type Config struct {
 	BatchMaxRows int
 	// BatchMaxBytes closes a batch at this many bytes of raw messages. Default 32 MiB.
 	BatchMaxBytes int
+	// BatchMaxHeights closes a batch at this many distinct block heights. Default 64. Each height is a lock of
+	// the batch's transaction, and PostgreSQL's lock table is sized for the whole server
+	// (max_locks_per_transaction × max_connections, 6,400 by default), shared by every partition of every
+	// instance: a stream of tiny blocks (an L2's) would otherwise put thousands of heights in one batch, and
+	// a few such batches at once fail with "out of shared memory". Mainnet batches hold 10 to 25 heights.
+	BatchMaxHeights int
 	// BatchMaxAge closes a non-empty batch this long after its first message. Default 500ms.
 	BatchMaxAge time.Duration
 	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, and
@@ -82,6 +88,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BatchMaxBytes == 0 {
 		c.BatchMaxBytes = 32 << 20
+	}
+	if c.BatchMaxHeights == 0 {
+		c.BatchMaxHeights = 64
 	}
 	if c.BatchMaxAge == 0 {
 		c.BatchMaxAge = 500 * time.Millisecond
@@ -135,7 +144,7 @@ func (c Config) Validate() error {
 	if _, err := chain.CoreTables.With(c.ExtraTables...); err != nil {
 		errs = append(errs, fmt.Errorf("extra tables: %w", err))
 	}
-	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.QueueMaxBytes < 0 {
+	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.QueueMaxBytes < 0 || c.BatchMaxHeights < 0 {
 		errs = append(errs, errors.New("batch and queue limits must not be negative"))
 	}
 	if c.MemoryLimit > 0 && c.MemoryLimit < MinMemoryLimit {

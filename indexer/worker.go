@@ -290,7 +290,7 @@ func (w *worker) full(b *store.Batch) bool {
 		return false
 	}
 	l := w.limits.Load()
-	return b.Rows() >= l.BatchMaxRows || b.Bytes() >= l.BatchMaxBytes
+	return b.Rows() >= l.BatchMaxRows || b.Bytes() >= l.BatchMaxBytes || b.Heights() >= w.cfg.BatchMaxHeights
 }
 
 func (w *worker) commitLoop(ctx context.Context, in <-chan *store.Batch) outcome {

@@ -34,16 +34,17 @@ type Batch struct {
 	// data's (a decoder that emits one key twice), not a race's.
 	RejectConflicts bool
 
-	rows  int
-	bytes int
-	keys  map[chain.Key]int
-	kbuf  []chain.Key
+	rows    int
+	bytes   int
+	keys    map[chain.Key]int
+	kbuf    []chain.Key
+	heights map[uint64]struct{}
 }
 
 // NewBatch starts an empty batch of a partition whose stored next offset is from.
 func NewBatch(group, topic string, partition int32, from int64, mode chain.Mode) *Batch {
 	return &Batch{Group: group, Topic: topic, Partition: partition, From: from, To: from, Mode: mode,
-		keys: make(map[chain.Key]int)}
+		keys: make(map[chain.Key]int), heights: make(map[uint64]struct{})}
 }
 
 // Grow makes room for n more messages, as slices.Grow does: a caller that knows about how many messages its
@@ -75,6 +76,7 @@ func (b *Batch) Add(m Message) {
 				b.Messages[prev].Rows = chain.Rows{}
 			}
 			b.keys[k] = idx
+			b.heights[k.Block] = struct{}{}
 		}
 		b.rows += m.Rows.Len()
 	}
@@ -83,6 +85,10 @@ func (b *Batch) Add(m Message) {
 
 // Rows is the number of rows the batch will write.
 func (b *Batch) Rows() int { return b.rows }
+
+// Heights is the number of distinct block heights the batch's messages hold. The write takes a lock per
+// height (see fence), and locks come from a table that Postgres sizes for the whole server.
+func (b *Batch) Heights() int { return len(b.heights) }
 
 // Bytes is the size of the batch's raw messages.
 func (b *Batch) Bytes() int { return b.bytes }
