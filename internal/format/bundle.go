@@ -122,8 +122,11 @@ const maxTopics = 4
 
 // EncodeBundle builds a bundle message from an eth_getBlockByNumber result with full transaction objects
 // and the eth_getBlockReceipts result of the same block, and, when traces is not nil, the
-// debug_traceBlockByNumber callTracer result of the block. It checks the JSON and its shape, not that the
-// receipts and traces belong to the block: Decode does that on the consuming side.
+// debug_traceBlockByNumber callTracer result of the block. It checks their shape (an object, arrays) and
+// writes them as they are, whitespace included. Whether they are valid JSON, and that the receipts and
+// traces belong to the block, is Decode's to check, which the producers run on every bundle before they
+// publish it (backfill.Encode): checking the JSON here as well (a scan of every byte, as v1's json.Marshal of
+// json.RawMessage did, compacting it too) cost 0.4 ms a mainnet block, a fifth of backfill's work per block.
 func EncodeBundle(block, receipts, traces []byte) ([]byte, error) {
 	if first(block) != '{' {
 		return nil, errors.New("encode bundle: block is not a JSON object")
@@ -134,15 +137,13 @@ func EncodeBundle(block, receipts, traces []byte) ([]byte, error) {
 	if traces != nil && first(traces) != '[' {
 		return nil, errors.New("encode bundle: traces is not a JSON array")
 	}
-	out, err := json.Marshal(struct {
-		Block    json.RawMessage `json:"block"`
-		Receipts json.RawMessage `json:"receipts"`
-		Traces   json.RawMessage `json:"traces,omitempty"`
-	}{block, receipts, traces})
-	if err != nil {
-		return nil, fmt.Errorf("encode bundle: %w", err)
+	out := make([]byte, 0, len(`{"block":,"receipts":,"traces":}`)+len(block)+len(receipts)+len(traces))
+	out = append(append(append(out, `{"block":`...), block...), `,"receipts":`...)
+	out = append(out, receipts...)
+	if traces != nil {
+		out = append(append(out, `,"traces":`...), traces...)
 	}
-	return out, nil
+	return append(out, '}'), nil
 }
 
 func first(b []byte) byte {

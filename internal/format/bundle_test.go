@@ -280,15 +280,27 @@ func TestBundleFromETLItems(t *testing.T) {
 }
 
 func TestEncodeBundle(t *testing.T) {
+	// The parts are written as they are, whitespace included.
 	b, err := EncodeBundle(json.RawMessage(" {\"number\": \"0x1\"}\n"), json.RawMessage("[ ]"), nil)
-	if err != nil || string(b) != `{"block":{"number":"0x1"},"receipts":[]}` {
+	if err != nil || string(b) != "{\"block\": {\"number\": \"0x1\"}\n,\"receipts\":[ ]}" {
 		t.Errorf("EncodeBundle = %s, %v", b, err)
 	}
 	for _, c := range []struct{ block, receipts string }{
-		{`[]`, `[]`}, {`{}`, `{}`}, {``, `[]`}, {`{}`, ``}, {`{"a":}`, `[]`}, {`{}`, `[1,]`},
+		{`[]`, `[]`}, {`{}`, `{}`}, {``, `[]`}, {`{}`, ``},
 	} {
 		if b, err := EncodeBundle(json.RawMessage(c.block), json.RawMessage(c.receipts), nil); err == nil {
 			t.Errorf("EncodeBundle(%q, %q) = %s, want an error", c.block, c.receipts, b)
+		}
+	}
+	// Invalid JSON of the right shape is written as it is, and the decoding that producers run on what they
+	// publish refuses it.
+	for _, c := range []struct{ block, receipts string }{{`{"a":}`, `[]`}, {`{}`, `[1,]`}} {
+		b, err := EncodeBundle(json.RawMessage(c.block), json.RawMessage(c.receipts), nil)
+		if err != nil {
+			t.Fatalf("EncodeBundle(%q, %q): %v", c.block, c.receipts, err)
+		}
+		if _, fail := Decode(Bundle, nil, b); fail == nil || fail.Reason != ReasonInvalidJSON {
+			t.Errorf("Decode of %s: %v, want invalid_json", b, fail)
 		}
 	}
 	if k := BundleKey(17173049); !bytes.Equal(k, []byte("17173049")) {
