@@ -17,7 +17,7 @@ func main() {
 	var o demo.Options
 	flag.StringVar(&o.Binary, "binary", "bin/chainsink", "the chainsink binary to run")
 	flag.StringVar(&o.AdminURL, "admin-url", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "a PostgreSQL URL allowed to create the demo database")
-	flag.StringVar(&o.Database, "database", "chainsink_demo", "database to create (if missing), migrate and fill")
+	flag.StringVar(&o.Database, "database", "chainsink_demo", "database to create (dropped first if it exists), migrate and fill")
 	flag.IntVar(&o.Port, "port", 9092, "port of the local Kafka-protocol broker")
 	flag.StringVar(&o.TestData, "testdata", "", "testdata directory (default: found from the current directory)")
 	flag.Parse()

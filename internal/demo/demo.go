@@ -58,13 +58,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	step := func(format string, args ...any) { fmt.Fprintf(out, "==> "+format+"\n", args...) }
 
-	created, err := EnsureDatabase(ctx, o.AdminURL, o.Database)
-	if err != nil {
+	if err := RecreateDatabase(ctx, o.AdminURL, o.Database); err != nil {
 		return fmt.Errorf("%w (is PostgreSQL running on 127.0.0.1:5432?)", err)
 	}
-	if created {
-		step("created database %s", o.Database)
-	}
+	step("created database %s (dropped first if it was there)", o.Database)
 	if err := runBinary(ctx, o.Binary, io.Discard, "migrate", "up", "--database-url", dbURL); err != nil {
 		return err
 	}

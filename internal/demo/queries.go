@@ -9,25 +9,23 @@ import (
 	"github.com/chainsink/chainsink/store"
 )
 
-// EnsureDatabase creates database name on the server of adminURL (a database the user can connect to, such
-// as postgres) unless it exists. It reports whether it created it.
-func EnsureDatabase(ctx context.Context, adminURL, name string) (bool, error) {
+// RecreateDatabase drops database name on the server of adminURL (a database the user can connect to, such
+// as postgres) if it exists, and creates it anew: every demo starts from an empty database, so that one left
+// by an earlier chainsink (its typed tables of another definition, say) never stops it.
+func RecreateDatabase(ctx context.Context, adminURL, name string) error {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return false, fmt.Errorf("connect to Postgres at %s: %w", store.Redact(adminURL), err)
+		return fmt.Errorf("connect to Postgres at %s: %w", store.Redact(adminURL), err)
 	}
 	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
-		return false, fmt.Errorf("look up database %s: %w", name, err)
+	db := pgx.Identifier{name}.Sanitize()
+	if _, err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
 	}
-	if exists {
-		return false, nil
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		return fmt.Errorf("create database %s: %w", name, err)
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return false, fmt.Errorf("create database %s: %w", name, err)
-	}
-	return true, nil
+	return nil
 }
 
 // Ranked is a label with a count, for the summaries people read.
