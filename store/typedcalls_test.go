@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/pgtest"
@@ -147,6 +148,15 @@ func TestCallTablesOfAnEarlierChainsinkAreUpgraded(t *testing.T) {
 	var path string
 	if err := db.QueryRow(ctx, `SELECT trace_address::text FROM tok_call_transfer WHERE block_number = 5`).Scan(&path); err != nil || path != "{}" {
 		t.Errorf("the stored call: trace address %q, %v", path, err)
+	}
+	// An instance of before, still running in a rolling upgrade, writes rows without trace_address (its COPY
+	// names the columns it knows): they are transactions' own calls.
+	if _, err := db.CopyFrom(ctx, pgx.Identifier{"tok_call_transfer"}, []string{"block_number", "block_timestamp",
+		"transaction_hash", "transaction_index", "status", "from_address", "contract_address", "to_", "value"},
+		pgx.CopyFromRows([][]any{{int64(6), time.Now(), []byte{1}, int32(0), int16(1), []byte{2}, []byte{3}, []byte{4}, "7"}})); err != nil {
+		t.Errorf("a write of before, without trace_address: %v", err)
+	} else if err := db.QueryRow(ctx, `SELECT trace_address::text FROM tok_call_transfer WHERE block_number = 6`).Scan(&path); err != nil || path != "{}" {
+		t.Errorf("the call written without trace_address: %q, %v", path, err)
 	}
 
 	// The same table created now, in another schema: the catalogs must agree.

@@ -124,6 +124,10 @@ var (
 	// after the parameters so that tables created before it (top-level calls only) get it by ALTER TABLE ADD
 	// COLUMN and have the same layout as new ones.
 	callFrame = chain.Column{Name: "trace_address", Type: "integer[]"}
+	// frameDefault is the trace address of a row written without one: a transaction's own call. It is what
+	// an instance of a release before internal calls writes during a rolling upgrade (its COPY names no
+	// trace_address), and what makes adding the column to a filled table instant.
+	frameDefault = " DEFAULT '{}'"
 	// legacyComments are what tables created before callFrame say, which `tables apply` recognizes.
 	legacyComments = map[string]string{
 		"status":       "receipt status of the transaction: 1 success, 0 reverted (NULL before Byzantium)",
@@ -652,8 +656,11 @@ func (t *Table) ddl(legacy bool) string {
 	fmt.Fprintf(&b, "CREATE TABLE %s (\n", q(t.Name))
 	for _, c := range cols {
 		null := " NOT NULL"
-		if c.Name == "status" && t.Kind == KindCall {
+		switch {
+		case c.Name == "status" && t.Kind == KindCall:
 			null = ""
+		case c == callFrame && t.Kind == KindCall:
+			null += frameDefault
 		}
 		fmt.Fprintf(&b, "    %s %s%s,\n", q(c.Name), c.Type, null)
 	}
@@ -675,15 +682,14 @@ func (t *Table) columnComment(i int, legacy bool) string {
 }
 
 // upgrade is what turns a call table created with the legacy DDL into one created with DDL: its trace
-// address column (every stored row is a transaction's own call, {}), the key that includes it, the
-// comments. Adding a NOT NULL column with a constant default does not rewrite the table (PostgreSQL 11+);
-// the new primary key is built once, under the migration lock.
+// address column (every stored row is a transaction's own call, {}: frameDefault), the key that includes
+// it, the comments. Adding a NOT NULL column with a constant default does not rewrite the table
+// (PostgreSQL 11+); the new primary key is built once, under the migration lock.
 func (t *Table) upgrade() string {
 	var b strings.Builder
 	q := quoteIdent
 	frame := q(callFrame.Name)
-	fmt.Fprintf(&b, "ALTER TABLE %s ADD COLUMN %s %s NOT NULL DEFAULT '{}';\n", q(t.Name), frame, callFrame.Type)
-	fmt.Fprintf(&b, "ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT;\n", q(t.Name), frame)
+	fmt.Fprintf(&b, "ALTER TABLE %s ADD COLUMN %s %s NOT NULL%s;\n", q(t.Name), frame, callFrame.Type, frameDefault)
 	// The old key's name is PostgreSQL's choice (the table's name, truncated, and _pkey): read it.
 	fmt.Fprintf(&b, "DO $$ BEGIN EXECUTE format('ALTER TABLE %%I DROP CONSTRAINT %%I', %s, (SELECT conname FROM pg_constraint "+
 		"WHERE conrelid = %s::regclass AND contype = 'p')); END $$;\n", quoteLiteral(t.Name), quoteLiteral(q(t.Name)))
