@@ -214,3 +214,71 @@ func TestRedecodeFillsInternalCalls(t *testing.T) {
 		t.Errorf("%d calls after the redecode (%d written), want the transaction's own and the 2 internal ones", n, res.Written["tok_call_transfer"])
 	}
 }
+
+// withHash is rows with every block hash set to h: the same items in another block at the same height.
+func withHash(r chain.Rows, h []byte) chain.Rows {
+	r.Transactions = slices.Clone(r.Transactions)
+	for i := range r.Transactions {
+		r.Transactions[i].BlockHash = h
+	}
+	r.Traces = slices.Clone(r.Traces)
+	for i := range r.Traces {
+		r.Traces[i].BlockHash = h
+	}
+	return r
+}
+
+// TestInternalCallsOfAReorg: a reorg's block item removes the call-table rows of the orphaned block, the
+// transactions' own calls with their transactions and the internal ones with their traces, and keeps the
+// new block's internal calls that were stored before it.
+func TestInternalCallsOfAReorg(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	txs, frames := transferCalls(t)
+	w := newTypedWorld(t, callsConfig)
+	off := int64(0)
+	write := func(rows ...chain.Rows) {
+		t.Helper()
+		for _, r := range rows {
+			b := store.NewBatch("g", "items", 0, off, chain.ReplaceRows)
+			w.dec.Enrich(&r)
+			b.Add(store.Message{Offset: off, Rows: r})
+			off++
+			if _, err := w.writer.Write(ctx, w.s.Pool(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count := func() (top, internal int64) {
+		t.Helper()
+		if err := w.s.Pool().QueryRow(ctx, `SELECT count(*) FILTER (WHERE trace_address = '{}'),
+			count(*) FILTER (WHERE trace_address <> '{}') FROM tok_call_transfer`).Scan(&top, &internal); err != nil {
+			t.Fatal(err)
+		}
+		return top, internal
+	}
+	block := func(hash []byte) chain.Rows {
+		return chain.Rows{Blocks: []chain.Block{{Number: 900, Hash: hash, ParentHash: make([]byte, 32), Miner: make([]byte, 20),
+			Timestamp: txs.Transactions[0].BlockTimestamp, TransactionCount: 2}}}
+	}
+	old, repl := []byte{9}, []byte{10}
+	write(append([]chain.Rows{block(old), txs}, frames...)...)
+	if top, internal := count(); top != 1 || internal != 2 {
+		t.Fatalf("the old block: %d own calls, %d internal", top, internal)
+	}
+	// In the new block transaction 1's contract calls the token once ({0}, no {0,0}): that frame arrives
+	// first, then the block item, the transactions later.
+	write(withHash(frames[2], repl))
+	write(block(repl))
+	if top, internal := count(); top != 0 || internal != 1 {
+		t.Errorf("after the new block item: %d own calls (want the orphan's gone), %d internal (want the new block's {0} only)", top, internal)
+	}
+	var traces int64
+	if err := w.s.Pool().QueryRow(ctx, `SELECT count(*) FROM traces`).Scan(&traces); err != nil || traces != 1 {
+		t.Errorf("%d traces, want the new block's one, %v", traces, err)
+	}
+	write(withHash(txs, repl))
+	if top, internal := count(); top != 1 || internal != 1 {
+		t.Errorf("after the new transactions: %d own calls, %d internal", top, internal)
+	}
+}
