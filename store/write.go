@@ -187,7 +187,13 @@ func heights(keys []chain.Key) []int64 {
 //   - the discovery lock (lock, when not empty): see discovery.go.
 func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64, lock string) error {
 	var q pgx.Batch
-	q.Queue(`SELECT set_config('lock_timeout', $1, true)`, fenceLockTimeout)
+	// Every statement of a batch's transaction finds its rows by key, by height or by contract, which an
+	// index does at any size. The planner judges by statistics that autovacuum refreshes only now and then:
+	// between two analyzes a table that grew by millions of rows still looks small and its block_number
+	// like a few values, and with the hundreds of keys of an item batch it hash-joined scans of whole tables
+	// (token_transfers, typed tables) once per batch (TestItemDeletesUseTheBlockIndex). So the transaction
+	// plans without sequential scans; set_config(…, true) ends with it.
+	q.Queue(`SELECT set_config('lock_timeout', $1, true), set_config('enable_seqscan', 'off', true)`, fenceLockTimeout)
 	q.Queue(`
 		INSERT INTO kafka_offsets AS o (consumer_group, topic, partition, next_offset, updated_at)
 		VALUES ($1, $2, $3, $5, now())
@@ -438,18 +444,6 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 	}
 	if q.Len() == 0 {
 		return nil
-	}
-	if mode == chain.ReplaceRows {
-		// Every delete here finds its rows by key or by height, which an index does at any size. But the
-		// planner judges by statistics that autovacuum refreshes only now and then: between two analyzes a
-		// table that grew by millions of rows still looks small and its block_number looks like a few values,
-		// and with hundreds of item keys it hash-joined a scan of the whole of token_transfers or a typed
-		// table, once per batch (TestItemDeletesUseTheBlockIndex). Bundles delete by block_number = ANY,
-		// always an index scan. SET LOCAL ends with the batch's transaction.
-		var first pgx.Batch
-		first.Queue(`SET LOCAL enable_seqscan = off`)
-		first.QueuedQueries = append(first.QueuedQueries, q.QueuedQueries...)
-		q = first
 	}
 	if err := db.SendBatch(ctx, &q).Close(); err != nil {
 		return fmt.Errorf("delete replaced rows: %w", err)
