@@ -78,67 +78,10 @@ func blockWithWithdrawals(_, value []byte) (chain.Rows, *chain.Failure) {
 	return r, nil
 }
 
-// TestBatchesShareTheMemoryLimit: an instance that owns 8 partitions, each with a backlog of 1,500 blocks of
-// 20 rows, closes its batches at its share of the memory limit (the 500-row floor here) however large
-// --batch-max-rows is; without a limit the same backlog makes batches of 64 heights (--batch-max-heights).
-func TestBatchesShareTheMemoryLimit(t *testing.T) {
-	t.Parallel()
-	for _, c := range []struct {
-		name    string
-		limit   int64
-		check   func(largest int64) bool
-		explain string
-	}{
-		{"a 32 MiB limit", 32 << 20, func(n int64) bool { return n <= 520 }, "at most 500 rows and the message that reached them"},
-		{"no limit", -1, func(n int64) bool { return n > 520 && n <= 64*20 }, "more than the limit's 500 rows, at most 64 heights"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			s, _ := pgtest.Open(t)
-			const partitions, perPartition = 8, 1500
-			broker := blocksBroker(t, partitions)
-			var recs []localkafka.Record
-			for i := range partitions * perPartition {
-				recs = append(recs, localkafka.Record{Topic: "blocks", Partition: int32(i % partitions), Value: []byte(fmt.Sprintf("block:%d", i))})
-			}
-			if err := broker.Produce(ctx, recs); err != nil {
-				t.Fatal(err)
-			}
-			m := &batchSizes{Metrics: metrics.New()}
-			ix, err := indexer.New(indexer.Config{Brokers: broker.Addr(), Group: "g",
-				Topics:       []indexer.Topic{{Name: "blocks", Format: indexer.NewFormat("test", chain.ReplaceBlocks, blockWithWithdrawals)}},
-				BatchMaxRows: 10000, MemoryLimit: c.limit, BatchMaxAge: time.Second,
-				KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"}}, s.Pool(), testLogger(t), m)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := ix.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
-			waitFor(t, 60*time.Second, "every offset stored", func() (bool, error) {
-				n, err := storedTotal(ctx, s, "g")
-				return n == int64(len(recs)), err
-			})
-			if err := ix.Stop(ctx); err != nil {
-				t.Fatal(err)
-			}
-			m.mu.Lock()
-			defer m.mu.Unlock()
-			if !c.check(m.largest) {
-				t.Errorf("largest batch %d rows (of %d batches), want %s", m.largest, m.batches, c.explain)
-			}
-		})
-	}
-}
-
-// TestBatchesHoldAtMostMaxHeights: one-row blocks (an L2's empty blocks) fill a batch to --batch-max-heights
-// heights, not to --batch-max-rows: each height is a lock of the batch's transaction, and 8 partitions of
-// 1,500-height batches asked Postgres for 12,000 locks at once, more than its lock table holds by default
-// (the write failed with "out of shared memory").
-func TestBatchesHoldAtMostMaxHeights(t *testing.T) {
-	t.Parallel()
+// drainBacklog stores a backlog of 8 partitions of 1,500 blocks each ("block:N", decoded by format) with the
+// given memory limit and --batch-max-rows 10000, and returns the sizes of the batches committed.
+func drainBacklog(t *testing.T, format indexer.Format, limit int64) *batchSizes {
+	t.Helper()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
 	const partitions, perPartition = 8, 1500
@@ -151,9 +94,9 @@ func TestBatchesHoldAtMostMaxHeights(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := &batchSizes{Metrics: metrics.New()}
-	ix, err := indexer.New(indexer.Config{Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 10000,
-		MemoryLimit: -1, BatchMaxAge: time.Second, KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"}},
-		s.Pool(), testLogger(t), m)
+	ix, err := indexer.New(indexer.Config{Brokers: broker.Addr(), Group: "g", Topics: []indexer.Topic{{Name: "blocks", Format: format}},
+		BatchMaxRows: 10000, MemoryLimit: limit, BatchMaxAge: time.Second,
+		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"}}, s.Pool(), testLogger(t), m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,7 +113,40 @@ func TestBatchesHoldAtMostMaxHeights(t *testing.T) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.largest > 64 {
+	return m
+}
+
+// TestBatchesShareTheMemoryLimit: an instance that owns 8 partitions, each with a backlog of 1,500 blocks of
+// 20 rows, closes its batches at its share of the memory limit (the 500-row floor here) however large
+// --batch-max-rows is; without a limit the same backlog makes batches of 64 heights (--batch-max-heights).
+func TestBatchesShareTheMemoryLimit(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name    string
+		limit   int64
+		check   func(largest int64) bool
+		explain string
+	}{
+		{"a 32 MiB limit", 32 << 20, func(n int64) bool { return n <= 520 }, "at most 500 rows and the message that reached them"},
+		{"no limit", -1, func(n int64) bool { return n > 520 && n <= 64*20 }, "more than the limit's 500 rows, at most 64 heights"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			m := drainBacklog(t, indexer.NewFormat("test", chain.ReplaceBlocks, blockWithWithdrawals), c.limit)
+			if !c.check(m.largest) {
+				t.Errorf("largest batch %d rows (of %d batches), want %s", m.largest, m.batches, c.explain)
+			}
+		})
+	}
+}
+
+// TestBatchesHoldAtMostMaxHeights: one-row blocks (an L2's empty blocks) fill a batch to --batch-max-heights
+// heights, not to --batch-max-rows: each height is a lock of the batch's transaction, and 8 partitions of
+// 1,500-height batches asked Postgres for 12,000 locks at once, more than its lock table holds by default
+// (the write failed with "out of shared memory").
+func TestBatchesHoldAtMostMaxHeights(t *testing.T) {
+	t.Parallel()
+	if m := drainBacklog(t, blocksTopic()[0].Format, -1); m.largest > 64 {
 		t.Errorf("largest batch %d one-height rows, want at most 64 heights", m.largest)
 	}
 }
