@@ -45,7 +45,8 @@ func newStatusCmd(g *globals) *cobra.Command {
     VACUUM/ANALYZE (pg_class.reltuples/relpages) times the table's current size, or the statistics collector's
     live-row counter for a table never analyzed. It costs nothing but can be off by the rows changed since
     autovacuum last looked. --exact counts with count(*) instead, which reads every row of every table;
-  - the newest stored block and its timestamp.
+  - the newest and the oldest stored block with their timestamps, and, after "chainsink retention", the
+    block history is kept from.
 
 A high watermark that cannot be read (broker down, timeout) is shown as unknown with the reason, the rest of
 the report is printed anyway, and the command exits 1; so it does when a partition's offset state is not ok.
@@ -53,10 +54,11 @@ the report is printed anyway, and the command exits 1; so it does when a partiti
 --json prints one JSON document instead of tables; its fields are stable:
   {"schema", "group", "partitions": [{"group", "topic", "partition", "next_offset", "last_commit",
   "log_start", "high_watermark", "lag", "offset_state", "watermark_error"}], "dead_letters": [{"topic", "reason", "count", "newest"}],
-  "tables": [{"table", "rows", "exact"}], "newest_block": {"number", "timestamp"}}
+  "tables": [{"table", "rows", "exact"}], "newest_block": {"number", "timestamp"}, "oldest_block": {"number",
+  "timestamp"}, "retention_horizon": {"block", "keep_blocks", "at"} (only after retention)}
 Times are RFC 3339 in UTC; log_start, high_watermark, lag, offset_state and watermark_error are null when not
 queried or not known,
-newest_block is null when no block is stored.`,
+newest_block and oldest_block are null when no block is stored.`,
 		Example: `  chainsink status --database-url postgres://chainsink@localhost/chain
   chainsink status --brokers localhost:9092 --group chainsink --json | jq '.partitions[] | select(.lag > 1000)'`,
 		Args: cobra.NoArgs,
