@@ -909,8 +909,7 @@ func TestBackfillUniswapV2(t *testing.T) {
 	}
 	// Typed tables: the pair's, found through the factory that created it, and WETH's. Block 2 (the
 	// creation) and blocks 4-6 (the pair's events) may be on either partition and commit in any order.
-	conf := filepath.Join(t.TempDir(), "chainsink.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`contracts:
+	conf := writeTables(t, cfg, fmt.Sprintf(`contracts:
   - name: univ2
     abi: UniswapV2Pair
     factory: {address: "%s", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
@@ -920,12 +919,7 @@ func TestBackfillUniswapV2(t *testing.T) {
     abi: WETH9
     address: "%s"
     events: [Deposit, Transfer]
-`, hexAddr(factory), hexAddr(weth))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
-		t.Fatalf("tables apply: %v\n%s", err, errOut)
-	}
+`, hexAddr(factory), hexAddr(weth)))
 	p := start(t, append(runArgs(cfg, b.Addr(), "uniswap", "blocks:bundle"), "--config", conf)...)
 	waitCaughtUp(t, s, b, "uniswap", 60*time.Second, "blocks")
 	if err := p.stop(t); err != nil {

@@ -318,9 +318,7 @@ func crash(t *testing.T, recs []localkafka.Record, topicArg string, f format.For
 	ty := newTypedSetup(t, crashConfig)
 	want := referenceOf(t, recs, f, ty)
 	s, cfg := migratedStore(t)
-	if _, errOut, err := runCmd(t, "tables", "apply", "--config", ty.path, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
-		t.Fatalf("tables apply: %v\n%s", err, errOut)
-	}
+	applyTables(t, cfg, ty.path)
 	b := newBroker(t, map[string]int32{topic: 4})
 	// The input arrives in waves, one before each run, so that every run has something to write when it is
 	// killed. There are three waves a kill: a run that drains its wave before the kill lands does not count,
@@ -448,9 +446,7 @@ func TestETLItemsThroughAReorg(t *testing.T) {
 	want := referenceOf(t, records(repl["block"], repl["transaction"], repl["log"]), format.EthereumETL, ty)
 
 	s, cfg := migratedStore(t)
-	if _, errOut, err := runCmd(t, "tables", "apply", "--config", ty.path, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
-		t.Fatalf("tables apply: %v\n%s", err, errOut)
-	}
+	applyTables(t, cfg, ty.path)
 	b := newBroker(t, map[string]int32{"items": 2})
 	p := start(t, append(runArgs(cfg, b.Addr(), "reorg", "items:ethereum-etl"), "--config", ty.path)...)
 	for _, wave := range [][]localkafka.Record{first, second} {

@@ -216,3 +216,23 @@ func queryStrings(t *testing.T, db store.DB, q string, args ...any) []string {
 	}
 	return out
 }
+
+// applyTables runs `chainsink tables apply` of the typed tables configuration file conf in cfg's schema.
+func applyTables(t *testing.T, cfg store.Config, conf string) {
+	t.Helper()
+	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
+		t.Fatalf("tables apply: %v\n%s", err, errOut)
+	}
+}
+
+// writeTables writes a typed tables configuration into the test's temporary directory, applies it in cfg's
+// schema and returns the file's path, for `chainsink run --config`.
+func writeTables(t *testing.T, cfg store.Config, yaml string) string {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "chainsink.yaml")
+	if err := os.WriteFile(conf, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	applyTables(t, cfg, conf)
+	return conf
+}

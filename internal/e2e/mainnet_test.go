@@ -95,9 +95,7 @@ func ingestMainnet(t *testing.T) (*store.Store, store.Config) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(filepath.Dir(root), "internal", "demo", "chainsink.yaml")
-	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
-		t.Fatalf("tables apply: %v\n%s", err, errOut)
-	}
+	applyTables(t, cfg, conf)
 	// The demo's token list: the symbols and decimals of docs/queries.md's scaled amounts.
 	list := filepath.Join(root, "tokenlists", "uniswap-default.tokenlist.json")
 	if _, errOut, err := runCmd(t, "tokens", "--list", list, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {

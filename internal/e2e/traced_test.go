@@ -7,8 +7,6 @@ import (
 	"maps"
 	"math/big"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -178,8 +176,7 @@ func TestTracesOfUniswapV2(t *testing.T) {
 	}
 	// Typed call tables of the pair's functions (the factory's children) and of WETH's transfer: they take
 	// the transactions' own calls and the internal ones from the traces.
-	conf := filepath.Join(t.TempDir(), "chainsink.yaml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`contracts:
+	conf := writeTables(t, cfg, fmt.Sprintf(`contracts:
   - name: univ2
     abi: UniswapV2Pair
     factory: {address: "%s", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
@@ -190,12 +187,7 @@ func TestTracesOfUniswapV2(t *testing.T) {
     address: "%s"
     events: [Withdrawal]
     calls: [transfer]
-`, hexAddr(factory), hexAddr(weth))), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, err := runCmd(t, "tables", "apply", "--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema); err != nil {
-		t.Fatalf("tables apply: %v\n%s", err, errOut)
-	}
+`, hexAddr(factory), hexAddr(weth)))
 	p := start(t, append(runArgs(cfg, b.Addr(), "traces", "blocks:bundle"), "--config", conf)...)
 	waitCaughtUp(t, s, b, "traces", 60*time.Second, "blocks")
 	if err := p.stop(t); err != nil {
