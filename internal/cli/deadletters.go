@@ -266,10 +266,7 @@ func (o *replayOptions) producerConfig() (*kafka.ConfigMap, error) {
 }
 
 func runReplay(ctx context.Context, out io.Writer, o *replayOptions, logger *slog.Logger) error {
-	if err := store.CheckMigrated(ctx, o.db); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, o.db)
+	st, err := openMigrated(ctx, o.db)
 	if err != nil {
 		return err
 	}

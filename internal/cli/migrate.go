@@ -13,6 +13,15 @@ import (
 	"github.com/chainsink/chainsink/store"
 )
 
+// openMigrated opens the store of cfg after checking that its schema is migrated, so that a command that
+// reads or writes the tables says "run chainsink migrate up" rather than failing on a missing table.
+func openMigrated(ctx context.Context, cfg store.Config) (*store.Store, error) {
+	if err := store.CheckMigrated(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return store.Open(ctx, cfg)
+}
+
 func addDatabaseFlags(cmd *cobra.Command, cfg *store.Config) {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DatabaseURL, "database-url", "", "PostgreSQL URL, e.g. postgres://user:pass@host:5432/db (also DATABASE_URL)")

@@ -253,10 +253,7 @@ func runOffsetsSet(ctx context.Context, out io.Writer, o *offsetsSetOptions) err
 	if err != nil {
 		return fmt.Errorf("--to %q: %w", o.to, err)
 	}
-	if err := store.CheckMigrated(ctx, o.db); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, o.db)
+	st, err := openMigrated(ctx, o.db)
 	if err != nil {
 		return err
 	}

@@ -124,10 +124,7 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 		}
 		reg = sub
 	}
-	if err := store.CheckMigrated(ctx, o.db); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, o.db)
+	st, err := openMigrated(ctx, o.db)
 	if err != nil {
 		return err
 	}

@@ -54,10 +54,7 @@ operating system. --dry-run prints the horizon and deletes nothing.`,
 				return err
 			}
 			ctx := cmd.Context()
-			if err := store.CheckMigrated(ctx, o.db); err != nil {
-				return err
-			}
-			st, err := store.Open(ctx, o.db)
+			st, err := openMigrated(ctx, o.db)
 			if err != nil {
 				return err
 			}

@@ -204,10 +204,7 @@ func loadRegistry(abiDir, contracts string) (*abi.Registry, error) {
 }
 
 func run(ctx context.Context, o *runOptions, logger *slog.Logger) error {
-	if err := store.CheckMigrated(ctx, o.db); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, o.db)
+	st, err := openMigrated(ctx, o.db)
 	if err != nil {
 		return err
 	}

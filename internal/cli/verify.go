@@ -119,10 +119,7 @@ type verifyJSON struct {
 
 func runVerify(ctx context.Context, out io.Writer, cmd *cobra.Command, o *verifyOptions, logger *slog.Logger) error {
 	started := time.Now()
-	if err := store.CheckMigrated(ctx, o.db); err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, o.db)
+	st, err := openMigrated(ctx, o.db)
 	if err != nil {
 		return err
 	}
