@@ -13,7 +13,8 @@ type Scope uint8
 const (
 	// ScopeBlock rows belong to a block as a whole (blocks, withdrawals): replaced with their block.
 	ScopeBlock Scope = iota
-	// ScopeTransaction rows are keyed by (block number, transaction index): transactions, calls.
+	// ScopeTransaction rows are keyed by (block number, transaction index): transactions, calls; and, with the
+	// trace address third, call frames (traces, contracts, typed call tables; see Table.FrameColumn).
 	ScopeTransaction
 	// ScopeLog rows are keyed by (block number, log index): logs, events, token transfers.
 	ScopeLog
