@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/chainsink/chainsink/store"
 	"github.com/chainsink/chainsink/store/chain"
 )
 
@@ -70,6 +71,12 @@ type Config struct {
 	// or its share of the limit when that is smaller (see Budget). Default 256 MiB; negative: no shared
 	// limit, the per-partition ones alone.
 	MemoryLimit int64
+	// PartitionBlocks is the heights per partition of the tables partitioned by block number (see
+	// store.Partitioner): before a batch is written, the partitions of its heights and of the range after
+	// them are created when missing. Default 1,000,000 (store.DefaultPartitionBlocks); negative: never
+	// create partitions (another tool, such as pg_partman, does), heights without one go to the default
+	// partition.
+	PartitionBlocks int64
 	// RevokeFlushTimeout bounds the flush of a revoked partition before its batch is dropped. Default 5s.
 	RevokeFlushTimeout time.Duration
 	// RetryInitial and RetryMax shape the backoff between retries of a batch: RetryInitial doubling up to
@@ -100,6 +107,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = DefaultMemoryLimit
+	}
+	if c.PartitionBlocks == 0 {
+		c.PartitionBlocks = store.DefaultPartitionBlocks
 	}
 	if c.RevokeFlushTimeout == 0 {
 		c.RevokeFlushTimeout = 5 * time.Second

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -161,6 +162,7 @@ type heldDB struct {
 	once    sync.Once
 	entered chan struct{}
 	release chan struct{}
+	copied  atomic.Bool // a batch's COPY began: the transactions before it created partitions
 }
 
 func (h *heldDB) Begin(ctx context.Context) (pgx.Tx, error) {
@@ -201,11 +203,12 @@ func (t *heldTx) Begin(ctx context.Context) (pgx.Tx, error) {
 
 func (t *heldTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
 	t.h.hold("fence")
+	t.h.copied.Store(true)
 	return t.Tx.CopyFrom(ctx, table, cols, &heldSource{CopyFromSource: src, h: t.h})
 }
 
 func (t *heldTx) Commit(ctx context.Context) error {
-	if t.top {
+	if t.top && t.h.copied.Load() {
 		t.h.hold("commit")
 	}
 	return t.Tx.Commit(ctx)

@@ -24,12 +24,14 @@ import (
 // their open batches dropped, which the fence makes harmless); Stop is the graceful stop, idempotent and safe
 // before Start.
 type Indexer struct {
-	cfg     Config
-	db      store.DB
-	writer  *store.Writer
-	log     *slog.Logger
-	metrics Metrics
-	topics  map[string]Topic
+	cfg    Config
+	db     store.DB
+	writer *store.Writer
+	// partitions creates the partitions of the heights batches write; nil when Config.PartitionBlocks < 0.
+	partitions *store.Partitioner
+	log        *slog.Logger
+	metrics    Metrics
+	topics     map[string]Topic
 
 	startOnce sync.Once
 	started   atomic.Bool
@@ -76,6 +78,9 @@ func New(cfg Config, db store.DB, logger *slog.Logger, m Metrics) (*Indexer, err
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
 		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{},
 		anomalies: map[partitionKey]OffsetAnomaly{}}
+	if cfg.PartitionBlocks > 0 {
+		ix.partitions = store.NewPartitioner(cfg.PartitionBlocks)
+	}
 	ix.rebudget()
 	for _, t := range cfg.Topics {
 		ix.topics[t.Name] = t
@@ -650,7 +655,7 @@ func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64
 		start = -1
 	}
 	w := &worker{
-		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, writer: ix.writer, metrics: ix.metrics,
+		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, writer: ix.writer, partitions: ix.partitions, metrics: ix.metrics,
 		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
 		onCommit: ix.storeOffset, onRetry: ix.setRetrying, limits: &ix.limits,
 	}

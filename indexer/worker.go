@@ -109,17 +109,19 @@ type partitionKey struct {
 
 // worker owns one partition: a decoder goroutine building batches and a committer goroutine writing them.
 type worker struct {
-	tp       partitionKey
-	topic    Topic
-	cfg      Config
-	db       store.DB
-	writer   *store.Writer
-	log      *slog.Logger
-	metrics  Metrics
-	q        *queue
-	start    int64 // stored next offset, or -1 when the partition has none yet
-	onCommit func(tp partitionKey, next int64)
-	onRetry  func(tp partitionKey, since time.Time)
+	tp     partitionKey
+	topic  Topic
+	cfg    Config
+	db     store.DB
+	writer *store.Writer
+	// partitions, shared by every worker, creates the partitions of a batch's heights; nil when disabled.
+	partitions *store.Partitioner
+	log        *slog.Logger
+	metrics    Metrics
+	q          *queue
+	start      int64 // stored next offset, or -1 when the partition has none yet
+	onCommit   func(tp partitionKey, next int64)
+	onRetry    func(tp partitionKey, since time.Time)
 	// limits are the partition's batch limits, its share of the indexer's memory limit (Indexer.rebudget).
 	limits *atomic.Pointer[Limits]
 
@@ -360,6 +362,14 @@ func (w *worker) commit(ctx context.Context, b *store.Batch) error {
 		w.metrics.Retried("postgres")
 		w.log.Info("transient Postgres error; retrying the batch", "error", err, "attempt", attempt,
 			"backoff", wait, "from_offset", b.From, "to_offset", b.To)
+	}
+	if w.partitions != nil {
+		if err := w.partitions.Ensure(ctx, w.db, b.BlockHeights()); err != nil && ctx.Err() == nil {
+			// Never a reason to hold the batch: its rows go to the default partition, and the partition is
+			// created, with those rows moved into it, by a later batch's attempt.
+			w.log.Warn("could not create the partitions of the batch's heights; their rows go to the default partition for now",
+				"error", err, "from_offset", b.From, "to_offset", b.To)
+		}
 	}
 	retryable := func(err error) bool { return store.IsTransient(err) || errors.Is(err, store.ErrConflict) }
 	policy := retry.Policy{Initial: w.cfg.RetryInitial, Max: w.cfg.RetryMax}

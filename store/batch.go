@@ -90,6 +90,15 @@ func (b *Batch) Rows() int { return b.rows }
 // height (see fence), and locks come from a table that Postgres sizes for the whole server.
 func (b *Batch) Heights() int { return len(b.heights) }
 
+// BlockHeights are the distinct block heights of the batch's messages, in no order.
+func (b *Batch) BlockHeights() []uint64 {
+	out := make([]uint64, 0, len(b.heights))
+	for h := range b.heights {
+		out = append(out, h)
+	}
+	return out
+}
+
 // Bytes is the size of the batch's raw messages.
 func (b *Batch) Bytes() int { return b.bytes }
 

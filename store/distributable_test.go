@@ -61,7 +61,7 @@ func TestSchemaIsDistributable(t *testing.T) {
 				WHERE i.indrelid = c.oid AND (i.indisunique OR i.indisprimary)), '{}'),
 			(SELECT count(*) FROM pg_constraint k WHERE (k.conrelid = c.oid OR k.confrelid = c.oid) AND k.contype = 'f')
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')
+		WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
 		ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)

@@ -141,6 +141,9 @@ func ApplyTables(ctx context.Context, db DB, schema string, want []TypedTable) (
 		if _, err := tx.Exec(ctx, w.DDL); err != nil {
 			return nil, fmt.Errorf("create typed table %s: %w", w.Name, err)
 		}
+		if _, err := tx.Exec(ctx, PartitionStatement(w.Name)); err != nil {
+			return nil, fmt.Errorf("partition typed table %s: %w", w.Name, err)
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO typed_tables (table_name, set_name, kind, abi_name, abi_hash, signature, ddl)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, w.Name, w.Set, w.Kind, w.ABI, w.ABIHash, w.Signature, w.DDL); err != nil {
 			return nil, fmt.Errorf("record typed table %s: %w", w.Name, err)
@@ -152,6 +155,15 @@ func ApplyTables(ctx context.Context, db DB, schema string, want []TypedTable) (
 	}
 	return created, nil
 }
+
+// PartitionStatement turns the new table name into one partitioned by block number, like the big core
+// tables (migration 00011): ApplyTables runs it after a typed table's DDL. The registry records the DDL
+// alone, which says what the table holds; how it is stored may change without changing the table.
+func PartitionStatement(name string) string {
+	return "SELECT chainsink_partition_by_block(" + quoteLiteral(name) + ");"
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func changed(plan []TablePlan) error {
 	var names []string

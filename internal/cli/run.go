@@ -100,6 +100,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.IntVar(&o.ix.BatchMaxRows, "batch-max-rows", def.BatchMaxRows, "close a batch at this many rows")
 	f.IntVar(&o.ix.BatchMaxBytes, "batch-max-bytes", def.BatchMaxBytes, "close a batch at this many bytes of messages")
 	f.IntVar(&o.ix.BatchMaxHeights, "batch-max-heights", def.BatchMaxHeights, "close a batch at this many distinct block heights (each is a Postgres lock of its transaction)")
+	f.Int64Var(&o.ix.PartitionBlocks, "partition-blocks", def.PartitionBlocks, "heights per partition of the partitioned tables, created ahead of the data (negative: never create partitions)")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
 	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued")
 	o.ix.MemoryLimit = def.MemoryLimit

@@ -126,7 +126,8 @@ func printPlan(g *globals, plan []store.TablePlan) error {
 			}
 		case store.TablePending:
 			pending++
-			fmt.Fprintf(g.stdout, "-- %s: %s %s of ABI %s, set %s\n%s\n", p.Want.Name, p.Want.Kind, p.Want.Signature, p.Want.ABI, p.Want.Set, p.Want.DDL)
+			fmt.Fprintf(g.stdout, "-- %s: %s %s of ABI %s, set %s\n%s\n%s\n", p.Want.Name, p.Want.Kind, p.Want.Signature, p.Want.ABI, p.Want.Set, p.Want.DDL,
+				store.PartitionStatement(p.Want.Name))
 		case store.TableChanged:
 			changed++
 			fmt.Fprintf(g.stdout, "-- %s: REFUSED, its definition changed since it was applied on %s. Applied:\n%s-- Wanted now:\n%s\n",
