@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 )
@@ -213,6 +214,14 @@ func buildIndex(ctx context.Context, pool *pgxpool.Pool, s IndexState, o IndexBu
 		defer func() {
 			_, _ = conn.Exec(context.WithoutCancel(ctx), "RESET statement_timeout; RESET maintenance_work_mem")
 		}()
+		var partitioned bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass($1))`,
+			s.Table).Scan(&partitioned); err != nil {
+			return fmt.Errorf("build index %s: %w", s.Name, err)
+		}
+		if partitioned {
+			return buildPartitionedIndex(ctx, conn, s)
+		}
 		if s.Present && !s.Valid {
 			if _, err := conn.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+s.Name); err != nil {
 				return fmt.Errorf("drop invalid index %s: %w", s.Name, err)
@@ -243,6 +252,49 @@ func buildIndex(ctx context.Context, pool *pgxpool.Pool, s IndexState, o IndexBu
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit index %s: %w", s.Name, err)
+	}
+	return nil
+}
+
+// buildPartitionedIndex builds s on a partitioned table without blocking its writers, which CREATE INDEX
+// CONCURRENTLY cannot do on a partitioned table itself: the partitioned index is created on the table alone
+// (ON ONLY, invalid and empty), then each partition's index concurrently and attached to it; the last attach
+// makes it valid. Run again after an interruption, it goes on where it stopped.
+func buildPartitionedIndex(ctx context.Context, conn *pgxpool.Conn, s IndexState) error {
+	only := strings.Replace(s.Create(false), " ON ", " ON ONLY ", 1)
+	if _, err := conn.Exec(ctx, only); err != nil {
+		return fmt.Errorf("create index %s: %w", s.Name, err)
+	}
+	// Each partition without an index attached to this one: its name, and what to call its index.
+	rows, err := conn.Query(ctx, `
+		SELECT p.relid::regclass::text, chainsink_partition_name($2, substr(p.relid::regclass::text, length($1::text) + 1))
+		FROM pg_partition_tree($1::regclass) p
+		WHERE p.isleaf AND NOT EXISTS (
+			SELECT 1 FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid
+			WHERE i.inhparent = $2::regclass AND x.indrelid = p.relid)`, s.Table, s.Name)
+	if err != nil {
+		return fmt.Errorf("list the partitions of %s: %w", s.Table, err)
+	}
+	type part struct{ table, index string }
+	parts, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (p part, err error) {
+		return p, r.Scan(&p.table, &p.index)
+	})
+	if err != nil {
+		return fmt.Errorf("list the partitions of %s: %w", s.Table, err)
+	}
+	for _, p := range parts {
+		ix := pgx.Identifier{p.index}.Sanitize()
+		stmts := []string{
+			// Left invalid by an interrupted build: built again.
+			`DROP INDEX CONCURRENTLY IF EXISTS ` + ix,
+			fmt.Sprintf("CREATE INDEX CONCURRENTLY %s ON %s USING btree %s", ix, pgx.Identifier{p.table}.Sanitize(), s.Columns),
+			fmt.Sprintf("ALTER INDEX %s ATTACH PARTITION %s", pgx.Identifier{s.Name}.Sanitize(), ix),
+		}
+		for _, q := range stmts {
+			if _, err := conn.Exec(ctx, q); err != nil {
+				return fmt.Errorf("build index %s on partition %s: %w", s.Name, p.table, err)
+			}
+		}
 	}
 	return nil
 }
