@@ -117,19 +117,24 @@ func summarizeDeadLetters(ctx context.Context, db DB, group string) ([]DeadLette
 // that growth since then is counted. A table never vacuumed nor analyzed has no measured density; for it the
 // statistics system's live-tuple counter (pg_stat_user_tables.n_live_tup) is used. Both lag the truth by the
 // rows of transactions still in flight and by whatever autovacuum has not seen; use CountRows for exact numbers.
+// A partitioned table's estimate is the sum of its partitions'.
 func EstimateRows(ctx context.Context, db DB) (chain.Counts, error) {
 	rows, err := db.Query(ctx, `
-		SELECT c.relname,
+		SELECT t.relname, sum(
 		       CASE
 		         WHEN c.reltuples >= 0 AND c.relpages > 0 THEN
 		           round(c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::bigint))::bigint
 		         WHEN c.reltuples >= 0 THEN c.reltuples::bigint
 		         ELSE coalesce(s.n_live_tup, 0)
-		       END
-		FROM pg_class c
-		JOIN pg_namespace n ON n.oid = c.relnamespace
+		       END)::bigint
+		FROM pg_class t
+		JOIN pg_namespace n ON n.oid = t.relnamespace
+		-- a partitioned table's rows are its partitions' (a plain table has no partition tree)
+		LEFT JOIN LATERAL (SELECT relid FROM pg_partition_tree(t.oid) WHERE isleaf) p ON true
+		JOIN pg_class c ON c.oid = coalesce(p.relid, t.oid)
 		LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
-		WHERE n.nspname = current_schema() AND c.relname = ANY($1) AND c.relkind IN ('r', 'p')`, chain.CoreTables.Names())
+		WHERE n.nspname = current_schema() AND t.relname = ANY($1) AND t.relkind IN ('r', 'p')
+		GROUP BY t.relname`, chain.CoreTables.Names())
 	if err != nil {
 		return nil, fmt.Errorf("estimate rows: %w", err)
 	}
