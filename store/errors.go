@@ -234,3 +234,9 @@ func hasCode(err error, code string) bool {
 	}
 	return false
 }
+
+// isLockTimeout reports an error of lock_timeout (55P03).
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == pgerrcode.LockNotAvailable
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,22 +34,27 @@ type RetentionResult struct {
 	Deleted chain.Counts
 	// Tables are the tables the run deleted from.
 	Tables []string
+	// Dropped are the partitions dropped whole, all of whose heights were below the horizon (with DryRun:
+	// those that would be), as table → partitions.
+	Dropped map[string][]string
 }
 
 // ErrNothingStored is Retain's answer for a schema without blocks: no head to keep history from.
 var ErrNothingStored = errors.New("no block is stored")
 
 // Retain deletes every row below the horizon (the newest KeepBlocks heights stay) from every data table: the
-// core tables and the typed tables of the registry. It goes up from the lowest stored height in chunks of
-// ChunkBlocks, one transaction each, so an interrupted run leaves whole heights and is resumed by running it
-// again, and records the run in retention_runs when it is done. The registries stay: factory_children
+// core tables and the typed tables of the registry. A partition all of whose heights are below the horizon is
+// dropped whole, which costs nothing per row and gives its space back at once; what is left below the horizon
+// (in the partition the horizon cuts, in unpartitioned tables, in a default partition) is deleted going up
+// from the lowest stored height in chunks of ChunkBlocks, one transaction each, so an interrupted run leaves
+// whole heights and is resumed by running it again. The run is recorded in retention_runs when it is done. The registries stay: factory_children
 // (a child registered below the horizon still owns its later rows), tokens, dead letters, offsets.
 //
-// Deleting by height is what an unpartitioned table allows; it costs index maintenance and leaves the space
-// to autovacuum. `chainsink run` may go on meanwhile: it writes the newest heights, these deletes the
-// oldest.
+// Deleting by height costs index maintenance and leaves the space to autovacuum. `chainsink run` may go on
+// meanwhile: it writes the newest heights, these deletes the oldest; a drop waits for the batches in flight
+// for at most partitionLockTimeout (new batches wait behind it), and is tried again a few times.
 func Retain(ctx context.Context, db TxBeginner, o RetentionOptions) (RetentionResult, error) {
-	res := RetentionResult{Deleted: chain.Counts{}}
+	res := RetentionResult{Deleted: chain.Counts{}, Dropped: map[string][]string{}}
 	if o.KeepBlocks <= 0 {
 		return res, errors.New("retention: keep at least one block")
 	}
@@ -71,6 +77,19 @@ func Retain(ctx context.Context, db TxBeginner, o RetentionOptions) (RetentionRe
 	for _, t := range tables {
 		res.Tables = append(res.Tables, t.name)
 	}
+	parts, err := Partitions(ctx, db)
+	if err != nil {
+		return res, err
+	}
+	for _, t := range tables {
+		if p := parts[t.name]; p != nil {
+			for _, s := range p.Spans {
+				if s.To <= res.Horizon {
+					res.Dropped[t.name] = append(res.Dropped[t.name], s.Name)
+				}
+			}
+		}
+	}
 	if o.DryRun {
 		return res, nil
 	}
@@ -78,6 +97,18 @@ func Retain(ctx context.Context, db TxBeginner, o RetentionOptions) (RetentionRe
 	if err := db.QueryRow(ctx, `INSERT INTO retention_runs (horizon, keep_blocks, head) VALUES ($1, $2, $3) RETURNING id`,
 		res.Horizon, o.KeepBlocks, res.Head).Scan(&run); err != nil {
 		return res, fmt.Errorf("record the retention run: %w", err)
+	}
+	var dropped []string
+	for _, t := range tables {
+		for _, name := range res.Dropped[t.name] {
+			if err := dropPartition(ctx, db, name); err != nil {
+				return res, err
+			}
+			dropped = append(dropped, name)
+			if _, err := db.Exec(ctx, `UPDATE retention_runs SET dropped_partitions = $2 WHERE id = $1`, run, dropped); err != nil {
+				return res, fmt.Errorf("record the dropped partition %s: %w", name, err)
+			}
+		}
 	}
 	// Other tables may hold rows below the lowest block (a block item not stored yet, items out of order):
 	// start from the lowest height of any of them.
@@ -165,6 +196,44 @@ func deleteHeights(ctx context.Context, db TxBeginner, tables []retainedTable, l
 	}
 	for i, t := range tables {
 		counts[t.name] += got[i]
+	}
+	return nil
+}
+
+// dropPartition drops a partition: a moment's exclusive lock on its table, which waits for the batches in
+// flight, so it is bounded by partitionLockTimeout and tried again.
+func dropPartition(ctx context.Context, db TxBeginner, name string) error {
+	var err error
+	for attempt := range 5 {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(attempt) * time.Second):
+			}
+		}
+		if err = dropPartitionOnce(ctx, db, name); !isLockTimeout(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("drop partition %s: the table stayed locked by other transactions: %w", name, err)
+}
+
+func dropPartitionOnce(ctx context.Context, db TxBeginner, name string) error {
+	tx, err := db.BeginTx(ctx, pgx.TxOptions{})
+	if err != nil {
+		return fmt.Errorf("begin dropping partition %s: %w", name, err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `SELECT set_config('lock_timeout', $1, true)`,
+		strconv.FormatInt(partitionLockTimeout.Milliseconds(), 10)); err != nil {
+		return fmt.Errorf("drop partition %s: %w", name, err)
+	}
+	if _, err := tx.Exec(ctx, `DROP TABLE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		return fmt.Errorf("drop partition %s: %w", name, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit the drop of partition %s: %w", name, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/chainsink/chainsink/internal/pgtest"
@@ -25,6 +27,15 @@ func TestRetentionKeepsTheNewestBlocks(t *testing.T) {
 		if _, err := store.ApplyTables(ctx, db.Pool(), db.Schema(), compileRecords(t, callsConfig)); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// s in partitions of 3 heights ([99,102), [102,105), … [108,111) and the next one): retention drops the
+	// first two whole and deletes the first height of the third. want has only its default partitions.
+	heights := []uint64{}
+	for h := uint64(100); h <= 109; h++ {
+		heights = append(heights, h)
+	}
+	if err := store.NewPartitioner(3).Ensure(ctx, s.Pool(), heights); err != nil {
+		t.Fatal(err)
 	}
 	// A call of the height's first transaction, as its decoding would store it (verify checks the parent).
 	typedRow := `INSERT INTO tok_call_transfer SELECT block_number, block_timestamp, hash, transaction_index, status,
@@ -50,8 +61,20 @@ func TestRetentionKeepsTheNewestBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Head != 109 || res.Horizon != 106 || res.From != 100 || chunks != 2 || res.Deleted["blocks"] != 6 ||
-		res.Deleted["tok_call_transfer"] != 1 {
+		res.Deleted["transactions"] != 116 || res.Deleted["tok_call_transfer"] != 0 { // 116: height 105's alone
 		t.Fatalf("result %+v after %d chunks", res, chunks)
+	}
+	wantDropped := map[string][]string{}
+	for _, tb := range append(slices.Clone(partitionedCore), "tok_call_transfer") {
+		wantDropped[tb] = []string{tb + "_p99", tb + "_p102"}
+	}
+	if !maps.EqualFunc(res.Dropped, wantDropped, slices.Equal) {
+		t.Fatalf("dropped %v, want %v", res.Dropped, wantDropped)
+	}
+	var recorded []string
+	if err := s.Pool().QueryRow(ctx, `SELECT dropped_partitions FROM retention_runs`).Scan(&recorded); err != nil ||
+		len(recorded) != 2*len(wantDropped) {
+		t.Fatalf("retention_runs.dropped_partitions = %v (%v)", recorded, err)
 	}
 	got, err := pgtest.ChecksumsOf(ctx, s.Pool(), cfg.Schema, tables)
 	if err != nil {

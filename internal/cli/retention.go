@@ -91,8 +91,8 @@ operating system. --dry-run prints the horizon and deletes nothing.`,
 				_, err = fmt.Fprintf(g.stdout, "dry run: head %d, horizon %d; stored history starts at %d: nothing to delete\n",
 					res.Head, res.Horizon, res.From)
 			case o.opts.DryRun:
-				_, err = fmt.Fprintf(g.stdout, "dry run: head %d, horizon %d; heights %d to %d would be deleted from %d tables\n",
-					res.Head, res.Horizon, res.From, res.Horizon-1, len(res.Tables))
+				_, err = fmt.Fprintf(g.stdout, "dry run: head %d, horizon %d; heights %d to %d would be deleted from %d tables%s\n",
+					res.Head, res.Horizon, res.From, res.Horizon-1, len(res.Tables), droppedText(res, "would be dropped"))
 			default:
 				var parts []string
 				var total int64
@@ -107,8 +107,9 @@ operating system. --dry-run prints the horizon and deletes nothing.`,
 				if len(parts) > 0 {
 					what = strings.Join(parts, ", ")
 				}
-				_, err = fmt.Fprintf(g.stdout, "history kept from block %d (head %d, %d blocks); %d rows deleted in %s: %s\n",
-					res.Horizon, res.Head, o.opts.KeepBlocks, total, time.Since(started).Round(time.Millisecond), what)
+				_, err = fmt.Fprintf(g.stdout, "history kept from block %d (head %d, %d blocks); %d rows deleted in %s: %s%s\n",
+					res.Horizon, res.Head, o.opts.KeepBlocks, total, time.Since(started).Round(time.Millisecond), what,
+					droppedText(res, "dropped"))
 			}
 			return err
 		},
@@ -119,4 +120,17 @@ operating system. --dry-run prints the horizon and deletes nothing.`,
 	f.Int64Var(&o.opts.ChunkBlocks, "chunk-blocks", 10_000, "heights deleted per transaction")
 	f.BoolVar(&o.opts.DryRun, "dry-run", false, "print the horizon and delete nothing")
 	return cmd
+}
+
+// droppedText lists the partitions a run dropped whole (or would drop), "" when none.
+func droppedText(res store.RetentionResult, verb string) string {
+	var names []string
+	for _, ps := range res.Dropped {
+		names = append(names, ps...)
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("; %d partitions %s whole: %s", len(names), verb, strings.Join(names, ", "))
 }
