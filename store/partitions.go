@@ -41,9 +41,13 @@ type Span struct {
 type Partitioner struct {
 	blocks int64
 
-	mu     sync.Mutex
-	loaded bool
-	tables map[string]*PartitionedTable
+	// creating is held by the one Ensure that creates partitions; a channel, so that a worker waiting for
+	// it gives up with its context (a revoked partition's flush must end in time).
+	creating chan struct{}
+	// mu guards tables, which creators replace whole: a batch whose partitions exist only reads them, and
+	// never waits for a creation of others.
+	mu     sync.RWMutex
+	tables map[string]*PartitionedTable // nil until read
 }
 
 // NewPartitioner returns a partitioner that creates ranges of blocks heights, aligned to multiples of blocks
@@ -53,7 +57,7 @@ func NewPartitioner(blocks int64) *Partitioner {
 	if blocks <= 0 {
 		blocks = DefaultPartitionBlocks
 	}
-	return &Partitioner{blocks: blocks}
+	return &Partitioner{blocks: blocks, creating: make(chan struct{}, 1)}
 }
 
 // Blocks is the heights per partition.
@@ -67,18 +71,19 @@ func (p *Partitioner) Ensure(ctx context.Context, db DB, heights []uint64) error
 	if len(heights) == 0 {
 		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if !p.loaded {
-		if err := p.load(ctx, db); err != nil {
-			return err
-		}
-	}
-	need := p.missing(heights)
-	if len(need) == 0 {
+	p.mu.RLock()
+	tables := p.tables
+	p.mu.RUnlock()
+	if tables != nil && len(missing(tables, p.blocks, heights)) == 0 {
 		return nil
 	}
-	// Another instance may have created them meanwhile: read the catalog again, under the lock.
+	select {
+	case p.creating <- struct{}{}:
+		defer func() { <-p.creating }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Another worker or instance may have created them meanwhile: read the catalog again, under the lock.
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin creating partitions: %w", err)
@@ -89,39 +94,40 @@ func (p *Partitioner) Ensure(ctx context.Context, db DB, heights []uint64) error
 		strconv.FormatInt(partitionLockTimeout.Milliseconds(), 10)); err != nil {
 		return fmt.Errorf("take the partition lock: %w", err)
 	}
-	if err := p.load(ctx, tx); err != nil {
+	if tables, err = Partitions(ctx, tx); err != nil {
 		return err
 	}
-	for table, points := range p.missing(heights) {
+	for table, points := range missing(tables, p.blocks, heights) {
 		for _, h := range points {
-			if err := p.create(ctx, tx, table, h); err != nil {
-				p.loaded = false // the transaction is rolled back: what it created is gone
+			if err := p.create(ctx, tx, tables[table], h); err != nil {
 				return err
 			}
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		p.loaded = false
 		return fmt.Errorf("commit new partitions: %w", err)
 	}
+	p.mu.Lock()
+	p.tables = tables
+	p.mu.Unlock()
 	return nil
 }
 
-// missing returns, per table, one height of each range that needs a partition.
-func (p *Partitioner) missing(heights []uint64) map[string][]int64 {
+// missing returns, per table, one height of each range of blocks heights that needs a partition.
+func missing(tables map[string]*PartitionedTable, blocks int64, heights []uint64) map[string][]int64 {
 	top := int64(slices.Max(heights))
-	points := []int64{(top/p.blocks + 1) * p.blocks} // the range after the highest: ahead of the data
+	points := []int64{(top/blocks + 1) * blocks} // the range after the highest: ahead of the data
 	for _, h := range heights {
 		points = append(points, int64(h))
 	}
 	out := map[string][]int64{}
-	for name, t := range p.tables {
+	for name, t := range tables {
 		var ranges []int64 // aligned ranges already asked for
 		for _, h := range points {
-			if _, ok := covering(t.Spans, h); ok || slices.Contains(ranges, h/p.blocks) {
+			if _, ok := covering(t.Spans, h); ok || slices.Contains(ranges, h/blocks) {
 				continue
 			}
-			ranges = append(ranges, h/p.blocks)
+			ranges = append(ranges, h/blocks)
 			out[name] = append(out[name], h)
 		}
 	}
@@ -144,9 +150,8 @@ func covering(spans []Span, h int64) (int, bool) {
 // create adds the partition of h's aligned range, clipped to the gap between its neighbours, to table: a
 // plain table first, then attached, which locks the partitioned table only against other schema changes,
 // not against writers (CREATE TABLE … PARTITION OF would lock out every reader and writer meanwhile).
-func (p *Partitioner) create(ctx context.Context, tx pgx.Tx, table string, h int64) error {
-	t := p.tables[table]
-	spans := t.Spans
+func (p *Partitioner) create(ctx context.Context, tx pgx.Tx, t *PartitionedTable, h int64) error {
+	table, spans := t.Name, t.Spans
 	from, to := h/p.blocks*p.blocks, (h/p.blocks+1)*p.blocks
 	i, _ := covering(spans, h)
 	if i > 0 {
@@ -180,16 +185,6 @@ func (p *Partitioner) create(ctx context.Context, tx pgx.Tx, table string, h int
 		}
 	}
 	t.Spans = slices.Insert(spans, i, Span{Name: name, From: from, To: to})
-	return nil
-}
-
-// load reads the partitioned tables of the current schema and their ranges.
-func (p *Partitioner) load(ctx context.Context, db DB) error {
-	tables, err := Partitions(ctx, db)
-	if err != nil {
-		return err
-	}
-	p.tables, p.loaded = tables, true
 	return nil
 }
 

@@ -752,6 +752,9 @@ func (b *bencher) growthRun(ctx context.Context, n int64, tuned bool) error {
 		Format: "bundle", Indexes: "live", Preloaded: preloaded, Tuned: tuned}
 	return b.chainsinkRun(ctx, r, spec, func(st *store.Store) error {
 		t0 := time.Now()
+		if err := ensurePartitions(ctx, st, FirstPreloadBlock, blocks); err != nil {
+			return err
+		}
 		counts, err := b.writeParallel(ctx, st.Pool(), blocks, func(i int) chain.Rows {
 			return fixtures.RenumberRows(&b.w.Base, FirstPreloadBlock+uint64(i))
 		}, CopyRows)
@@ -770,6 +773,19 @@ func (b *bencher) growthRun(ctx context.Context, n int64, tuned bool) error {
 	}, nil)
 }
 
+// ensurePartitions creates the partitions of n heights from first, as `chainsink run` would have: the
+// preloads copy around it, and history that chainsink stored is in partitions of its ranges.
+func ensurePartitions(ctx context.Context, st *store.Store, first uint64, n int) error {
+	heights := make([]uint64, n)
+	for i := range heights {
+		heights[i] = first + uint64(i)
+	}
+	if err := store.NewPartitioner(store.DefaultPartitionBlocks).Ensure(ctx, st.Pool(), heights); err != nil {
+		return fmt.Errorf("create the partitions of the preload: %w", err)
+	}
+	return nil
+}
+
 // verify times `chainsink verify` (the real binary, every check) over VerifyRows rows: renumbered copies of
 // the workload's block that form one chain, stored with the ceiling's COPY and vacuumed, as after a backfill.
 // The check must pass: a report of problems would mean the data or the checks are wrong.
@@ -783,6 +799,9 @@ func (b *bencher) verify(ctx context.Context) error {
 	blocks := int((b.o.VerifyRows + int64(b.w.RowsPerBlock()) - 1) / int64(b.w.RowsPerBlock()))
 	b.logf("==> chainsink verify: storing %d blocks (%s rows) first", blocks, human(float64(blocks*b.w.RowsPerBlock())))
 	t0 := time.Now()
+	if err := ensurePartitions(ctx, st, FirstPreloadBlock, blocks); err != nil {
+		return err
+	}
 	counts, err := b.writeParallel(ctx, st.Pool(), blocks, func(i int) chain.Rows {
 		return fixtures.RenumberRows(&b.w.Base, FirstPreloadBlock+uint64(i))
 	}, CopyRows)

@@ -308,6 +308,16 @@ func (r *Report) finish(total time.Duration) {
 			}
 			t("c/a with traces (both sides write traces and contracts)", "≥ 0.9", "×", tracedCA, tracedCA > 0, func(v float64) bool { return v >= 0.9 })
 		}
+		if prefix == "" {
+			var most GrowthPoint
+			for _, g := range r.Growth {
+				if g.Settings == "defaults" && g.Preloaded > most.Preloaded {
+					most = g
+				}
+			}
+			t(fmt.Sprintf("cost growth: bundles rows/s with %s rows stored vs none", human(float64(most.Preloaded))), "≥ 0.9", "×",
+				most.VsEmpty, most.Preloaded > 0, func(v float64) bool { return v >= 0.9 })
+		}
 		t("blocks/s with indexes deferred (decoded rows included)", "≥ 150", "blocks/s", blocks, blocks > 0, func(v float64) bool { return v >= 150 })
 		t(fmt.Sprintf("peak RSS draining a %s-message ethereum-etl backlog", human(float64(r.Options.Backlog))), "≤ 200", "MiB", rss, rss > 0,
 			func(v float64) bool { return v <= 200 })
