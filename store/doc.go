@@ -7,7 +7,8 @@
 //   - the schema's lifecycle (Migrator), a goose Provider over the embedded migrations, guarded by a Postgres
 //     advisory lock so that several instances running `chainsink migrate up` at once are safe, and the
 //     deferral of secondary indexes (`chainsink migrate indexes`);
-//   - the exactly-once batch write (Writer), which writes any table by its descriptor (package chain);
+//   - the exactly-once batch write (Writer), which writes any table by its descriptor (package chain), and
+//     the partitions of the tables partitioned by block number (Partitioner), created ahead of each batch;
 //   - the partition offsets, backfill checkpoints and dead letters, and the reads that `chainsink status`,
 //     `redecode` and `dead-letters` need.
 //
