@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// The big tables are range-partitioned by block number (migration 00011): one partition per range of heights,
+// The big tables are range-partitioned by block number (migration 00012): one partition per range of heights,
 // plus a default partition that takes any height no partition covers. A Partitioner creates the partitions
 // of the heights a batch is about to write, and of the range after them, before the batch begins, so that
 // rows land in their own range's partition and the next range is there before its first block.

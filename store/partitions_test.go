@@ -17,7 +17,7 @@ import (
 	"github.com/chainsink/chainsink/store/chain"
 )
 
-// partitionedCore are the core tables that migration 00011 partitions.
+// partitionedCore are the core tables that migration 00012 partitions.
 var partitionedCore = []string{"calls", "events", "logs", "token_transfers", "traces", "transactions"}
 
 // spansOf is each partitioned table's ranges as [from, to) pairs.
@@ -196,7 +196,7 @@ func TestPartitionCreationGivesUpOnALongTransaction(t *testing.T) {
 }
 
 // TestMigrationPartitionsAFilledDatabase: a database filled by the schema of before partitioning (migration
-// 10, typed tables included) keeps every row through the migration, in a _p0 partition of each table that
+// 11, typed tables included) keeps every row through the migration, in a _p0 partition of each table that
 // the attach did not copy, with its index names; writes go on into new partitions; and down goes back.
 func TestMigrationPartitionsAFilledDatabase(t *testing.T) {
 	t.Parallel()
@@ -207,7 +207,7 @@ func TestMigrationPartitionsAFilledDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if _, err := m.UpTo(ctx, 10); err != nil {
+	if _, err := m.UpTo(ctx, 11); err != nil {
 		t.Fatal(err)
 	}
 	s, err := store.Open(ctx, cfg)
@@ -313,7 +313,7 @@ func TestMigrationPartitionsAFilledDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := m.DownTo(ctx, 10); err != nil {
+	if _, err := m.DownTo(ctx, 11); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := pgtest.ChecksumsOf(ctx, db, cfg.Schema, all); err != nil || !maps.Equal(got, filled) {

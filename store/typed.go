@@ -157,7 +157,7 @@ func ApplyTables(ctx context.Context, db DB, schema string, want []TypedTable) (
 }
 
 // PartitionStatement turns the new table name into one partitioned by block number, like the big core
-// tables (migration 00011): ApplyTables runs it after a typed table's DDL. The registry records the DDL
+// tables (migration 00012): ApplyTables runs it after a typed table's DDL. The registry records the DDL
 // alone, which says what the table holds; how it is stored may change without changing the table.
 func PartitionStatement(name string) string {
 	return "SELECT chainsink_partition_by_block(" + quoteLiteral(name) + ");"

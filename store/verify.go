@@ -81,16 +81,18 @@ var verifyChecks = []verifyCheck{
 		SELECT b.number FROM blocks b
 		LEFT JOIN (SELECT block_number, count(*) AS n FROM transactions WHERE block_number BETWEEN $1 AND $2
 			GROUP BY block_number) t ON t.block_number = b.number
-		WHERE b.number BETWEEN $1 AND $2 AND b.transaction_count <> coalesce(t.n, 0)`},
+		WHERE b.number BETWEEN $1 AND $2 AND NOT b.filtered AND b.transaction_count <> coalesce(t.n, 0)`},
 	{"withdrawal_count", "blocks whose withdrawal_count differs from their stored withdrawals", `
 		SELECT b.number FROM blocks b
 		LEFT JOIN (SELECT block_number, count(*) AS n FROM withdrawals WHERE block_number BETWEEN $1 AND $2
 			GROUP BY block_number) w ON w.block_number = b.number
 		WHERE b.number BETWEEN $1 AND $2 AND b.withdrawal_count IS NOT NULL AND b.withdrawal_count <> coalesce(w.n, 0)`},
+	// A filtered block's logs are stored without their transactions, unless a set asked for its calls.
 	{"logs_without_transaction", "logs whose transaction (block, index and hash) is not stored", `
 		SELECT l.block_number FROM logs l
 		LEFT JOIN transactions t ON t.block_number = l.block_number AND t.transaction_index = l.transaction_index
-		WHERE l.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> l.transaction_hash)`},
+		WHERE l.block_number BETWEEN $1 AND $2 AND (t.hash IS NULL OR t.hash <> l.transaction_hash)
+		  AND (t.hash IS NOT NULL OR NOT EXISTS (SELECT 1 FROM blocks b WHERE b.number = l.block_number AND b.filtered))`},
 	{"token_transfers_without_log", "token transfers whose log (block, index and transaction) is not stored", `
 		SELECT x.block_number FROM token_transfers x
 		LEFT JOIN logs l ON l.block_number = x.block_number AND l.log_index = x.log_index

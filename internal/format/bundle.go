@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	json "github.com/go-json-experiment/json/v1"
@@ -21,11 +22,16 @@ import (
 // The list types are parameters so that the same structs, instantiated with json.RawMessage, can locate a
 // failure to an element index (see locateBundleError); encoding/json's own error paths have no indices.
 
-type rpcBundle[B, R, T any] struct {
+type rpcBundle[B, R, T, H, L, X any] struct {
 	Block    *B   `json:"block"`
 	Receipts *[]R `json:"receipts"`
 	// Traces is optional (see traces.go).
 	Traces *[]T `json:"traces"`
+	// A filtered bundle (filtered.go) has Header in place of Block, its matching Logs, and the Transactions
+	// that its Receipts are of.
+	Header       *H   `json:"header"`
+	Logs         *[]L `json:"logs"`
+	Transactions *[]X `json:"transactions"`
 }
 
 type rpcBlock[T, W any] struct {
@@ -111,8 +117,9 @@ type rpcLog struct {
 }
 
 type (
-	bundleMsg  = rpcBundle[rpcBlock[rpcTx, rpcWithdrawal], rpcReceipt[rpcLog], rpcTraceResult]
-	rawBundle  = rpcBundle[json.RawMessage, json.RawMessage, json.RawMessage]
+	bundleMsg = rpcBundle[rpcBlock[rpcTx, rpcWithdrawal], rpcReceipt[rpcLog], rpcTraceResult,
+		rpcBlock[hash, rpcWithdrawal], rpcLog, rpcTx]
+	rawBundle  = rpcBundle[json.RawMessage, json.RawMessage, json.RawMessage, json.RawMessage, json.RawMessage, json.RawMessage]
 	rawBlock   = rpcBlock[json.RawMessage, json.RawMessage]
 	rawReceipt = rpcReceipt[json.RawMessage]
 )
@@ -146,6 +153,17 @@ func EncodeBundle(block, receipts, traces []byte) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// checkKey fails when a message's key is not its height (an empty key is not checked).
+func checkKey(key []byte, number uint64, list string) *decodeError {
+	if len(key) == 0 {
+		return nil
+	}
+	if k, err := strconv.ParseUint(string(key), 10, 64); err != nil || k != number {
+		return at{i: -1}.field("key", fmt.Errorf("%q is not %s.number %d", clip(key), list, number))
+	}
+	return nil
+}
+
 func first(b []byte) byte {
 	b = bytes.TrimLeft(b, " \t\r\n")
 	if len(b) == 0 {
@@ -167,6 +185,12 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 		return rows, locateBundleError(value, err)
 	}
 	top := at{i: -1}
+	if msg.Header != nil {
+		if msg.Block != nil {
+			return rows, top.field("header", errors.New("a bundle has a block or, filtered, a header: not both"))
+		}
+		return decodeFiltered(key, &msg)
+	}
 	if msg.Block == nil {
 		return rows, top.field("block", errMissing)
 	}
@@ -182,10 +206,8 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 	if c.err != nil {
 		return rows, c.err
 	}
-	if len(key) > 0 {
-		if k, err := strconv.ParseUint(string(key), 10, 64); err != nil || k != number {
-			return rows, top.field("key", fmt.Errorf("%q is not block.number %d", clip(key), number))
-		}
+	if err := checkKey(key, number, "block"); err != nil {
+		return rows, err
 	}
 	if blk.Transactions == nil {
 		return rows, c.at.field("transactions", errMissing)
@@ -198,61 +220,15 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 	// One slab for the nullable integers of the message: 3 per transaction (gas used, cumulative gas used,
 	// blob gas used) and 3 for the block.
 	ints := make([]int64, 3*len(txs)+3)
-	b := chain.Block{
-		Number:                number,
-		Hash:                  blockHash,
-		ParentHash:            c.hash("parentHash", &blk.ParentHash),
-		Timestamp:             ts,
-		Miner:                 c.address("miner", &blk.Miner),
-		GasUsed:               c.int64("gasUsed", &blk.GasUsed),
-		GasLimit:              c.int64("gasLimit", &blk.GasLimit),
-		BaseFeePerGas:         optBig(&blk.BaseFeePerGas),
-		TransactionCount:      int32(len(txs)),
-		Size:                  c.optInt64("size", &blk.Size, &ints[0]),
-		Nonce:                 optBytes(&blk.Nonce),
-		Difficulty:            optBig(&blk.Difficulty),
-		TotalDifficulty:       optBig(&blk.TotalDifficulty),
-		ExtraData:             optBytes(&blk.ExtraData),
-		MixHash:               optHash(&blk.MixHash),
-		Sha3Uncles:            optHash(&blk.Sha3Uncles),
-		LogsBloom:             optBytes(&blk.LogsBloom),
-		TransactionsRoot:      optHash(&blk.TransactionsRoot),
-		StateRoot:             optHash(&blk.StateRoot),
-		ReceiptsRoot:          optHash(&blk.ReceiptsRoot),
-		WithdrawalsRoot:       optHash(&blk.WithdrawalsRoot),
-		BlobGasUsed:           c.optInt64("blobGasUsed", &blk.BlobGasUsed, &ints[1]),
-		ExcessBlobGas:         c.optInt64("excessBlobGas", &blk.ExcessBlobGas, &ints[2]),
-		ParentBeaconBlockRoot: optHash(&blk.ParentBeaconBlockRoot),
-		RequestsHash:          optHash(&blk.RequestsHash),
-	}
+	b := headerRow(&c, blk, number, blockHash, ts, ints[:3])
+	b.TransactionCount = int32(len(txs))
 	if c.err != nil {
 		return rows, c.err
 	}
 	ints = ints[3:]
-
-	if blk.Withdrawals != nil {
-		ws := *blk.Withdrawals
-		if len(ws) > math.MaxInt32 {
-			return rows, c.at.field("withdrawals", errNotInt32)
-		}
-		n := int32(len(ws))
-		b.WithdrawalCount = &n
-		rows.Withdrawals = make([]chain.Withdrawal, len(ws))
-		for i := range ws {
-			w := &ws[i]
-			c := conv{at: at{list: "block.withdrawals", i: i}}
-			rows.Withdrawals[i] = chain.Withdrawal{
-				BlockNumber:    number,
-				Index:          c.int64("index", &w.Index),
-				Position:       int32(i),
-				ValidatorIndex: c.int64("validatorIndex", &w.ValidatorIndex),
-				Address:        c.address("address", &w.Address),
-				AmountGwei:     c.big("amount", &w.Amount),
-			}
-			if c.err != nil {
-				return chain.Rows{}, c.err
-			}
-		}
+	var err *decodeError
+	if rows.Withdrawals, b.WithdrawalCount, err = withdrawalRows(&c, blk.Withdrawals, number); err != nil {
+		return chain.Rows{}, err
 	}
 	rows.Blocks = []chain.Block{b}
 
@@ -260,24 +236,7 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 	for i := range txs {
 		tx := &txs[i]
 		c := conv{at: at{list: "block.transactions", i: i}}
-		rows.Transactions[i] = chain.Transaction{
-			BlockNumber:          number,
-			TransactionIndex:     int32(i),
-			Hash:                 c.hash("hash", &tx.Hash),
-			BlockHash:            blockHash,
-			BlockTimestamp:       ts,
-			FromAddress:          c.address("from", &tx.From),
-			ToAddress:            optAddress(&tx.To),
-			Value:                c.big("value", &tx.Value),
-			Gas:                  c.int64("gas", &tx.Gas),
-			GasPrice:             optBig(&tx.GasPrice),
-			MaxFeePerGas:         optBig(&tx.MaxFeePerGas),
-			MaxPriorityFeePerGas: optBig(&tx.MaxPriorityFeePerGas),
-			MaxFeePerBlobGas:     optBig(&tx.MaxFeePerBlobGas),
-			Type:                 c.txType("type", &tx.Type),
-			Nonce:                c.int64("nonce", &tx.Nonce),
-			Input:                c.bytes("input", &tx.Input),
-		}
+		rows.Transactions[i] = txRow(&c, tx, int32(i), number, blockHash, ts)
 		// A block's transactions repeat where they are; a copy that disagrees is not from this block.
 		switch {
 		case c.err != nil:
@@ -303,6 +262,89 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 		}
 	}
 	return rows, nil
+}
+
+// headerRow is the block row of a block's header fields (all but its transaction count), with its number,
+// hash and time already read; ints holds its 3 nullable integers.
+func headerRow[T, W any](c *conv, blk *rpcBlock[T, W], number uint64, blockHash []byte, ts time.Time, ints []int64) chain.Block {
+	return chain.Block{
+		Number:                number,
+		Hash:                  blockHash,
+		ParentHash:            c.hash("parentHash", &blk.ParentHash),
+		Timestamp:             ts,
+		Miner:                 c.address("miner", &blk.Miner),
+		GasUsed:               c.int64("gasUsed", &blk.GasUsed),
+		GasLimit:              c.int64("gasLimit", &blk.GasLimit),
+		BaseFeePerGas:         optBig(&blk.BaseFeePerGas),
+		Size:                  c.optInt64("size", &blk.Size, &ints[0]),
+		Nonce:                 optBytes(&blk.Nonce),
+		Difficulty:            optBig(&blk.Difficulty),
+		TotalDifficulty:       optBig(&blk.TotalDifficulty),
+		ExtraData:             optBytes(&blk.ExtraData),
+		MixHash:               optHash(&blk.MixHash),
+		Sha3Uncles:            optHash(&blk.Sha3Uncles),
+		LogsBloom:             optBytes(&blk.LogsBloom),
+		TransactionsRoot:      optHash(&blk.TransactionsRoot),
+		StateRoot:             optHash(&blk.StateRoot),
+		ReceiptsRoot:          optHash(&blk.ReceiptsRoot),
+		WithdrawalsRoot:       optHash(&blk.WithdrawalsRoot),
+		BlobGasUsed:           c.optInt64("blobGasUsed", &blk.BlobGasUsed, &ints[1]),
+		ExcessBlobGas:         c.optInt64("excessBlobGas", &blk.ExcessBlobGas, &ints[2]),
+		ParentBeaconBlockRoot: optHash(&blk.ParentBeaconBlockRoot),
+		RequestsHash:          optHash(&blk.RequestsHash),
+	}
+}
+
+// txRow is the row of a transaction at index of its block, before its receipt.
+func txRow(c *conv, tx *rpcTx, index int32, number uint64, blockHash []byte, ts time.Time) chain.Transaction {
+	return chain.Transaction{
+		BlockNumber:          number,
+		TransactionIndex:     index,
+		Hash:                 c.hash("hash", &tx.Hash),
+		BlockHash:            blockHash,
+		BlockTimestamp:       ts,
+		FromAddress:          c.address("from", &tx.From),
+		ToAddress:            optAddress(&tx.To),
+		Value:                c.big("value", &tx.Value),
+		Gas:                  c.int64("gas", &tx.Gas),
+		GasPrice:             optBig(&tx.GasPrice),
+		MaxFeePerGas:         optBig(&tx.MaxFeePerGas),
+		MaxPriorityFeePerGas: optBig(&tx.MaxPriorityFeePerGas),
+		MaxFeePerBlobGas:     optBig(&tx.MaxFeePerBlobGas),
+		Type:                 c.txType("type", &tx.Type),
+		Nonce:                c.int64("nonce", &tx.Nonce),
+		Input:                c.bytes("input", &tx.Input),
+	}
+}
+
+// withdrawalRows are the rows of a block's withdrawals and their count; nil, nil for a block without the
+// field (before Shanghai).
+func withdrawalRows(c *conv, list *[]rpcWithdrawal, number uint64) ([]chain.Withdrawal, *int32, *decodeError) {
+	if list == nil {
+		return nil, nil, nil
+	}
+	ws := *list
+	if len(ws) > math.MaxInt32 {
+		return nil, nil, c.at.field("withdrawals", errNotInt32)
+	}
+	n := int32(len(ws))
+	out := make([]chain.Withdrawal, len(ws))
+	for i := range ws {
+		w := &ws[i]
+		c := conv{at: at{list: "block.withdrawals", i: i}}
+		out[i] = chain.Withdrawal{
+			BlockNumber:    number,
+			Index:          c.int64("index", &w.Index),
+			Position:       int32(i),
+			ValidatorIndex: c.int64("validatorIndex", &w.ValidatorIndex),
+			Address:        c.address("address", &w.Address),
+			AmountGwei:     c.big("amount", &w.Amount),
+		}
+		if c.err != nil {
+			return nil, nil, c.err
+		}
+	}
+	return out, &n, nil
 }
 
 // mergeReceipts puts each receipt's fields into its transaction's row and its logs into rows.Logs. The
@@ -355,23 +397,7 @@ func mergeReceipts(rows *chain.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 		order[idx] = int32(j)
 		nlogs += len(*r.Logs)
 
-		t := &rows.Transactions[idx]
-		slots := ints[3*int(idx):]
-		t.Status = c.status("status", &r.Status, &statuses[idx])
-		t.Root = stateRoot(&r.Root)
-		t.GasUsed = c.optInt64("gasUsed", &r.GasUsed, &slots[0])
-		t.CumulativeGasUsed = c.optInt64("cumulativeGasUsed", &r.CumulativeGasUsed, &slots[1])
-		t.EffectiveGasPrice = optBig(&r.EffectiveGasPrice)
-		t.ContractAddress = contractAddress(&r.ContractAddress)
-		t.BlobGasUsed = c.optInt64("blobGasUsed", &r.BlobGasUsed, &slots[2])
-		t.BlobGasPrice = optBig(&r.BlobGasPrice)
-		if !r.GasUsed.ok {
-			c.fail("gasUsed", errMissing)
-		}
-		if !r.CumulativeGasUsed.ok {
-			c.fail("cumulativeGasUsed", errMissing)
-		}
-		if c.err != nil {
+		if applyReceipt(&c, &rows.Transactions[idx], r, ints[3*int(idx):], &statuses[idx]); c.err != nil {
 			return c.err
 		}
 	}
@@ -430,6 +456,25 @@ func mergeReceipts(rows *chain.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 	return nil
 }
 
+// applyReceipt puts receipt r's fields into its transaction's row t; slots hold its 3 nullable integers and
+// status its status.
+func applyReceipt(c *conv, t *chain.Transaction, r *rpcReceipt[rpcLog], slots []int64, status *int16) {
+	t.Status = c.status("status", &r.Status, status)
+	t.Root = stateRoot(&r.Root)
+	t.GasUsed = c.optInt64("gasUsed", &r.GasUsed, &slots[0])
+	t.CumulativeGasUsed = c.optInt64("cumulativeGasUsed", &r.CumulativeGasUsed, &slots[1])
+	t.EffectiveGasPrice = optBig(&r.EffectiveGasPrice)
+	t.ContractAddress = contractAddress(&r.ContractAddress)
+	t.BlobGasUsed = c.optInt64("blobGasUsed", &r.BlobGasUsed, &slots[2])
+	t.BlobGasPrice = optBig(&r.BlobGasPrice)
+	if !r.GasUsed.ok {
+		c.fail("gasUsed", errMissing)
+	}
+	if !r.CumulativeGasUsed.ok {
+		c.fail("cumulativeGasUsed", errMissing)
+	}
+}
+
 // locateBundleError finds where a message that encoding/json rejected goes wrong, with list indices, by
 // decoding it again one element at a time. Only failing messages pay for this.
 func locateBundleError(value []byte, err error) *decodeError {
@@ -485,6 +530,9 @@ func locateBundleError(value []byte, err error) *decodeError {
 				return e
 			}
 		}
+	}
+	if e := locateFilteredError(&b); e != nil {
+		return e
 	}
 	return top.jsonError(err)
 }

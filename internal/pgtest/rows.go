@@ -24,14 +24,14 @@ func ReadRows(ctx context.Context, db store.DB, from, to uint64) (chain.Rows, er
 	if r.Blocks, err = readTable(ctx, db, `SELECT number, hash, parent_hash, "timestamp", miner, gas_used, gas_limit,
 		base_fee_per_gas, transaction_count, size, nonce, difficulty, total_difficulty, extra_data, mix_hash,
 		sha3_uncles, logs_bloom, transactions_root, state_root, receipts_root, withdrawals_root, withdrawal_count,
-		blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash
+		blob_gas_used, excess_blob_gas, parent_beacon_block_root, requests_hash, filtered
 		FROM blocks WHERE number BETWEEN $1 AND $2 ORDER BY number`, from, to,
 		func(row pgx.CollectableRow) (b chain.Block, err error) {
 			var base, diff, td pgtype.Numeric
 			err = row.Scan(&b.Number, &b.Hash, &b.ParentHash, &b.Timestamp, &b.Miner, &b.GasUsed, &b.GasLimit, &base,
 				&b.TransactionCount, &b.Size, &b.Nonce, &diff, &td, &b.ExtraData, &b.MixHash, &b.Sha3Uncles, &b.LogsBloom,
 				&b.TransactionsRoot, &b.StateRoot, &b.ReceiptsRoot, &b.WithdrawalsRoot, &b.WithdrawalCount,
-				&b.BlobGasUsed, &b.ExcessBlobGas, &b.ParentBeaconBlockRoot, &b.RequestsHash)
+				&b.BlobGasUsed, &b.ExcessBlobGas, &b.ParentBeaconBlockRoot, &b.RequestsHash, &b.Filtered)
 			b.BaseFeePerGas, b.Difficulty, b.TotalDifficulty = bigOf(base), bigOf(diff), bigOf(td)
 			return b, err
 		}); err != nil {

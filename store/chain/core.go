@@ -1,7 +1,7 @@
 package chain
 
 // The descriptors of the analyst schema's tables, column for column as migrations/00001_analyst_schema.sql
-// (and 00008 and 00009, traces and contracts) creates them (store's TestCoreTablesMatchMigrations compares them with the catalog).
+// (and 00008 and 00009, traces and contracts, and 00011, blocks.filtered) creates them (store's TestCoreTablesMatchMigrations compares them with the catalog).
 
 // BlocksTable describes blocks.
 var BlocksTable = (&Table{
@@ -11,7 +11,8 @@ var BlocksTable = (&Table{
 		"size bigint", "nonce bytea", "difficulty numeric(78,0)", "total_difficulty numeric(78,0)",
 		"extra_data bytea", "mix_hash bytea", "sha3_uncles bytea", "logs_bloom bytea", "transactions_root bytea",
 		"state_root bytea", "receipts_root bytea", "withdrawals_root bytea", "withdrawal_count integer",
-		"blob_gas_used bigint", "excess_blob_gas bigint", "parent_beacon_block_root bytea", "requests_hash bytea"),
+		"blob_gas_used bigint", "excess_blob_gas bigint", "parent_beacon_block_root bytea", "requests_hash bytea",
+		"filtered boolean"),
 	Key:   []string{"number"},
 	Scope: ScopeBlock,
 	Len:   func(r *Rows) int { return len(r.Blocks) },
@@ -23,6 +24,7 @@ var BlocksTable = (&Table{
 		v[14], v[15], v[16], v[17], v[18], v[19] = b.MixHash, b.Sha3Uncles, b.LogsBloom, b.TransactionsRoot, b.StateRoot, b.ReceiptsRoot
 		v[20], v[21], v[22], v[23], v[24], v[25] = b.WithdrawalsRoot, b.WithdrawalCount, b.BlobGasUsed, b.ExcessBlobGas,
 			b.ParentBeaconBlockRoot, b.RequestsHash
+		v[26] = b.Filtered
 	},
 }).init()
 

@@ -36,6 +36,9 @@ type Block struct {
 	ExcessBlobGas         *int64
 	ParentBeaconBlockRoot []byte
 	RequestsHash          []byte
+	// Filtered marks a block of a filtered bundle: only the configuration's logs and calls of it are stored,
+	// not all of its transactions and logs.
+	Filtered bool
 }
 
 // Withdrawal is a row of withdrawals.
