@@ -452,7 +452,13 @@ func Encode(b Block) ([]byte, error) {
 
 // EncodeRows is Encode that also returns the rows the bundle decodes into.
 func EncodeRows(b Block) ([]byte, chain.Rows, error) {
-	value, err := format.EncodeBundle(b.Block, b.Receipts, b.Traces)
+	var value []byte
+	var err error
+	if f := b.Filtered; f != nil {
+		value, err = format.EncodeFilteredBundle(f.Header, f.Logs, f.Transactions, f.Receipts)
+	} else {
+		value, err = format.EncodeBundle(b.Block, b.Receipts, b.Traces)
+	}
 	if err != nil {
 		return nil, chain.Rows{}, fmt.Errorf("block %d: %w", b.Number, err)
 	}

@@ -54,8 +54,12 @@ type Config struct {
 	To   Target
 	// Topic receives one bundle message per block, keyed by the block number.
 	Topic string
-	// Job names the checkpoint row; default "<topic>:<from>-<to as given>", e.g. "blocks:0-latest-12".
+	// Job names the checkpoint row; default "<topic>:<from>-<to as given>", e.g. "blocks:0-latest-12", with
+	// ":filtered" after it when Filtered.
 	Job string
+	// Filtered says that the Fetcher is a FilteredFetcher (filtered mode): a filtered job and a full one of
+	// the same range keep separate checkpoints by default.
+	Filtered bool
 
 	// Concurrency is how many batch requests are in flight. Default 4.
 	Concurrency int
@@ -114,6 +118,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Job == "" {
 		c.Job = fmt.Sprintf("%s:%d-%s", c.Topic, c.From, c.To)
+		if c.Filtered {
+			c.Job += ":filtered"
+		}
 	}
 	return c
 }

@@ -26,6 +26,17 @@ type Block struct {
 	// Traces is the debug_traceBlockByNumber(N, {"tracer": "callTracer"}) result; nil unless the fetcher
 	// was asked for traces (RPCFetcher.WithTraces).
 	Traces json.RawMessage
+	// Filtered, from a FilteredFetcher, is what filtered mode keeps of the block, in place of Block and
+	// Receipts.
+	Filtered *Filtered
+}
+
+// Header is the block's header fields (hash, parent hash, …): Block, or a filtered block's header.
+func (b Block) Header() json.RawMessage {
+	if b.Filtered != nil {
+		return b.Filtered.Header
+	}
+	return b.Block
 }
 
 // Fetcher reads blocks from a node. Each call is one attempt; Run retries.

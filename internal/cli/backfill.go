@@ -20,6 +20,7 @@ type backfillOptions struct {
 	db          store.Config
 	kafka       kafkaFlags
 	cfg         backfill.Config
+	abi         abiOptions
 	rpc         string
 	to          string
 	traces      bool
@@ -61,6 +62,7 @@ which is harmless: a bundle replaces its whole block. --to latest-K stops K bloc
 	}
 	addDatabaseFlags(cmd, &o.db)
 	addKafkaFlags(cmd, &o.kafka, "Kafka bootstrap servers, host:port[,host:port…]")
+	addABIFlags(cmd, &o.abi)
 	f := cmd.Flags()
 	f.StringVar(&o.rpc, "rpc", "", "Ethereum JSON-RPC URL (http, https, ws, wss or an IPC path)")
 	f.BoolVar(&o.traces, "traces", false, "also fetch each block's call traces (debug_traceBlockByNumber with the callTracer) into its bundle: the traces table")
@@ -119,6 +121,12 @@ func runBackfill(ctx context.Context, o *backfillOptions, g *globals, logger *sl
 	if o.traces {
 		fetcher.WithTraces()
 	}
+	var source backfill.Fetcher = fetcher
+	if ff, err := o.abi.filtered(fetcher, o.traces); err != nil {
+		return err
+	} else if ff != nil {
+		source, o.cfg.Filtered = ff, true
+	}
 	pub, err := backfill.NewKafkaPublisher(o.cfg.Topic, cm, logger)
 	if err != nil {
 		return err
@@ -140,7 +148,7 @@ func runBackfill(ctx context.Context, o *backfillOptions, g *globals, logger *sl
 		progress = &backfill.BarProgress{W: f}
 	}
 	res, err := backfill.Run(ctx, o.cfg, backfill.Deps{
-		Fetcher: fetcher, Publisher: pub, Checkpoints: backfill.StoreCheckpoints{DB: s.Pool()}, Tokens: sink,
+		Fetcher: source, Publisher: pub, Checkpoints: backfill.StoreCheckpoints{DB: s.Pool()}, Tokens: sink,
 		Progress: progress, Logger: logger,
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/backfill"
 	"github.com/chainsink/chainsink/internal/config"
 	"github.com/chainsink/chainsink/internal/typed"
 	"github.com/chainsink/chainsink/store"
@@ -77,4 +78,19 @@ func checkTables(ctx context.Context, db store.DB, ts *typed.Tables) error {
 		return fmt.Errorf("%w (with the same --config)", err)
 	}
 	return err
+}
+
+// filtered returns the filtered fetcher of node when --config is given (filtered mode), nil otherwise.
+func (o *abiOptions) filtered(node *backfill.RPCFetcher, traces bool) (*backfill.FilteredFetcher, error) {
+	if o.config == "" {
+		return nil, nil
+	}
+	if traces {
+		return nil, errors.New("--traces with --config: filtered mode reads no traces (a set's call tables get the transactions' own calls)")
+	}
+	_, ts, err := o.load()
+	if err != nil {
+		return nil, err
+	}
+	return backfill.NewFilteredFetcher(node, ts.Filter()), nil
 }

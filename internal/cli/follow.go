@@ -20,6 +20,7 @@ type followOptions struct {
 	db          store.Config
 	kafka       kafkaFlags
 	cfg         follow.Config
+	abi         abiOptions
 	rpc         string
 	traces      bool
 	tokensTopic string
@@ -65,6 +66,7 @@ It runs until SIGINT or SIGTERM, retrying a node or broker that fails. With --me
 		},
 	}
 	addDatabaseFlags(cmd, &o.db)
+	addABIFlags(cmd, &o.abi)
 	addKafkaFlags(cmd, &o.kafka, "Kafka bootstrap servers, host:port[,host:port…]")
 	f := cmd.Flags()
 	f.StringVar(&o.rpc, "rpc", "", "Ethereum JSON-RPC URL (http, https, ws, wss or an IPC path)")
@@ -123,6 +125,12 @@ func runFollow(ctx context.Context, o *followOptions, logger *slog.Logger) error
 	if o.traces {
 		node.WithTraces()
 	}
+	var source follow.Node = node
+	if ff, err := o.abi.filtered(node, o.traces); err != nil {
+		return err
+	} else if ff != nil {
+		source = ff
+	}
 	pub, err := backfill.NewKafkaPublisher(o.cfg.Topic, cm, logger)
 	if err != nil {
 		return err
@@ -131,7 +139,7 @@ func runFollow(ctx context.Context, o *followOptions, logger *slog.Logger) error
 	m := metrics.New()
 	fm := m.NewFollow()
 	fm.Confirmations.Set(float64(o.cfg.Confirmations))
-	fl := follow.New(o.cfg, node, pub, st.Pool(), fm, logger)
+	fl := follow.New(o.cfg, source, pub, st.Pool(), fm, logger)
 	if o.tokensTopic != "" {
 		tokenPub, err := backfill.NewKafkaPublisher(o.tokensTopic, cm, logger)
 		if err != nil {

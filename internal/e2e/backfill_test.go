@@ -732,13 +732,50 @@ func hexAddr(a common.Address) string { return strings.ToLower(a.Hex()) }
 // units is n·10^18.
 func units(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), big.NewInt(1e18)) }
 
-// TestBackfillUniswapV2: WETH9 (canonical-weth), v2-core's ERC20 test token and UniswapV2Factory
-// (@uniswap/v2-core@1.0.1), deployed from their published bytecode on a simulated chain; a pair created,
-// liquidity added, two swaps; then `chainsink backfill` → Kafka → `chainsink run` → Postgres. Every decoded
-// event, token transfer and call in Postgres must equal what the test did, and every Sync the pair's
-// getReserves at its block.
-func TestBackfillUniswapV2(t *testing.T) {
-	t.Parallel()
+// uniswapV2 is a simulated chain where WETH9 (canonical-weth), v2-core's ERC20 test token and
+// UniswapV2Factory (@uniswap/v2-core@1.0.1) were deployed from their published bytecode, a pair created,
+// liquidity added and two swaps made; with what each transaction must have stored.
+type uniswapV2 struct {
+	c                               *simChain
+	weth, tkn, factory, pair, owner common.Address
+	token0, token1                  common.Address
+	head                            uint64
+	sent                            []common.Hash // every transaction, in order
+	wantEvents                      map[common.Hash][]pgEvent
+	wantCalls                       map[common.Hash]*pgEvent
+	reserves                        func(pair common.Address, block *big.Int) (*big.Int, *big.Int)
+}
+
+// uniswapV2Tables is the configuration of the pair's tables, found through the factory that created it,
+// and WETH's.
+func (u *uniswapV2) tables() string {
+	return fmt.Sprintf(`contracts:
+  - name: univ2
+    abi: UniswapV2Pair
+    factory: {address: "%s", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
+    events: [Swap, Sync, Mint]
+    calls: [swap, mint]
+  - name: weth
+    abi: WETH9
+    address: "%s"
+    events: [Deposit, Transfer]
+`, hexAddr(u.factory), hexAddr(u.weth))
+}
+
+// typedTables is what each table of tables() must hold.
+func (u *uniswapV2) typedTables() map[string]typedOf {
+	return map[string]typedOf{
+		"univ2_evt_swap": {u.pair, "Swap", false, nil}, "univ2_evt_sync": {u.pair, "Sync", false, nil}, "univ2_evt_mint": {u.pair, "Mint", false, nil},
+		"univ2_call_swap": {u.pair, "swap", true, nil}, "univ2_call_mint": {u.pair, "mint", true, nil},
+		// The events table decodes WETH's Transfer with the ERC20 ABI (from, to, value); its typed table is
+		// WETH9's own (src, dst, wad).
+		"weth_evt_deposit":  {u.weth, "Deposit", false, nil},
+		"weth_evt_transfer": {u.weth, "Transfer", false, map[string]string{"from": "src", "to": "dst", "value": "wad"}},
+	}
+}
+
+func newUniswapV2(t *testing.T) *uniswapV2 {
+	t.Helper()
 	ctx := context.Background()
 	c := newSimChain(t)
 	wethABI, wethCode := loadArtifact(t, "WETH9.json")
@@ -894,6 +931,21 @@ func TestBackfillUniswapV2(t *testing.T) {
 	got := call(wethABI, weth, nil, "balanceOf", trader)[0].(*big.Int)
 	swap(2, weth, new(big.Int).Div(got, big.NewInt(2)), trader)
 	head := c.head()
+	return &uniswapV2{c: c, weth: weth, tkn: tkn, factory: factory, pair: pair, owner: owner, token0: token0, token1: token1,
+		head: head, sent: sent, wantEvents: wantEvents, wantCalls: wantCalls, reserves: reserves}
+}
+
+// TestBackfillUniswapV2: WETH9 (canonical-weth), v2-core's ERC20 test token and UniswapV2Factory
+// (@uniswap/v2-core@1.0.1), deployed from their published bytecode on a simulated chain; a pair created,
+// liquidity added, two swaps; then `chainsink backfill` → Kafka → `chainsink run` → Postgres. Every decoded
+// event, token transfer and call in Postgres must equal what the test did, and every Sync the pair's
+// getReserves at its block.
+func TestBackfillUniswapV2(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := newUniswapV2(t)
+	c, weth, tkn, factory, pair, owner, head := u.c, u.weth, u.tkn, u.factory, u.pair, u.owner, u.head
+	sent, wantEvents, wantCalls, reserves, token0, token1 := u.sent, u.wantEvents, u.wantCalls, u.reserves, u.token0, u.token1
 
 	// Backfill and index.
 	s, cfg := migratedStore(t)
@@ -909,30 +961,13 @@ func TestBackfillUniswapV2(t *testing.T) {
 	}
 	// Typed tables: the pair's, found through the factory that created it, and WETH's. Block 2 (the
 	// creation) and blocks 4-6 (the pair's events) may be on either partition and commit in any order.
-	conf := writeTables(t, cfg, fmt.Sprintf(`contracts:
-  - name: univ2
-    abi: UniswapV2Pair
-    factory: {address: "%s", abi: UniswapV2Factory, event: PairCreated, parameter: pair}
-    events: [Swap, Sync, Mint]
-    calls: [swap, mint]
-  - name: weth
-    abi: WETH9
-    address: "%s"
-    events: [Deposit, Transfer]
-`, hexAddr(factory), hexAddr(weth)))
+	conf := writeTables(t, cfg, u.tables())
 	p := start(t, append(runArgs(cfg, b.Addr(), "uniswap", "blocks:bundle"), "--config", conf)...)
 	waitCaughtUp(t, s, b, "uniswap", 60*time.Second, "blocks")
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink run exited with %v", err)
 	}
-	checkTyped(t, s, sent, wantEvents, wantCalls, map[string]typedOf{
-		"univ2_evt_swap": {pair, "Swap", false, nil}, "univ2_evt_sync": {pair, "Sync", false, nil}, "univ2_evt_mint": {pair, "Mint", false, nil},
-		"univ2_call_swap": {pair, "swap", true, nil}, "univ2_call_mint": {pair, "mint", true, nil},
-		// The events table decodes WETH's Transfer with the ERC20 ABI (from, to, value); its typed table is
-		// WETH9's own (src, dst, wad).
-		"weth_evt_deposit":  {weth, "Deposit", false, nil},
-		"weth_evt_transfer": {weth, "Transfer", false, map[string]string{"from": "src", "to": "dst", "value": "wad"}},
-	})
+	checkTyped(t, s, sent, wantEvents, wantCalls, u.typedTables())
 
 	// contracts, without traces: the three that transactions created, from their receipts, with no code; the
 	// pair, created inside the factory, needs traces (TestTracesOfUniswapV2).

@@ -362,7 +362,7 @@ func (f *Follower) step(ctx context.Context) (caughtUp bool, err error) {
 	hashes := make([]store.StoredBlockHash, 0, len(blocks))
 	var observed []chain.Rows
 	for _, b := range blocks {
-		hash, parent, err := blockHashes(b.Block)
+		hash, parent, err := blockHashes(b.Header())
 		if err != nil {
 			return false, fmt.Errorf("block %d: %w", b.Number, err)
 		}
