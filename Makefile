@@ -10,7 +10,7 @@ LDFLAGS       := -X github.com/chainsink/chainsink/internal/cli.Version=$(VERSIO
 # checksum-verified) and keeps its dependencies out of chainsink's go.mod and go.sum.
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-.PHONY: all build test test-short test-crash demo localkafka bench bench-scale bench-verify bench-follow fuzz vet lint clean
+.PHONY: all build test test-short test-crash demo localkafka bench bench-scale bench-rpc bench-verify bench-follow fuzz vet lint clean
 
 all: build
 
@@ -47,6 +47,9 @@ bench: build ## chainsink vs COPY and INSERT ON CONFLICT on real blocks; table +
 
 bench-scale: build ## cost growth: chainsink bundles with 0, 10 M and 50 M rows already stored (goal: ≥ 0.9× of the empty case)
 	$(GO) run ./cmd/chainsink-bench --binary $(BIN)/chainsink --scenarios ceiling,bundle,growth --backlog 0 --growth 0,10000000,50000000 $(BENCH_FLAGS)
+
+bench-rpc: build ## backfill + run of 100 k events on a simulated chain, full vs filtered mode, node vs replay (docs/performance.md)
+	$(GO) run ./cmd/chainsink-bench --binary $(BIN)/chainsink --scenarios rpc --blocks 10 --backlog 0 --growth '' $(BENCH_FLAGS)
 
 bench-follow: build ## block-to-row latency of follow + run on a simulated chain mining a block a second (goal: p99 ≤ 1 s)
 	$(GO) run ./cmd/chainsink-bench --binary $(BIN)/chainsink --scenarios follow --blocks 10 --backlog 0 --growth '' $(BENCH_FLAGS)

@@ -71,7 +71,7 @@ type Options struct {
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
-var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "traced", "deferred", "etl", "growth", "backlog", "backlog32", "tuned", "verify", "follow"}
+var AllScenarios = []string{"ceiling", "baseline", "baseline1", "bundle", "typed", "traced", "deferred", "etl", "growth", "backlog", "backlog32", "tuned", "verify", "follow", "rpc"}
 
 // Tuning is a set of `chainsink run` settings: flags, and environment variables for the Go runtime.
 type Tuning struct {
@@ -251,7 +251,7 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		run  func(context.Context) error
 	}{
 		{"ceiling", b.ceiling}, {"baseline", b.baseline}, {"baseline1", b.baseline1}, {"bundle", b.bundle}, {"typed", b.typedRuns}, {"traced", b.tracedRuns}, {"deferred", b.deferred},
-		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"backlog32", b.backlog32}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency},
+		{"etl", b.etl}, {"growth", b.growth}, {"backlog", b.backlog}, {"backlog32", b.backlog32}, {"tuned", b.tuned}, {"verify", b.verify}, {"follow", b.followLatency}, {"rpc", b.rpcScenario},
 	} {
 		if !b.want(step.name) {
 			continue

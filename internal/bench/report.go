@@ -165,6 +165,8 @@ type Report struct {
 	Targets  []Target          `json:"targets"`
 	// FollowLatency is the follow scenario's block-to-row latency, when it ran.
 	FollowLatency *LatencyReport `json:"follow_latency,omitempty"`
+	// RPC are the rpc scenario's backfill + run passes, when it ran.
+	RPC []RPCRun `json:"rpc,omitempty"`
 	TotalSeconds  float64        `json:"total_seconds"`
 }
 
@@ -342,6 +344,25 @@ func (r *Report) finish(total time.Duration) {
 			}
 			t("follow + run, block mined to row stored, p99 (confirmations 0)", "≤ 1", "s", p99, p99 > 0,
 				func(v float64) bool { return v <= 1 })
+			best := func(filtered bool, source string) (secs, perBlock, reqs float64) {
+				for _, x := range r.RPC {
+					if strings.HasPrefix(x.Name, "filtered") == filtered && x.Source == source && (secs == 0 || x.Seconds < secs) {
+						secs, perBlock, reqs = x.Seconds, x.BackfillMsPerBlock, x.RequestsPerBlk
+					}
+				}
+				return
+			}
+			nodeSecs, _, nodeReqs := best(true, "node")
+			replaySecs, _, _ := best(true, "replay")
+			_, fullMs, _ := best(false, "node")
+			t("filtered backfill + run of 100k events vs the node (Shovel tuned: 1.08 s)", "≤ 1.08", "s", nodeSecs, nodeSecs > 0,
+				func(v float64) bool { return v <= 1.08 })
+			t("filtered backfill + run of 100k events vs a replay (Shovel tuned: 0.66 s)", "≤ 0.66", "s", replaySecs, replaySecs > 0,
+				func(v float64) bool { return v <= 0.66 })
+			t("filtered backfill: node requests per block (headers + eth_getLogs)", "≤ 1.05", "req", nodeReqs, nodeReqs > 0,
+				func(v float64) bool { return v <= 1.05 })
+			t("full backfill: CPU per block of 5 calls (a third of 0.85 ms)", "≤ 0.28", "ms", fullMs, fullMs > 0,
+				func(v float64) bool { return v <= 0.28 })
 		}
 	}
 }
@@ -421,6 +442,17 @@ func (r *Report) Print(out io.Writer) {
 	for _, d := range r.Deferred {
 		fmt.Fprintf(out, "deferred secondary indexes (%s): ×%.2f blocks/s while ingesting, ×%.2f counting the %.1fs rebuild\n",
 			d.Settings, d.Ingest, d.WithRebuild, d.Rebuild)
+	}
+	if len(r.RPC) > 0 {
+		fmt.Fprintf(out, "\nrpc: backfill + run of %d blocks, %d Ping events into one typed table (seconds from the backfill's start, run already up; CPU seconds)\n",
+			RPCBlocks+1, RPCBlocks*RPCCallsPerBlock*pingsPerCall)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "mode\tsource\tseconds\trequests/block\tCPU backfill\tms/block\tCPU run\tCPU postgres\tCPU source\trows\t")
+		for _, x := range r.RPC {
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.2f\t%.2f\t%d\t\n", x.Name, x.Source, x.Seconds, x.RequestsPerBlk,
+				x.BackfillCPU, x.BackfillMsPerBlock, x.RunCPU, x.PostgresCPU, x.SourceCPU, x.Rows)
+		}
+		_ = tw.Flush()
 	}
 	fmt.Fprintln(out, "\ntargets:")
 	for _, t := range r.Targets {
