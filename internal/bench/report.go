@@ -166,8 +166,8 @@ type Report struct {
 	// FollowLatency is the follow scenario's block-to-row latency, when it ran.
 	FollowLatency *LatencyReport `json:"follow_latency,omitempty"`
 	// RPC are the rpc scenario's backfill + run passes, when it ran.
-	RPC []RPCRun `json:"rpc,omitempty"`
-	TotalSeconds  float64        `json:"total_seconds"`
+	RPC          []RPCRun `json:"rpc,omitempty"`
+	TotalSeconds float64  `json:"total_seconds"`
 }
 
 func newReport(o Options, began time.Time) *Report {
