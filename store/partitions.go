@@ -97,7 +97,14 @@ func (p *Partitioner) Ensure(ctx context.Context, db DB, heights []uint64) error
 	if tables, err = Partitions(ctx, tx); err != nil {
 		return err
 	}
-	for table, points := range missing(tables, p.blocks, heights) {
+	need := missing(tables, p.blocks, heights)
+	if len(need) == 0 { // created meanwhile: nothing to commit
+		p.mu.Lock()
+		p.tables = tables
+		p.mu.Unlock()
+		return nil
+	}
+	for table, points := range need {
 		for _, h := range points {
 			if err := p.create(ctx, tx, tables[table], h); err != nil {
 				return err

@@ -90,8 +90,9 @@ func TestFaultCommitReplyLost(t *testing.T) {
 	proxy := pgtest.StartProxy(t)
 	b := newBroker(t, map[string]int32{crashTopic: 4})
 	proxy.CutAfterCommit(3)
+	// The batches' COMMITs are the ones to cut: partition creation, which has COMMITs of its own, is off.
 	p := start(t, append(runArgs(withURL(cfg, proxy.URL(t, cfg.DatabaseURL)), b.Addr(), "lostcommit",
-		crashTopic+":ethereum-etl"), "--batch-max-rows", "100", "--metrics-addr", "127.0.0.1:0")...)
+		crashTopic+":ethereum-etl"), "--batch-max-rows", "100", "--metrics-addr", "127.0.0.1:0", "--partition-blocks", "-1")...)
 	addr := p.metricsAddr(t)
 	if err := b.Produce(ctx, recs); err != nil {
 		t.Fatal(err)

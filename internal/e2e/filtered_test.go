@@ -19,7 +19,9 @@ import (
 // hold exactly what they hold in full mode; the logs are exactly the pair's Swap, Sync and Mint, WETH's
 // Deposit and Transfer and the factory's PairCreated (the pair known only from it), and nothing of the
 // test token or of the pair's LP token; the transactions are exactly the pair's swap and mint calls; every
-// height has its block, marked filtered; and verify, against the node, passes.
+// height has its block, marked filtered; and verify, against the node, passes. Batches of 5 blocks, 2 at a
+// time: the pair's creation (block 2) and its Mint (block 4) are in one batch, its swaps (5 and 6) in the
+// next, which may be fetched first.
 func TestFilteredBackfillUniswapV2(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -28,7 +30,7 @@ func TestFilteredBackfillUniswapV2(t *testing.T) {
 	b := newBroker(t, map[string]int32{"blocks": 2})
 	conf := writeTables(t, cfg, u.tables())
 	out, errOut, err := runBackfillCmd(t, "--rpc", u.c.url, "--brokers", b.Addr(), "--topic", "blocks", "--config", conf,
-		"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema, "--batch-size", "2", "--concurrency", "2",
+		"--database-url", cfg.DatabaseURL, "--schema", cfg.Schema, "--batch-size", "5", "--concurrency", "2",
 		"--from", "0", "--to", "latest")
 	if err != nil {
 		t.Fatalf("backfill: %v\n%s", err, errOut)
