@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,11 +36,20 @@ type Span struct {
 	From, To int64
 }
 
+// DefaultPartitionRetry is how long a Partitioner waits after a failed creation before it tries again.
+const DefaultPartitionRetry = 30 * time.Second
+
 // Partitioner keeps the partitioned tables of one schema partitioned ahead of the data. It is safe for
 // concurrent use: the workers of every owned Kafka partition share one. Instances that share a schema take
 // turns through an advisory lock and each reads what the others created.
 type Partitioner struct {
 	blocks int64
+	// Retry is how long batches go on without trying to create partitions after a creation failed: a
+	// creation that waits on a long query (an analyst's over a partitioned table holds its default
+	// partition) must not stall every batch by partitionLockTimeout. Default DefaultPartitionRetry.
+	Retry time.Duration
+	// failedAt is when the last creation failed (UnixNano), 0 after a success.
+	failedAt atomic.Int64
 
 	// creating is held by the one Ensure that creates partitions; a channel, so that a worker waiting for
 	// it gives up with its context (a revoked partition's flush must end in time).
@@ -66,7 +76,8 @@ func (p *Partitioner) Blocks() int64 { return p.blocks }
 // Ensure makes every partitioned table of the schema have a partition for each of heights and for the range
 // after the highest of them. It costs nothing when they exist; otherwise it creates the missing ones (see
 // partitionLockTimeout), and moves the rows of their range out of the default partition. An error leaves
-// the tables as they were: a batch may be written anyway, its rows go to the default partition.
+// the tables as they were: a batch may be written anyway, its rows go to the default partition. After an
+// error it does not try again for Retry, and returns nil meanwhile.
 func (p *Partitioner) Ensure(ctx context.Context, db DB, heights []uint64) error {
 	if len(heights) == 0 {
 		return nil
@@ -77,6 +88,22 @@ func (p *Partitioner) Ensure(ctx context.Context, db DB, heights []uint64) error
 	if tables != nil && len(missing(tables, p.blocks, heights)) == 0 {
 		return nil
 	}
+	retry := p.Retry
+	if retry == 0 {
+		retry = DefaultPartitionRetry
+	}
+	if at := p.failedAt.Load(); at != 0 && time.Since(time.Unix(0, at)) < retry {
+		return nil // the rows go to the default partition until the next try moves them
+	}
+	if err := p.ensure(ctx, db, heights); err != nil {
+		p.failedAt.Store(time.Now().UnixNano())
+		return err
+	}
+	p.failedAt.Store(0)
+	return nil
+}
+
+func (p *Partitioner) ensure(ctx context.Context, db DB, heights []uint64) error {
 	select {
 	case p.creating <- struct{}{}:
 		defer func() { <-p.creating }()
@@ -94,7 +121,8 @@ func (p *Partitioner) Ensure(ctx context.Context, db DB, heights []uint64) error
 		strconv.FormatInt(partitionLockTimeout.Milliseconds(), 10)); err != nil {
 		return fmt.Errorf("take the partition lock: %w", err)
 	}
-	if tables, err = Partitions(ctx, tx); err != nil {
+	tables, err := Partitions(ctx, tx)
+	if err != nil {
 		return err
 	}
 	need := missing(tables, p.blocks, heights)
@@ -204,7 +232,8 @@ type PartitionedTable struct {
 	Spans []Span
 }
 
-// Partitions reads the partitioned tables of the current schema (search_path) and their partitions.
+// Partitions reads the tables of the current schema (search_path) partitioned by range of block_number, and
+// their partitions; other partitioned tables (an operator's own) are not chainsink's to manage.
 func Partitions(ctx context.Context, db DB) (map[string]*PartitionedTable, error) {
 	rows, err := db.Query(ctx, `
 		SELECT t.relname, p.relname, pg_get_expr(p.relpartbound, p.oid)
@@ -212,7 +241,8 @@ func Partitions(ctx context.Context, db DB) (map[string]*PartitionedTable, error
 		JOIN pg_class t ON t.oid = pt.partrelid
 		LEFT JOIN pg_inherits i ON i.inhparent = t.oid
 		LEFT JOIN pg_class p ON p.oid = i.inhrelid
-		WHERE t.relnamespace = current_schema()::regnamespace`)
+		WHERE t.relnamespace = current_schema()::regnamespace AND pt.partstrat = 'r' AND pt.partnatts = 1
+		  AND (SELECT attname FROM pg_attribute WHERE attrelid = t.oid AND attnum = pt.partattrs[0]) = 'block_number'`)
 	if err != nil {
 		return nil, fmt.Errorf("read partitions: %w", err)
 	}
