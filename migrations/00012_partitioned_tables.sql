@@ -38,7 +38,9 @@ DECLARE
     v    record;
     views text[] := '{}';
 BEGIN
-    IF EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(quote_ident(t))) THEN
+    -- Gone (a typed table dropped by hand, its registry row left) or partitioned already: nothing to do.
+    IF to_regclass(quote_ident(t)) IS NULL
+       OR EXISTS (SELECT 1 FROM pg_partitioned_table WHERE partrelid = to_regclass(quote_ident(t))) THEN
         RETURN;
     END IF;
     SELECT conname, pg_get_constraintdef(oid) INTO pk, pk_def
