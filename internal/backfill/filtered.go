@@ -51,6 +51,9 @@ type FilteredFetcher struct {
 	mu      sync.Mutex
 	kids    typed.Children
 	scanned uint64 // factory logs are read below this height
+	// snapshot is a copy of kids that batches read while the scan goes on, made again only when a scan
+	// registered a child.
+	snapshot typed.Children
 }
 
 // NewFilteredFetcher returns a filtered fetcher of f's node for filter.
@@ -195,7 +198,7 @@ func (f *FilteredFetcher) fetchCalls(ctx context.Context, blocks []Block, kids t
 }
 
 // children returns the factories' children registered by every block up to to, reading the creation logs
-// of the blocks not read yet first.
+// of the blocks not read yet first. The map returned is shared: callers only read it.
 func (f *FilteredFetcher) children(ctx context.Context, to uint64) (typed.Children, error) {
 	q, ok := f.filter.Factories()
 	if !ok {
@@ -207,6 +210,7 @@ func (f *FilteredFetcher) children(ctx context.Context, to uint64) (typed.Childr
 	if step == 0 {
 		step = DefaultLogRange
 	}
+	changed := f.snapshot == nil
 	for f.scanned <= to {
 		hi := min(f.scanned+step-1, to)
 		logs, err := f.getLogs(ctx, q, f.scanned, hi)
@@ -218,15 +222,19 @@ func (f *FilteredFetcher) children(ctx context.Context, to uint64) (typed.Childr
 			if err := json.Unmarshal(raw, &l); err != nil {
 				return nil, fmt.Errorf("eth_getLogs %d-%d: %w", f.scanned, hi, err)
 			}
-			f.filter.Register(f.kids, abi.Log{Address: l.Address, Topics: l.Topics, Data: l.Data}, uint64(l.BlockNumber))
+			if f.filter.Register(f.kids, abi.Log{Address: l.Address, Topics: l.Topics, Data: l.Data}, uint64(l.BlockNumber)) {
+				changed = true
+			}
 		}
 		f.scanned = hi + 1
 	}
-	out := make(typed.Children, len(f.kids))
-	for set, addrs := range f.kids {
-		out[set] = maps.Clone(addrs)
+	if changed {
+		f.snapshot = make(typed.Children, len(f.kids))
+		for set, addrs := range f.kids {
+			f.snapshot[set] = maps.Clone(addrs)
+		}
 	}
-	return out, nil
+	return f.snapshot, nil
 }
 
 // getLogs is one eth_getLogs of q over blocks from..to.

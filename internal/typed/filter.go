@@ -85,33 +85,40 @@ func (f *Filter) Register(kids Children, l abi.Log, n uint64) bool {
 // when there are more than maxAddresses to list, which nodes refuse: Keep then sorts the answer.
 func (f *Filter) Logs(kids Children, maxAddresses int) LogQuery {
 	var q LogQuery
-	anyAddress := false
+	// The sets whose addresses the query lists, unless they are too many (counted before they are listed:
+	// a factory may have hundreds of thousands of children).
+	var listed []*Set
+	anyAddress, n := false, 0
 	for _, t := range f.ts.All {
 		if t.Kind != KindEvent {
 			continue
 		}
 		q.Topic0s = append(q.Topic0s, t.event.Topic0)
 		switch s := t.Set; {
-		case s.Factory != nil:
-			for a := range kids[s.Name] {
-				q.Addresses = append(q.Addresses, a)
-			}
-		case s.Addresses == nil:
+		case s.Factory == nil && s.Addresses == nil:
 			anyAddress = true
-		default:
-			for a := range s.Addresses {
-				q.Addresses = append(q.Addresses, a)
-			}
+		case !slices.Contains(listed, s):
+			listed = append(listed, s)
+			n += len(kids[s.Name]) + len(s.Addresses)
 		}
 	}
-	if fq, ok := f.Factories(); ok {
-		q.Addresses = append(q.Addresses, fq.Addresses...)
+	fq, factories := f.Factories()
+	if factories {
 		q.Topic0s = append(q.Topic0s, fq.Topic0s...)
 	}
-	q.Addresses, q.Topic0s = dedupe(q.Addresses), dedupe(q.Topic0s)
-	if anyAddress || len(q.Addresses) > maxAddresses {
-		q.Addresses = nil
+	q.Topic0s = dedupe(q.Topic0s)
+	if anyAddress || n+len(fq.Addresses) > maxAddresses {
+		return q
 	}
+	for _, s := range listed {
+		for a := range kids[s.Name] {
+			q.Addresses = append(q.Addresses, a)
+		}
+		for a := range s.Addresses {
+			q.Addresses = append(q.Addresses, a)
+		}
+	}
+	q.Addresses = dedupe(append(q.Addresses, fq.Addresses...))
 	return q
 }
 
