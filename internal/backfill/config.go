@@ -58,8 +58,10 @@ type Config struct {
 	// ":filtered" after it when Filtered.
 	Job string
 	// Filtered says that the Fetcher is a FilteredFetcher (filtered mode): a filtered job and a full one of
-	// the same range keep separate checkpoints by default.
+	// the same range keep separate checkpoints by default, and so does a job of some Sets of the
+	// configuration alone (":filtered:<set>,<set>").
 	Filtered bool
+	Sets     []string
 
 	// Concurrency is how many batch requests are in flight. Default 4.
 	Concurrency int
@@ -120,6 +122,9 @@ func (c Config) withDefaults() Config {
 		c.Job = fmt.Sprintf("%s:%d-%s", c.Topic, c.From, c.To)
 		if c.Filtered {
 			c.Job += ":filtered"
+			if len(c.Sets) > 0 {
+				c.Job += ":" + strings.Join(c.Sets, ",")
+			}
 		}
 	}
 	return c

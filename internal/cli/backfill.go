@@ -21,6 +21,7 @@ type backfillOptions struct {
 	kafka       kafkaFlags
 	cfg         backfill.Config
 	abi         abiOptions
+	sets        []string
 	rpc         string
 	to          string
 	traces      bool
@@ -70,6 +71,7 @@ which is harmless: a bundle replaces its whole block. --to latest-K stops K bloc
 	f.Uint64Var(&o.cfg.From, "from", 0, "first block")
 	f.StringVar(&o.to, "to", "", "last block (inclusive): N, latest, or latest-K (K confirmations below the head at start)")
 	f.StringVar(&o.cfg.Topic, "topic", "", "topic to publish bundles to")
+	f.StringSliceVar(&o.sets, "sets", nil, "with --config: only these contract sets (e.g. one added to the configuration later), for a topic of format bundle-merge")
 	f.StringVar(&o.cfg.Job, "job", "", `name of the checkpoint (default "<topic>:<from>-<to>")`)
 	f.IntVar(&o.cfg.Concurrency, "concurrency", 4, "batch requests in flight")
 	f.IntVar(&o.cfg.BatchSize, "batch-size", 10, "blocks per JSON-RPC batch request")
@@ -122,10 +124,11 @@ func runBackfill(ctx context.Context, o *backfillOptions, g *globals, logger *sl
 		fetcher.WithTraces()
 	}
 	var source backfill.Fetcher = fetcher
-	if ff, err := o.abi.filtered(fetcher, o.traces); err != nil {
+	if ff, err := o.abi.filtered(fetcher, o.traces, o.sets); err != nil {
 		return err
 	} else if ff != nil {
 		source, o.cfg.Filtered = ff, true
+		o.cfg.Sets = o.sets
 	}
 	pub, err := backfill.NewKafkaPublisher(o.cfg.Topic, cm, logger)
 	if err != nil {

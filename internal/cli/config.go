@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -31,6 +33,11 @@ func addABIFlags(cmd *cobra.Command, o *abiOptions) {
 
 // load reads the configuration file, if any, and the ABIs. tables is nil without --config.
 func (o *abiOptions) load() (*abi.Registry, *typed.Tables, error) {
+	return o.loadSets(nil)
+}
+
+// loadSets is load with only the sets named in sets, all when sets is empty.
+func (o *abiOptions) loadSets(sets []string) (*abi.Registry, *typed.Tables, error) {
 	var file *config.File
 	dir := o.abiDir
 	if o.config != "" {
@@ -51,6 +58,17 @@ func (o *abiOptions) load() (*abi.Registry, *typed.Tables, error) {
 	}
 	if file == nil {
 		return reg, nil, nil
+	}
+	if len(sets) > 0 {
+		var keep []*config.Set
+		for _, name := range sets {
+			i := slices.IndexFunc(file.Sets, func(s *config.Set) bool { return s.Name == name })
+			if i < 0 {
+				return nil, nil, fmt.Errorf("--sets %s: %s has no contract set %q", strings.Join(sets, ","), o.config, name)
+			}
+			keep = append(keep, file.Sets[i])
+		}
+		file.Sets = keep
 	}
 	ts, err := typed.Compile(file, reg)
 	if err != nil {
@@ -80,15 +98,19 @@ func checkTables(ctx context.Context, db store.DB, ts *typed.Tables) error {
 	return err
 }
 
-// filtered returns the filtered fetcher of node when --config is given (filtered mode), nil otherwise.
-func (o *abiOptions) filtered(node *backfill.RPCFetcher, traces bool) (*backfill.FilteredFetcher, error) {
+// filtered returns the filtered fetcher of node when --config is given (filtered mode), of the named sets
+// alone when sets is not empty; nil without --config.
+func (o *abiOptions) filtered(node *backfill.RPCFetcher, traces bool, sets []string) (*backfill.FilteredFetcher, error) {
 	if o.config == "" {
+		if len(sets) > 0 {
+			return nil, errors.New("--sets needs --config: it names contract sets of the configuration")
+		}
 		return nil, nil
 	}
 	if traces {
 		return nil, errors.New("--traces with --config: filtered mode reads no traces (a set's call tables get the transactions' own calls)")
 	}
-	_, ts, err := o.load()
+	_, ts, err := o.loadSets(sets)
 	if err != nil {
 		return nil, err
 	}

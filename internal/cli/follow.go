@@ -126,7 +126,7 @@ func runFollow(ctx context.Context, o *followOptions, logger *slog.Logger) error
 		node.WithTraces()
 	}
 	var source follow.Node = node
-	if ff, err := o.abi.filtered(node, o.traces); err != nil {
+	if ff, err := o.abi.filtered(node, o.traces, nil); err != nil {
 		return err
 	} else if ff != nil {
 		source = ff

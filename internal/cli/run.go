@@ -94,7 +94,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.StringVar(&o.ix.Brokers, "brokers", "localhost:9092", "Kafka bootstrap servers, host:port[,host:port…]")
 	f.StringVar(&o.ix.Group, "group", "chainsink", "Kafka consumer group (also the key of the offsets stored in Postgres)")
 	f.StringVar(&o.ix.InstanceID, "instance-id", "", "static group membership (group.instance.id): unique and stable per instance, e.g. a StatefulSet pod name; a restarted instance gets its partitions back at once")
-	f.StringSliceVar(&o.topics, "topics", nil, "topics to consume with their format, TOPIC:FORMAT[,TOPIC:FORMAT…]; formats: bundle, ethereum-etl")
+	f.StringSliceVar(&o.topics, "topics", nil, "topics to consume with their format, TOPIC:FORMAT[,TOPIC:FORMAT…]; formats: bundle, ethereum-etl, bundle-merge")
 	f.StringArrayVar(&o.kafkaConfig, "kafka-config", nil, "librdkafka property key=value, repeatable (TLS, SASL, tuning); in the environment, comma-separated")
 	def := indexer.Config{}.WithDefaults()
 	f.IntVar(&o.ix.BatchMaxRows, "batch-max-rows", def.BatchMaxRows, "close a batch at this many rows")

@@ -11,6 +11,8 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/chainsink/chainsink/store"
 )
 
 // TestFilteredBackfillUniswapV2: the chain of TestBackfillUniswapV2 backfilled in filtered mode (`chainsink
@@ -23,7 +25,6 @@ import (
 // next, which may be fetched first.
 func TestFilteredBackfillUniswapV2(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	u := newUniswapV2(t)
 	s, cfg := migratedStore(t)
 	b := newBroker(t, map[string]int32{"blocks": 2})
@@ -42,6 +43,57 @@ func TestFilteredBackfillUniswapV2(t *testing.T) {
 	if err := p.stop(t); err != nil {
 		t.Fatalf("chainsink run exited with %v", err)
 	}
+	checkFilteredUniswap(t, u, s, cfg)
+}
+
+// TestFilteredSetAddedLater: a filtered backfill of WETH's set alone is stored; then the configuration gains
+// the pair's set (found through its factory): `tables apply` adds its tables, `backfill --config F --sets
+// univ2` publishes that set's logs and calls alone to a topic of format bundle-merge, and `run` with F
+// consumes both topics. Every table ends as a filtered backfill of F from the start leaves it, the WETH
+// rows of the first backfill kept.
+func TestFilteredSetAddedLater(t *testing.T) {
+	t.Parallel()
+	u := newUniswapV2(t)
+	s, cfg := migratedStore(t)
+	b := newBroker(t, map[string]int32{"blocks": 2, "pairs": 2})
+	backfill := func(conf, topic string, extra ...string) string {
+		t.Helper()
+		out, errOut, err := runBackfillCmd(t, append([]string{"--rpc", u.c.url, "--brokers", b.Addr(), "--topic", topic,
+			"--config", conf, "--database-url", cfg.DatabaseURL, "--schema", cfg.Schema, "--batch-size", "5",
+			"--from", "0", "--to", "latest"}, extra...)...)
+		if err != nil {
+			t.Fatalf("backfill: %v\n%s", err, errOut)
+		}
+		return out
+	}
+	index := func(conf string, topics ...string) {
+		t.Helper()
+		p := start(t, append(runArgs(cfg, b.Addr(), "added", topics...), "--config", conf)...)
+		waitCaughtUp(t, s, b, "added", 60*time.Second, "blocks", "pairs")
+		if err := p.stop(t); err != nil {
+			t.Fatalf("chainsink run exited with %v", err)
+		}
+	}
+	wethOnly := writeTables(t, cfg, fmt.Sprintf("contracts:\n  - {name: weth, abi: WETH9, address: %q, events: [Deposit, Transfer]}\n",
+		hexAddr(u.weth)))
+	backfill(wethOnly, "blocks")
+	index(wethOnly, "blocks:bundle")
+	if got := queryStrings(t, s.Pool(), `SELECT count(*)::text FROM logs WHERE address <> $1`, u.weth.Bytes()); got[0] != "0" {
+		t.Fatalf("%s logs of other contracts than WETH after its set's backfill", got[0])
+	}
+
+	both := writeTables(t, cfg, u.tables())
+	if out := backfill(both, "pairs", "--sets", "univ2"); !strings.Contains(out, `job "pairs:0-latest:filtered:univ2"`) {
+		t.Fatalf("backfill of the added set: %q", out)
+	}
+	index(both, "blocks:bundle", "pairs:bundle-merge")
+	checkFilteredUniswap(t, u, s, cfg)
+}
+
+// checkFilteredUniswap checks the tables after a filtered backfill of u.tables(): see TestFilteredBackfillUniswapV2.
+func checkFilteredUniswap(t *testing.T, u *uniswapV2, s *store.Store, cfg store.Config) {
+	t.Helper()
+	ctx := context.Background()
 	checkTyped(t, s, u.sent, u.wantEvents, u.wantCalls, u.typedTables())
 
 	// The logs, as the events table decodes them, are those of the configured contracts' events alone.

@@ -309,7 +309,7 @@ func TestEncodeBundle(t *testing.T) {
 }
 
 func TestParse(t *testing.T) {
-	for in, want := range map[string]Format{"bundle": Bundle, "ethereum-etl": EthereumETL, " Bundle ": Bundle} {
+	for in, want := range map[string]Format{"bundle": Bundle, "ethereum-etl": EthereumETL, " Bundle ": Bundle, "bundle-merge": BundleMerge} {
 		if got, err := Parse(in); err != nil || got != want {
 			t.Errorf("Parse(%q) = %q, %v", in, got, err)
 		}
@@ -319,7 +319,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("Parse(%q) = %q, want an error", in, got)
 		}
 	}
-	if Bundle.Mode() != chain.ReplaceBlocks || EthereumETL.Mode() != chain.ReplaceRows {
+	if Bundle.Mode() != chain.ReplaceBlocks || EthereumETL.Mode() != chain.ReplaceRows || BundleMerge.Mode() != chain.ReplaceRows {
 		t.Error("wrong replacement modes")
 	}
 }
@@ -327,13 +327,15 @@ func TestParse(t *testing.T) {
 // TestBundleTombstone: a bundle topic's message with a height key and no value removes that height (the chain
 // became shorter than what was published); it decodes to a tombstone, not to rows or a failure.
 func TestBundleTombstone(t *testing.T) {
-	for _, value := range [][]byte{nil, {}} {
-		rows, failure := Decode(Bundle, BundleKey(17173049), value)
-		if failure != nil {
-			t.Fatalf("tombstone: %v", failure.Err)
-		}
-		if rows.Len() != 0 || len(rows.Tombstones) != 1 || rows.Tombstones[0] != 17173049 {
-			t.Fatalf("tombstone decoded to %+v", rows)
+	for _, f := range []Format{Bundle, BundleMerge} {
+		for _, value := range [][]byte{nil, {}} {
+			rows, failure := Decode(f, BundleKey(17173049), value)
+			if failure != nil {
+				t.Fatalf("%s tombstone: %v", f, failure.Err)
+			}
+			if rows.Len() != 0 || len(rows.Tombstones) != 1 || rows.Tombstones[0] != 17173049 {
+				t.Fatalf("%s tombstone decoded to %+v", f, rows)
+			}
 		}
 	}
 	// ethereum-etl items have no key to say which height: an empty one stays a dead letter.

@@ -28,24 +28,29 @@ const (
 	Bundle Format = "bundle"
 	// EthereumETL is one ethereum-etl item (block, transaction, log, ...) per message.
 	EthereumETL Format = "ethereum-etl"
+	// BundleMerge is bundles whose rows are merged into their height by their own keys, as ethereum-etl
+	// items are, instead of replacing the height: what a set's own filtered backfill publishes (`backfill
+	// --config F --sets S`), next to the topic that holds the rest of the heights.
+	BundleMerge Format = "bundle-merge"
 )
 
 // Parse validates a format given by a user (flag, environment, config file).
 func Parse(s string) (Format, error) {
 	f := Format(strings.ToLower(strings.TrimSpace(s)))
 	switch f {
-	case Bundle, EthereumETL:
+	case Bundle, EthereumETL, BundleMerge:
 		return f, nil
 	}
-	return "", fmt.Errorf("unknown message format %q: want %q or %q", s, Bundle, EthereumETL)
+	return "", fmt.Errorf("unknown message format %q: want %q, %q or %q", s, Bundle, EthereumETL, BundleMerge)
 }
 
 func (f Format) String() string { return string(f) }
 
 // Mode is how the rows of f's messages replace stored rows: a bundle carries whole blocks, so it replaces
-// them; an ethereum-etl item carries one row, so it replaces only that row.
+// them; an ethereum-etl item carries one row, so it replaces only that row, and so do the rows of a merged
+// bundle.
 func (f Format) Mode() chain.Mode {
-	if f == EthereumETL {
+	if f == EthereumETL || f == BundleMerge {
 		return chain.ReplaceRows
 	}
 	return chain.ReplaceBlocks
@@ -99,7 +104,7 @@ func (d Decoder) Decode(key, value []byte) (rows chain.Rows, failure *chain.Fail
 		limit = MaxMessageBytes
 	}
 	switch {
-	case len(value) == 0 && d.Format == Bundle && len(key) > 0:
+	case len(value) == 0 && (d.Format == Bundle || d.Format == BundleMerge) && len(key) > 0:
 		// A tombstone: the producer says that height is no longer part of the chain (it became shorter).
 		n, err := strconv.ParseUint(string(key), 10, 64)
 		if err != nil {
@@ -114,7 +119,7 @@ func (d Decoder) Decode(key, value []byte) (rows chain.Rows, failure *chain.Fail
 	}
 	var err *decodeError
 	switch d.Format {
-	case Bundle:
+	case Bundle, BundleMerge:
 		rows, err = decodeBundle(key, value)
 	case EthereumETL:
 		rows, err = decodeETL(value)
