@@ -117,7 +117,7 @@ func (h *countingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (b *bencher) rpcScenario(ctx context.Context) error {
 	b.logf("==> rpc: a simulated chain of %d blocks × %d calls × %d Ping events", RPCBlocks, RPCCallsPerBlock, pingsPerCall)
 	t0 := time.Now()
-	sim, url, contract, head, err := pingChain(ctx)
+	sim, url, contract, head, err := pingChain(ctx, RPCBlocks)
 	if err != nil {
 		return err
 	}
@@ -249,8 +249,8 @@ func (b *bencher) rpcPass(ctx context.Context, name, source string, h http.Handl
 }
 
 // pingChain mines the scenario's chain on a simulated backend serving JSON-RPC over HTTP: the contract in
-// block 1, then RPCBlocks blocks of RPCCallsPerBlock calls.
-func pingChain(ctx context.Context) (*simulated.Backend, string, common.Address, uint64, error) {
+// block 1, then blocks blocks of RPCCallsPerBlock calls.
+func pingChain(ctx context.Context, blocks int) (*simulated.Backend, string, common.Address, uint64, error) {
 	key, err := crypto.GenerateKey()
 	if err != nil {
 		return nil, "", common.Address{}, 0, err
@@ -286,7 +286,7 @@ func pingChain(ctx context.Context) (*simulated.Backend, string, common.Address,
 		return fail(err)
 	}
 	sim.Commit()
-	for range RPCBlocks {
+	for range blocks {
 		for range RPCCallsPerBlock {
 			if err := send(&contract, nil, 100_000); err != nil {
 				return fail(err)

@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/backfill"
+	"github.com/chainsink/chainsink/internal/rpcreplay"
+	"github.com/chainsink/chainsink/internal/typed"
+)
+
+// BenchmarkFilteredBackfill is the producer side of `make bench-rpc` in process, for profiles: one op
+// fetches 200 blocks of the Ping chain (10,000 events) with a FilteredFetcher from a replay of the node, in
+// batches of 50, and encodes and checks each block's filtered bundle, as backfill does before it publishes.
+//
+//	go test ./internal/bench -run '^$' -bench FilteredBackfill -cpuprofile cpu.out
+func BenchmarkFilteredBackfill(b *testing.B) {
+	ctx := context.Background()
+	const blocks, batch = 200, 50
+	sim, url, contract, head, err := pingChain(ctx, blocks)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Ping.json"), []byte(pingABI), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := reg.LoadDir(dir); err != nil {
+		b.Fatal(err)
+	}
+	ts, err := typed.CompileYAML("ping.yaml", []byte(fmt.Sprintf("contracts:\n  - {name: ping, abi: Ping, address: %q, events: [Ping]}\n",
+		strings.ToLower(contract.Hex()))), reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fetchAll := func(rpcURL string) int {
+		node, err := backfill.DialRPC(ctx, rpcURL, 0, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer node.Close()
+		f := backfill.NewFilteredFetcher(node, ts.Filter())
+		logs := 0
+		for lo := uint64(0); lo <= head; lo += batch {
+			got, err := f.Fetch(ctx, lo, min(lo+batch-1, head))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, blk := range got {
+				_, rows, err := backfill.EncodeRows(blk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				logs += len(rows.Logs)
+			}
+		}
+		return logs
+	}
+	rec := rpcreplay.NewRecorder(url)
+	live := httptest.NewServer(rec)
+	defer live.Close()
+	if n := fetchAll(live.URL); n != (blocks)*RPCCallsPerBlock*pingsPerCall {
+		b.Fatalf("%d logs fetched, want %d", n, blocks*RPCCallsPerBlock*pingsPerCall)
+	}
+	replay := httptest.NewServer(&rpcreplay.Server{Answers: rec.Answers})
+	defer replay.Close()
+	b.ResetTimer()
+	for range b.N {
+		fetchAll(replay.URL)
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*int(head+1)), "ms/block")
+}
