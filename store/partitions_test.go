@@ -120,6 +120,19 @@ func TestPartitionsAreCreatedAheadOfTheData(t *testing.T) {
 	if got := rowsPerPartition(t, db, "logs"); got["logs_default"] == 0 {
 		t.Fatalf("logs of height 420 without a partition: %v", got)
 	}
+	st, err := store.Status(ctx, db, "", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logsStatus store.TablePartitions
+	for _, p := range st.Partitioned {
+		if p.Table == "logs" {
+			logsStatus = p
+		}
+	}
+	if logsStatus.Ranges != 2 || logsStatus.From != 100 || logsStatus.To != 300 || logsStatus.InDefault == 0 {
+		t.Fatalf("status of logs' partitions with height 420 in the default partition: %+v", logsStatus)
+	}
 	before, err := store.CountRows(ctx, db)
 	if err != nil {
 		t.Fatal(err)

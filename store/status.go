@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,7 +25,24 @@ type StatusReport struct {
 	NewestBlock, OldestBlock *BlockHead
 	// Horizon is where retention made stored history start (`chainsink retention`); nil without one.
 	Horizon *Horizon
+	// Partitioned are the tables partitioned by block number, by name.
+	Partitioned []TablePartitions
 }
+
+// TablePartitions is what a partitioned table's partitions cover.
+type TablePartitions struct {
+	Table string
+	// Ranges is its number of range partitions, From and To the lowest and highest height they cover
+	// ([From, To); both 0 without any).
+	Ranges   int
+	From, To int64
+	// InDefault is the rows in its default partition, counted up to defaultRowsCap: heights stored before
+	// their partition was created. Nonzero is worth a look (docs/operations.md, "Partitions").
+	InDefault int64
+}
+
+// defaultRowsCap bounds the count of a default partition's rows: status should not read a large one whole.
+const defaultRowsCap = 10_000
 
 // DeadLetterSummary is the number of dead letters of one topic and reason, and when the newest was stored.
 type DeadLetterSummary struct {
@@ -91,7 +110,33 @@ func Status(ctx context.Context, db DB, group string, exact bool) (StatusReport,
 	if r.Horizon, err = ReadHorizon(ctx, db); err != nil {
 		return r, err
 	}
+	if r.Partitioned, err = partitionStatus(ctx, db); err != nil {
+		return r, err
+	}
 	return r, nil
+}
+
+func partitionStatus(ctx context.Context, db DB) ([]TablePartitions, error) {
+	parts, err := Partitions(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	var out []TablePartitions
+	for _, name := range slices.Sorted(maps.Keys(parts)) {
+		p := parts[name]
+		tp := TablePartitions{Table: name, Ranges: len(p.Spans)}
+		if len(p.Spans) > 0 {
+			tp.From, tp.To = p.Spans[0].From, p.Spans[len(p.Spans)-1].To
+		}
+		if p.Default != "" {
+			if err := db.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM ONLY `+pgx.Identifier{p.Default}.Sanitize()+
+				` LIMIT $1) x`, defaultRowsCap+1).Scan(&tp.InDefault); err != nil {
+				return nil, fmt.Errorf("count the rows of %s: %w", p.Default, err)
+			}
+		}
+		out = append(out, tp)
+	}
+	return out, nil
 }
 
 func summarizeDeadLetters(ctx context.Context, db DB, group string) ([]DeadLetterSummary, error) {

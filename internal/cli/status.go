@@ -102,6 +102,18 @@ type statusJSON struct {
 	OldestBlock *blockJSON          `json:"oldest_block"`
 	// Horizon is where `chainsink retention` made history start; absent without retention.
 	Horizon *horizonJSON `json:"retention_horizon,omitempty"`
+	// TablePartitions are the tables partitioned by block number (not Kafka's partitions).
+	TablePartitions []tablePartitionsJSON `json:"table_partitions"`
+}
+
+type tablePartitionsJSON struct {
+	Table  string `json:"table"`
+	Ranges int    `json:"range_partitions"`
+	// From and To are the heights the range partitions cover, [from, to).
+	From int64 `json:"from_block"`
+	To   int64 `json:"to_block"`
+	// InDefault is the rows of the default partition, counted up to 10,001.
+	InDefault int64 `json:"rows_in_default_partition"`
 }
 
 type horizonJSON struct {
@@ -174,6 +186,11 @@ func runStatus(ctx context.Context, out io.Writer, o *statusOptions) error {
 	}
 	if rep.OldestBlock != nil {
 		doc.OldestBlock = &blockJSON{Number: rep.OldestBlock.Number, Timestamp: rep.OldestBlock.Timestamp.UTC()}
+	}
+	doc.TablePartitions = []tablePartitionsJSON{}
+	for _, p := range rep.Partitioned {
+		doc.TablePartitions = append(doc.TablePartitions, tablePartitionsJSON{Table: p.Table, Ranges: p.Ranges, From: p.From,
+			To: p.To, InDefault: p.InDefault})
 	}
 	if h := rep.Horizon; h != nil {
 		doc.Horizon = &horizonJSON{Block: h.Block, KeepBlocks: h.KeepBlocks, At: h.At.UTC()}
@@ -294,6 +311,27 @@ func printStatus(w io.Writer, doc *statusJSON, withKafka bool, now time.Time) er
 	}
 	if h := doc.Horizon; h != nil {
 		fmt.Fprintf(tw, "history kept from block %d (retention of %d blocks, %s)\n", h.Block, h.KeepBlocks, stamp(h.At, now))
+	}
+	if len(doc.TablePartitions) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "TABLE PARTITIONS (by block number)")
+		fmt.Fprintln(tw, "TABLE	RANGES	HEIGHTS	IN DEFAULT")
+		stray := false
+		for _, p := range doc.TablePartitions {
+			heights := "-"
+			if p.Ranges > 0 {
+				heights = fmt.Sprintf("%d-%d", p.From, p.To-1)
+			}
+			n := strconv.FormatInt(p.InDefault, 10)
+			if p.InDefault > 10_000 {
+				n = "> 10000"
+			}
+			stray = stray || p.InDefault > 0
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p.Table, p.Ranges, heights, n)
+		}
+		if stray {
+			fmt.Fprintln(tw, "rows in a default partition: heights stored before their partition was created; the next batch of their range creates it and moves them (docs/operations.md, \"Partitions\")")
+		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err

@@ -58,6 +58,10 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 		t.Fatalf("broker high watermarks = %v", hw)
 	}
 
+	if err := store.NewPartitioner(100).Ensure(ctx, s.Pool(), []uint64{10, 12}); err != nil {
+		t.Fatal(err)
+	}
+
 	args := append([]string{"status", "--brokers", broker.Addr(), "--group", "g", "--exact", "--json"}, dbArgs(cfg)...)
 	out, stderr, err := runCLI(ctx, args...)
 	if err != nil {
@@ -97,6 +101,9 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 	if doc.NewestBlock == nil || doc.NewestBlock.Number != 12 || !doc.NewestBlock.Timestamp.Equal(time.Unix(1_683_000_012, 0)) {
 		t.Errorf("newest block = %+v", doc.NewestBlock)
 	}
+	if len(doc.TablePartitions) != 6 || doc.TablePartitions[2] != (tablePartitionsJSON{Table: "logs", Ranges: 2, From: 0, To: 200}) {
+		t.Errorf("table partitions = %+v", doc.TablePartitions)
+	}
 
 	// The document's shape is a contract: exactly the documented keys, nulls included.
 	var raw struct {
@@ -110,7 +117,7 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	requireKeys(t, "document", json.RawMessage(out), "schema", "group", "partitions", "dead_letters", "tables", "newest_block",
-		"oldest_block")
+		"oldest_block", "table_partitions")
 	requireKeys(t, "partition", raw.Partitions[0], "group", "topic", "partition", "next_offset", "last_commit",
 		"log_start", "high_watermark", "lag", "offset_state", "watermark_error")
 	requireKeys(t, "dead letter", raw.DeadLetters[0], "topic", "reason", "count", "newest")
@@ -126,13 +133,13 @@ func TestStatusShowsLagDeadLettersTablesAndNewestBlock(t *testing.T) {
 	}
 	for _, h := range []string{"PARTITIONS", "GROUP", "TOPIC", "PARTITION", "NEXT OFFSET", "HIGH WATERMARK", "LAG",
 		"LAST COMMIT", "DEAD LETTERS", "REASON", "COUNT", "NEWEST", "TABLES (rows estimated", "TABLE", "ROWS",
-		"BLOCKS", "NUMBER", "TIMESTAMP"} {
+		"BLOCKS", "NUMBER", "TIMESTAMP", "TABLE PARTITIONS", "RANGES", "IN DEFAULT"} {
 		if !strings.Contains(text, h) {
 			t.Errorf("text output lacks %q:\n%s", h, text)
 		}
 	}
 	for _, re := range []string{`(?m)^g\s+blocks\s+0\s+3\s+0\s+5\s+2\s+ok\s+\d{4}-`, `(?m)^h\s+blocks\s+0\s+1\s+0\s+5\s+4\s+ok\s`,
-		`(?m)^blocks\s+invalid_json\s+1\s`, `(?m)^blocks\s+~\d+$`, `(?m)^newest\s+12\s+2023-05-02T04:00:12Z`, `(?m)^oldest\s+\d+\s+2023-`} {
+		`(?m)^blocks\s+invalid_json\s+1\s`, `(?m)^blocks\s+~\d+$`, `(?m)^newest\s+12\s+2023-05-02T04:00:12Z`, `(?m)^oldest\s+\d+\s+2023-`, `(?m)^logs\s+2\s+0-199\s+0$`} {
 		if !regexp.MustCompile(re).MatchString(text) {
 			t.Errorf("text output does not match %s:\n%s", re, text)
 		}
