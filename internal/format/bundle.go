@@ -198,23 +198,10 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 		return rows, top.field("receipts", errMissing)
 	}
 	blk, receipts := msg.Block, *msg.Receipts
-
 	c := conv{at: at{list: "block", i: -1}}
-	number := c.int64("number", &blk.Number)
-	blockHash := c.hash("hash", &blk.Hash)
-	ts := c.time("timestamp", &blk.Timestamp)
-	if c.err != nil {
-		return rows, c.err
-	}
-	if err := checkKey(key, number, "block"); err != nil {
-		return rows, err
-	}
-	if blk.Transactions == nil {
-		return rows, c.at.field("transactions", errMissing)
-	}
-	txs := *blk.Transactions
-	if len(txs) > math.MaxInt32 {
-		return rows, c.at.field("transactions", errNotInt32)
+	number, blockHash, ts, txs, derr := blockStart(&c, key, blk)
+	if derr != nil {
+		return rows, derr
 	}
 
 	// One slab for the nullable integers of the message: 3 per transaction (gas used, cumulative gas used,
@@ -226,9 +213,8 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 		return rows, c.err
 	}
 	ints = ints[3:]
-	var err *decodeError
-	if rows.Withdrawals, b.WithdrawalCount, err = withdrawalRows(&c, blk.Withdrawals, number); err != nil {
-		return chain.Rows{}, err
+	if rows.Withdrawals, b.WithdrawalCount, derr = withdrawalRows(&c, blk.Withdrawals, number); derr != nil {
+		return chain.Rows{}, derr
 	}
 	rows.Blocks = []chain.Block{b}
 
@@ -262,6 +248,27 @@ func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 		}
 	}
 	return rows, nil
+}
+
+// blockStart reads what the rest of a block's decoding needs first: its number (which the key, when there is
+// one, must be), hash, time and transactions list.
+func blockStart[T, W any](c *conv, key []byte, blk *rpcBlock[T, W]) (number uint64, hash []byte, ts time.Time, txs []T, err *decodeError) {
+	number = c.int64("number", &blk.Number)
+	hash = c.hash("hash", &blk.Hash)
+	ts = c.time("timestamp", &blk.Timestamp)
+	if c.err != nil {
+		return 0, nil, ts, nil, c.err
+	}
+	if err := checkKey(key, number, c.at.list); err != nil {
+		return 0, nil, ts, nil, err
+	}
+	if blk.Transactions == nil {
+		return 0, nil, ts, nil, c.at.field("transactions", errMissing)
+	}
+	if txs = *blk.Transactions; len(txs) > math.MaxInt32 {
+		return 0, nil, ts, nil, c.at.field("transactions", errNotInt32)
+	}
+	return number, hash, ts, txs, nil
 }
 
 // headerRow is the block row of a block's header fields (all but its transaction count), with its number,

@@ -4,7 +4,6 @@ import (
 	stdjson "encoding/json"
 	"errors"
 	"fmt"
-	"math"
 
 	json "github.com/go-json-experiment/json/v1"
 
@@ -73,21 +72,9 @@ func decodeFiltered(key []byte, msg *bundleMsg) (chain.Rows, *decodeError) {
 	}
 	hdr := msg.Header
 	c := conv{at: at{list: "header", i: -1}}
-	number := c.int64("number", &hdr.Number)
-	blockHash := c.hash("hash", &hdr.Hash)
-	ts := c.time("timestamp", &hdr.Timestamp)
-	if c.err != nil {
-		return rows, c.err
-	}
-	if err := checkKey(key, number, "header"); err != nil {
-		return rows, err
-	}
-	if hdr.Transactions == nil {
-		return rows, c.at.field("transactions", errMissing)
-	}
-	hashes := *hdr.Transactions
-	if len(hashes) > math.MaxInt32 {
-		return rows, c.at.field("transactions", errNotInt32)
+	number, blockHash, ts, hashes, derr := blockStart(&c, key, hdr)
+	if derr != nil {
+		return rows, derr
 	}
 	var txs []rpcTx
 	var receipts []rpcReceipt[rpcLog]
@@ -100,9 +87,8 @@ func decodeFiltered(key []byte, msg *bundleMsg) (chain.Rows, *decodeError) {
 	if c.err != nil {
 		return rows, c.err
 	}
-	var err *decodeError
-	if rows.Withdrawals, b.WithdrawalCount, err = withdrawalRows(&c, hdr.Withdrawals, number); err != nil {
-		return chain.Rows{}, err
+	if rows.Withdrawals, b.WithdrawalCount, derr = withdrawalRows(&c, hdr.Withdrawals, number); derr != nil {
+		return chain.Rows{}, derr
 	}
 	rows.Blocks = []chain.Block{b}
 
