@@ -218,13 +218,9 @@ func (f *RPCFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, error
 	fallback := !withReceipts
 	for i := range n {
 		num := from + uint64(i)
-		be := elems[per*i]
-		if be.Error != nil {
-			return nil, fmt.Errorf("eth_getBlockByNumber(%d): %w", num, be.Error)
-		}
-		raw := *be.Result.(*json.RawMessage)
-		if isNull(raw) {
-			return nil, fmt.Errorf("eth_getBlockByNumber(%d): %w (block beyond the node's head?)", num, ErrNullBlock)
+		raw, err := result(elems[per*i], num)
+		if err != nil {
+			return nil, err
 		}
 		blocks[i] = Block{Number: num, Block: raw}
 		if f.traces {

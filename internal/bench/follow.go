@@ -21,6 +21,24 @@ import (
 	"github.com/chainsink/chainsink/internal/localkafka"
 )
 
+// simulatedNode starts a go-ethereum simulated chain serving JSON-RPC over HTTP on a free port, with one
+// funded account, key.
+func simulatedNode() (sim *simulated.Backend, url string, key *ecdsa.PrivateKey, err error) {
+	if key, err = crypto.GenerateKey(); err != nil {
+		return nil, "", nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	from := crypto.PubkeyToAddress(key.PublicKey)
+	sim = simulated.NewBackend(types.GenesisAlloc{from: {Balance: new(big.Int).Mul(big.NewInt(1e6), big.NewInt(1e18))}},
+		func(nc *node.Config, _ *ethconfig.Config) {
+			nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
+		})
+	return sim, fmt.Sprintf("http://%s", net.JoinHostPort("127.0.0.1", fmt.Sprint(port))), key, nil
+}
+
 // followLatency measures the live path: a go-ethereum simulated chain serving JSON-RPC over HTTP mines a
 // block every FollowInterval with a few transfers, `chainsink follow` (confirmations 0, polling every 100 ms)
 // publishes it, `chainsink run` stores it; the latency of a block is from its Commit at the node to its row
@@ -33,21 +51,11 @@ func (b *bencher) followLatency(ctx context.Context) error {
 	}
 	defer done()
 
-	key, err := crypto.GenerateKey()
+	sim, rpcURL, key, err := simulatedNode()
 	if err != nil {
 		return err
 	}
-	from := crypto.PubkeyToAddress(key.PublicKey)
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
-	sim := simulated.NewBackend(types.GenesisAlloc{from: {Balance: new(big.Int).Mul(big.NewInt(1e6), big.NewInt(1e18))}},
-		func(nc *node.Config, _ *ethconfig.Config) {
-			nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
-		})
 	defer sim.Close()
-	rpcURL := fmt.Sprintf("http://%s", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
 
 	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"follow": 1}})
 	if err != nil {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,9 +21,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
-	"github.com/ethereum/go-ethereum/node"
 
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/rpcreplay"
@@ -251,20 +248,11 @@ func (b *bencher) rpcPass(ctx context.Context, name, source string, h http.Handl
 // pingChain mines the scenario's chain on a simulated backend serving JSON-RPC over HTTP: the contract in
 // block 1, then blocks blocks of RPCCallsPerBlock calls.
 func pingChain(ctx context.Context, blocks int) (*simulated.Backend, string, common.Address, uint64, error) {
-	key, err := crypto.GenerateKey()
+	sim, url, key, err := simulatedNode()
 	if err != nil {
 		return nil, "", common.Address{}, 0, err
 	}
 	from := crypto.PubkeyToAddress(key.PublicKey)
-	port, err := freePort()
-	if err != nil {
-		return nil, "", common.Address{}, 0, err
-	}
-	sim := simulated.NewBackend(types.GenesisAlloc{from: {Balance: new(big.Int).Mul(big.NewInt(1e6), big.NewInt(1e18))}},
-		func(nc *node.Config, ec *ethconfig.Config) {
-			nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
-		})
-	url := fmt.Sprintf("http://%s", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
 	client := sim.Client()
 	signer := types.LatestSignerForChainID(big.NewInt(1337))
 	nonce := uint64(0)
