@@ -181,8 +181,11 @@ func BundleKey(number uint64) []byte {
 func decodeBundle(key, value []byte) (chain.Rows, *decodeError) {
 	var rows chain.Rows
 	var msg bundleMsg
-	if err := unmarshalWire(value, &msg); err != nil {
-		return rows, locateBundleError(value, err)
+	if !decodeBundleFast(value, &msg) {
+		msg = bundleMsg{}
+		if err := unmarshalWire(value, &msg); err != nil {
+			return rows, locateBundleError(value, err)
+		}
 	}
 	top := at{i: -1}
 	if msg.Header != nil {

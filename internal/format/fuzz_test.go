@@ -44,6 +44,7 @@ var wireTypes = map[string]func() any{
 func checkDecoded(t *testing.T, f Format, key, value []byte) {
 	if f == Bundle {
 		sameAsV1(t, value, wireTypes[""])
+		sameAsWire(t, value)
 	} else if typ, err := itemType(value); err == nil && wireTypes[typ] != nil && typ != "" {
 		sameAsV1(t, value, wireTypes[typ])
 	}

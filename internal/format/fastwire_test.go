@@ -1,0 +1,130 @@
+package format
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	json "github.com/go-json-experiment/json/v1"
+)
+
+// sameAsWire holds the fast path to the reflective one on value: when decodeBundleFast accepts it,
+// unmarshalWire decodes it without error into the same structs. It reports whether the fast path took it.
+func sameAsWire(t *testing.T, value []byte) bool {
+	t.Helper()
+	var fast, wire bundleMsg
+	if !decodeBundleFast(value, &fast) {
+		return false
+	}
+	if err := unmarshalWire(value, &wire); err != nil {
+		t.Fatalf("the fast path decoded what unmarshalWire refuses (%v):\n%.300s", err, value)
+	}
+	if !reflect.DeepEqual(fast, wire) {
+		t.Fatalf("the fast path decoded\n%+v\nunmarshalWire\n%+v\nfrom %.300s", fast, wire, value)
+	}
+	return true
+}
+
+// tracesBundle is a bundle part of go-ethereum's callTracer fixtures: every real mainnet call tree of them.
+func tracesBundle(t *testing.T) []byte {
+	files, err := filepath.Glob(filepath.Join(callTracerDir, "*.json"))
+	if err != nil || len(files) < 10 {
+		t.Fatalf("%d callTracer fixtures (%v)", len(files), err)
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"traces": [`)
+	for i, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c callTracerCase
+		if err := json.Unmarshal(raw, &c); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"txHash": "0x` + strings.Repeat("0a", 32) + `", "result": `)
+		b.Write(c.Result)
+		b.WriteString("}")
+	}
+	b.WriteString(`, {"txHash": "0x` + strings.Repeat("0b", 32) + `", "error": "execution timeout", "result": null}]}`)
+	return b.Bytes()
+}
+
+// TestFastWireTakesNodeOutput: what nodes and the producers write takes the fast path, and decodes into
+// exactly what the reflective path makes of it. A fast path that gave up on everything would pass the fuzz
+// target's comparison and make nothing faster; this is what catches that.
+func TestFastWireTakesNodeOutput(t *testing.T) {
+	mainnet, err := BundleFromETLItems(etlItems17173049(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	geth, _ := gethTypesBundle(t)
+	for name, value := range map[string][]byte{
+		"mainnet block 17173049 (116 transactions, 271 logs, withdrawals)": mainnet,
+		"mainnet block 483920 (pre-Byzantium receipts)":                    bundle483920(t),
+		"every transaction type, go-ethereum's encoders":                   geth,
+		"filtered, logs only":  filtered483920(t, false, nil),
+		"filtered, with calls": filtered483920(t, true, nil),
+		"callTracer fixtures":  tracesBundle(t),
+	} {
+		if !sameAsWire(t, value) {
+			t.Errorf("%s: not taken by the fast path", name)
+		}
+	}
+}
+
+// TestFastWireGivesUp: what only the reflective path reads the same as encoding/json (letter case of
+// names, escapes, duplicates, the hex that go-ethereum's types accept besides "0x…", values of other
+// types) is left to it, and Decode's result does not depend on the path.
+func TestFastWireGivesUp(t *testing.T) {
+	base := string(bundle483920(t))
+	for _, c := range []struct{ name, from, to string }{
+		{"a name in other case", `"cumulativeGasUsed"`, `"CUMULATIVEGASUSED"`},
+		{"an escaped name", `"cumulativeGasUsed"`, `"cumulativeGasUs\u0065d"`},
+		{"a name given twice", `"gasUsed":`, `"gasUsed":"0x1","gasUsed":`},
+		{"an escape in a quantity", `"blockNumber":"0x76250"`, `"blockNumber":"0x7625\u0030"`},
+		{"an escape in a hash", `"transactionHash":"0x463d`, `"transactionHash":"0x\u0034\u00363d`},
+		{"an upper-case prefix", `"blockNumber":"0x`, `"blockNumber":"0X`},
+		{"an empty quantity string", `"status":null`, `"status":""`},
+		{"a leading zero", `"transactionIndex":"0x`, `"transactionIndex":"0x0`},
+		{"a number, not a string", `"transactionIndex":"0x2"`, `"transactionIndex":2`},
+		{"a non-ASCII name", `"cumulativeGasUsed"`, `"cumulativeGasUséd"`},
+		{"a null transaction", `"transactions": [`, `"transactions": [null,`},
+		{"a fifth topic", `"topics":[`, `"topics":["0x` + strings.Repeat("00", 32) + `",` + strings.Repeat(`"0x`+strings.Repeat("11", 32)+`",`, 4)},
+		{"trailing data", "", ""},
+	} {
+		value := strings.Replace(base, c.from, c.to, 1)
+		if c.from == "" {
+			value = base + " {}"
+		}
+		if value == base {
+			t.Fatalf("%s: %s not in the bundle", c.name, c.from)
+		}
+		var msg bundleMsg
+		if decodeBundleFast([]byte(value), &msg) {
+			t.Errorf("%s: taken by the fast path", c.name)
+		}
+		checkDecoded(t, Bundle, nil, []byte(value))
+	}
+}
+
+func BenchmarkDecodeBundleReflective(b *testing.B) {
+	bundle, err := BundleFromETLItems(etlItems17173049(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(bundle)))
+	b.ReportAllocs()
+	for b.Loop() {
+		var msg bundleMsg
+		if err := unmarshalWire(bundle, &msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
