@@ -201,6 +201,9 @@ func (t *heldTx) Begin(ctx context.Context) (pgx.Tx, error) {
 	return &heldTx{Tx: sp, h: t.h}, nil
 }
 
+// Conn hides the connection, so that store.Copy writes through CopyFrom below, where the test holds it.
+func (t *heldTx) Conn() *pgx.Conn { return nil }
+
 func (t *heldTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
 	t.h.hold("fence")
 	t.h.copied.Store(true)

@@ -82,7 +82,7 @@ func copyTables(ctx context.Context, db DB, schema chain.Schema, sets []*chain.R
 		if countRows(t, sets) == 0 {
 			continue
 		}
-		n, err := db.CopyFrom(ctx, pgx.Identifier{t.Name}, t.ColumnNames(), CopySource(t, sets))
+		n, err := Copy(ctx, db, t, sets)
 		if err != nil {
 			return fmt.Errorf("copy into %s: %w", t.Name, err)
 		}

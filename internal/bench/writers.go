@@ -13,9 +13,9 @@ import (
 	"github.com/chainsink/chainsink/store/chain"
 )
 
-// The benchmark's two reference writers, (a) the ceiling and (b) the baseline. Both encode rows through
-// store.CopySource, the code the exactly-once path encodes them with, so the comparison measures protocols,
-// not encoders.
+// The benchmark's two reference writers, (a) the ceiling and (b) the baseline. The ceiling copies with
+// store.Copy and the baseline takes its values from store.CopySource, the code the exactly-once path encodes
+// rows with, so the comparison measures protocols, not encoders.
 
 // CopyRows writes rows with plain binary COPY, table by table in the order of chain.CoreTables, in one
 // transaction (a savepoint when db is a pgx.Tx). It is chainsink's write path without the exactly-once
@@ -38,7 +38,7 @@ func CopyTables(ctx context.Context, db store.DB, tables chain.Schema, rows []ch
 		if n := countOf(t, sets); n == 0 {
 			continue
 		}
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{t.Name}, t.ColumnNames(), store.CopySource(t, sets))
+		n, err := store.Copy(ctx, tx, t, sets)
 		if err != nil {
 			return nil, fmt.Errorf("copy into %s: %w", t.Name, err)
 		}
