@@ -66,16 +66,17 @@ const ReasonInvalidRows = "invalid_rows"
 // Writer writes batches into the tables of its schema. It holds no state but the schema, so one Writer
 // serves every partition.
 type Writer struct {
-	schema    chain.Schema
-	orphanSQL []string // see queueOrphans; built once per schema
-	discovery *chain.Discovery
-	gated     map[*chain.Table]chain.Gated
+	schema     chain.Schema
+	orphanSQL  []string // see queueOrphans; built once per schema
+	holdingSQL string   // see holding; built once per schema
+	discovery  *chain.Discovery
+	gated      map[*chain.Table]chain.Gated
 }
 
 // NewWriter returns a writer of schema's tables: chain.CoreTables, plus any tables described at run time.
 // Every table of the schema must exist; a bundle's replacement deletes from all of them.
 func NewWriter(schema chain.Schema) *Writer {
-	return &Writer{schema: schema, orphanSQL: orphanStatements(schema)}
+	return &Writer{schema: schema, orphanSQL: orphanStatements(schema), holdingSQL: holdingStatement(schema)}
 }
 
 // Schema is the writer's tables.
@@ -398,11 +399,21 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		if len(blocks[tg]) == 0 {
 			continue
 		}
+		if scope == chain.ScopeBlock && mode == chain.ReplaceBlocks {
+			// A bundle's block replaces every table: those that hold a row of its heights.
+			holding, err := w.holding(ctx, db, blocks[tg])
+			if err != nil {
+				return err
+			}
+			for i, t := range w.schema {
+				if holding[i] {
+					queue(t, tg, false, false)
+				}
+			}
+			continue
+		}
 		for _, t := range w.schema {
 			switch {
-			case scope == chain.ScopeBlock && mode == chain.ReplaceBlocks:
-				// A bundle's block replaces every table.
-				queue(t, tg, false, false)
 			case t.Scope != scope || t.TraceOwned:
 				// An item replaces the tables of its scope, but for the trace-owned ones, whose frames are
 				// items of their own.
@@ -449,6 +460,38 @@ func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, set
 		return fmt.Errorf("delete replaced rows: %w", err)
 	}
 	return nil
+}
+
+// holding reports, table by table of the schema, whether it holds a row of any of heights. A bundle's block
+// replaces every table, and a batch of new heights has nothing to replace: one statement that probes each
+// table's block number index spares Postgres a DELETE per table, which it plans (partitions pruned by the
+// heights) and starts for every batch. With the 25 typed tables of the demo's configuration those DELETEs
+// cost Postgres 2 ms of CPU a block in make bench, a fifth of its work. The heights are locked by the batch
+// (fence), so what the probe finds is what a DELETE would have found.
+func (w *Writer) holding(ctx context.Context, db DB, heights []int64) ([]bool, error) {
+	out := make([]bool, 0, len(w.schema))
+	if err := db.QueryRow(ctx, w.holdingSQL, heights).Scan(&out); err != nil {
+		return nil, fmt.Errorf("find the tables holding the batch's heights: %w", err)
+	}
+	if len(out) != len(w.schema) {
+		return nil, fmt.Errorf("find the tables holding the batch's heights: %d answers for %d tables", len(out), len(w.schema))
+	}
+	return out, nil
+}
+
+// holdingStatement is the statement of holding for schema.
+func holdingStatement(schema chain.Schema) string {
+	var b strings.Builder
+	b.WriteString("SELECT ARRAY[")
+	for i, t := range schema {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("EXISTS (SELECT FROM " + pgx.Identifier{t.Name}.Sanitize() + " WHERE " +
+			pgx.Identifier{t.BlockColumn()}.Sanitize() + " = ANY($1::bigint[]))")
+	}
+	b.WriteString("]::boolean[]")
+	return b.String()
 }
 
 // queueOrphans queues the removal of a reorg's orphans for the block items among sets (ethereum-etl): the
