@@ -480,8 +480,11 @@ func locateETLBlockError(value []byte, err error) *decodeError {
 
 func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 	var it etlTx
-	if err := unmarshalWire(value, &it); err != nil {
-		return chain.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
+	if !fastDecode(value, func(f *fastReader) { f.etlTx(&it) }) {
+		it = etlTx{}
+		if err := unmarshalWire(value, &it); err != nil {
+			return chain.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
+		}
 	}
 	c := conv{at: at{list: etlTypeTransaction, i: -1}}
 	c.checkType(it.Type, etlTypeTransaction)
@@ -520,8 +523,11 @@ func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 
 func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 	var it etlLog
-	if err := unmarshalWire(value, &it); err != nil {
-		return chain.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})
+	if !fastDecode(value, func(f *fastReader) { f.etlLog(&it) }) {
+		it = etlLog{}
+		if err := unmarshalWire(value, &it); err != nil {
+			return chain.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})
+		}
 	}
 	c := conv{at: at{list: etlTypeLog, i: -1}}
 	c.checkType(it.Type, etlTypeLog)

@@ -11,7 +11,7 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// The fast path of a bundle: its wire structs read straight from jsontext's tokens, without reflection, with
+// The fast path of a bundle (and of ethereum-etl's transaction and log items): its wire structs read straight from jsontext's tokens, without reflection, with
 // the hex decoded in place into a few slabs per message instead of an allocation per value. It is only a
 // faster way to the same structs: it gives up (returns false) on anything that is not the plain shape a node
 // writes — a name that only matches a field case-insensitively or has escapes, a name given twice, an
@@ -26,10 +26,20 @@ type fastReader struct {
 	dec jsontext.Decoder
 	in  bytes.Buffer
 	ok  bool
+	n   int // the message's size, which sizes the slabs
 
 	bytes  []byte     // slab for data values (input, log data, blooms)
 	words  []big.Word // slab for big quantities
 	topics []topics   // slab for log topics
+
+	// Lists are read into these and copied out at their length: growing them by append made twice the
+	// garbage of a block's transactions and receipts.
+	txs         []rpcTx
+	receipts    []rpcReceipt[rpcLog]
+	logs        []rpcLog
+	withdrawals []rpcWithdrawal
+	hashes      []hash
+	traces      []rpcTraceResult
 }
 
 var fastReaders = sync.Pool{New: func() any { return new(fastReader) }}
@@ -37,13 +47,21 @@ var fastReaders = sync.Pool{New: func() any { return new(fastReader) }}
 // decodeBundleFast decodes value into msg and reports whether it could; when it could not, msg is left in
 // any state and the caller decodes it again on the reflective path.
 func decodeBundleFast(value []byte, msg *bundleMsg) bool {
+	return fastDecode(value, func(f *fastReader) { f.bundle(msg) })
+}
+
+// fastDecode reads value, one JSON value and nothing after it, with read.
+func fastDecode(value []byte, read func(*fastReader)) bool {
 	f := fastReaders.Get().(*fastReader)
 	f.in = *bytes.NewBuffer(value)
 	f.dec.Reset(&f.in, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	f.ok = true
-	// The first slab of data is at most half the message: hex takes two characters a byte.
-	f.bytes = make([]byte, 0, min(len(value)/2+1, fastSlab))
-	f.bundle(msg)
+	f.ok, f.n = true, len(value)
+	// The first slab of data is at most half the message: hex takes two characters a byte. A small message
+	// (an ethereum-etl item) gets each value on its own instead, no larger than it is.
+	if len(value) >= smallMessage {
+		f.bytes = make([]byte, 0, min(len(value)/2+1, fastSlab))
+	}
+	read(f)
 	if f.ok {
 		if _, err := f.dec.ReadToken(); err != io.EOF { // one value, then only whitespace
 			f.ok = false
@@ -57,7 +75,10 @@ func decodeBundleFast(value []byte, msg *bundleMsg) bool {
 	return ok
 }
 
-const fastSlab = 64 << 10
+const (
+	fastSlab     = 64 << 10
+	smallMessage = 8 << 10
+)
 
 // fields lists a struct's JSON names, lower case, so that a name that matches one of them only when case is
 // ignored (which encoding/json accepts) is sent to the reflective path rather than skipped.
@@ -319,7 +340,7 @@ func (f *fastReader) bigQuantity(q *bigQuantity) {
 	const nibbles = bits.UintSize / 4
 	n := (len(h) + nibbles - 1) / nibbles
 	if len(f.words) < n {
-		f.words = make([]big.Word, 256)
+		f.words = make([]big.Word, max(n, min(256, f.n/64))) // a quantity takes 20 bytes or more
 	}
 	w := f.words[:n:n]
 	f.words = f.words[n:]
@@ -365,11 +386,11 @@ func (f *fastReader) data(d *data) {
 		return
 	}
 	n := len(h) / 2
-	var out []byte
-	if free := cap(f.bytes) - len(f.bytes); n <= free {
+	var out []byte // never nil: "0x" is data, and empty
+	if free := cap(f.bytes) - len(f.bytes); n <= free && f.bytes != nil {
 		out = f.bytes[len(f.bytes) : len(f.bytes)+n : len(f.bytes)+n]
 		f.bytes = f.bytes[:len(f.bytes)+n]
-	} else if n > fastSlab/4 {
+	} else if n > fastSlab/4 || f.n < smallMessage {
 		out = make([]byte, n)
 	} else {
 		f.bytes = make([]byte, n, fastSlab)
@@ -405,20 +426,24 @@ func (f *fastReader) str(s *string) {
 	}
 }
 
-// list reads an array of objects (or null, which leaves *p nil) with elem.
-func fastList[T any](f *fastReader, p **[]T, elem func(*fastReader, *T)) {
+// fastList reads an array of objects (or null, which leaves *p nil) with elem, through scratch.
+func fastList[T any](f *fastReader, p **[]T, elem func(*fastReader, *T), scratch *[]T) {
 	*p = nil
 	null, ok := f.array()
 	if !ok || null {
 		return
 	}
-	list := []T{} // [] is an empty list, not a missing one
+	list := (*scratch)[:0]
 	for f.more() {
 		var zero T
 		list = append(list, zero)
 		elem(f, &list[len(list)-1])
 	}
-	*p = &list
+	out := make([]T, len(list)) // [] is an empty list, not a missing one
+	copy(out, list)
+	clear(list) // the scratch outlives the message: keep none of its values alive
+	*scratch = list[:0]
+	*p = &out
 }
 
 func (f *fastReader) bundle(m *bundleMsg) {
@@ -439,13 +464,13 @@ func (f *fastReader) bundle(m *bundleMsg) {
 				continue
 			}
 			m.Block = new(rpcBlock[rpcTx, rpcWithdrawal])
-			fastBlock(f, m.Block, (*fastReader).tx)
+			fastBlock(f, m.Block, (*fastReader).tx, &f.txs)
 		case "receipts":
 			f.once(&seen, 1)
-			fastList(f, &m.Receipts, (*fastReader).receipt)
+			fastList(f, &m.Receipts, (*fastReader).receipt, &f.receipts)
 		case "traces":
 			f.once(&seen, 2)
-			fastList(f, &m.Traces, (*fastReader).traceResult)
+			fastList(f, &m.Traces, (*fastReader).traceResult, &f.traces)
 		case "header":
 			f.once(&seen, 3)
 			m.Header = nil
@@ -453,13 +478,13 @@ func (f *fastReader) bundle(m *bundleMsg) {
 				continue
 			}
 			m.Header = new(rpcBlock[hash, rpcWithdrawal])
-			fastBlock(f, m.Header, (*fastReader).hash)
+			fastBlock(f, m.Header, (*fastReader).hash, &f.hashes)
 		case "logs":
 			f.once(&seen, 4)
-			fastList(f, &m.Logs, (*fastReader).log)
+			fastList(f, &m.Logs, (*fastReader).log, &f.logs)
 		case "transactions":
 			f.once(&seen, 5)
-			fastList(f, &m.Transactions, (*fastReader).tx)
+			fastList(f, &m.Transactions, (*fastReader).tx, &f.txs)
 		default:
 			f.unknown(name, bundleFields)
 		}
@@ -467,7 +492,7 @@ func (f *fastReader) bundle(m *bundleMsg) {
 }
 
 // fastBlock reads a block (transactions read by tx: objects, or hashes in a header).
-func fastBlock[T any](f *fastReader, b *rpcBlock[T, rpcWithdrawal], tx func(*fastReader, *T)) {
+func fastBlock[T any](f *fastReader, b *rpcBlock[T, rpcWithdrawal], tx func(*fastReader, *T), scratch *[]T) {
 	var seen uint32
 	if !f.object() {
 		return
@@ -552,10 +577,10 @@ func fastBlock[T any](f *fastReader, b *rpcBlock[T, rpcWithdrawal], tx func(*fas
 			f.hash(&b.RequestsHash)
 		case "transactions":
 			f.once(&seen, 24)
-			fastList(f, &b.Transactions, tx)
+			fastList(f, &b.Transactions, tx, scratch)
 		case "withdrawals":
 			f.once(&seen, 25)
-			fastList(f, &b.Withdrawals, (*fastReader).withdrawal)
+			fastList(f, &b.Withdrawals, (*fastReader).withdrawal, &f.withdrawals)
 		default:
 			f.unknown(name, blockFields)
 		}
@@ -705,7 +730,7 @@ func (f *fastReader) receipt(r *rpcReceipt[rpcLog]) {
 			f.bigQuantity(&r.BlobGasPrice)
 		case "logs":
 			f.once(&seen, 13)
-			fastList(f, &r.Logs, (*fastReader).log)
+			fastList(f, &r.Logs, (*fastReader).log, &f.logs)
 		default:
 			f.unknown(name, receiptFields)
 		}
@@ -761,7 +786,7 @@ func (f *fastReader) topicList() *topics {
 		return nil
 	}
 	if len(f.topics) == 0 {
-		f.topics = make([]topics, 64)
+		f.topics = make([]topics, min(64, f.n/2048+1)) // one for an item; a bundle's log takes 300 bytes or more
 	}
 	t := &f.topics[0]
 	f.topics = f.topics[1:]
@@ -863,6 +888,197 @@ func (f *fastReader) frame(c *rpcCallFrame, depth int) {
 			}
 		default:
 			f.unknown(name, frameFields)
+		}
+	}
+}
+
+var (
+	etlTxFields = newFields("type", "hash", "nonce", "transaction_index", "from_address", "to_address", "value",
+		"gas", "gas_price", "input", "block_timestamp", "block_number", "block_hash", "max_fee_per_gas",
+		"max_priority_fee_per_gas", "max_fee_per_blob_gas", "transaction_type", "receipt_cumulative_gas_used",
+		"receipt_gas_used", "receipt_contract_address", "receipt_root", "receipt_status",
+		"receipt_effective_gas_price", "receipt_blob_gas_used", "receipt_blob_gas_price")
+	etlLogFields = newFields("type", "log_index", "transaction_hash", "transaction_index", "address", "data",
+		"topics", "block_number", "block_timestamp", "block_hash")
+)
+
+// etlInt reads an ethereum-etl integer: plain digits that fit in a uint64 here, anything else by
+// etlInt.UnmarshalJSON, whose refusal takes the item off the fast path.
+func (f *fastReader) etlInt(n *etlInt) {
+	*n = etlInt{}
+	if !f.ok {
+		return
+	}
+	v, err := f.dec.ReadValue()
+	if err != nil {
+		f.ok = false
+		return
+	}
+	if len(v) <= 19 { // below 10^19: always a uint64
+		var u uint64
+		for _, c := range v {
+			if c < '0' || c > '9' {
+				goto other
+			}
+			u = u*10 + uint64(c-'0')
+		}
+		n.set, n.u = true, u
+		return
+	}
+other:
+	if n.UnmarshalJSON(v) != nil {
+		f.ok = false
+	}
+}
+
+// itemType reads an item's "type" (the item types chainsink stores are not copied).
+func (f *fastReader) itemType(s *string) {
+	b, _ := f.text()
+	switch string(b) {
+	case etlTypeTransaction:
+		*s = etlTypeTransaction
+	case etlTypeLog:
+		*s = etlTypeLog
+	default:
+		*s = string(b)
+	}
+}
+
+func (f *fastReader) etlTx(t *etlTx) {
+	var seen uint32
+	if !f.object() {
+		return
+	}
+	for {
+		name, ok := f.member()
+		if !ok {
+			return
+		}
+		switch string(name) {
+		case "type":
+			f.once(&seen, 0)
+			f.itemType(&t.Type)
+		case "hash":
+			f.once(&seen, 1)
+			f.hash(&t.Hash)
+		case "nonce":
+			f.once(&seen, 2)
+			f.etlInt(&t.Nonce)
+		case "transaction_index":
+			f.once(&seen, 3)
+			f.etlInt(&t.TransactionIndex)
+		case "from_address":
+			f.once(&seen, 4)
+			f.address(&t.FromAddress)
+		case "to_address":
+			f.once(&seen, 5)
+			f.address(&t.ToAddress)
+		case "value":
+			f.once(&seen, 6)
+			f.etlInt(&t.Value)
+		case "gas":
+			f.once(&seen, 7)
+			f.etlInt(&t.Gas)
+		case "gas_price":
+			f.once(&seen, 8)
+			f.etlInt(&t.GasPrice)
+		case "input":
+			f.once(&seen, 9)
+			f.data(&t.Input)
+		case "block_timestamp":
+			f.once(&seen, 10)
+			f.etlInt(&t.BlockTimestamp)
+		case "block_number":
+			f.once(&seen, 11)
+			f.etlInt(&t.BlockNumber)
+		case "block_hash":
+			f.once(&seen, 12)
+			f.hash(&t.BlockHash)
+		case "max_fee_per_gas":
+			f.once(&seen, 13)
+			f.etlInt(&t.MaxFeePerGas)
+		case "max_priority_fee_per_gas":
+			f.once(&seen, 14)
+			f.etlInt(&t.MaxPriorityFeePerGas)
+		case "max_fee_per_blob_gas":
+			f.once(&seen, 15)
+			f.etlInt(&t.MaxFeePerBlobGas)
+		case "transaction_type":
+			f.once(&seen, 16)
+			f.etlInt(&t.TransactionType)
+		case "receipt_cumulative_gas_used":
+			f.once(&seen, 17)
+			f.etlInt(&t.ReceiptCumulativeGasUsed)
+		case "receipt_gas_used":
+			f.once(&seen, 18)
+			f.etlInt(&t.ReceiptGasUsed)
+		case "receipt_contract_address":
+			f.once(&seen, 19)
+			f.address(&t.ReceiptContractAddress)
+		case "receipt_root":
+			f.once(&seen, 20)
+			f.data(&t.ReceiptRoot)
+		case "receipt_status":
+			f.once(&seen, 21)
+			f.etlInt(&t.ReceiptStatus)
+		case "receipt_effective_gas_price":
+			f.once(&seen, 22)
+			f.etlInt(&t.ReceiptEffectiveGasPrice)
+		case "receipt_blob_gas_used":
+			f.once(&seen, 23)
+			f.etlInt(&t.ReceiptBlobGasUsed)
+		case "receipt_blob_gas_price":
+			f.once(&seen, 24)
+			f.etlInt(&t.ReceiptBlobGasPrice)
+		default:
+			f.unknown(name, etlTxFields)
+		}
+	}
+}
+
+func (f *fastReader) etlLog(l *etlLog) {
+	var seen uint32
+	if !f.object() {
+		return
+	}
+	for {
+		name, ok := f.member()
+		if !ok {
+			return
+		}
+		switch string(name) {
+		case "type":
+			f.once(&seen, 0)
+			f.itemType(&l.Type)
+		case "log_index":
+			f.once(&seen, 1)
+			f.etlInt(&l.LogIndex)
+		case "transaction_hash":
+			f.once(&seen, 2)
+			f.hash(&l.TransactionHash)
+		case "transaction_index":
+			f.once(&seen, 3)
+			f.etlInt(&l.TransactionIndex)
+		case "address":
+			f.once(&seen, 4)
+			f.address(&l.Address)
+		case "data":
+			f.once(&seen, 5)
+			f.data(&l.Data)
+		case "topics":
+			f.once(&seen, 6)
+			l.Topics = f.topicList()
+		case "block_number":
+			f.once(&seen, 7)
+			f.etlInt(&l.BlockNumber)
+		case "block_timestamp":
+			f.once(&seen, 8)
+			f.etlInt(&l.BlockTimestamp)
+		case "block_hash":
+			f.once(&seen, 9)
+			f.hash(&l.BlockHash)
+		default:
+			f.unknown(name, etlLogFields)
 		}
 	}
 }

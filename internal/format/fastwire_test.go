@@ -28,6 +28,35 @@ func sameAsWire(t *testing.T, value []byte) bool {
 	return true
 }
 
+// sameAsWireETL is sameAsWire for the ethereum-etl items that have a fast path (transactions and logs); it
+// reports false for every other item.
+func sameAsWireETL(t *testing.T, value []byte) bool {
+	t.Helper()
+	typ, _ := sniffType(value)
+	switch typ {
+	case etlTypeTransaction:
+		return sameFast(t, value, func(f *fastReader, v *etlTx) { f.etlTx(v) })
+	case etlTypeLog:
+		return sameFast(t, value, func(f *fastReader, v *etlLog) { f.etlLog(v) })
+	}
+	return false
+}
+
+func sameFast[T any](t *testing.T, value []byte, read func(*fastReader, *T)) bool {
+	t.Helper()
+	var fast, wire T
+	if !fastDecode(value, func(f *fastReader) { read(f, &fast) }) {
+		return false
+	}
+	if err := unmarshalWire(value, &wire); err != nil {
+		t.Fatalf("the fast path decoded what unmarshalWire refuses (%v):\n%.300s", err, value)
+	}
+	if !reflect.DeepEqual(fast, wire) {
+		t.Fatalf("the fast path decoded\n%+v\nunmarshalWire\n%+v\nfrom %.300s", fast, wire, value)
+	}
+	return true
+}
+
 // tracesBundle is a bundle part of go-ethereum's callTracer fixtures: every real mainnet call tree of them.
 func tracesBundle(t *testing.T) []byte {
 	files, err := filepath.Glob(filepath.Join(callTracerDir, "*.json"))
@@ -56,7 +85,7 @@ func tracesBundle(t *testing.T) []byte {
 	return b.Bytes()
 }
 
-// TestFastWireTakesNodeOutput: what nodes and the producers write takes the fast path, and decodes into
+// TestFastWireTakesNodeOutput: what nodes, the producers and ethereum-etl write takes the fast path, and decodes into
 // exactly what the reflective path makes of it. A fast path that gave up on everything would pass the fuzz
 // target's comparison and make nothing faster; this is what catches that.
 func TestFastWireTakesNodeOutput(t *testing.T) {
@@ -76,6 +105,16 @@ func TestFastWireTakesNodeOutput(t *testing.T) {
 		if !sameAsWire(t, value) {
 			t.Errorf("%s: not taken by the fast path", name)
 		}
+	}
+	fast := map[string]int{}
+	for _, item := range etlItems17173049(t) {
+		typ, _ := sniffType(item)
+		if sameAsWireETL(t, item) {
+			fast[typ]++
+		}
+	}
+	if fast[etlTypeTransaction] != 116 || fast[etlTypeLog] != 271 {
+		t.Errorf("ethereum-etl items of block 17173049 taken by the fast path: %v, want its 116 transactions and 271 logs", fast)
 	}
 }
 

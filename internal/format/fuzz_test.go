@@ -47,6 +47,7 @@ func checkDecoded(t *testing.T, f Format, key, value []byte) {
 		sameAsWire(t, value)
 	} else if typ, err := itemType(value); err == nil && wireTypes[typ] != nil && typ != "" {
 		sameAsV1(t, value, wireTypes[typ])
+		sameAsWireETL(t, value)
 	}
 	rows, fail := Decode(f, key, value)
 	if fail != nil {
