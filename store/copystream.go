@@ -98,7 +98,7 @@ func newCopyStream(m *pgtype.Map, t *chain.Table, sets []*chain.Rows) (*copyStre
 		q.WriteString(pgx.Identifier{c.Name}.Sanitize())
 		typ, ok := m.TypeForName(pgTypeName(c.Type))
 		if !ok {
-			return nil, fmt.Errorf("copy into %s: column %s: type %s is not known to pgx", t.Name, c.Name, c.Type)
+			return nil, fmt.Errorf("column %s: type %s is not known to pgx", c.Name, c.Type)
 		}
 		e := columnEncoder{oid: typ.OID}
 		switch typ.OID {
@@ -159,7 +159,7 @@ func (s *copyStream) Read(p []byte) (int, error) {
 		vals, _ := s.rows.Values()
 		var err error
 		if s.buf, err = s.appendRow(s.buf, vals); err != nil {
-			s.err = fmt.Errorf("copy into %s: %w", s.t.Name, err)
+			s.err = err // the callers say which table
 			return 0, s.err
 		}
 	}
