@@ -15,8 +15,8 @@
 // The row model itself is package chain (store/chain): pure data and table descriptors, no driver. Code that
 // is not the product keeps its own SQL beside it: the benchmark's ceiling and baseline writers and its DDL
 // (internal/bench), the demo's summaries (internal/demo), the tests' readers (internal/pgtest). The benchmark
-// writes through chain's exported descriptors and store.CopySource, so it encodes rows exactly as the write
-// path does; none of them reaches into store's internals.
+// writes through chain's exported descriptors and store.Copy (its baseline through store.CopySource), so it
+// encodes rows exactly as the write path does; none of them reaches into store's internals.
 //
 // # The batch write
 //
