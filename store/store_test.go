@@ -281,6 +281,59 @@ func TestReplaceBlocksNewestWins(t *testing.T) {
 	pgtest.RequireRowsEqual(t, other, sampleRows(11))
 }
 
+// TestReplaceBlocksWhereverTheHeightIsHeld: a bundle replaces its heights in every table that holds them, also
+// where one table alone does (an item stored before, a set merged later), with no block row to say so: the
+// batch's probe of which tables hold its heights must find each of them.
+func TestReplaceBlocksWhereverTheHeightIsHeld(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	alone := map[string]func(r chain.Rows) chain.Rows{
+		"transactions":    func(r chain.Rows) chain.Rows { return chain.Rows{Transactions: r.Transactions} },
+		"logs":            func(r chain.Rows) chain.Rows { return chain.Rows{Logs: r.Logs} },
+		"traces":          func(r chain.Rows) chain.Rows { return chain.Rows{Traces: r.Traces} },
+		"contracts":       func(r chain.Rows) chain.Rows { return chain.Rows{Contracts: r.Contracts} },
+		"events":          func(r chain.Rows) chain.Rows { return chain.Rows{Events: r.Events} },
+		"token_transfers": func(r chain.Rows) chain.Rows { return chain.Rows{TokenTransfers: r.TokenTransfers} },
+		"calls":           func(r chain.Rows) chain.Rows { return chain.Rows{Calls: r.Calls} },
+	}
+	height, off := uint64(30), int64(0)
+	var heights []uint64
+	for table, part := range alone {
+		rows := part(sampleRows(height))
+		if rows.Len() == 0 {
+			t.Fatalf("sampleRows has no %s", table)
+		}
+		bt := store.NewBatch("g", "items", 0, off, chain.ReplaceRows)
+		bt.Add(msg(off, rows))
+		if _, err := store.WriteBatch(ctx, s.Pool(), bt); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		heights = append(heights, height)
+		height++
+		off++
+	}
+	heights = append(heights, height) // and one height that nothing holds
+	bt := store.NewBatch("g", "blocks", 0, 0, chain.ReplaceBlocks)
+	for i, h := range heights {
+		bt.Add(msg(int64(i), sampleRows(h)))
+	}
+	res, err := store.WriteBatch(ctx, s.Pool(), bt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.DeadLetters) != 0 {
+		t.Fatalf("%d messages dead-lettered: a held height was not replaced (%+v)", len(res.DeadLetters), res.DeadLetters[0])
+	}
+	for _, h := range heights {
+		got, err := pgtest.ReadRows(ctx, s.Pool(), h, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgtest.RequireRowsEqual(t, got, sampleRows(h))
+	}
+}
+
 func TestReplaceRowsDedupesItems(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
