@@ -11,15 +11,15 @@ import (
 	"github.com/go-json-experiment/json/jsontext"
 )
 
-// The fast path of a bundle (and of ethereum-etl's transaction and log items): its wire structs read straight from jsontext's tokens, without reflection, with
-// the hex decoded in place into a few slabs per message instead of an allocation per value. It is only a
-// faster way to the same structs: it gives up (returns false) on anything that is not the plain shape a node
-// writes — a name that only matches a field case-insensitively or has escapes, a name given twice, an
-// escaped or non-ASCII string, a value of another type, a hex string that go-ethereum's types would refuse
-// or read differently, deeper nesting than a call tree can have — and the message then takes the reflective
-// path (unmarshalWire), whose semantics and errors stay the reference. FuzzDecodeBundle holds the two
-// equal on every input that the fast path accepts; TestFastWireTakesNodeOutput that it accepts what nodes
-// send.
+// The fast path of a bundle (and of ethereum-etl's transaction and log items): its wire structs read
+// straight from jsontext's tokens, without reflection, with the hex decoded in place into a few slabs per
+// message instead of an allocation per value. It is only a faster way to the same structs: it gives up
+// (returns false) on anything that is not the plain shape a node writes — a name that only matches a field
+// case-insensitively or has escapes, a name given twice, an escaped or non-ASCII string, a value of another
+// type, a hex string that go-ethereum's types would refuse or read differently, deeper nesting than a call
+// tree can have — and the message then takes the reflective path (unmarshalWire), whose semantics and errors
+// stay the reference. FuzzDecodeBundle and FuzzDecodeETL hold the two equal on every input that the fast path
+// accepts; TestFastWireTakesNodeOutput that it accepts what nodes and ethereum-etl send.
 
 // fastReader reads one message. Only the decoder is reused; the slabs belong to the message's rows.
 type fastReader struct {
@@ -123,7 +123,6 @@ func (f *fastReader) object() bool {
 }
 
 // member reads the next member's name of the object being read, or its closing '}' (and returns false).
-// seen holds a bit per field already read: a name given twice goes to the reflective path, which merges.
 func (f *fastReader) member() ([]byte, bool) {
 	if !f.ok {
 		return nil, false
@@ -147,7 +146,8 @@ func (f *fastReader) member() ([]byte, bool) {
 	return name, true
 }
 
-// once marks field bit i of seen, and takes the message off the fast path if it was already set.
+// once marks field bit i of seen, and takes the message off the fast path if it was already set: a name
+// given twice goes to the reflective path, which merges the two.
 func (f *fastReader) once(seen *uint32, i uint) {
 	if *seen&(1<<i) != 0 {
 		f.ok = false

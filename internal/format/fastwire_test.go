@@ -2,9 +2,11 @@ package format
 
 import (
 	"bytes"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -164,6 +166,39 @@ func BenchmarkDecodeBundleReflective(b *testing.B) {
 		var msg bundleMsg
 		if err := unmarshalWire(bundle, &msg); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestFastFieldsAreTheStructs: each fast reader's list of names is its struct's JSON names, so that a field
+// added to a wire struct and not to its fast reader is not skipped unnoticed (the fixtures may not have it).
+func TestFastFieldsAreTheStructs(t *testing.T) {
+	for _, c := range []struct {
+		list fields
+		of   any
+	}{
+		{bundleFields, bundleMsg{}}, {blockFields, rpcBlock[rpcTx, rpcWithdrawal]{}}, {txFields, rpcTx{}},
+		{withdrawalFields, rpcWithdrawal{}}, {receiptFields, rpcReceipt[rpcLog]{}}, {logFields, rpcLog{}},
+		{traceResultFields, rpcTraceResult{}}, {frameFields, rpcCallFrame{}}, {etlTxFields, etlTx{}},
+		{etlLogFields, etlLog{}},
+	} {
+		want := fields{}
+		var add func(reflect.Type)
+		add = func(typ reflect.Type) {
+			for i := range typ.NumField() {
+				f := typ.Field(i)
+				if f.Anonymous {
+					add(f.Type)
+					continue
+				}
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				want[strings.ToLower(name)] = struct{}{}
+			}
+		}
+		add(reflect.TypeOf(c.of))
+		if !maps.Equal(c.list, want) {
+			t.Errorf("%T: the fast path reads %v, the struct has %v", c.of, slices.Sorted(maps.Keys(c.list)),
+				slices.Sorted(maps.Keys(want)))
 		}
 	}
 }
