@@ -480,7 +480,7 @@ func locateETLBlockError(value []byte, err error) *decodeError {
 
 func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 	var it etlTx
-	if !fastDecode(value, func(f *fastReader) { f.etlTx(&it) }) {
+	if !fastDecode(value, func(f *fastReader) { etlTxStruct.read(f, &it) }) {
 		it = etlTx{}
 		if err := unmarshalWire(value, &it); err != nil {
 			return chain.Rows{}, decodeAt(at{list: etlTypeTransaction, i: -1}, value, &etlTx{})
@@ -523,7 +523,7 @@ func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 
 func decodeETLLog(value []byte) (chain.Rows, *decodeError) {
 	var it etlLog
-	if !fastDecode(value, func(f *fastReader) { f.etlLog(&it) }) {
+	if !fastDecode(value, func(f *fastReader) { etlLogStruct.read(f, &it) }) {
 		it = etlLog{}
 		if err := unmarshalWire(value, &it); err != nil {
 			return chain.Rows{}, decodeAt(at{list: etlTypeLog, i: -1}, value, &etlLog{})

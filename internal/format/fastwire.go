@@ -23,10 +23,11 @@ import (
 
 // fastReader reads one message. Only the decoder is reused; the slabs belong to the message's rows.
 type fastReader struct {
-	dec jsontext.Decoder
-	in  bytes.Buffer
-	ok  bool
-	n   int // the message's size, which sizes the slabs
+	dec   jsontext.Decoder
+	in    bytes.Buffer
+	ok    bool
+	n     int // the message's size, which sizes the slabs
+	depth int // of the call frame being read
 
 	bytes  []byte     // slab for data values (input, log data, blooms)
 	words  []big.Word // slab for big quantities
@@ -47,7 +48,7 @@ var fastReaders = sync.Pool{New: func() any { return new(fastReader) }}
 // decodeBundleFast decodes value into msg and reports whether it could; when it could not, msg is left in
 // any state and the caller decodes it again on the reflective path.
 func decodeBundleFast(value []byte, msg *bundleMsg) bool {
-	return fastDecode(value, func(f *fastReader) { f.bundle(msg) })
+	return fastDecode(value, func(f *fastReader) { bundleStruct.read(f, msg) })
 }
 
 // fastDecode reads value, one JSON value and nothing after it, with read.
@@ -55,7 +56,7 @@ func fastDecode(value []byte, read func(*fastReader)) bool {
 	f := fastReaders.Get().(*fastReader)
 	f.in = *bytes.NewBuffer(value)
 	f.dec.Reset(&f.in, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
-	f.ok, f.n = true, len(value)
+	f.ok, f.n, f.depth = true, len(value), 0
 	// The first slab of data is at most half the message: hex takes two characters a byte. A small message
 	// (an ethereum-etl item) gets each value on its own instead, no larger than it is.
 	if len(value) >= smallMessage {
@@ -78,36 +79,6 @@ func fastDecode(value []byte, read func(*fastReader)) bool {
 const (
 	fastSlab     = 64 << 10
 	smallMessage = 8 << 10
-)
-
-// fields lists a struct's JSON names, lower case, so that a name that matches one of them only when case is
-// ignored (which encoding/json accepts) is sent to the reflective path rather than skipped.
-type fields map[string]struct{}
-
-func newFields(names ...string) fields {
-	m := make(fields, len(names))
-	for _, n := range names {
-		m[string(bytes.ToLower([]byte(n)))] = struct{}{}
-	}
-	return m
-}
-
-var (
-	bundleFields = newFields("block", "receipts", "traces", "header", "logs", "transactions")
-	blockFields  = newFields("number", "hash", "parentHash", "timestamp", "miner", "gasUsed", "gasLimit",
-		"baseFeePerGas", "size", "nonce", "difficulty", "totalDifficulty", "extraData", "mixHash", "sha3Uncles",
-		"logsBloom", "transactionsRoot", "stateRoot", "receiptsRoot", "withdrawalsRoot", "blobGasUsed",
-		"excessBlobGas", "parentBeaconBlockRoot", "requestsHash", "transactions", "withdrawals")
-	txFields = newFields("blockHash", "blockNumber", "transactionIndex", "hash", "type", "from", "to", "value",
-		"gas", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas", "maxFeePerBlobGas", "nonce", "input")
-	withdrawalFields = newFields("index", "validatorIndex", "address", "amount")
-	receiptFields    = newFields("transactionHash", "transactionIndex", "blockHash", "blockNumber", "type", "status",
-		"root", "gasUsed", "cumulativeGasUsed", "effectiveGasPrice", "contractAddress", "blobGasUsed",
-		"blobGasPrice", "logs")
-	logFields = newFields("address", "topics", "data", "logIndex", "transactionHash", "transactionIndex",
-		"blockHash", "blockNumber")
-	traceResultFields = newFields("txHash", "result", "error")
-	frameFields       = newFields("type", "from", "to", "value", "gas", "gasUsed", "input", "output", "error", "calls")
 )
 
 // object reads the '{' of an object; false (and the message off the fast path) for anything else.
@@ -146,18 +117,9 @@ func (f *fastReader) member() ([]byte, bool) {
 	return name, true
 }
 
-// once marks field bit i of seen, and takes the message off the fast path if it was already set: a name
-// given twice goes to the reflective path, which merges the two.
-func (f *fastReader) once(seen *uint32, i uint) {
-	if *seen&(1<<i) != 0 {
-		f.ok = false
-	}
-	*seen |= 1 << i
-}
-
 // unknown skips the value of a member whose name is none of known's, or takes the message off the fast path
 // when the name is one of them in other letter case (or not ASCII, where case folding is Unicode's).
-func (f *fastReader) unknown(name []byte, known fields) {
+func (f *fastReader) unknown(name []byte, known map[string]struct{}) {
 	var low [32]byte
 	if len(name) <= len(low) {
 		for i, c := range name {
@@ -446,338 +408,6 @@ func fastList[T any](f *fastReader, p **[]T, elem func(*fastReader, *T), scratch
 	*p = &out
 }
 
-func (f *fastReader) bundle(m *bundleMsg) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "block":
-			f.once(&seen, 0)
-			m.Block = nil
-			if f.null() {
-				continue
-			}
-			m.Block = new(rpcBlock[rpcTx, rpcWithdrawal])
-			fastBlock(f, m.Block, (*fastReader).tx, &f.txs)
-		case "receipts":
-			f.once(&seen, 1)
-			fastList(f, &m.Receipts, (*fastReader).receipt, &f.receipts)
-		case "traces":
-			f.once(&seen, 2)
-			fastList(f, &m.Traces, (*fastReader).traceResult, &f.traces)
-		case "header":
-			f.once(&seen, 3)
-			m.Header = nil
-			if f.null() {
-				continue
-			}
-			m.Header = new(rpcBlock[hash, rpcWithdrawal])
-			fastBlock(f, m.Header, (*fastReader).hash, &f.hashes)
-		case "logs":
-			f.once(&seen, 4)
-			fastList(f, &m.Logs, (*fastReader).log, &f.logs)
-		case "transactions":
-			f.once(&seen, 5)
-			fastList(f, &m.Transactions, (*fastReader).tx, &f.txs)
-		default:
-			f.unknown(name, bundleFields)
-		}
-	}
-}
-
-// fastBlock reads a block (transactions read by tx: objects, or hashes in a header).
-func fastBlock[T any](f *fastReader, b *rpcBlock[T, rpcWithdrawal], tx func(*fastReader, *T), scratch *[]T) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "number":
-			f.once(&seen, 0)
-			f.quantity(&b.Number)
-		case "hash":
-			f.once(&seen, 1)
-			f.hash(&b.Hash)
-		case "parentHash":
-			f.once(&seen, 2)
-			f.hash(&b.ParentHash)
-		case "timestamp":
-			f.once(&seen, 3)
-			f.quantity(&b.Timestamp)
-		case "miner":
-			f.once(&seen, 4)
-			f.address(&b.Miner)
-		case "gasUsed":
-			f.once(&seen, 5)
-			f.quantity(&b.GasUsed)
-		case "gasLimit":
-			f.once(&seen, 6)
-			f.quantity(&b.GasLimit)
-		case "baseFeePerGas":
-			f.once(&seen, 7)
-			f.bigQuantity(&b.BaseFeePerGas)
-		case "size":
-			f.once(&seen, 8)
-			f.quantity(&b.Size)
-		case "nonce":
-			f.once(&seen, 9)
-			f.data(&b.Nonce)
-		case "difficulty":
-			f.once(&seen, 10)
-			f.bigQuantity(&b.Difficulty)
-		case "totalDifficulty":
-			f.once(&seen, 11)
-			f.bigQuantity(&b.TotalDifficulty)
-		case "extraData":
-			f.once(&seen, 12)
-			f.data(&b.ExtraData)
-		case "mixHash":
-			f.once(&seen, 13)
-			f.hash(&b.MixHash)
-		case "sha3Uncles":
-			f.once(&seen, 14)
-			f.hash(&b.Sha3Uncles)
-		case "logsBloom":
-			f.once(&seen, 15)
-			f.data(&b.LogsBloom)
-		case "transactionsRoot":
-			f.once(&seen, 16)
-			f.hash(&b.TransactionsRoot)
-		case "stateRoot":
-			f.once(&seen, 17)
-			f.hash(&b.StateRoot)
-		case "receiptsRoot":
-			f.once(&seen, 18)
-			f.hash(&b.ReceiptsRoot)
-		case "withdrawalsRoot":
-			f.once(&seen, 19)
-			f.hash(&b.WithdrawalsRoot)
-		case "blobGasUsed":
-			f.once(&seen, 20)
-			f.quantity(&b.BlobGasUsed)
-		case "excessBlobGas":
-			f.once(&seen, 21)
-			f.quantity(&b.ExcessBlobGas)
-		case "parentBeaconBlockRoot":
-			f.once(&seen, 22)
-			f.hash(&b.ParentBeaconBlockRoot)
-		case "requestsHash":
-			f.once(&seen, 23)
-			f.hash(&b.RequestsHash)
-		case "transactions":
-			f.once(&seen, 24)
-			fastList(f, &b.Transactions, tx, scratch)
-		case "withdrawals":
-			f.once(&seen, 25)
-			fastList(f, &b.Withdrawals, (*fastReader).withdrawal, &f.withdrawals)
-		default:
-			f.unknown(name, blockFields)
-		}
-	}
-}
-
-func (f *fastReader) tx(t *rpcTx) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "blockHash":
-			f.once(&seen, 0)
-			f.hash(&t.BlockHash)
-		case "blockNumber":
-			f.once(&seen, 1)
-			f.quantity(&t.BlockNumber)
-		case "transactionIndex":
-			f.once(&seen, 2)
-			f.quantity(&t.TransactionIndex)
-		case "hash":
-			f.once(&seen, 3)
-			f.hash(&t.Hash)
-		case "type":
-			f.once(&seen, 4)
-			f.quantity(&t.Type)
-		case "from":
-			f.once(&seen, 5)
-			f.address(&t.From)
-		case "to":
-			f.once(&seen, 6)
-			f.address(&t.To)
-		case "value":
-			f.once(&seen, 7)
-			f.bigQuantity(&t.Value)
-		case "gas":
-			f.once(&seen, 8)
-			f.quantity(&t.Gas)
-		case "gasPrice":
-			f.once(&seen, 9)
-			f.bigQuantity(&t.GasPrice)
-		case "maxFeePerGas":
-			f.once(&seen, 10)
-			f.bigQuantity(&t.MaxFeePerGas)
-		case "maxPriorityFeePerGas":
-			f.once(&seen, 11)
-			f.bigQuantity(&t.MaxPriorityFeePerGas)
-		case "maxFeePerBlobGas":
-			f.once(&seen, 12)
-			f.bigQuantity(&t.MaxFeePerBlobGas)
-		case "nonce":
-			f.once(&seen, 13)
-			f.quantity(&t.Nonce)
-		case "input":
-			f.once(&seen, 14)
-			f.data(&t.Input)
-		default:
-			f.unknown(name, txFields)
-		}
-	}
-}
-
-func (f *fastReader) withdrawal(w *rpcWithdrawal) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "index":
-			f.once(&seen, 0)
-			f.quantity(&w.Index)
-		case "validatorIndex":
-			f.once(&seen, 1)
-			f.quantity(&w.ValidatorIndex)
-		case "address":
-			f.once(&seen, 2)
-			f.address(&w.Address)
-		case "amount":
-			f.once(&seen, 3)
-			f.bigQuantity(&w.Amount)
-		default:
-			f.unknown(name, withdrawalFields)
-		}
-	}
-}
-
-func (f *fastReader) receipt(r *rpcReceipt[rpcLog]) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "transactionHash":
-			f.once(&seen, 0)
-			f.hash(&r.TransactionHash)
-		case "transactionIndex":
-			f.once(&seen, 1)
-			f.quantity(&r.TransactionIndex)
-		case "blockHash":
-			f.once(&seen, 2)
-			f.hash(&r.BlockHash)
-		case "blockNumber":
-			f.once(&seen, 3)
-			f.quantity(&r.BlockNumber)
-		case "type":
-			f.once(&seen, 4)
-			f.quantity(&r.Type)
-		case "status":
-			f.once(&seen, 5)
-			f.quantity(&r.Status)
-		case "root":
-			f.once(&seen, 6)
-			f.data(&r.Root)
-		case "gasUsed":
-			f.once(&seen, 7)
-			f.quantity(&r.GasUsed)
-		case "cumulativeGasUsed":
-			f.once(&seen, 8)
-			f.quantity(&r.CumulativeGasUsed)
-		case "effectiveGasPrice":
-			f.once(&seen, 9)
-			f.bigQuantity(&r.EffectiveGasPrice)
-		case "contractAddress":
-			f.once(&seen, 10)
-			f.address(&r.ContractAddress)
-		case "blobGasUsed":
-			f.once(&seen, 11)
-			f.quantity(&r.BlobGasUsed)
-		case "blobGasPrice":
-			f.once(&seen, 12)
-			f.bigQuantity(&r.BlobGasPrice)
-		case "logs":
-			f.once(&seen, 13)
-			fastList(f, &r.Logs, (*fastReader).log, &f.logs)
-		default:
-			f.unknown(name, receiptFields)
-		}
-	}
-}
-
-func (f *fastReader) log(l *rpcLog) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "address":
-			f.once(&seen, 0)
-			f.address(&l.Address)
-		case "topics":
-			f.once(&seen, 1)
-			l.Topics = f.topicList()
-		case "data":
-			f.once(&seen, 2)
-			f.data(&l.Data)
-		case "logIndex":
-			f.once(&seen, 3)
-			f.quantity(&l.LogIndex)
-		case "transactionHash":
-			f.once(&seen, 4)
-			f.hash(&l.TransactionHash)
-		case "transactionIndex":
-			f.once(&seen, 5)
-			f.quantity(&l.TransactionIndex)
-		case "blockHash":
-			f.once(&seen, 6)
-			f.hash(&l.BlockHash)
-		case "blockNumber":
-			f.once(&seen, 7)
-			f.quantity(&l.BlockNumber)
-		default:
-			f.unknown(name, logFields)
-		}
-	}
-}
-
 // topicList reads a log's topics into a slab; more than the EVM can emit, or a null topic, goes to the
 // reflective path, which explains them.
 func (f *fastReader) topicList() *topics {
@@ -803,104 +433,6 @@ func (f *fastReader) topicList() *topics {
 	}
 	return t
 }
-
-func (f *fastReader) traceResult(r *rpcTraceResult) {
-	var seen uint32
-	if !f.object() {
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "txHash":
-			f.once(&seen, 0)
-			f.hash(&r.TxHash)
-		case "result":
-			f.once(&seen, 1)
-			r.Result = nil
-			if f.null() {
-				continue
-			}
-			r.Result = new(rpcCallFrame)
-			f.frame(r.Result, 0)
-		case "error":
-			f.once(&seen, 2)
-			f.str(&r.Error)
-		default:
-			f.unknown(name, traceResultFields)
-		}
-	}
-}
-
-func (f *fastReader) frame(c *rpcCallFrame, depth int) {
-	var seen uint32
-	if depth > maxTraceDepth || !f.object() {
-		f.ok = false
-		return
-	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "type":
-			f.once(&seen, 0)
-			f.str(&c.Type)
-		case "from":
-			f.once(&seen, 1)
-			f.address(&c.From)
-		case "to":
-			f.once(&seen, 2)
-			f.address(&c.To)
-		case "value":
-			f.once(&seen, 3)
-			f.bigQuantity(&c.Value)
-		case "gas":
-			f.once(&seen, 4)
-			f.quantity(&c.Gas)
-		case "gasUsed":
-			f.once(&seen, 5)
-			f.quantity(&c.GasUsed)
-		case "input":
-			f.once(&seen, 6)
-			f.data(&c.Input)
-		case "output":
-			f.once(&seen, 7)
-			f.data(&c.Output)
-		case "error":
-			f.once(&seen, 8)
-			f.str(&c.Error)
-		case "calls":
-			f.once(&seen, 9)
-			c.Calls = nil
-			null, ok := f.array()
-			if !ok || null {
-				continue
-			}
-			c.Calls = []rpcCallFrame{}
-			for f.more() {
-				c.Calls = append(c.Calls, rpcCallFrame{})
-				f.frame(&c.Calls[len(c.Calls)-1], depth+1)
-			}
-		default:
-			f.unknown(name, frameFields)
-		}
-	}
-}
-
-var (
-	etlTxFields = newFields("type", "hash", "nonce", "transaction_index", "from_address", "to_address", "value",
-		"gas", "gas_price", "input", "block_timestamp", "block_number", "block_hash", "max_fee_per_gas",
-		"max_priority_fee_per_gas", "max_fee_per_blob_gas", "transaction_type", "receipt_cumulative_gas_used",
-		"receipt_gas_used", "receipt_contract_address", "receipt_root", "receipt_status",
-		"receipt_effective_gas_price", "receipt_blob_gas_used", "receipt_blob_gas_price")
-	etlLogFields = newFields("type", "log_index", "transaction_hash", "transaction_index", "address", "data",
-		"topics", "block_number", "block_timestamp", "block_hash")
-)
 
 // etlInt reads an ethereum-etl integer: plain digits that fit in a uint64 here, anything else by
 // etlInt.UnmarshalJSON, whose refusal takes the item off the fast path.
@@ -944,141 +476,263 @@ func (f *fastReader) itemType(s *string) {
 	}
 }
 
-func (f *fastReader) etlTx(t *etlTx) {
-	var seen uint32
+// fastField is a JSON name of a wire struct T and how the fast path reads its value into a T.
+type fastField[T any] struct {
+	name string
+	read func(*fastReader, *T)
+}
+
+// fastStruct reads the objects of a wire struct T by its fields. Its fields must be its JSON names, all of
+// them (TestFastFieldsAreTheStructs), so that a name it does not know is one the reflective path skips too,
+// unless it is one of them in other letter case, which goes to that path.
+type fastStruct[T any] struct {
+	fields []fastField[T]
+	index  map[string]int      // by name
+	folded map[string]struct{} // the names in lower case
+}
+
+func newFastStruct[T any](fields ...fastField[T]) *fastStruct[T] {
+	if len(fields) > 64 {
+		panic("format: a wire struct of more than 64 fields")
+	}
+	s := &fastStruct[T]{fields: fields, index: map[string]int{}, folded: map[string]struct{}{}}
+	for i, fl := range fields {
+		s.index[fl.name] = i
+		s.folded[string(bytes.ToLower([]byte(fl.name)))] = struct{}{}
+	}
+	return s
+}
+
+// read reads an object into v. Nodes write the fields of an object in the same order every time, so the field
+// after the last one read is tried before the index.
+func (s *fastStruct[T]) read(f *fastReader, v *T) {
 	if !f.object() {
 		return
 	}
+	var seen uint64
+	next := 0
 	for {
 		name, ok := f.member()
 		if !ok {
 			return
 		}
-		switch string(name) {
-		case "type":
-			f.once(&seen, 0)
-			f.itemType(&t.Type)
-		case "hash":
-			f.once(&seen, 1)
-			f.hash(&t.Hash)
-		case "nonce":
-			f.once(&seen, 2)
-			f.etlInt(&t.Nonce)
-		case "transaction_index":
-			f.once(&seen, 3)
-			f.etlInt(&t.TransactionIndex)
-		case "from_address":
-			f.once(&seen, 4)
-			f.address(&t.FromAddress)
-		case "to_address":
-			f.once(&seen, 5)
-			f.address(&t.ToAddress)
-		case "value":
-			f.once(&seen, 6)
-			f.etlInt(&t.Value)
-		case "gas":
-			f.once(&seen, 7)
-			f.etlInt(&t.Gas)
-		case "gas_price":
-			f.once(&seen, 8)
-			f.etlInt(&t.GasPrice)
-		case "input":
-			f.once(&seen, 9)
-			f.data(&t.Input)
-		case "block_timestamp":
-			f.once(&seen, 10)
-			f.etlInt(&t.BlockTimestamp)
-		case "block_number":
-			f.once(&seen, 11)
-			f.etlInt(&t.BlockNumber)
-		case "block_hash":
-			f.once(&seen, 12)
-			f.hash(&t.BlockHash)
-		case "max_fee_per_gas":
-			f.once(&seen, 13)
-			f.etlInt(&t.MaxFeePerGas)
-		case "max_priority_fee_per_gas":
-			f.once(&seen, 14)
-			f.etlInt(&t.MaxPriorityFeePerGas)
-		case "max_fee_per_blob_gas":
-			f.once(&seen, 15)
-			f.etlInt(&t.MaxFeePerBlobGas)
-		case "transaction_type":
-			f.once(&seen, 16)
-			f.etlInt(&t.TransactionType)
-		case "receipt_cumulative_gas_used":
-			f.once(&seen, 17)
-			f.etlInt(&t.ReceiptCumulativeGasUsed)
-		case "receipt_gas_used":
-			f.once(&seen, 18)
-			f.etlInt(&t.ReceiptGasUsed)
-		case "receipt_contract_address":
-			f.once(&seen, 19)
-			f.address(&t.ReceiptContractAddress)
-		case "receipt_root":
-			f.once(&seen, 20)
-			f.data(&t.ReceiptRoot)
-		case "receipt_status":
-			f.once(&seen, 21)
-			f.etlInt(&t.ReceiptStatus)
-		case "receipt_effective_gas_price":
-			f.once(&seen, 22)
-			f.etlInt(&t.ReceiptEffectiveGasPrice)
-		case "receipt_blob_gas_used":
-			f.once(&seen, 23)
-			f.etlInt(&t.ReceiptBlobGasUsed)
-		case "receipt_blob_gas_price":
-			f.once(&seen, 24)
-			f.etlInt(&t.ReceiptBlobGasPrice)
-		default:
-			f.unknown(name, etlTxFields)
+		i := -1
+		if next < len(s.fields) && string(name) == s.fields[next].name {
+			i = next
+		} else if j, ok := s.index[string(name)]; ok {
+			i = j
 		}
+		if i < 0 {
+			f.unknown(name, s.folded)
+			continue
+		}
+		if seen&(1<<i) != 0 { // a name given twice: the reflective path merges the two
+			f.ok = false
+			return
+		}
+		seen |= 1 << i
+		s.fields[i].read(f, v)
+		next = i + 1
 	}
 }
 
-func (f *fastReader) etlLog(l *etlLog) {
-	var seen uint32
-	if !f.object() {
+// fastPointer reads an object, or null (which leaves *p nil), into a new T.
+func fastPointer[T any](f *fastReader, p **T, s *fastStruct[T]) {
+	*p = nil
+	if f.null() {
 		return
 	}
-	for {
-		name, ok := f.member()
-		if !ok {
-			return
-		}
-		switch string(name) {
-		case "type":
-			f.once(&seen, 0)
-			f.itemType(&l.Type)
-		case "log_index":
-			f.once(&seen, 1)
-			f.etlInt(&l.LogIndex)
-		case "transaction_hash":
-			f.once(&seen, 2)
-			f.hash(&l.TransactionHash)
-		case "transaction_index":
-			f.once(&seen, 3)
-			f.etlInt(&l.TransactionIndex)
-		case "address":
-			f.once(&seen, 4)
-			f.address(&l.Address)
-		case "data":
-			f.once(&seen, 5)
-			f.data(&l.Data)
-		case "topics":
-			f.once(&seen, 6)
-			l.Topics = f.topicList()
-		case "block_number":
-			f.once(&seen, 7)
-			f.etlInt(&l.BlockNumber)
-		case "block_timestamp":
-			f.once(&seen, 8)
-			f.etlInt(&l.BlockTimestamp)
-		case "block_hash":
-			f.once(&seen, 9)
-			f.hash(&l.BlockHash)
-		default:
-			f.unknown(name, etlLogFields)
-		}
+	*p = new(T)
+	s.read(f, *p)
+}
+
+// fld is a fastField, spelt short for the tables below.
+func fld[T any](name string, read func(*fastReader, *T)) fastField[T] {
+	return fastField[T]{name, read}
+}
+
+// The wire structs' fast readers; init builds them, since the call frames' refers to itself.
+var (
+	bundleStruct      *fastStruct[bundleMsg]
+	blockStruct       *fastStruct[rpcBlock[rpcTx, rpcWithdrawal]]
+	headerStruct      *fastStruct[rpcBlock[hash, rpcWithdrawal]]
+	txStruct          *fastStruct[rpcTx]
+	withdrawalStruct  *fastStruct[rpcWithdrawal]
+	receiptStruct     *fastStruct[rpcReceipt[rpcLog]]
+	logStruct         *fastStruct[rpcLog]
+	traceResultStruct *fastStruct[rpcTraceResult]
+	frameStruct       *fastStruct[rpcCallFrame]
+	etlTxStruct       *fastStruct[etlTx]
+	etlLogStruct      *fastStruct[etlLog]
+)
+
+func init() {
+	type (
+		bundle  = bundleMsg
+		block   = rpcBlock[rpcTx, rpcWithdrawal]
+		header  = rpcBlock[hash, rpcWithdrawal]
+		receipt = rpcReceipt[rpcLog]
+	)
+	bundleStruct = newFastStruct(
+		fld("block", func(f *fastReader, m *bundle) { fastPointer(f, &m.Block, blockStruct) }),
+		fld("receipts", func(f *fastReader, m *bundle) { fastList(f, &m.Receipts, receiptStruct.read, &f.receipts) }),
+		fld("traces", func(f *fastReader, m *bundle) { fastList(f, &m.Traces, traceResultStruct.read, &f.traces) }),
+		fld("header", func(f *fastReader, m *bundle) { fastPointer(f, &m.Header, headerStruct) }),
+		fld("logs", func(f *fastReader, m *bundle) { fastList(f, &m.Logs, logStruct.read, &f.logs) }),
+		fld("transactions", func(f *fastReader, m *bundle) { fastList(f, &m.Transactions, txStruct.read, &f.txs) }))
+	blockStruct = newFastStruct(blockFields(func(f *fastReader, b *block) {
+		fastList(f, &b.Transactions, txStruct.read, &f.txs)
+	})...)
+	headerStruct = newFastStruct(blockFields(func(f *fastReader, b *header) {
+		fastList(f, &b.Transactions, (*fastReader).hash, &f.hashes)
+	})...)
+	txStruct = newFastStruct(
+		fld("blockHash", func(f *fastReader, t *rpcTx) { f.hash(&t.BlockHash) }),
+		fld("blockNumber", func(f *fastReader, t *rpcTx) { f.quantity(&t.BlockNumber) }),
+		fld("from", func(f *fastReader, t *rpcTx) { f.address(&t.From) }),
+		fld("gas", func(f *fastReader, t *rpcTx) { f.quantity(&t.Gas) }),
+		fld("gasPrice", func(f *fastReader, t *rpcTx) { f.bigQuantity(&t.GasPrice) }),
+		fld("maxFeePerGas", func(f *fastReader, t *rpcTx) { f.bigQuantity(&t.MaxFeePerGas) }),
+		fld("maxPriorityFeePerGas", func(f *fastReader, t *rpcTx) { f.bigQuantity(&t.MaxPriorityFeePerGas) }),
+		fld("maxFeePerBlobGas", func(f *fastReader, t *rpcTx) { f.bigQuantity(&t.MaxFeePerBlobGas) }),
+		fld("hash", func(f *fastReader, t *rpcTx) { f.hash(&t.Hash) }),
+		fld("input", func(f *fastReader, t *rpcTx) { f.data(&t.Input) }),
+		fld("nonce", func(f *fastReader, t *rpcTx) { f.quantity(&t.Nonce) }),
+		fld("to", func(f *fastReader, t *rpcTx) { f.address(&t.To) }),
+		fld("transactionIndex", func(f *fastReader, t *rpcTx) { f.quantity(&t.TransactionIndex) }),
+		fld("value", func(f *fastReader, t *rpcTx) { f.bigQuantity(&t.Value) }),
+		fld("type", func(f *fastReader, t *rpcTx) { f.quantity(&t.Type) }))
+	withdrawalStruct = newFastStruct(
+		fld("index", func(f *fastReader, w *rpcWithdrawal) { f.quantity(&w.Index) }),
+		fld("validatorIndex", func(f *fastReader, w *rpcWithdrawal) { f.quantity(&w.ValidatorIndex) }),
+		fld("address", func(f *fastReader, w *rpcWithdrawal) { f.address(&w.Address) }),
+		fld("amount", func(f *fastReader, w *rpcWithdrawal) { f.bigQuantity(&w.Amount) }))
+	receiptStruct = newFastStruct(
+		fld("blockHash", func(f *fastReader, r *receipt) { f.hash(&r.BlockHash) }),
+		fld("blockNumber", func(f *fastReader, r *receipt) { f.quantity(&r.BlockNumber) }),
+		fld("contractAddress", func(f *fastReader, r *receipt) { f.address(&r.ContractAddress) }),
+		fld("cumulativeGasUsed", func(f *fastReader, r *receipt) { f.quantity(&r.CumulativeGasUsed) }),
+		fld("effectiveGasPrice", func(f *fastReader, r *receipt) { f.bigQuantity(&r.EffectiveGasPrice) }),
+		fld("gasUsed", func(f *fastReader, r *receipt) { f.quantity(&r.GasUsed) }),
+		fld("blobGasUsed", func(f *fastReader, r *receipt) { f.quantity(&r.BlobGasUsed) }),
+		fld("blobGasPrice", func(f *fastReader, r *receipt) { f.bigQuantity(&r.BlobGasPrice) }),
+		fld("logs", func(f *fastReader, r *receipt) { fastList(f, &r.Logs, logStruct.read, &f.logs) }),
+		fld("root", func(f *fastReader, r *receipt) { f.data(&r.Root) }),
+		fld("status", func(f *fastReader, r *receipt) { f.quantity(&r.Status) }),
+		fld("transactionHash", func(f *fastReader, r *receipt) { f.hash(&r.TransactionHash) }),
+		fld("transactionIndex", func(f *fastReader, r *receipt) { f.quantity(&r.TransactionIndex) }),
+		fld("type", func(f *fastReader, r *receipt) { f.quantity(&r.Type) }))
+	logStruct = newFastStruct(
+		fld("address", func(f *fastReader, l *rpcLog) { f.address(&l.Address) }),
+		fld("topics", func(f *fastReader, l *rpcLog) { l.Topics = f.topicList() }),
+		fld("data", func(f *fastReader, l *rpcLog) { f.data(&l.Data) }),
+		fld("blockNumber", func(f *fastReader, l *rpcLog) { f.quantity(&l.BlockNumber) }),
+		fld("transactionHash", func(f *fastReader, l *rpcLog) { f.hash(&l.TransactionHash) }),
+		fld("transactionIndex", func(f *fastReader, l *rpcLog) { f.quantity(&l.TransactionIndex) }),
+		fld("blockHash", func(f *fastReader, l *rpcLog) { f.hash(&l.BlockHash) }),
+		fld("logIndex", func(f *fastReader, l *rpcLog) { f.quantity(&l.LogIndex) }))
+	traceResultStruct = newFastStruct(
+		fld("txHash", func(f *fastReader, r *rpcTraceResult) { f.hash(&r.TxHash) }),
+		fld("result", func(f *fastReader, r *rpcTraceResult) { fastPointer(f, &r.Result, frameStruct) }),
+		fld("error", func(f *fastReader, r *rpcTraceResult) { f.str(&r.Error) }))
+	frameStruct = newFastStruct(
+		fld("from", func(f *fastReader, c *rpcCallFrame) { f.address(&c.From) }),
+		fld("gas", func(f *fastReader, c *rpcCallFrame) { f.quantity(&c.Gas) }),
+		fld("gasUsed", func(f *fastReader, c *rpcCallFrame) { f.quantity(&c.GasUsed) }),
+		fld("to", func(f *fastReader, c *rpcCallFrame) { f.address(&c.To) }),
+		fld("input", func(f *fastReader, c *rpcCallFrame) { f.data(&c.Input) }),
+		fld("output", func(f *fastReader, c *rpcCallFrame) { f.data(&c.Output) }),
+		fld("error", func(f *fastReader, c *rpcCallFrame) { f.str(&c.Error) }),
+		fld("calls", (*fastReader).calls),
+		fld("value", func(f *fastReader, c *rpcCallFrame) { f.bigQuantity(&c.Value) }),
+		fld("type", func(f *fastReader, c *rpcCallFrame) { f.str(&c.Type) }))
+	etlTxStruct = newFastStruct(
+		fld("type", func(f *fastReader, t *etlTx) { f.itemType(&t.Type) }),
+		fld("hash", func(f *fastReader, t *etlTx) { f.hash(&t.Hash) }),
+		fld("nonce", func(f *fastReader, t *etlTx) { f.etlInt(&t.Nonce) }),
+		fld("transaction_index", func(f *fastReader, t *etlTx) { f.etlInt(&t.TransactionIndex) }),
+		fld("from_address", func(f *fastReader, t *etlTx) { f.address(&t.FromAddress) }),
+		fld("to_address", func(f *fastReader, t *etlTx) { f.address(&t.ToAddress) }),
+		fld("value", func(f *fastReader, t *etlTx) { f.etlInt(&t.Value) }),
+		fld("gas", func(f *fastReader, t *etlTx) { f.etlInt(&t.Gas) }),
+		fld("gas_price", func(f *fastReader, t *etlTx) { f.etlInt(&t.GasPrice) }),
+		fld("input", func(f *fastReader, t *etlTx) { f.data(&t.Input) }),
+		fld("block_timestamp", func(f *fastReader, t *etlTx) { f.etlInt(&t.BlockTimestamp) }),
+		fld("block_number", func(f *fastReader, t *etlTx) { f.etlInt(&t.BlockNumber) }),
+		fld("block_hash", func(f *fastReader, t *etlTx) { f.hash(&t.BlockHash) }),
+		fld("max_fee_per_gas", func(f *fastReader, t *etlTx) { f.etlInt(&t.MaxFeePerGas) }),
+		fld("max_priority_fee_per_gas", func(f *fastReader, t *etlTx) { f.etlInt(&t.MaxPriorityFeePerGas) }),
+		fld("transaction_type", func(f *fastReader, t *etlTx) { f.etlInt(&t.TransactionType) }),
+		fld("receipt_cumulative_gas_used", func(f *fastReader, t *etlTx) { f.etlInt(&t.ReceiptCumulativeGasUsed) }),
+		fld("receipt_gas_used", func(f *fastReader, t *etlTx) { f.etlInt(&t.ReceiptGasUsed) }),
+		fld("receipt_contract_address", func(f *fastReader, t *etlTx) { f.address(&t.ReceiptContractAddress) }),
+		fld("receipt_root", func(f *fastReader, t *etlTx) { f.data(&t.ReceiptRoot) }),
+		fld("receipt_status", func(f *fastReader, t *etlTx) { f.etlInt(&t.ReceiptStatus) }),
+		fld("receipt_effective_gas_price", func(f *fastReader, t *etlTx) { f.etlInt(&t.ReceiptEffectiveGasPrice) }),
+		fld("max_fee_per_blob_gas", func(f *fastReader, t *etlTx) { f.etlInt(&t.MaxFeePerBlobGas) }),
+		fld("receipt_blob_gas_used", func(f *fastReader, t *etlTx) { f.etlInt(&t.ReceiptBlobGasUsed) }),
+		fld("receipt_blob_gas_price", func(f *fastReader, t *etlTx) { f.etlInt(&t.ReceiptBlobGasPrice) }))
+	etlLogStruct = newFastStruct(
+		fld("type", func(f *fastReader, l *etlLog) { f.itemType(&l.Type) }),
+		fld("log_index", func(f *fastReader, l *etlLog) { f.etlInt(&l.LogIndex) }),
+		fld("transaction_hash", func(f *fastReader, l *etlLog) { f.hash(&l.TransactionHash) }),
+		fld("transaction_index", func(f *fastReader, l *etlLog) { f.etlInt(&l.TransactionIndex) }),
+		fld("address", func(f *fastReader, l *etlLog) { f.address(&l.Address) }),
+		fld("data", func(f *fastReader, l *etlLog) { f.data(&l.Data) }),
+		fld("topics", func(f *fastReader, l *etlLog) { l.Topics = f.topicList() }),
+		fld("block_number", func(f *fastReader, l *etlLog) { f.etlInt(&l.BlockNumber) }),
+		fld("block_timestamp", func(f *fastReader, l *etlLog) { f.etlInt(&l.BlockTimestamp) }),
+		fld("block_hash", func(f *fastReader, l *etlLog) { f.hash(&l.BlockHash) }))
+}
+
+// blockFields are a block's fields, its transactions read by txs (objects, or a header's hashes).
+func blockFields[T any](txs func(*fastReader, *rpcBlock[T, rpcWithdrawal])) []fastField[rpcBlock[T, rpcWithdrawal]] {
+	type block = rpcBlock[T, rpcWithdrawal]
+	return []fastField[block]{
+		fld("baseFeePerGas", func(f *fastReader, b *block) { f.bigQuantity(&b.BaseFeePerGas) }),
+		fld("blobGasUsed", func(f *fastReader, b *block) { f.quantity(&b.BlobGasUsed) }),
+		fld("difficulty", func(f *fastReader, b *block) { f.bigQuantity(&b.Difficulty) }),
+		fld("excessBlobGas", func(f *fastReader, b *block) { f.quantity(&b.ExcessBlobGas) }),
+		fld("extraData", func(f *fastReader, b *block) { f.data(&b.ExtraData) }),
+		fld("gasLimit", func(f *fastReader, b *block) { f.quantity(&b.GasLimit) }),
+		fld("gasUsed", func(f *fastReader, b *block) { f.quantity(&b.GasUsed) }),
+		fld("hash", func(f *fastReader, b *block) { f.hash(&b.Hash) }),
+		fld("logsBloom", func(f *fastReader, b *block) { f.data(&b.LogsBloom) }),
+		fld("miner", func(f *fastReader, b *block) { f.address(&b.Miner) }),
+		fld("mixHash", func(f *fastReader, b *block) { f.hash(&b.MixHash) }),
+		fld("nonce", func(f *fastReader, b *block) { f.data(&b.Nonce) }),
+		fld("number", func(f *fastReader, b *block) { f.quantity(&b.Number) }),
+		fld("parentBeaconBlockRoot", func(f *fastReader, b *block) { f.hash(&b.ParentBeaconBlockRoot) }),
+		fld("parentHash", func(f *fastReader, b *block) { f.hash(&b.ParentHash) }),
+		fld("receiptsRoot", func(f *fastReader, b *block) { f.hash(&b.ReceiptsRoot) }),
+		fld("requestsHash", func(f *fastReader, b *block) { f.hash(&b.RequestsHash) }),
+		fld("sha3Uncles", func(f *fastReader, b *block) { f.hash(&b.Sha3Uncles) }),
+		fld("size", func(f *fastReader, b *block) { f.quantity(&b.Size) }),
+		fld("stateRoot", func(f *fastReader, b *block) { f.hash(&b.StateRoot) }),
+		fld("timestamp", func(f *fastReader, b *block) { f.quantity(&b.Timestamp) }),
+		fld("totalDifficulty", func(f *fastReader, b *block) { f.bigQuantity(&b.TotalDifficulty) }),
+		fld("transactions", txs),
+		fld("transactionsRoot", func(f *fastReader, b *block) { f.hash(&b.TransactionsRoot) }),
+		fld("withdrawals", func(f *fastReader, b *block) { fastList(f, &b.Withdrawals, withdrawalStruct.read, &f.withdrawals) }),
+		fld("withdrawalsRoot", func(f *fastReader, b *block) { f.hash(&b.WithdrawalsRoot) }),
 	}
+}
+
+// calls reads a frame's subcalls, as deep as a call tree can go.
+func (f *fastReader) calls(c *rpcCallFrame) {
+	c.Calls = nil
+	null, ok := f.array()
+	if !ok || null {
+		return
+	}
+	if f.depth++; f.depth > maxTraceDepth {
+		f.ok = false
+		return
+	}
+	c.Calls = []rpcCallFrame{}
+	for f.more() {
+		c.Calls = append(c.Calls, rpcCallFrame{})
+		frameStruct.read(f, &c.Calls[len(c.Calls)-1])
+	}
+	f.depth--
 }

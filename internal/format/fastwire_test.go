@@ -37,9 +37,9 @@ func sameAsWireETL(t *testing.T, value []byte) bool {
 	typ, _ := sniffType(value)
 	switch typ {
 	case etlTypeTransaction:
-		return sameFast(t, value, func(f *fastReader, v *etlTx) { f.etlTx(v) })
+		return sameFast(t, value, etlTxStruct.read)
 	case etlTypeLog:
-		return sameFast(t, value, func(f *fastReader, v *etlLog) { f.etlLog(v) })
+		return sameFast(t, value, etlLogStruct.read)
 	}
 	return false
 }
@@ -174,15 +174,16 @@ func BenchmarkDecodeBundleReflective(b *testing.B) {
 // added to a wire struct and not to its fast reader is not skipped unnoticed (the fixtures may not have it).
 func TestFastFieldsAreTheStructs(t *testing.T) {
 	for _, c := range []struct {
-		list fields
+		list map[string]struct{}
 		of   any
 	}{
-		{bundleFields, bundleMsg{}}, {blockFields, rpcBlock[rpcTx, rpcWithdrawal]{}}, {txFields, rpcTx{}},
-		{withdrawalFields, rpcWithdrawal{}}, {receiptFields, rpcReceipt[rpcLog]{}}, {logFields, rpcLog{}},
-		{traceResultFields, rpcTraceResult{}}, {frameFields, rpcCallFrame{}}, {etlTxFields, etlTx{}},
-		{etlLogFields, etlLog{}},
+		{bundleStruct.folded, bundleMsg{}}, {blockStruct.folded, rpcBlock[rpcTx, rpcWithdrawal]{}},
+		{headerStruct.folded, rpcBlock[hash, rpcWithdrawal]{}}, {txStruct.folded, rpcTx{}},
+		{withdrawalStruct.folded, rpcWithdrawal{}}, {receiptStruct.folded, rpcReceipt[rpcLog]{}},
+		{logStruct.folded, rpcLog{}}, {traceResultStruct.folded, rpcTraceResult{}}, {frameStruct.folded, rpcCallFrame{}},
+		{etlTxStruct.folded, etlTx{}}, {etlLogStruct.folded, etlLog{}},
 	} {
-		want := fields{}
+		want := map[string]struct{}{}
 		var add func(reflect.Type)
 		add = func(typ reflect.Type) {
 			for i := range typ.NumField() {
