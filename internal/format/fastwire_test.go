@@ -17,17 +17,7 @@ import (
 // unmarshalWire decodes it without error into the same structs. It reports whether the fast path took it.
 func sameAsWire(t *testing.T, value []byte) bool {
 	t.Helper()
-	var fast, wire bundleMsg
-	if !decodeBundleFast(value, &fast) {
-		return false
-	}
-	if err := unmarshalWire(value, &wire); err != nil {
-		t.Fatalf("the fast path decoded what unmarshalWire refuses (%v):\n%.300s", err, value)
-	}
-	if !reflect.DeepEqual(fast, wire) {
-		t.Fatalf("the fast path decoded\n%+v\nunmarshalWire\n%+v\nfrom %.300s", fast, wire, value)
-	}
-	return true
+	return sameFast(t, value, bundleStruct.read)
 }
 
 // sameAsWireETL is sameAsWire for the ethereum-etl items that have a fast path (transactions and logs); it
@@ -44,6 +34,7 @@ func sameAsWireETL(t *testing.T, value []byte) bool {
 	return false
 }
 
+// sameFast is sameAsWire for the wire struct T that read reads.
 func sameFast[T any](t *testing.T, value []byte, read func(*fastReader, *T)) bool {
 	t.Helper()
 	var fast, wire T
