@@ -209,16 +209,16 @@ func BenchmarkDecodeTraces(b *testing.B) {
 	if err := json.Unmarshal(raw, &c); err != nil {
 		b.Fatal(err)
 	}
-	item := []byte(`[{"txHash": "0x` + strings.Repeat("00", 32) + `", "result": ` + string(c.Result) + `}]`)
+	item := []byte(`{"traces": [{"txHash": "0x` + strings.Repeat("00", 32) + `", "result": ` + string(c.Result) + `}]}`)
 	txs := []chain.Transaction{{BlockNumber: 25001, Hash: make([]byte, 32)}}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(item)))
 	for b.Loop() {
-		var traces []rpcTraceResult
-		if err := json.Unmarshal(item, &traces); err != nil {
-			b.Fatal(err)
+		var msg bundleMsg // as a bundle's traces are read, by the fast path
+		if !decodeBundleFast(item, &msg) {
+			b.Fatal("not taken by the fast path")
 		}
-		rows, derr := decodeTraces(txs, traces)
+		rows, derr := decodeTraces(txs, *msg.Traces)
 		if derr != nil || len(rows) != 29 {
 			b.Fatalf("%d frames, %v", len(rows), derr)
 		}
