@@ -190,7 +190,7 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 	case kindBytea:
 		if b, ok := v.([]byte); ok {
 			if b == nil {
-				return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil
+				return appendNull(buf), nil
 			}
 			buf = binary.BigEndian.AppendUint32(buf, uint32(len(b)))
 			return append(buf, b...), nil
@@ -205,7 +205,7 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 			return appendInt64(buf, x), nil
 		case *int64:
 			if x == nil {
-				return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil
+				return appendNull(buf), nil
 			}
 			return appendInt64(buf, *x), nil
 		}
@@ -215,7 +215,7 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 			return appendInt32(buf, x), nil
 		case *int32:
 			if x == nil {
-				return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil
+				return appendNull(buf), nil
 			}
 			return appendInt32(buf, *x), nil
 		}
@@ -225,7 +225,7 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 			return appendInt16(buf, x), nil
 		case *int16:
 			if x == nil {
-				return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil
+				return appendNull(buf), nil
 			}
 			return appendInt16(buf, *x), nil
 		}
@@ -244,7 +244,7 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 		}
 		x := v.(*big.Int)
 		if x == nil {
-			return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil
+			return appendNull(buf), nil
 		}
 		at := len(buf)
 		buf = appendNumeric(binary.BigEndian.AppendUint32(buf, 0), x)
@@ -261,7 +261,7 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 
 func (e *columnEncoder) plannedOrNull(m *pgtype.Map, buf []byte, v any) ([]byte, error) {
 	if v == nil {
-		return binary.BigEndian.AppendUint32(buf, math.MaxUint32), nil
+		return appendNull(buf), nil
 	}
 	return e.planned(m, buf, v)
 }
@@ -273,7 +273,7 @@ func (e *columnEncoder) planned(m *pgtype.Map, buf []byte, v any) ([]byte, error
 		e.typ, e.plan = typ, m.PlanEncode(e.oid, pgtype.BinaryFormatCode, v)
 	}
 	at := len(buf)
-	buf = binary.BigEndian.AppendUint32(buf, math.MaxUint32)
+	buf = appendNull(buf) // the length, once known, replaces it
 	var out []byte
 	var err error
 	if e.plan == nil {
@@ -318,6 +318,9 @@ func scanStringThenEncode(m *pgtype.Map, buf []byte, oid uint32, v any) ([]byte,
 	}
 	return m.Encode(oid, pgtype.BinaryFormatCode, parsed, buf)
 }
+
+// appendNull appends a NULL field: length -1, no value.
+func appendNull(buf []byte) []byte { return binary.BigEndian.AppendUint32(buf, math.MaxUint32) }
 
 func appendInt64(buf []byte, v int64) []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(buf, 8), uint64(v))
