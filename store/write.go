@@ -118,17 +118,22 @@ func (w *Writer) Write(ctx context.Context, db DB, b *Batch) (Result, error) {
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit; after a failure the error that matters is already returned
 
 	var dead []Message
-	var keys []chain.Key
+	keys := make([]chain.Key, 0, len(b.Messages))
 	exclusive := false
-	live := make([]Message, 0, len(b.Messages))
-	for _, m := range b.Messages {
+	// Pointers: a Message is a few hundred bytes, and an item batch holds thousands.
+	live := make([]*Message, 0, len(b.Messages))
+	for i := range b.Messages {
+		m := &b.Messages[i]
 		if m.Failure == nil {
 			if err := w.schema.CheckTyped(&m.Rows); err != nil {
-				m.Failure = &chain.Failure{Reason: ReasonInvalidRows, Err: err}
+				d := *m // the batch stays as it came: a retry checks it again
+				d.Failure = &chain.Failure{Reason: ReasonInvalidRows, Err: err}
+				dead = append(dead, d)
+				continue
 			}
 		}
 		if m.Failure != nil {
-			dead = append(dead, m)
+			dead = append(dead, *m)
 		} else if !m.Rows.Empty() {
 			live = append(live, m)
 			keys = m.Rows.Keys(keys, b.Mode)
@@ -245,7 +250,7 @@ func fence(ctx context.Context, tx pgx.Tx, b *Batch, heights []int64, lock strin
 // writeBisect writes msgs under a savepoint. When Postgres rejects the write for a reason that retrying cannot
 // fix, it rolls back to the savepoint and bisects until each rejected message stands alone; those are returned
 // as dead letters and everything else is written. A statement timeout bisects too, with no dead letters. A batch with one bad message costs about log2(n) extra writes.
-func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, b *Batch, msgs []Message, res *Result) ([]Message, error) {
+func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, b *Batch, msgs []*Message, res *Result) ([]Message, error) {
 	if len(msgs) == 0 {
 		return nil, nil
 	}
@@ -280,7 +285,7 @@ func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, b *Batch, msgs []Me
 		return nil, fmt.Errorf("%w: %w", ErrConflict, werr)
 	}
 	if len(msgs) == 1 {
-		m := msgs[0]
+		m := *msgs[0]
 		m.Failure = &chain.Failure{Reason: ReasonRejected, Err: werr}
 		return []Message{m}, nil
 	}
@@ -300,7 +305,7 @@ func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, b *Batch, msgs []Me
 }
 
 // writeRows deletes what msgs replace, then copies their rows in.
-func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []Message, counts chain.Counts) error {
+func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []*Message, counts chain.Counts) error {
 	sets := make([]*chain.Rows, len(msgs))
 	for i := range msgs {
 		sets[i] = &msgs[i].Rows
@@ -337,7 +342,7 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []M
 // logs, FOR SHARE before it touches a derived table, and here transactions are deleted before logs too; with
 // a factory gate it takes the discovery lock before any of them, which this batch took in its fence.)
 func (w *Writer) deleteReplaced(ctx context.Context, db DB, mode chain.Mode, sets []*chain.Rows) error {
-	var keys []chain.Key
+	keys := make([]chain.Key, 0, len(sets))
 	for _, r := range sets {
 		keys = r.Keys(keys, mode)
 	}
