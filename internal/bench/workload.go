@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"sync"
@@ -111,7 +110,7 @@ func (w *Workload) build(dec *decode.Decoder, one [][]byte, i int) error {
 		if err != nil {
 			return err
 		}
-		b.Items[j] = typeFirst(v)
+		b.Items[j] = v
 	}
 	if i >= w.Bundled {
 		return nil
@@ -127,30 +126,6 @@ func (w *Workload) build(dec *decode.Decoder, one [][]byte, i int) error {
 	}
 	b.Rows = rows
 	return nil
-}
-
-// typeFirst moves the "type" member of a compact JSON object to the front, where ethereum-etl writes it.
-// fixtures.Renumber re-encodes an item through a map, which sorts the keys; chainsink would then parse every
-// item twice (internal/format reads a leading "type" without parsing, and parses a whole item to find any
-// other), which real ethereum-etl output never costs it. The pattern cannot occur inside a JSON string (its
-// quotes would be escaped), and ethereum-etl's nested objects (withdrawals) have no "type".
-func typeFirst(v []byte) []byte {
-	const key = `,"type":"`
-	i := bytes.Index(v, []byte(key))
-	if len(v) < 2 || v[0] != '{' || i < 0 {
-		return v
-	}
-	j := bytes.IndexByte(v[i+len(key):], '"')
-	if j < 0 {
-		return v
-	}
-	end := i + len(key) + j + 1
-	out := make([]byte, 0, len(v))
-	out = append(out, '{')
-	out = append(out, v[i+1:end]...) // "type":"log"
-	out = append(out, ',')
-	out = append(out, v[1:i]...)
-	return append(out, v[end:]...)
 }
 
 // RowsPerBlock is the number of rows one copy of the block writes, in every table.
