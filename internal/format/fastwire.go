@@ -476,6 +476,34 @@ func (f *fastReader) itemType(s *string) {
 	}
 }
 
+// fastItemType reads the "type" of an ethereum-etl item, the last one as encoding/json does, in one pass over
+// its members: for the items whose "type" is not their first key (sniffType's case), such as those that a
+// producer re-encoded through a map, in alphabetical order. False on anything unusual (a name that is "type"
+// in other letter case, a type that is not a plain string, no type), which itemType then reads as the
+// decoder would.
+func fastItemType(value []byte) (string, bool) {
+	var typ string
+	ok := fastDecode(value, func(f *fastReader) {
+		if !f.object() {
+			return
+		}
+		for {
+			name, more := f.member()
+			if !more {
+				return
+			}
+			if string(name) == "type" {
+				f.itemType(&typ)
+				continue
+			}
+			f.unknown(name, typeName)
+		}
+	})
+	return typ, ok && typ != ""
+}
+
+var typeName = map[string]struct{}{"type": {}}
+
 // fastField is a JSON name of a wire struct T and how the fast path reads its value into a T.
 type fastField[T any] struct {
 	name string

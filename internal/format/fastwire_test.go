@@ -194,3 +194,47 @@ func TestFastFieldsAreTheStructs(t *testing.T) {
 		}
 	}
 }
+
+// TestFastItemTypeReadsAnyKeyOrder: an item whose "type" is not its first key (a producer that re-encodes
+// items through a map writes them in alphabetical order) has its type read in one pass, the last one as
+// encoding/json keeps it; anything unusual is left to itemType.
+func TestFastItemTypeReadsAnyKeyOrder(t *testing.T) {
+	t.Parallel()
+	for i, item := range etlItems17173049(t) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(item, &m); err != nil {
+			t.Fatal(err)
+		}
+		sorted, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, derr := itemType(item)
+		got, ok := fastItemType(sorted)
+		if derr != nil || !ok || got != want {
+			t.Fatalf("item %d: %q, %v; want %q", i, got, ok, want)
+		}
+	}
+	for _, tc := range []struct {
+		item string
+		typ  string // "" when it is left to itemType
+	}{
+		{`{"log_index":1,"type":"log"}`, "log"},
+		{`{"type":"log","x":[{"type":"block"}],"type":"transaction"}`, "transaction"},
+		{`{"log_index":1,"TYPE":"log"}`, ""},
+		{`{"log_index":1,"type":"log","Type":"block"}`, ""},
+		{`{"type":"log","type":null}`, ""},
+		{`{"type":"lo\u0067"}`, ""},
+		{`{"log_index":1}`, ""},
+		{`{"type":"log"} x`, ""},
+		{`["type","log"]`, ""},
+	} {
+		got, ok := fastItemType([]byte(tc.item))
+		if ok != (tc.typ != "") || got != tc.typ && ok {
+			t.Errorf("%s: %q, %v; want %q", tc.item, got, ok, tc.typ)
+		}
+		if want, err := itemType([]byte(tc.item)); ok && (err != nil || want != got) {
+			t.Errorf("%s: %q, itemType %q (%v)", tc.item, got, want, err)
+		}
+	}
+}

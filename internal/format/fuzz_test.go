@@ -45,9 +45,15 @@ func checkDecoded(t *testing.T, f Format, key, value []byte) {
 	if f == Bundle {
 		sameAsV1(t, value, wireTypes[""])
 		sameAsWire(t, value)
-	} else if typ, err := itemType(value); err == nil && wireTypes[typ] != nil && typ != "" {
-		sameAsV1(t, value, wireTypes[typ])
-		sameAsWireETL(t, value)
+	} else {
+		typ, err := itemType(value)
+		if fast, ok := fastItemType(value); ok && (err != nil || fast != typ) {
+			t.Fatalf("fastItemType read type %q, itemType %q (%v)", fast, typ, err)
+		}
+		if err == nil && wireTypes[typ] != nil && typ != "" {
+			sameAsV1(t, value, wireTypes[typ])
+			sameAsWireETL(t, value)
+		}
 	}
 	rows, fail := Decode(f, key, value)
 	if fail != nil {
@@ -195,6 +201,8 @@ func FuzzDecodeETL(f *testing.F) {
 	}
 	f.Add([]byte(`{"type": "log", "topics": [null], "log_index": 1e3}`))
 	f.Add([]byte(`{"type":"transaction","type":"block","value":115792089237316195423570985008687907853269984665640564039457584007913129639936}`))
+	f.Add([]byte(`{"log_index":1,"TYPE":"block","type":"log","Type":null,"topics":["0x00"]}`))
+	f.Add([]byte(`{"hash":"0x00","type":"transaction","type":null}`))
 	f.Fuzz(func(t *testing.T, value []byte) {
 		checkDecoded(t, EthereumETL, nil, value)
 	})
