@@ -210,7 +210,11 @@ const microsecFromUnixEpochToY2K = 946_684_800 * 1_000_000
 func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error) {
 	switch e.kind {
 	case kindBytea:
-		if b, ok := v.([]byte); ok {
+		b, ok := v.([]byte)
+		if p, isPtr := v.(*[]byte); isPtr && p != nil {
+			b, ok = *p, true
+		}
+		if ok {
 			if b == nil {
 				return appendNull(buf), nil
 			}
@@ -219,6 +223,10 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 		}
 	case kindInt8:
 		switch x := v.(type) {
+		case *uint64:
+			if x != nil && *x <= math.MaxInt64 {
+				return appendInt64(buf, int64(*x)), nil
+			}
 		case uint64:
 			if x <= math.MaxInt64 {
 				return appendInt64(buf, int64(x)), nil
@@ -252,7 +260,11 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 			return appendInt16(buf, *x), nil
 		}
 	case kindTimestamptz:
-		if t, ok := v.(time.Time); ok {
+		t, ok := v.(time.Time)
+		if p, isPtr := v.(*time.Time); isPtr && p != nil {
+			t, ok = *p, true
+		}
+		if ok {
 			us := t.Unix()*1_000_000 + int64(t.Nanosecond())/1000 - microsecFromUnixEpochToY2K
 			return appendInt64(buf, us), nil
 		}
@@ -273,7 +285,11 @@ func (e *columnEncoder) append(m *pgtype.Map, buf []byte, v any) ([]byte, error)
 		binary.BigEndian.PutUint32(buf[at:], uint32(len(buf)-at-4))
 		return buf, nil
 	case kindText:
-		if x, ok := v.(string); ok {
+		x, ok := v.(string)
+		if p, isPtr := v.(*string); isPtr && p != nil {
+			x, ok = *p, true
+		}
+		if ok {
 			buf = binary.BigEndian.AppendUint32(buf, uint32(len(x)))
 			return append(buf, x...), nil
 		}

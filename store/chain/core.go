@@ -18,13 +18,13 @@ var BlocksTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.Blocks) },
 	Values: func(r *Rows, i int, v []any) {
 		b := &r.Blocks[i]
-		v[0], v[1], v[2], v[3], v[4], v[5], v[6] = b.Number, b.Hash, b.ParentHash, b.Timestamp, b.Miner, b.GasUsed, b.GasLimit
-		v[7], v[8], v[9], v[10], v[11], v[12], v[13] = b.BaseFeePerGas, b.TransactionCount, b.Size, b.Nonce,
-			b.Difficulty, b.TotalDifficulty, b.ExtraData
-		v[14], v[15], v[16], v[17], v[18], v[19] = b.MixHash, b.Sha3Uncles, b.LogsBloom, b.TransactionsRoot, b.StateRoot, b.ReceiptsRoot
-		v[20], v[21], v[22], v[23], v[24], v[25] = b.WithdrawalsRoot, b.WithdrawalCount, b.BlobGasUsed, b.ExcessBlobGas,
-			b.ParentBeaconBlockRoot, b.RequestsHash
-		v[26] = b.Filtered
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6] = &b.Number, &b.Hash, &b.ParentHash, &b.Timestamp, &b.Miner, &b.GasUsed, &b.GasLimit
+		v[7], v[8], v[9], v[10], v[11], v[12], v[13] = b.BaseFeePerGas, &b.TransactionCount, b.Size, &b.Nonce,
+			b.Difficulty, b.TotalDifficulty, &b.ExtraData
+		v[14], v[15], v[16], v[17], v[18], v[19] = &b.MixHash, &b.Sha3Uncles, &b.LogsBloom, &b.TransactionsRoot, &b.StateRoot, &b.ReceiptsRoot
+		v[20], v[21], v[22], v[23], v[24], v[25] = &b.WithdrawalsRoot, b.WithdrawalCount, b.BlobGasUsed, b.ExcessBlobGas,
+			&b.ParentBeaconBlockRoot, &b.RequestsHash
+		v[26] = &b.Filtered
 	},
 }).init()
 
@@ -38,7 +38,7 @@ var WithdrawalsTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.Withdrawals) },
 	Values: func(r *Rows, i int, v []any) {
 		w := &r.Withdrawals[i]
-		v[0], v[1], v[2], v[3], v[4], v[5] = w.BlockNumber, w.Index, w.Position, w.ValidatorIndex, w.Address, w.AmountGwei
+		v[0], v[1], v[2], v[3], v[4], v[5] = &w.BlockNumber, &w.Index, &w.Position, &w.ValidatorIndex, &w.Address, w.AmountGwei
 	},
 }).init()
 
@@ -57,13 +57,13 @@ var TransactionsTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.Transactions) },
 	Values: func(r *Rows, i int, v []any) {
 		t := &r.Transactions[i]
-		v[0], v[1], v[2], v[3], v[4], v[5], v[6] = t.BlockNumber, t.TransactionIndex, t.Hash, t.BlockHash, t.BlockTimestamp,
-			t.FromAddress, t.ToAddress
-		v[7], v[8], v[9], v[10], v[11], v[12] = t.Value, t.Gas, t.GasPrice, t.MaxFeePerGas,
+		v[0], v[1], v[2], v[3], v[4], v[5], v[6] = &t.BlockNumber, &t.TransactionIndex, &t.Hash, &t.BlockHash, &t.BlockTimestamp,
+			&t.FromAddress, &t.ToAddress
+		v[7], v[8], v[9], v[10], v[11], v[12] = t.Value, &t.Gas, t.GasPrice, t.MaxFeePerGas,
 			t.MaxPriorityFeePerGas, t.MaxFeePerBlobGas
-		v[13], v[14], v[15], v[16], v[17], v[18] = t.Type, t.Nonce, t.Input, t.MethodID(), t.Status, t.Root
+		v[13], v[14], v[15], v[16], v[17], v[18] = &t.Type, &t.Nonce, &t.Input, t.MethodID(), t.Status, &t.Root
 		v[19], v[20], v[21], v[22], v[23], v[24] = t.GasUsed, t.CumulativeGasUsed, t.EffectiveGasPrice,
-			t.ContractAddress, t.BlobGasUsed, t.BlobGasPrice
+			&t.ContractAddress, t.BlobGasUsed, t.BlobGasPrice
 	},
 }).init()
 
@@ -78,10 +78,10 @@ var LogsTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.Logs) },
 	Values: func(r *Rows, i int, v []any) {
 		l := &r.Logs[i]
-		v[0], v[1], v[2], v[3], v[4], v[5] = l.BlockNumber, l.LogIndex, l.TransactionHash, l.TransactionIndex,
-			l.BlockTimestamp, l.Address
-		v[6], v[7], v[8], v[9], v[10] = topic(l.Topics, 0), topic(l.Topics, 1), topic(l.Topics, 2), topic(l.Topics, 3), l.Data
-		v[11] = l.BlockHash
+		v[0], v[1], v[2], v[3], v[4], v[5] = &l.BlockNumber, &l.LogIndex, &l.TransactionHash, &l.TransactionIndex,
+			&l.BlockTimestamp, &l.Address
+		v[6], v[7], v[8], v[9], v[10] = topic(l.Topics, 0), topic(l.Topics, 1), topic(l.Topics, 2), topic(l.Topics, 3), &l.Data
+		v[11] = &l.BlockHash
 	},
 }).init()
 
@@ -96,9 +96,9 @@ var TokenTransfersTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.TokenTransfers) },
 	Values: func(r *Rows, i int, v []any) {
 		t := &r.TokenTransfers[i]
-		v[0], v[1], v[2], v[3], v[4], v[5] = t.BlockNumber, t.LogIndex, t.BatchIndex, t.TransactionHash,
-			t.BlockTimestamp, t.TokenAddress
-		v[6], v[7], v[8], v[9], v[10] = t.FromAddress, t.ToAddress, t.TokenID, t.Value, t.Standard
+		v[0], v[1], v[2], v[3], v[4], v[5] = &t.BlockNumber, &t.LogIndex, &t.BatchIndex, &t.TransactionHash,
+			&t.BlockTimestamp, &t.TokenAddress
+		v[6], v[7], v[8], v[9], v[10] = &t.FromAddress, &t.ToAddress, t.TokenID, t.Value, &t.Standard
 	},
 }).init()
 
@@ -113,8 +113,8 @@ var EventsTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.Events) },
 	Values: func(r *Rows, i int, v []any) {
 		e := &r.Events[i]
-		v[0], v[1], v[2], v[3], v[4] = e.BlockNumber, e.LogIndex, e.TransactionHash, e.BlockTimestamp, e.Address
-		v[5], v[6], v[7], v[8] = e.EventName, e.Signature, e.ABIName, e.Args
+		v[0], v[1], v[2], v[3], v[4] = &e.BlockNumber, &e.LogIndex, &e.TransactionHash, &e.BlockTimestamp, &e.Address
+		v[5], v[6], v[7], v[8] = &e.EventName, &e.Signature, &e.ABIName, &e.Args
 	},
 }).init()
 
@@ -129,8 +129,8 @@ var CallsTable = (&Table{
 	Len:   func(r *Rows) int { return len(r.Calls) },
 	Values: func(r *Rows, i int, v []any) {
 		c := &r.Calls[i]
-		v[0], v[1], v[2], v[3], v[4] = c.BlockNumber, c.TransactionIndex, c.TransactionHash, c.BlockTimestamp, c.ToAddress
-		v[5], v[6], v[7], v[8], v[9] = c.Status, c.MethodName, c.Signature, c.ABIName, c.Args
+		v[0], v[1], v[2], v[3], v[4] = &c.BlockNumber, &c.TransactionIndex, &c.TransactionHash, &c.BlockTimestamp, &c.ToAddress
+		v[5], v[6], v[7], v[8], v[9] = c.Status, &c.MethodName, &c.Signature, &c.ABIName, &c.Args
 	},
 }).init()
 
@@ -147,10 +147,10 @@ var TracesTable = (&Table{
 	Len:        func(r *Rows) int { return len(r.Traces) },
 	Values: func(r *Rows, i int, v []any) {
 		t := &r.Traces[i]
-		v[0], v[1], v[2], v[3], v[4], v[5] = t.BlockNumber, t.TransactionIndex, t.TraceAddress, t.TransactionHash,
-			t.BlockTimestamp, t.Type
-		v[6], v[7], v[8], v[9], v[10], v[11] = t.TraceType, t.FromAddress, t.ToAddress, t.Value, t.Gas, t.GasUsed
-		v[12], v[13], v[14], v[15], v[16], v[17] = t.Input, t.Output, optText(t.Error), t.Status, t.Subtraces, t.BlockHash
+		v[0], v[1], v[2], v[3], v[4], v[5] = &t.BlockNumber, &t.TransactionIndex, &t.TraceAddress, &t.TransactionHash,
+			&t.BlockTimestamp, &t.Type
+		v[6], v[7], v[8], v[9], v[10], v[11] = &t.TraceType, &t.FromAddress, &t.ToAddress, t.Value, t.Gas, t.GasUsed
+		v[12], v[13], v[14], v[15], v[16], v[17] = &t.Input, &t.Output, optText(t.Error), &t.Status, &t.Subtraces, &t.BlockHash
 	},
 }).init()
 
@@ -166,9 +166,9 @@ var ContractsTable = (&Table{
 	Len:        func(r *Rows) int { return len(r.Contracts) },
 	Values: func(r *Rows, i int, v []any) {
 		c := &r.Contracts[i]
-		v[0], v[1], v[2], v[3], v[4], v[5] = c.BlockNumber, c.TransactionIndex, c.TraceAddress, c.Address,
-			c.TransactionHash, c.BlockTimestamp
-		v[6], v[7], v[8], v[9], v[10], v[11] = c.Deployer, c.CodeHash, c.CodeSize, c.IsERC20, c.IsERC721, c.IsERC1155
+		v[0], v[1], v[2], v[3], v[4], v[5] = &c.BlockNumber, &c.TransactionIndex, &c.TraceAddress, &c.Address,
+			&c.TransactionHash, &c.BlockTimestamp
+		v[6], v[7], v[8], v[9], v[10], v[11] = &c.Deployer, &c.CodeHash, c.CodeSize, c.IsERC20, c.IsERC721, c.IsERC1155
 	},
 }).init()
 

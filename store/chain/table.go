@@ -44,7 +44,9 @@ type Column struct {
 // Values puts Go values in dst that pgx encodes for the column types, with one exception that keeps this
 // package free of the driver: numeric columns take a *big.Int (nil is NULL), which the store converts. Byte
 // slices are bytea (nil is NULL), time.Time is timestamptz, pointers to integers are nullable integers, and a
-// []byte in a jsonb column is a JSON document.
+// []byte in a jsonb column is a JSON document. A value may also be given by a pointer to it (nil is NULL), as
+// pgx takes it: the core tables point into their row structs, since an interface holding a pointer needs no
+// allocation where one holding a slice, a time or most integers does, for every value of every row.
 type Table struct {
 	Name    string
 	Columns []Column
@@ -372,9 +374,9 @@ func columns(defs ...string) []Column {
 	return out
 }
 
-func topic(ts [][]byte, i int) []byte {
+func topic(ts [][]byte, i int) any {
 	if i < len(ts) {
-		return ts[i]
+		return &ts[i]
 	}
 	return nil
 }
