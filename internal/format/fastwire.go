@@ -3,16 +3,13 @@ package format
 import (
 	"bytes"
 	"encoding/hex"
-	"io"
 	"math/big"
 	"math/bits"
 	"sync"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // The fast path of a bundle (and of ethereum-etl's transaction and log items): its wire structs read
-// straight from jsontext's tokens, without reflection, with the hex decoded in place into a few slabs per
+// straight from the message's bytes by a scanner of the JSON grammar, without reflection, with the hex decoded in place into a few slabs per
 // message instead of an allocation per value. It is only a faster way to the same structs: it gives up
 // (returns false) on anything that is not the plain shape a node writes — a name that only matches a field
 // case-insensitively or has escapes, a name given twice, an escaped or non-ASCII string, a value of another
@@ -23,8 +20,12 @@ import (
 
 // fastReader reads one message. Only the decoder is reused; the slabs belong to the message's rows.
 type fastReader struct {
-	dec   jsontext.Decoder
-	in    bytes.Buffer
+	in  []byte // the message
+	pos int    // of the next byte of in to read
+	// open is set by a '{' or '[' and cleared by the first member or element (and by any closing bracket,
+	// which completes its parent's current member or element): a member or element other than the first
+	// needs a comma before it. One flag serves every level, since only the innermost container can be open.
+	open  bool
 	ok    bool
 	n     int // the message's size, which sizes the slabs
 	depth int // of the call frame being read
@@ -54,8 +55,7 @@ func decodeBundleFast(value []byte, msg *bundleMsg) bool {
 // fastDecode reads value, one JSON value and nothing after it, with read.
 func fastDecode(value []byte, read func(*fastReader)) bool {
 	f := fastReaders.Get().(*fastReader)
-	f.in = *bytes.NewBuffer(value)
-	f.dec.Reset(&f.in, jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
+	f.in, f.pos, f.open = value, 0, false
 	f.ok, f.n, f.depth = true, len(value), 0
 	// The first slab of data is at most half the message: hex takes two characters a byte. A small message
 	// (an ethereum-etl item) gets each value on its own instead, no larger than it is.
@@ -63,14 +63,11 @@ func fastDecode(value []byte, read func(*fastReader)) bool {
 		f.bytes = make([]byte, 0, min(len(value)/2+1, fastSlab))
 	}
 	read(f)
-	if f.ok {
-		if _, err := f.dec.ReadToken(); err != io.EOF { // one value, then only whitespace
-			f.ok = false
-		}
+	if f.ok && f.space() != len(f.in) { // one value, then only whitespace
+		f.ok = false
 	}
 	ok := f.ok
-	f.in = bytes.Buffer{}
-	f.dec.Reset(&f.in) // drop the reference to value
+	f.in = nil // drop the reference to value
 	f.bytes, f.words, f.topics = nil, nil, nil
 	fastReaders.Put(f)
 	return ok
@@ -81,40 +78,99 @@ const (
 	smallMessage = 8 << 10
 )
 
-// object reads the '{' of an object; false (and the message off the fast path) for anything else.
-func (f *fastReader) object() bool {
-	if !f.ok || f.dec.PeekKind() != '{' {
+// space skips JSON whitespace and returns the position of the next byte (len(in) at the end).
+func (f *fastReader) space() int {
+	for f.pos < len(f.in) {
+		switch f.in[f.pos] {
+		case ' ', '\t', '\n', '\r':
+			f.pos++
+			continue
+		}
+		break
+	}
+	return f.pos
+}
+
+// peek is the next byte after whitespace, or 0 at the end.
+func (f *fastReader) peek() byte {
+	if f.space() < len(f.in) {
+		return f.in[f.pos]
+	}
+	return 0
+}
+
+// next moves to the next member or element of the container being read: none needs a comma before it when
+// the container was just opened; every other does. It reports whether there is one: false, and the
+// container closed, at close (its closing bracket).
+func (f *fastReader) next(close byte) bool {
+	if !f.ok {
+		return false
+	}
+	c := f.peek()
+	if c == close {
+		f.pos++
+		f.open = false
+		return false
+	}
+	if !f.open {
+		if c != ',' {
+			f.ok = false
+			return false
+		}
+		f.pos++
+		if c = f.peek(); c == close { // a trailing comma
+			f.ok = false
+			return false
+		}
+	}
+	f.open = false
+	return true
+}
+
+// opens reads the opening bracket c of a container.
+func (f *fastReader) opens(c byte) bool {
+	if !f.ok || f.peek() != c {
 		f.ok = false
 		return false
 	}
-	if _, err := f.dec.ReadToken(); err != nil {
-		f.ok = false
-	}
-	return f.ok
+	f.pos++
+	f.open = true
+	return true
 }
 
-// member reads the next member's name of the object being read, or its closing '}' (and returns false).
+// object reads the '{' of an object; false (and the message off the fast path) for anything else.
+func (f *fastReader) object() bool { return f.opens('{') }
+
+// member reads the next member's name of the object being read and its ':', or its closing '}' (and returns
+// false). A name with an escape or a control character takes the message off the fast path.
 func (f *fastReader) member() ([]byte, bool) {
-	if !f.ok {
+	if !f.next('}') {
 		return nil, false
 	}
-	if f.dec.PeekKind() == '}' {
-		if _, err := f.dec.ReadToken(); err != nil {
-			f.ok = false
-		}
-		return nil, false
-	}
-	v, err := f.dec.ReadValue()
-	if err != nil || len(v) < 2 {
+	name, ok := f.rawString()
+	if !ok || !plainText(name, false) || f.peek() != ':' {
 		f.ok = false
 		return nil, false
 	}
-	name := v[1 : len(v)-1]
-	if bytes.IndexByte(name, '\\') >= 0 {
-		f.ok = false
-		return nil, false
-	}
+	f.pos++
 	return name, true
+}
+
+// rawString reads a string as it is written, up to its closing quote: escapes are not read (a caller that
+// finds a backslash gives up, and one that decodes hex refuses it), so an escaped quote ends the string
+// early and leaves the rest to fail. Control characters, which JSON does not allow in a string, are checked
+// by the callers that keep the string as text (text, member); hex digits are none.
+func (f *fastReader) rawString() ([]byte, bool) {
+	if f.peek() != '"' {
+		return nil, false
+	}
+	start := f.pos + 1
+	end := bytes.IndexByte(f.in[start:], '"')
+	if end < 0 {
+		return nil, false
+	}
+	f.pos = start + end + 1
+	return f.in[start : start+end], true
 }
 
 // unknown skips the value of a member whose name is none of known's, or takes the message off the fast path
@@ -144,19 +200,129 @@ func (f *fastReader) unknown(name []byte, known map[string]struct{}) {
 			}
 		}
 	}
-	if err := f.dec.SkipValue(); err != nil {
-		f.ok = false
+	f.skip(0)
+}
+
+// maxNesting is jsontext's limit on nested arrays and objects, past which the reflective path fails too
+// (the fast path gives up on it).
+const maxNesting = 10000
+
+// skip reads any JSON value without keeping it; a string with an escape takes the message off the fast path.
+func (f *fastReader) skip(depth int) {
+	if !f.ok {
+		return
 	}
+	if depth > maxNesting {
+		f.ok = false
+		return
+	}
+	switch c := f.peek(); c {
+	case '"':
+		s, ok := f.rawString()
+		if !ok || !plainText(s, false) {
+			f.ok = false
+		}
+	case '{':
+		f.object()
+		for {
+			if _, ok := f.member(); !ok {
+				return
+			}
+			f.skip(depth + 1)
+		}
+	case '[':
+		f.opens('[')
+		for f.next(']') {
+			f.skip(depth + 1)
+		}
+	case 't':
+		f.literal("true")
+	case 'f':
+		f.literal("false")
+	case 'n':
+		f.literal("null")
+	default:
+		f.jsonNumber()
+	}
+}
+
+// plainText reports whether s holds no escape and no control character (and, with ascii, no byte outside
+// ASCII): a string the reflective path reads as the same bytes (it takes invalid UTF-8 as it is, and so
+// does the fast path outside the strings it keeps).
+func plainText(s []byte, ascii bool) bool {
+	for _, c := range s {
+		if c == '\\' || c < 0x20 || ascii && c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// literal reads true, false or null.
+func (f *fastReader) literal(lit string) {
+	if !bytes.HasPrefix(f.in[f.pos:], []byte(lit)) {
+		f.ok = false
+		return
+	}
+	f.pos += len(lit)
+}
+
+// jsonNumber reads a JSON number by its grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+func (f *fastReader) jsonNumber() {
+	in, i := f.in, f.pos
+	digits := func() bool {
+		start := i
+		for i < len(in) && '0' <= in[i] && in[i] <= '9' {
+			i++
+		}
+		return i > start
+	}
+	if i < len(in) && in[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(in) && in[i] == '0':
+		i++
+	case !digits():
+		f.ok = false
+		return
+	}
+	if i < len(in) && in[i] == '.' {
+		i++
+		if !digits() {
+			f.ok = false
+			return
+		}
+	}
+	if i < len(in) && (in[i] == 'e' || in[i] == 'E') {
+		i++
+		if i < len(in) && (in[i] == '+' || in[i] == '-') {
+			i++
+		}
+		if !digits() {
+			f.ok = false
+			return
+		}
+	}
+	f.pos = i
+}
+
+// value reads any JSON value and returns it as it is written.
+func (f *fastReader) value() []byte {
+	start := f.space()
+	f.skip(0)
+	if !f.ok {
+		return nil
+	}
+	return f.in[start:f.pos]
 }
 
 // null reads a null if that is what comes next.
 func (f *fastReader) null() bool {
-	if !f.ok || f.dec.PeekKind() != 'n' {
+	if !f.ok || f.peek() != 'n' {
 		return false
 	}
-	if _, err := f.dec.ReadToken(); err != nil {
-		f.ok = false
-	}
+	f.literal("null")
 	return true
 }
 
@@ -165,12 +331,9 @@ func (f *fastReader) array() (isNull, ok bool) {
 	if !f.ok {
 		return false, false
 	}
-	switch f.dec.PeekKind() {
+	switch f.peek() {
 	case '[':
-		if _, err := f.dec.ReadToken(); err != nil {
-			f.ok = false
-		}
-		return false, f.ok
+		return false, f.opens('[')
 	case 'n':
 		return f.null(), f.ok
 	}
@@ -179,48 +342,31 @@ func (f *fastReader) array() (isNull, ok bool) {
 }
 
 // more reports whether the array being read has another element, reading its ']' when not.
-func (f *fastReader) more() bool {
-	if !f.ok {
-		return false
-	}
-	if f.dec.PeekKind() == ']' {
-		if _, err := f.dec.ReadToken(); err != nil {
-			f.ok = false
-		}
-		return false
-	}
-	return true
-}
+func (f *fastReader) more() bool { return f.next(']') }
 
-// raw reads a string as it is written, escapes included, or null (s nil, null true).
+// raw reads a string as it is written (see rawString), or null (s nil, null true).
 func (f *fastReader) raw() (s []byte, null bool) {
 	if !f.ok {
 		return nil, false
 	}
-	v, err := f.dec.ReadValue()
-	if err != nil {
+	if f.null() {
+		return nil, f.ok
+	}
+	s, ok := f.rawString()
+	if !ok {
 		f.ok = false
 		return nil, false
 	}
-	if v[0] == 'n' {
-		return nil, true
-	}
-	if v[0] != '"' {
-		f.ok = false
-		return nil, false
-	}
-	return v[1 : len(v)-1], false
+	return s, false
 }
 
 // text reads a string or null. A string with an escape or a byte outside ASCII takes the message off the
 // fast path: the reflective path unescapes it and replaces invalid UTF-8.
 func (f *fastReader) text() (s []byte, null bool) {
 	s, null = f.raw()
-	for _, c := range s {
-		if c == '\\' || c >= 0x80 {
-			f.ok = false
-			return nil, false
-		}
+	if !plainText(s, true) {
+		f.ok = false
+		return nil, false
 	}
 	return s, null
 }
@@ -441,9 +587,8 @@ func (f *fastReader) etlInt(n *etlInt) {
 	if !f.ok {
 		return
 	}
-	v, err := f.dec.ReadValue()
-	if err != nil {
-		f.ok = false
+	v := f.value()
+	if !f.ok {
 		return
 	}
 	if len(v) <= 19 { // below 10^19: always a uint64

@@ -130,6 +130,17 @@ func TestFastWireGivesUp(t *testing.T) {
 		{"a null transaction", `"transactions": [`, `"transactions": [null,`},
 		{"a fifth topic", `"topics":[`, `"topics":["0x` + strings.Repeat("00", 32) + `",` + strings.Repeat(`"0x`+strings.Repeat("11", 32)+`",`, 4)},
 		{"trailing data", "", ""},
+		// The scanner's own refusals: JSON that is not, and JSON it leaves to the reflective path.
+		{"a trailing comma", `"status":null`, `"status":null,}`},
+		{"a missing colon", `"status":null`, `"status" null`},
+		{"a bad literal", `"status":null`, `"status":nul`},
+		{"a control character in a name", `"cumulativeGasUsed"`, "\"cumulative\tGasUsed\""},
+		{"a control character in an unknown string", `"status":null`, "\"status\":null,\"extra\":\"a\tb\""},
+		{"an escape in an unknown string", `"status":null`, `"status":null,"extra":"a\nb"`},
+		{"a leading zero in an unknown number", `"status":null`, `"status":null,"extra":01`},
+		{"a bare fraction in an unknown number", `"status":null`, `"status":null,"extra":1.`},
+		{"a comma before the first element", `"topics":[`, `"topics":[,`},
+		{"a mismatched bracket", `"status":null`, `"status":null,"extra":[1}`},
 	} {
 		value := strings.Replace(base, c.from, c.to, 1)
 		if c.from == "" {
@@ -143,6 +154,11 @@ func TestFastWireGivesUp(t *testing.T) {
 			t.Errorf("%s: taken by the fast path", c.name)
 		}
 		checkDecoded(t, Bundle, nil, []byte(value))
+	}
+	// Unknown members of any valid shape are skipped, not given up on.
+	value := strings.Replace(base, `"status":null`, `"status":null,"extra":{"a":[1,-2.5e3,0,true,false,null,"x",{}],"b":[]} `, 1)
+	if !sameAsWire(t, []byte(value)) {
+		t.Error("an unknown member with nested values: not taken by the fast path")
 	}
 }
 
