@@ -3,6 +3,7 @@ package abi
 import (
 	"encoding/json"
 	"math/big"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -230,6 +231,40 @@ func TestAppendJSONString(t *testing.T) {
 	} {
 		if got := string(appendText(nil, in)); got != want {
 			t.Errorf("appendText(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
+
+// TestAppendDecimalMatchesBigInt: the uint256 conversion writes every integer as big.Int does, at the edges
+// of int64, uint64, 10^19 (its chunks), 2^255 and 2^256, and beyond, where it leaves the value to big.Int.
+func TestAppendDecimalMatchesBigInt(t *testing.T) {
+	var vals []*big.Int
+	for _, e := range []int{0, 1, 62, 63, 64, 65, 127, 128, 129, 191, 192, 255, 256, 257, 300} {
+		p := new(big.Int).Lsh(big.NewInt(1), uint(e))
+		for _, d := range []int64{-1, 0, 1} {
+			v := new(big.Int).Add(p, big.NewInt(d))
+			vals = append(vals, v, new(big.Int).Neg(v))
+		}
+	}
+	for e := int64(18); e <= 78; e += 19 {
+		p := new(big.Int).Exp(big.NewInt(10), big.NewInt(e), nil)
+		vals = append(vals, p, new(big.Int).Sub(p, big.NewInt(1)), new(big.Int).Neg(p))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		b := make([]byte, rng.IntN(33))
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		v := new(big.Int).SetBytes(b)
+		if rng.IntN(2) == 0 {
+			v.Neg(v)
+		}
+		vals = append(vals, v)
+	}
+	for _, v := range vals {
+		if got, want := string(appendDecimal([]byte("x"), v)), "x"+v.Text(10); got != want {
+			t.Fatalf("%s: got %s", want, got)
 		}
 	}
 }
