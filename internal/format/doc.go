@@ -95,8 +95,9 @@
 // import goes back to encoding/json, with no change of behaviour.
 //
 // Bundles and ethereum-etl's transaction and log items take a faster path first (fastwire.go): their wire
-// structs are filled from the tokens of a jsontext decoder, with no reflection, and their hex is decoded into
-// a few slabs per message. It gives up on anything but the plain shape a node or ethereum-etl writes, and
+// structs are filled by a scanner of the JSON grammar over the message's bytes, with no reflection, and their
+// hex is decoded into a few slabs per message. It gives up on anything but the plain shape a node or
+// ethereum-etl writes (escapes included), and
 // the message is then decoded by the path above, which stays the reference for what is accepted and how a
 // failure is explained; the fuzz targets hold the two equal on every input the fast path takes.
 //
