@@ -55,6 +55,7 @@ type field struct {
 	hashed  bool              // indexed reference type: the topic holds keccak256 of the value, not the value
 	topic   int               // index into Log.Topics when indexed
 	single  gethabi.Arguments // one non-indexed copy of the argument, to decode a topic word with go-ethereum
+	word    wordKind          // of an indexed, not hashed argument: how readWord decodes its topic
 	dataIdx int               // position in the UnpackValues result when not indexed
 }
 
@@ -68,6 +69,7 @@ type eventDecoder struct {
 	layout    string // sig + indexed mask: two events with equal layout decode identically
 	fields    []field
 	data      gethabi.Arguments // non-indexed arguments, in ABI order
+	dataWords []wordKind        // their word kinds, when every one has one (see wordValues); else nil
 	sizeHint  int
 }
 
@@ -278,18 +280,23 @@ func compileEvent(abiName string, ev gethabi.Event) (*eventDecoder, error) {
 				f.hashed = true
 			default:
 				f.single = gethabi.Arguments{{Name: in.Name, Type: t}}
+				f.word = wordKindOf(t)
 			}
 		} else {
 			mask = append(mask, '0')
 			f.dataIdx = dataIdx
 			dataIdx++
 			d.data = append(d.data, gethabi.Argument{Name: in.Name, Type: t})
+			d.dataWords = append(d.dataWords, wordKindOf(t))
 		}
 		d.fields = append(d.fields, f)
 		d.sizeHint += len(f.key) + 80
 	}
 	if topic > maxTopics {
 		return nil, fmt.Errorf("%d indexed arguments do not fit in %d topics", topic-1, maxTopics)
+	}
+	if slices.Contains(d.dataWords, wordOther) {
+		d.dataWords = nil
 	}
 	d.ntopics = uint8(topic)
 	d.layout = d.sig + "/" + string(mask)

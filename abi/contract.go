@@ -150,14 +150,11 @@ func (e *EventSpec) Values(l Log, dst []any) (out []any, err error) {
 			out = append(out, topic.Bytes())
 			continue
 		}
-		tv, err := f.single.UnpackValues(topic[:])
+		tv, err := f.topicValue(topic[:])
 		if err != nil {
 			return nil, fmt.Errorf("indexed argument %d: %w", i, err)
 		}
-		if len(tv) != 1 {
-			return nil, fmt.Errorf("indexed argument %d: no value", i)
-		}
-		v, err := typedValue(f.n, tv[0])
+		v, err := typedValue(f.n, tv)
 		if err != nil {
 			return nil, fmt.Errorf("indexed argument %d: %w", i, err)
 		}

@@ -87,14 +87,11 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 			buf = appendHex(buf, topic)
 			continue
 		}
-		tv, terr := f.single.UnpackValues(topic)
+		tv, terr := f.topicValue(topic)
 		if terr != nil {
 			return nil, fmt.Errorf("indexed argument %d: %w", i, terr)
 		}
-		if len(tv) != 1 {
-			return nil, fmt.Errorf("indexed argument %d: no value", i)
-		}
-		if buf, err = appendValue(buf, f.n, tv[0]); err != nil {
+		if buf, err = appendValue(buf, f.n, tv); err != nil {
 			return nil, fmt.Errorf("indexed argument %d: %w", i, err)
 		}
 	}
@@ -105,6 +102,9 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 func (d *eventDecoder) dataValues(data []byte) ([]any, error) {
 	if len(d.data) == 0 {
 		return nil, nil
+	}
+	if d.dataWords != nil {
+		return wordValues(d.data, d.dataWords, data)
 	}
 	values, err := d.data.UnpackValues(data)
 	if err != nil {
@@ -180,4 +180,19 @@ func (d *methodDecoder) decode(data []byte) (out []byte, err error) {
 		}
 	}
 	return append(buf, '}'), nil
+}
+
+// topicValue decodes the topic of an indexed argument that is not hashed, as go-ethereum does.
+func (f *field) topicValue(topic []byte) (any, error) {
+	if f.word != wordOther {
+		return readWord(f.single[0].Type, f.word, topic)
+	}
+	tv, err := f.single.UnpackValues(topic)
+	if err != nil {
+		return nil, err
+	}
+	if len(tv) != 1 {
+		return nil, errors.New("no value")
+	}
+	return tv[0], nil
 }

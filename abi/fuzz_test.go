@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -247,3 +248,53 @@ func FuzzTokenTransfers(f *testing.F) {
 }
 
 var defaultABIsRegistry = sync.OnceValues(Default)
+
+// FuzzWordsMatchGoEthereum: for every event of the fuzz registry's ABIs (the built-in ones and the kitchen
+// ABI), readWord decodes a topic and wordValues an event's data exactly as go-ethereum's UnpackValues does:
+// the same Go values, or the same error.
+func FuzzWordsMatchGoEthereum(f *testing.F) {
+	for _, l := range fixtureSeedLogs(f) {
+		if len(l.Topics) > 1 {
+			f.Add(l.Topics[1].Bytes(), l.Data)
+		}
+	}
+	f.Add(bytes.Repeat([]byte{0xff}, 32), bytes.Repeat([]byte{0x80}, 100))
+	f.Add(append(make([]byte, 31), 2), append(make([]byte, 31), 2)) // not a boolean, in a topic and in data
+	f.Add(make([]byte, 32), make([]byte, 31))                       // data a byte short
+	var decoders []*eventDecoder
+	for _, ds := range fuzzReg(f).snapshot().events {
+		decoders = append(decoders, ds...)
+	}
+	if len(decoders) < 20 {
+		f.Fatalf("%d event decoders", len(decoders))
+	}
+	f.Fuzz(func(t *testing.T, word, data []byte) {
+		word = common.LeftPadBytes(word, 32)[:32]
+		for _, d := range decoders {
+			for i := range d.fields {
+				fl := &d.fields[i]
+				if fl.word == wordOther {
+					continue
+				}
+				got, gerr := readWord(fl.single[0].Type, fl.word, word)
+				want, werr := fl.single.UnpackValues(word)
+				sameValues(t, d.sig, []any{got}, gerr, want, werr)
+			}
+			if d.dataWords != nil {
+				got, gerr := wordValues(d.data, d.dataWords, data)
+				want, werr := d.data.UnpackValues(data)
+				sameValues(t, d.sig, got, gerr, want, werr)
+			}
+		}
+	})
+}
+
+func sameValues(t *testing.T, sig string, got []any, gerr error, want []any, werr error) {
+	t.Helper()
+	if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+		t.Fatalf("%s: error %v, go-ethereum %v", sig, gerr, werr)
+	}
+	if gerr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s: %#v, go-ethereum %#v", sig, got, want)
+	}
+}
