@@ -79,6 +79,7 @@ type methodDecoder struct {
 	sig      string
 	selector [4]byte
 	inputs   gethabi.Arguments
+	words    []wordKind // the inputs' word kinds, when every one has one (see wordValues); else nil
 	fields   []field
 	sizeHint int
 }
@@ -320,8 +321,12 @@ func compileMethod(abiName string, m gethabi.Method) *methodDecoder {
 		t := in.Type
 		d.fields = append(d.fields, field{name: in.Name, key: keys[i], n: buildNode(&t), dataIdx: i})
 		d.sizeHint += len(keys[i]) + 80
+		d.words = append(d.words, wordKindOf(t))
 	}
 	d.sizeHint += 2
+	if slices.Contains(d.words, wordOther) {
+		d.words = nil
+	}
 	return d
 }
 

@@ -175,14 +175,9 @@ func (f *FunctionSpec) Values(input []byte, dst []any) (out []any, err error) {
 	if len(input) < 4 || [4]byte(input[:4]) != f.Selector {
 		return nil, fmt.Errorf("%s: input does not start with selector %x", f.Signature, f.Selector)
 	}
-	var values []any
-	if len(d.inputs) > 0 {
-		if values, err = d.inputs.UnpackValues(input[4:]); err != nil {
-			return nil, err
-		}
-		if len(values) != len(d.fields) {
-			return nil, errors.New("unpacked value count does not match the ABI")
-		}
+	values, err := d.values(input[4:])
+	if err != nil {
+		return nil, err
 	}
 	out = dst[:0]
 	for i := range d.fields {

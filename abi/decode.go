@@ -159,14 +159,9 @@ func (d *methodDecoder) decode(data []byte) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
 		}
 	}()
-	var values []any
-	if len(d.inputs) > 0 {
-		if values, err = d.inputs.UnpackValues(data); err != nil {
-			return nil, err
-		}
-		if len(values) != len(d.fields) {
-			return nil, errors.New("unpacked value count does not match the ABI")
-		}
+	values, err := d.values(data)
+	if err != nil {
+		return nil, err
 	}
 	buf := make([]byte, 0, d.sizeHint)
 	buf = append(buf, '{')
@@ -180,6 +175,24 @@ func (d *methodDecoder) decode(data []byte) (out []byte, err error) {
 		}
 	}
 	return append(buf, '}'), nil
+}
+
+// values decodes calldata after the selector into one value per input, as go-ethereum's UnpackValues.
+func (d *methodDecoder) values(data []byte) ([]any, error) {
+	if len(d.inputs) == 0 {
+		return nil, nil
+	}
+	if d.words != nil {
+		return wordValues(d.inputs, d.words, data)
+	}
+	values, err := d.inputs.UnpackValues(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(values) != len(d.fields) {
+		return nil, errors.New("unpacked value count does not match the ABI")
+	}
+	return values, nil
 }
 
 // topicValue decodes the topic of an indexed argument that is not hashed, as go-ethereum does.

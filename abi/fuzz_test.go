@@ -249,9 +249,9 @@ func FuzzTokenTransfers(f *testing.F) {
 
 var defaultABIsRegistry = sync.OnceValues(Default)
 
-// FuzzWordsMatchGoEthereum: for every event of the fuzz registry's ABIs (the built-in ones and the kitchen
-// ABI), readWord decodes a topic and wordValues an event's data exactly as go-ethereum's UnpackValues does:
-// the same Go values, or the same error.
+// FuzzWordsMatchGoEthereum: for every event and function of the fuzz registry's ABIs (the built-in ones and
+// the kitchen ABI), readWord decodes a topic and wordValues an event's data or a call's arguments exactly as
+// go-ethereum's UnpackValues does: the same Go values, or the same error.
 func FuzzWordsMatchGoEthereum(f *testing.F) {
 	for _, l := range fixtureSeedLogs(f) {
 		if len(l.Topics) > 1 {
@@ -262,11 +262,16 @@ func FuzzWordsMatchGoEthereum(f *testing.F) {
 	f.Add(append(make([]byte, 31), 2), append(make([]byte, 31), 2)) // not a boolean, in a topic and in data
 	f.Add(make([]byte, 32), make([]byte, 31))                       // data a byte short
 	var decoders []*eventDecoder
-	for _, ds := range fuzzReg(f).snapshot().events {
+	var methods []*methodDecoder
+	idx := fuzzReg(f).snapshot()
+	for _, ds := range idx.events {
 		decoders = append(decoders, ds...)
 	}
-	if len(decoders) < 20 {
-		f.Fatalf("%d event decoders", len(decoders))
+	for _, ms := range idx.methods {
+		methods = append(methods, ms...)
+	}
+	if len(decoders) < 20 || len(methods) < 20 {
+		f.Fatalf("%d event decoders, %d method decoders", len(decoders), len(methods))
 	}
 	f.Fuzz(func(t *testing.T, word, data []byte) {
 		word = common.LeftPadBytes(word, 32)[:32]
@@ -284,6 +289,13 @@ func FuzzWordsMatchGoEthereum(f *testing.F) {
 				got, gerr := wordValues(d.data, d.dataWords, data)
 				want, werr := d.data.UnpackValues(data)
 				sameValues(t, d.sig, got, gerr, want, werr)
+			}
+		}
+		for _, m := range methods {
+			if m.words != nil {
+				got, gerr := wordValues(m.inputs, m.words, data)
+				want, werr := m.inputs.UnpackValues(data)
+				sameValues(t, m.sig, got, gerr, want, werr)
 			}
 		}
 	})
