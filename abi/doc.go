@@ -5,8 +5,13 @@
 // files (the embedded defaults, LoadDir). That keeps decoding deterministic,
 // so the indexer can re-decode stored raw logs later (redecode --abi NAME)
 // and get the same bytes, and it lets every rule below be tested against
-// fixtures alone. All ABI decoding is go-ethereum's accounts/abi
-// (UnpackValues); this package only chooses the ABI and writes the JSON.
+// fixtures alone. ABI decoding is go-ethereum's accounts/abi (UnpackValues);
+// this package chooses the ABI and writes the JSON. The one exception is
+// arguments that take one 32-byte word each (integers, addresses, booleans,
+// bytes32), which words.go reads word by word into the same Go values,
+// integers by go-ethereum's own ReadInteger: half the cost of a block's logs
+// went to UnpackValues' general machinery (FuzzWordsMatchGoEthereum holds
+// the two equal).
 //
 // # What it decodes
 //
