@@ -9,7 +9,7 @@
 // this package chooses the ABI and writes the JSON. The one exception is
 // arguments that take one 32-byte word each (integers, addresses, booleans,
 // bytes32), which words.go reads word by word into the same Go values,
-// integers by go-ethereum's own ReadInteger: half the cost of a block's logs
+// integers by go-ethereum's own ReadInteger: about 40 % of decoding a block's logs
 // went to UnpackValues' general machinery (FuzzWordsMatchGoEthereum holds
 // the two equal).
 //
