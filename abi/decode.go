@@ -100,20 +100,7 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 
 // dataValues unpacks the non-indexed arguments from a log's data, in ABI order.
 func (d *eventDecoder) dataValues(data []byte) ([]any, error) {
-	if len(d.data) == 0 {
-		return nil, nil
-	}
-	if d.dataWords != nil {
-		return wordValues(d.data, d.dataWords, data)
-	}
-	values, err := d.data.UnpackValues(data)
-	if err != nil {
-		return nil, err
-	}
-	if len(values) != len(d.data) {
-		return nil, errors.New("unpacked value count does not match the ABI")
-	}
-	return values, nil
+	return unpack(d.data, d.dataWords, data)
 }
 
 // DecodeCall decodes transaction input by its 4-byte selector, preferring the
@@ -177,22 +164,9 @@ func (d *methodDecoder) decode(data []byte) (out []byte, err error) {
 	return append(buf, '}'), nil
 }
 
-// values decodes calldata after the selector into one value per input, as go-ethereum's UnpackValues.
+// values decodes calldata after the selector into one value per input.
 func (d *methodDecoder) values(data []byte) ([]any, error) {
-	if len(d.inputs) == 0 {
-		return nil, nil
-	}
-	if d.words != nil {
-		return wordValues(d.inputs, d.words, data)
-	}
-	values, err := d.inputs.UnpackValues(data)
-	if err != nil {
-		return nil, err
-	}
-	if len(values) != len(d.fields) {
-		return nil, errors.New("unpacked value count does not match the ABI")
-	}
-	return values, nil
+	return unpack(d.inputs, d.words, data)
 }
 
 // topicValue decodes the topic of an indexed argument that is not hashed, as go-ethereum does.

@@ -88,3 +88,22 @@ func wordValues(args gethabi.Arguments, kinds []wordKind, data []byte) ([]any, e
 	}
 	return out, nil
 }
+
+// unpack is args.UnpackValues(data), one value per argument, read word by word when every argument has a
+// word kind (words not nil; see wordValues).
+func unpack(args gethabi.Arguments, words []wordKind, data []byte) ([]any, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	if words != nil {
+		return wordValues(args, words, data)
+	}
+	values, err := args.UnpackValues(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(values) != len(args) {
+		return nil, errors.New("unpacked value count does not match the ABI")
+	}
+	return values, nil
+}
