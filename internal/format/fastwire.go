@@ -9,16 +9,17 @@ import (
 )
 
 // The fast path of a bundle (and of ethereum-etl's transaction and log items): its wire structs read
-// straight from the message's bytes by a scanner of the JSON grammar, without reflection, with the hex decoded in place into a few slabs per
-// message instead of an allocation per value. It is only a faster way to the same structs: it gives up
-// (returns false) on anything that is not the plain shape a node writes — a name that only matches a field
-// case-insensitively or has escapes, a name given twice, an escaped or non-ASCII string, a value of another
-// type, a hex string that go-ethereum's types would refuse or read differently, deeper nesting than a call
-// tree can have — and the message then takes the reflective path (unmarshalWire), whose semantics and errors
-// stay the reference. FuzzDecodeBundle and FuzzDecodeETL hold the two equal on every input that the fast path
-// accepts; TestFastWireTakesNodeOutput that it accepts what nodes and ethereum-etl send.
+// straight from the message's bytes by a scanner of the JSON grammar, without reflection, with the hex
+// decoded in place into a few slabs per message instead of an allocation per value. It is only a faster way
+// to the same structs: it gives up (returns false) on anything that is not the plain shape a node writes —
+// a name that only matches a field case-insensitively or has escapes, a name given twice, an escaped or
+// non-ASCII string, a value of another type, a hex string that go-ethereum's types would refuse or read
+// differently, deeper nesting than a call tree can have, JSON that is not JSON — and the message then takes
+// the reflective path (unmarshalWire), whose semantics and errors stay the reference. FuzzDecodeBundle and
+// FuzzDecodeETL hold the two equal on every input that the fast path accepts; TestFastWireTakesNodeOutput
+// that it accepts what nodes and ethereum-etl send.
 
-// fastReader reads one message. Only the decoder is reused; the slabs belong to the message's rows.
+// fastReader reads one message. Only its scratch lists are reused; the slabs belong to the message's rows.
 type fastReader struct {
 	in  []byte // the message
 	pos int    // of the next byte of in to read
