@@ -330,8 +330,8 @@ func decodeETL(value []byte) (chain.Rows, *decodeError) {
 
 // itemType reads the type the way the decoder sees it (the last "type" key wins), which also checks that an
 // item is JSON at all. It is the reference for fastItemType, which reads the same in a pass of the fast
-// path's decoder: BenchmarkDecodeETLSortedKeys 5.0–5.2 µs an item with itemType, 3.8–3.9 with it, against
-// 2.2–2.4 for items whose "type" comes first (sniffType).
+// path's scanner: BenchmarkDecodeETLSortedKeys 5.0–5.2 µs an item with itemType, 3.0 with it, against 1.7
+// for items whose "type" comes first (sniffType).
 func itemType(value []byte) (string, *decodeError) {
 	var head struct {
 		Type *string `json:"type"`
