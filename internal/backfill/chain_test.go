@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -25,14 +24,14 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
-	"github.com/ethereum/go-ethereum/node"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chainsink/chainsink/internal/backfill"
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/store"
+
+	"github.com/chainsink/chainsink/internal/simchain"
 )
 
 // chain is a go-ethereum simulated backend serving JSON-RPC over HTTP, with funded accounts.
@@ -47,17 +46,7 @@ type chain struct {
 	nonces  map[common.Address]uint64
 }
 
-func freePort(t testing.TB) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// newChain starts a simulated chain on a free port (the simulated backend does not expose its node, so the
-// port is chosen here; a lost race with another listener is retried).
+// newChain starts a simulated chain on a free port with three funded accounts.
 func newChain(t testing.TB) *chain {
 	t.Helper()
 	c := &chain{t: t, nonces: map[common.Address]uint64{}, signer: types.LatestSignerForChainID(big.NewInt(1337))}
@@ -71,30 +60,11 @@ func newChain(t testing.TB) *chain {
 		c.keys, c.addrs = append(c.keys, k), append(c.addrs, a)
 		alloc[a] = types.Account{Balance: new(big.Int).Mul(big.NewInt(1000), big.NewInt(1e18))}
 	}
-	for attempt := 0; ; attempt++ {
-		port := freePort(t)
-		b, err := func() (b *simulated.Backend, err error) {
-			defer func() {
-				if p := recover(); p != nil {
-					err = fmt.Errorf("start simulated backend: %v", p)
-				}
-			}()
-			return simulated.NewBackend(alloc, func(nc *node.Config, _ *ethconfig.Config) {
-				nc.HTTPHost = "127.0.0.1"
-				nc.HTTPPort = port
-				nc.HTTPModules = []string{"eth", "net", "web3"}
-			}), nil
-		}()
-		if err != nil {
-			if attempt < 3 {
-				continue
-			}
-			t.Fatal(err)
-		}
-		c.backend, c.client = b, b.Client()
-		c.url = fmt.Sprintf("http://127.0.0.1:%d", port)
-		break
+	n, err := simchain.Start(alloc)
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.backend, c.client, c.url = n.Backend, n.Client(), n.URL
 	t.Cleanup(func() { _ = c.backend.Close() })
 	return c
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -14,29 +13,21 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
-	"github.com/ethereum/go-ethereum/node"
 
 	"github.com/chainsink/chainsink/internal/localkafka"
+	"github.com/chainsink/chainsink/internal/simchain"
 )
 
 // simulatedNode starts a go-ethereum simulated chain serving JSON-RPC over HTTP on a free port, with one
 // funded account, key.
-func simulatedNode() (sim *simulated.Backend, url string, key *ecdsa.PrivateKey, err error) {
+func simulatedNode() (sim *simchain.Node, key *ecdsa.PrivateKey, err error) {
 	if key, err = crypto.GenerateKey(); err != nil {
-		return nil, "", nil, err
-	}
-	port, err := freePort()
-	if err != nil {
-		return nil, "", nil, err
+		return nil, nil, err
 	}
 	from := crypto.PubkeyToAddress(key.PublicKey)
-	sim = simulated.NewBackend(types.GenesisAlloc{from: {Balance: new(big.Int).Mul(big.NewInt(1e6), big.NewInt(1e18))}},
-		func(nc *node.Config, _ *ethconfig.Config) {
-			nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
-		})
-	return sim, fmt.Sprintf("http://%s", net.JoinHostPort("127.0.0.1", fmt.Sprint(port))), key, nil
+	sim, err = simchain.Start(types.GenesisAlloc{from: {Balance: new(big.Int).Mul(big.NewInt(1e6), big.NewInt(1e18))}})
+	return sim, key, err
 }
 
 // followLatency measures the live path: a go-ethereum simulated chain serving JSON-RPC over HTTP mines a
@@ -51,11 +42,12 @@ func (b *bencher) followLatency(ctx context.Context) error {
 	}
 	defer done()
 
-	sim, rpcURL, key, err := simulatedNode()
+	sim, key, err := simulatedNode()
 	if err != nil {
 		return err
 	}
 	defer sim.Close()
+	rpcURL := sim.URL
 
 	broker, err := localkafka.Start(localkafka.Options{Topics: map[string]int32{"follow": 1}})
 	if err != nil {

@@ -248,10 +248,11 @@ func (b *bencher) rpcPass(ctx context.Context, name, source string, h http.Handl
 // pingChain mines the scenario's chain on a simulated backend serving JSON-RPC over HTTP: the contract in
 // block 1, then blocks blocks of RPCCallsPerBlock calls.
 func pingChain(ctx context.Context, blocks int) (*simulated.Backend, string, common.Address, uint64, error) {
-	sim, url, key, err := simulatedNode()
+	node, key, err := simulatedNode()
 	if err != nil {
 		return nil, "", common.Address{}, 0, err
 	}
+	sim, url := node.Backend, node.URL
 	from := crypto.PubkeyToAddress(key.PublicKey)
 	client := sim.Client()
 	signer := types.LatestSignerForChainID(big.NewInt(1337))

@@ -10,7 +10,6 @@ import (
 	"io"
 	"maps"
 	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -31,12 +30,11 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/core/types"
 	"github.com/ethereum/go-ethereum/crypto"
-	"github.com/ethereum/go-ethereum/eth/ethconfig"
 	"github.com/ethereum/go-ethereum/ethclient/simulated"
-	"github.com/ethereum/go-ethereum/node"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/simchain"
 	"github.com/chainsink/chainsink/store"
 )
 
@@ -76,38 +74,11 @@ func (c *simChain) fundedAccounts() types.GenesisAlloc {
 func newSimChain(t *testing.T) *simChain {
 	t.Helper()
 	c := &simChain{t: t}
-	alloc := c.fundedAccounts()
-	// The simulated backend does not expose its node's listener, so the port is picked here; a lost race
-	// for it is retried.
-	for attempt := 0; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		b, err := func() (b *simulated.Backend, err error) {
-			defer func() {
-				if p := recover(); p != nil {
-					err = fmt.Errorf("start simulated backend: %v", p)
-				}
-			}()
-			return simulated.NewBackend(alloc, func(nc *node.Config, _ *ethconfig.Config) {
-				nc.HTTPHost, nc.HTTPPort, nc.HTTPModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
-				// WebSocket on the same port (go-ethereum upgrades the HTTP connection), for new-heads
-				// subscriptions.
-				nc.WSHost, nc.WSPort, nc.WSModules = "127.0.0.1", port, []string{"eth", "net", "web3"}
-			}), nil
-		}()
-		if err != nil && attempt < 3 {
-			continue
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		c.backend, c.client, c.url = b, b.Client(), fmt.Sprintf("http://127.0.0.1:%d", port)
-		c.wsURL = fmt.Sprintf("ws://127.0.0.1:%d", port)
-		break
+	n, err := simchain.Start(c.fundedAccounts())
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.backend, c.client, c.url, c.wsURL = n, n.Client(), n.URL, n.WSURL
 	t.Cleanup(func() { _ = c.backend.Close() })
 	return c
 }
@@ -121,32 +92,11 @@ func (c *simChain) send(i int, to *common.Address, value *big.Int, data []byte) 
 // sendGas is send with a gas limit.
 func (c *simChain) sendGas(i int, to *common.Address, value *big.Int, data []byte, gas uint64) common.Hash {
 	c.t.Helper()
-	ctx := context.Background()
-	nonce, err := c.client.PendingNonceAt(ctx, c.addrs[i])
+	h, err := simchain.Send(context.Background(), c.client, c.keys[i], to, value, data, gas)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	head, err := c.client.HeaderByNumber(ctx, nil)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	tip := big.NewInt(2e9)
-	tx := types.NewTx(&types.DynamicFeeTx{ChainID: big.NewInt(1337), Nonce: nonce, To: to, Value: value, Gas: gas,
-		GasTipCap: tip, GasFeeCap: new(big.Int).Add(new(big.Int).Mul(head.BaseFee, big.NewInt(2)), tip), Data: data})
-	signed, err := types.SignTx(tx, types.LatestSignerForChainID(big.NewInt(1337)), c.keys[i])
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if err := c.client.SendTransaction(ctx, signed); err != nil {
-		c.t.Fatalf("send transaction: %v", err)
-	}
-	// The pool takes the transaction in asynchronously: until its pending nonce moves past this one, the next
-	// send would read the same nonce and be refused as an underpriced replacement (seen in CI).
-	waitFor(c.t, 10*time.Second, "the pool to take the transaction", func() (bool, error) {
-		n, err := c.client.PendingNonceAt(ctx, c.addrs[i])
-		return n > nonce, err
-	})
-	return signed.Hash()
+	return h
 }
 
 // nonce is account i's pending nonce.

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/big"
-	"net"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +26,8 @@ import (
 	"github.com/ethereum/go-ethereum/node"
 	"github.com/ethereum/go-ethereum/p2p"
 	"github.com/ethereum/go-ethereum/params"
+
+	"github.com/chainsink/chainsink/internal/simchain"
 )
 
 // tracedBackend is the simulated backend's assembly (a node, the eth service, a simulated beacon that mines on
@@ -53,23 +54,12 @@ func newTracedChain(t *testing.T) *simChain {
 	c := &simChain{t: t}
 	alloc := core.SystemContractAllocs() // the dev chain's forks call these, as in simulated.NewBackend
 	maps.Copy(alloc, c.fundedAccounts())
-	for attempt := 0; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		b, err := startTraced(alloc, port)
-		if err != nil && attempt < 3 {
-			continue
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		c.backend, c.client, c.url = b, ethclient.NewClient(b.stack.Attach()), fmt.Sprintf("http://127.0.0.1:%d", port)
-		c.wsURL = fmt.Sprintf("ws://127.0.0.1:%d", port)
-		break
+	b, port, err := simchain.OnFreePort(func(port int) (*tracedBackend, error) { return startTraced(alloc, port) })
+	if err != nil {
+		t.Fatal(err)
 	}
+	c.backend, c.client, c.url = b, ethclient.NewClient(b.stack.Attach()), fmt.Sprintf("http://127.0.0.1:%d", port)
+	c.wsURL = fmt.Sprintf("ws://127.0.0.1:%d", port)
 	t.Cleanup(func() { _ = c.backend.Close() })
 	return c
 }
