@@ -1,7 +1,9 @@
 // Package demo runs chainsink end to end on a laptop: a local Kafka-protocol broker is fed with real mainnet
 // data from testdata/, the real `chainsink run` binary indexes it into the local PostgreSQL, and a summary of
-// the stored rows is printed. It drives the binary as an operator would (flags, signals, /metrics), so the demo
-// shows the product, not a test double.
+// the stored rows is printed. Then the same for a local chain (LocalChain: go-ethereum's simulated backend
+// with Uniswap V2 and V3 deployed and used), whose pairs and pools are found through their factories, into
+// the schema local_chain: `chainsink backfill`, `run` and `verify --rpc`. It drives the binary as an operator
+// would (flags, signals, /metrics), so the demo shows the product, not a test double.
 package demo
 
 import (
@@ -33,6 +35,8 @@ type Options struct {
 	Database string
 	Port     int
 	TestData string
+	// MetricsAddr is where the mainnet run serves /metrics, which the summary quotes (default 127.0.0.1:9464).
+	MetricsAddr string
 }
 
 // demoConfig is the configuration the demo runs with: typed tables of Uniswap V2 and V3, WETH and ERC-20.
@@ -45,6 +49,9 @@ var etlTopics = map[string]string{"block": "eth_blocks", "transaction": "eth_tra
 
 // Run executes the demo and writes the summary to out.
 func Run(ctx context.Context, o Options, out io.Writer) error {
+	if o.MetricsAddr == "" {
+		o.MetricsAddr = "127.0.0.1:9464"
+	}
 	if o.TestData == "" {
 		root, err := fixtures.Root()
 		if err != nil {
@@ -87,7 +94,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 
 	broker, err := localkafka.Start(localkafka.Options{Port: o.Port, Topics: map[string]int32{
-		"eth_blocks": 1, "eth_transactions": 2, "eth_logs": 2, "eth_token_transfers": 1, "bundles": 2}})
+		"eth_blocks": 1, "eth_transactions": 2, "eth_logs": 2, "eth_token_transfers": 1, "bundles": 2, localSchema: 2}})
 	if err != nil {
 		return fmt.Errorf("%w (port %d busy? use --port)", err, o.Port)
 	}
@@ -102,44 +109,98 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 
 	group := "demo-" + time.Now().UTC().Format("20060102T150405")
 	topics := "eth_blocks:ethereum-etl,eth_transactions:ethereum-etl,eth_logs:ethereum-etl,eth_token_transfers:ethereum-etl,bundles:bundle"
-	logPath := filepath.Join(filepath.Dir(o.Binary), "demo-run.log")
+	metrics, err := runUntilCaughtUp(ctx, o, step, broker, run{dbURL: dbURL, schema: "public", group: group, topics: topics,
+		config: configPath, log: "demo-run.log", metricsAddr: o.MetricsAddr})
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, store.Config{DatabaseURL: dbURL})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	fmt.Fprintln(out)
+	if err := summary(ctx, st, out, metrics); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nFactory discovery, on a local chain\n")
+	lc, err := StartLocalChain(ctx, o.TestData)
+	if err != nil {
+		return err
+	}
+	defer lc.Close()
+	if err := IndexLocalChain(ctx, o, lc, broker, dbURL, localSchema, out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nExplore: psql %q, then try docs/queries.md (the local chain's tables: SET search_path = %s)\n", dbURL, localSchema)
+	return nil
+}
+
+// run is one `chainsink run` of the demo.
+type run struct {
+	dbURL, schema string
+	group         string
+	topics        string // --topics: NAME:FORMAT,…
+	config        string // --config
+	log           string // file name of its log, beside the binary
+	metricsAddr   string // --metrics-addr, scraped once caught up; none when empty
+}
+
+// runUntilCaughtUp runs `chainsink run` until every partition of its topics that holds a message has its
+// offset stored, scrapes /metrics, and stops it with SIGTERM as an operator would.
+func runUntilCaughtUp(ctx context.Context, o Options, step func(string, ...any), broker *localkafka.Broker, r run) ([]string, error) {
+	logPath := filepath.Join(filepath.Dir(o.Binary), r.log)
 	logFile, err := os.Create(logPath)
 	if err != nil {
-		return fmt.Errorf("create run log: %w", err)
+		return nil, fmt.Errorf("create run log: %w", err)
 	}
 	defer logFile.Close()
-	metricsAddr := "127.0.0.1:9464"
-	cmd := exec.CommandContext(ctx, o.Binary, "run", "--brokers", broker.Addr(), "--group", group, "--topics", topics,
-		"--database-url", dbURL, "--metrics-addr", metricsAddr, "--log-format", "text", "--config", configPath)
+	var topics []string
+	for _, t := range strings.Split(r.topics, ",") {
+		topics = append(topics, strings.SplitN(t, ":", 2)[0])
+	}
+	cmd := exec.CommandContext(ctx, o.Binary, "run", "--brokers", broker.Addr(), "--group", r.group, "--topics", r.topics,
+		"--config", r.config, "--database-url", r.dbURL, "--schema", r.schema, "--metrics-addr", r.metricsAddr, "--log-format", "text")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = os.Environ()
-	step("chainsink run --group %s --topics %s --config %s (logs: %s)", group, topics, configPath, logPath)
+	step("chainsink run --group %s --topics %s --config %s --schema %s (logs: %s)", r.group, r.topics, r.config, r.schema, logPath)
 	began := time.Now()
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start chainsink run: %w", err)
+		return nil, fmt.Errorf("start chainsink run: %w", err)
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	st, err := store.Open(ctx, store.Config{DatabaseURL: dbURL})
+	st, err := store.Open(ctx, store.Config{DatabaseURL: r.dbURL, Schema: r.schema})
 	if err != nil {
 		_ = cmd.Process.Kill()
-		return err
+		return nil, err
 	}
 	defer st.Close()
-	if err := waitCaughtUp(ctx, st, broker, group, exited); err != nil {
+	if err := waitCaughtUp(ctx, st, broker, r.group, topics, exited); err != nil {
 		_ = cmd.Process.Kill()
-		return fmt.Errorf("%w; see %s", err, logPath)
+		return nil, fmt.Errorf("%w; see %s", err, logPath)
 	}
 	step("caught up in %s: every offset stored in kafka_offsets", time.Since(began).Round(time.Millisecond))
-	metrics := scrapeMetrics("http://" + metricsAddr + "/metrics")
+	var metrics []string
+	if r.metricsAddr != "" {
+		metrics = scrapeMetrics("http://" + r.metricsAddr + "/metrics")
+	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	if err := <-exited; err != nil {
-		return fmt.Errorf("chainsink run exited with %v; see %s", err, logPath)
+		return nil, fmt.Errorf("chainsink run exited with %v; see %s", err, logPath)
 	}
 	step("chainsink run stopped cleanly on SIGTERM")
-	fmt.Fprintln(out)
-	return summary(ctx, st, out, metrics, dbURL)
+	return metrics, nil
+}
+
+func printSwaps(out io.Writer, swaps []Swap) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  BLOCK\tLOG\tPOOL\tTABLE\tAMOUNT0\tAMOUNT1\n")
+	for _, s := range swaps {
+		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.BlockNumber, s.LogIndex, s.Pool, s.Table, s.Amount0, s.Amount1)
+	}
+	_ = tw.Flush()
 }
 
 func databaseURL(adminURL, database string) (string, error) {
@@ -184,9 +245,9 @@ func publish(ctx context.Context, b *localkafka.Broker, root string) (int, error
 	return len(recs), b.Produce(ctx, recs)
 }
 
-func waitCaughtUp(ctx context.Context, st *store.Store, b *localkafka.Broker, group string, exited <-chan error) error {
+func waitCaughtUp(ctx context.Context, st *store.Store, b *localkafka.Broker, group string, topics []string, exited <-chan error) error {
 	want := map[string]int64{}
-	for _, topic := range append([]string{"bundles"}, mapValues(etlTopics)...) {
+	for _, topic := range topics {
 		for p, hw := range b.HighWatermarks(topic) {
 			if hw > 0 {
 				want[fmt.Sprintf("%s/%d", topic, p)] = hw
@@ -222,14 +283,6 @@ func waitCaughtUp(ctx context.Context, st *store.Store, b *localkafka.Broker, gr
 	}
 }
 
-func mapValues(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
-
 // scrapeMetrics returns chainsink's own samples from /metrics (not the Go runtime's), for the summary.
 func scrapeMetrics(u string) []string {
 	resp, err := http.Get(u)
@@ -248,7 +301,7 @@ func scrapeMetrics(u string) []string {
 	return out
 }
 
-func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []string, dbURL string) error {
+func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []string) error {
 	db := st.Pool()
 	counts, err := store.CountRows(ctx, db)
 	if err != nil {
@@ -303,12 +356,7 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 		return err
 	}
 	fmt.Fprintf(out, "\nUniswap swaps from univ2_evt_swap and univ3_evt_swap (first %d; amounts into the pool, negative = out)\n", len(swaps))
-	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  BLOCK\tLOG\tPOOL\tTABLE\tAMOUNT0\tAMOUNT1\n")
-	for _, s := range swaps {
-		fmt.Fprintf(tw, "  %d\t%d\t%s\t%s\t%s\t%s\n", s.BlockNumber, s.LogIndex, s.Pool, s.Table, s.Amount0, s.Amount1)
-	}
-	_ = tw.Flush()
+	printSwaps(out, swaps)
 	pairs, err := TopPairs(ctx, db, 5)
 	if err != nil {
 		return err
@@ -324,6 +372,5 @@ func summary(ctx context.Context, st *store.Store, out io.Writer, metrics []stri
 	for _, m := range metrics {
 		fmt.Fprintf(out, "  %s\n", m)
 	}
-	fmt.Fprintf(out, "\nExplore: psql %q, then try docs/queries.md\n", dbURL)
 	return nil
 }

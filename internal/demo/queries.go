@@ -168,3 +168,27 @@ func TopPairs(ctx context.Context, db store.DB, limit int) ([]Pair, error) {
 	}
 	return out, nil
 }
+
+// Child is a contract registered as a factory's child.
+type Child struct {
+	Set, Child, Factory string
+	BlockNumber         uint64
+}
+
+// FactoryChildren lists the registered children of factory sets, in the order they were created.
+func FactoryChildren(ctx context.Context, db store.DB) ([]Child, error) {
+	rows, err := db.Query(ctx, `SELECT set_name, hex(address), hex(factory_address), block_number
+		FROM factory_children ORDER BY block_number, log_index, set_name`)
+	if err != nil {
+		return nil, fmt.Errorf("list factory children: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Child, error) {
+		var c Child
+		err := r.Scan(&c.Set, &c.Child, &c.Factory, &c.BlockNumber)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list factory children: %w", err)
+	}
+	return out, nil
+}
