@@ -1,6 +1,7 @@
 package backfill
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/rpc"
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/typed"
@@ -70,6 +72,55 @@ type rpcLog struct {
 	Removed     bool           `json:"removed"`
 }
 
+// readLog reads what rpcLog holds of a log, as json.Unmarshal into it would (each field through go-ethereum's
+// own UnmarshalJSON; a member named otherwise than the node's exact names is ignored, where encoding/json
+// would also take another case), in one pass over the log with jsontext instead of encoding/json's two
+// (a third of a filtered backfill's CPU, BenchmarkFilteredBackfill).
+func readLog(raw []byte) (rpcLog, error) {
+	var l rpcLog
+	d := jsontext.NewDecoder(bytes.NewBuffer(raw), jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
+	if tok, err := d.ReadToken(); err != nil {
+		return l, fmt.Errorf("read a log: %w", err)
+	} else if tok.Kind() != '{' {
+		return l, fmt.Errorf("read a log: a JSON %s, not an object", tok.Kind())
+	}
+	for d.PeekKind() != '}' {
+		tok, err := d.ReadToken()
+		if err != nil {
+			return l, fmt.Errorf("read a log: %w", err)
+		}
+		name := tok.String()
+		v, err := d.ReadValue()
+		if err != nil {
+			return l, fmt.Errorf("read a log: %w", err)
+		}
+		switch name {
+		case "blockNumber":
+			err = l.BlockNumber.UnmarshalJSON(v)
+		case "address":
+			err = l.Address.UnmarshalJSON(v)
+		case "data":
+			err = l.Data.UnmarshalJSON(v)
+		case "removed":
+			err = json.Unmarshal(v, &l.Removed)
+		case "topics":
+			var topics []json.RawMessage
+			if topics, err = splitArray(v); err == nil && topics != nil { // null leaves Topics nil
+				l.Topics = make([]common.Hash, len(topics))
+				for i, t := range topics {
+					if err = l.Topics[i].UnmarshalJSON(t); err != nil {
+						break
+					}
+				}
+			}
+		}
+		if err != nil {
+			return l, fmt.Errorf("read a log's %s: %w", name, err)
+		}
+	}
+	return l, nil
+}
+
 // Fetch implements Fetcher.
 func (f *FilteredFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, error) {
 	if to < from {
@@ -91,8 +142,8 @@ func (f *FilteredFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, 
 		}
 	}
 	for _, raw := range logs {
-		var l rpcLog
-		if err := json.Unmarshal(raw, &l); err != nil {
+		l, err := readLog(raw)
+		if err != nil {
 			return nil, fmt.Errorf("eth_getLogs %d-%d: %w", from, to, err)
 		}
 		n := uint64(l.BlockNumber)
@@ -112,7 +163,7 @@ func (f *FilteredFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, 
 		elems[i] = rpc.BatchElem{Method: "eth_getBlockByNumber", Args: []any{hexutil.EncodeUint64(from + uint64(i)), false},
 			Result: new(json.RawMessage)}
 	}
-	if err := f.client.BatchCallContext(ctx, elems); err != nil {
+	if err := f.calls.BatchCallContext(ctx, elems); err != nil {
 		return nil, fmt.Errorf("batch request for the headers of blocks %d-%d: %w", from, to, scrub(err))
 	}
 	for i, e := range elems {
@@ -134,7 +185,7 @@ func (f *FilteredFetcher) fetchCalls(ctx context.Context, blocks []Block, kids t
 			Result: new(json.RawMessage)}
 	}
 	first, last := blocks[0].Number, blocks[len(blocks)-1].Number
-	if err := f.client.BatchCallContext(ctx, elems); err != nil {
+	if err := f.calls.BatchCallContext(ctx, elems); err != nil {
 		return fmt.Errorf("batch request for blocks %d-%d: %w", first, last, scrub(err))
 	}
 	type tx struct {
@@ -183,7 +234,7 @@ func (f *FilteredFetcher) fetchCalls(ctx context.Context, blocks []Block, kids t
 	if len(receipts) == 0 {
 		return nil
 	}
-	if err := f.client.BatchCallContext(ctx, receipts); err != nil {
+	if err := f.calls.BatchCallContext(ctx, receipts); err != nil {
 		return fmt.Errorf("batch request for the receipts of blocks %d-%d: %w", first, last, scrub(err))
 	}
 	for k, e := range receipts {
@@ -218,8 +269,8 @@ func (f *FilteredFetcher) children(ctx context.Context, to uint64) (typed.Childr
 			return nil, err
 		}
 		for _, raw := range logs {
-			var l rpcLog
-			if err := json.Unmarshal(raw, &l); err != nil {
+			l, err := readLog(raw)
+			if err != nil {
 				return nil, fmt.Errorf("eth_getLogs %d-%d: %w", f.scanned, hi, err)
 			}
 			if f.filter.Register(f.kids, abi.Log{Address: l.Address, Topics: l.Topics, Data: l.Data}, uint64(l.BlockNumber)) {
@@ -245,7 +296,7 @@ func (f *FilteredFetcher) getLogs(ctx context.Context, q typed.LogQuery, from, t
 		arg["address"] = q.Addresses
 	}
 	var logs []json.RawMessage
-	if err := f.client.CallContext(ctx, &logs, "eth_getLogs", arg); err != nil {
+	if err := f.calls.CallContext(ctx, &logs, "eth_getLogs", arg); err != nil {
 		return nil, fmt.Errorf("eth_getLogs %d-%d: %w", from, to, scrub(err))
 	}
 	return logs, nil

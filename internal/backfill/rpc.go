@@ -50,12 +50,15 @@ type Fetcher interface {
 // ErrNullBlock is a block the node does not have: beyond its head, or pruned.
 var ErrNullBlock = errors.New("node returned null")
 
-// RPCFetcher fetches blocks through go-ethereum's JSON-RPC client with batch requests: one request per batch
+// RPCFetcher fetches blocks with JSON-RPC batch requests (through httpCaller for an http(s) node, go-ethereum's
+// client for the other transports): one request per batch
 // of blocks, holding eth_getBlockByNumber and eth_getBlockReceipts for each. When the node does not know
 // eth_getBlockReceipts (method not found), it switches, once and for all, to eth_getTransactionReceipt per
 // transaction, batched by ReceiptsBatchSize.
 type RPCFetcher struct {
-	client            *rpc.Client
+	client *rpc.Client
+	// calls is client, or for an http(s) node the faster httpCaller to the same URL.
+	calls             caller
 	logger            *slog.Logger
 	receiptsBatchSize int
 	noBlockReceipts   atomic.Bool
@@ -76,14 +79,17 @@ func (f *RPCFetcher) WithTraces() *RPCFetcher {
 
 // DialRPC connects to url (http, https, ws, wss or an IPC path). Nothing is sent until the first call.
 // receiptsBatchSize 0 means 100. logger may be nil.
-func DialRPC(ctx context.Context, url string, receiptsBatchSize int, logger *slog.Logger) (*RPCFetcher, error) {
-	c, err := rpc.DialOptions(ctx, url)
+func DialRPC(ctx context.Context, rawURL string, receiptsBatchSize int, logger *slog.Logger) (*RPCFetcher, error) {
+	c, err := rpc.DialOptions(ctx, rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("connect to JSON-RPC %s: %w", redactURL(url), err)
+		return nil, fmt.Errorf("connect to JSON-RPC %s: %w", redactURL(rawURL), err)
 	}
 	f := NewRPCFetcher(c, receiptsBatchSize, logger)
+	if u, err := url.Parse(rawURL); err == nil && (u.Scheme == "http" || u.Scheme == "https") {
+		f.calls = newHTTPCaller(rawURL)
+	}
 	// Which node the retries and failures below are about; its host only.
-	f.logger.Info("JSON-RPC node", "rpc", redactURL(url))
+	f.logger.Info("JSON-RPC node", "rpc", redactURL(rawURL))
 	return f, nil
 }
 
@@ -95,11 +101,16 @@ func NewRPCFetcher(c *rpc.Client, receiptsBatchSize int, logger *slog.Logger) *R
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &RPCFetcher{client: c, logger: logger, receiptsBatchSize: receiptsBatchSize}
+	return &RPCFetcher{client: c, calls: c, logger: logger, receiptsBatchSize: receiptsBatchSize}
 }
 
 // Close closes the client.
-func (f *RPCFetcher) Close() { f.client.Close() }
+func (f *RPCFetcher) Close() {
+	f.client.Close()
+	if hc, ok := f.calls.(*httpCaller); ok {
+		hc.client.CloseIdleConnections()
+	}
+}
 
 // Client is the fetcher's JSON-RPC client, for other reads of the same node (token metadata).
 func (f *RPCFetcher) Client() *rpc.Client { return f.client }
@@ -110,7 +121,7 @@ func (f *RPCFetcher) UsesBlockReceipts() bool { return !f.noBlockReceipts.Load()
 // Head implements Fetcher.
 func (f *RPCFetcher) Head(ctx context.Context) (uint64, error) {
 	var n hexutil.Uint64
-	if err := f.client.CallContext(ctx, &n, "eth_blockNumber"); err != nil {
+	if err := f.calls.CallContext(ctx, &n, "eth_blockNumber"); err != nil {
 		return 0, fmt.Errorf("eth_blockNumber: %w", scrub(err))
 	}
 	return uint64(n), nil
@@ -165,7 +176,7 @@ func (f *RPCFetcher) BlockHashes(ctx context.Context, numbers []uint64) ([][]byt
 	if len(elems) == 0 {
 		return nil, nil
 	}
-	if err := f.client.BatchCallContext(ctx, elems); err != nil {
+	if err := f.calls.BatchCallContext(ctx, elems); err != nil {
 		return nil, fmt.Errorf("batch request for the hashes of blocks %d-%d: %w", numbers[0], numbers[len(numbers)-1], scrub(err))
 	}
 	out := make([][]byte, len(numbers))
@@ -211,7 +222,7 @@ func (f *RPCFetcher) Fetch(ctx context.Context, from, to uint64) ([]Block, error
 			elems = append(elems, e)
 		}
 	}
-	if err := f.client.BatchCallContext(ctx, elems); err != nil {
+	if err := f.calls.BatchCallContext(ctx, elems); err != nil {
 		return nil, fmt.Errorf("batch request for blocks %d-%d: %w", from, to, scrub(err))
 	}
 	blocks := make([]Block, n)
@@ -296,7 +307,7 @@ func (f *RPCFetcher) fetchTxReceipts(ctx context.Context, blocks []Block) error 
 	}
 	for lo := 0; lo < len(elems); lo += f.receiptsBatchSize {
 		hi := min(lo+f.receiptsBatchSize, len(elems))
-		if err := f.client.BatchCallContext(ctx, elems[lo:hi]); err != nil {
+		if err := f.calls.BatchCallContext(ctx, elems[lo:hi]); err != nil {
 			return fmt.Errorf("batch request for %d transaction receipts: %w", hi-lo, scrub(err))
 		}
 	}
