@@ -50,11 +50,11 @@ type Fetcher interface {
 // ErrNullBlock is a block the node does not have: beyond its head, or pruned.
 var ErrNullBlock = errors.New("node returned null")
 
-// RPCFetcher fetches blocks with JSON-RPC batch requests (through httpCaller for an http(s) node, go-ethereum's
-// client for the other transports): one request per batch
-// of blocks, holding eth_getBlockByNumber and eth_getBlockReceipts for each. When the node does not know
-// eth_getBlockReceipts (method not found), it switches, once and for all, to eth_getTransactionReceipt per
-// transaction, batched by ReceiptsBatchSize.
+// RPCFetcher fetches blocks with JSON-RPC batch requests (through httpCaller for an http(s) node, through
+// go-ethereum's client for the other transports): one request per batch of blocks, holding
+// eth_getBlockByNumber and eth_getBlockReceipts for each. When the node does not know eth_getBlockReceipts
+// (method not found), it switches, once and for all, to eth_getTransactionReceipt per transaction, batched by
+// ReceiptsBatchSize.
 type RPCFetcher struct {
 	client *rpc.Client
 	// calls is client, or for an http(s) node the faster httpCaller to the same URL.
