@@ -253,7 +253,7 @@ func rawBytes(rs []json.RawMessage) [][]byte {
 	return out
 }
 
-// TestReadLogMatchesUnmarshal: readLog reads a log as json.Unmarshal into rpcLog does, field for field, and
+// TestReadLogMatchesUnmarshal: logReader reads a log as json.Unmarshal into rpcLog does, field for field, and
 // refuses what it refuses: the logs of a recorded mainnet eth_getLogs answer, and each field broken.
 func TestReadLogMatchesUnmarshal(t *testing.T) {
 	root, err := fixtures.Root()
@@ -285,10 +285,11 @@ func TestReadLogMatchesUnmarshal(t *testing.T) {
 	} {
 		logs = append(logs, json.RawMessage(bytes.Replace([]byte(valid), []byte(broken[0]), []byte(broken[1]), 1)))
 	}
+	var lr logReader // one for every log, as the fetcher uses it
 	for _, raw := range logs {
 		var want rpcLog
 		wantErr := json.Unmarshal(raw, &want)
-		got, err := readLog(raw)
+		got, err := lr.read(raw)
 		if (err == nil) != (wantErr == nil) {
 			t.Errorf("%s: error %v, json.Unmarshal's %v", raw, err, wantErr)
 			continue
