@@ -137,3 +137,40 @@ func TestDecodersArePure(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPackageHasDocGo: every library package (commands keep theirs in main.go, as Go's do) has a doc.go
+// whose package comment is the first thing a newcomer reads of it, and no other file of the package has a
+// package comment that would compete with it.
+func TestEveryPackageHasDocGo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: shells out to go list, which loads every package of the module")
+	}
+	pkgComment := regexp.MustCompile(`(?m)^// Package \w+ `)
+	for p := range listPackages(t) {
+		if strings.HasPrefix(p, "cmd/") || testOnly(p) {
+			continue
+		}
+		dir := filepath.Join("..", "..", filepath.FromSlash(p))
+		doc, err := os.ReadFile(filepath.Join(dir, "doc.go"))
+		if err != nil {
+			t.Errorf("%s has no doc.go", p)
+			continue
+		}
+		if !pkgComment.Match(doc) {
+			t.Errorf("%s/doc.go has no package comment (// Package %s …)", p, filepath.Base(p))
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+		for _, f := range files {
+			if filepath.Base(f) == "doc.go" {
+				continue
+			}
+			src, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pkgComment.Match(src) {
+				t.Errorf("%s has a package comment besides doc.go's", filepath.ToSlash(f))
+			}
+		}
+	}
+}
