@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	_ "embed"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
@@ -57,45 +56,6 @@ func demoKey(i int) *ecdsa.PrivateKey {
 	return k
 }
 
-// artifact is a compiled contract of testdata/contracts (Truffle, Waffle and Hardhat artifacts and our own
-// all have top-level "abi" and "bytecode").
-type artifact struct {
-	abi  gethabi.ABI
-	code []byte
-}
-
-func loadArtifact(testdata, file string) (artifact, error) {
-	raw, err := os.ReadFile(filepath.Join(testdata, "contracts", file))
-	if err != nil {
-		return artifact{}, fmt.Errorf("read contract artifact: %w", err)
-	}
-	var art struct {
-		ABI      json.RawMessage `json:"abi"`
-		Bytecode string          `json:"bytecode"`
-	}
-	if err := json.Unmarshal(raw, &art); err != nil {
-		return artifact{}, fmt.Errorf("parse contract artifact %s: %w", file, err)
-	}
-	a, err := gethabi.JSON(bytes.NewReader(art.ABI))
-	if err != nil {
-		return artifact{}, fmt.Errorf("parse the ABI of %s: %w", file, err)
-	}
-	return artifact{abi: a, code: common.FromHex(art.Bytecode)}, nil
-}
-
-// builtinABI is one of chainsink's built-in ABIs (abi/abis), for contracts that factories deploy.
-func builtinABI(testdata, name string) (gethabi.ABI, error) {
-	raw, err := os.ReadFile(filepath.Join(testdata, "..", "abi", "abis", name+".json"))
-	if err != nil {
-		return gethabi.ABI{}, fmt.Errorf("read ABI %s: %w", name, err)
-	}
-	a, err := gethabi.JSON(bytes.NewReader(raw))
-	if err != nil {
-		return gethabi.ABI{}, fmt.Errorf("parse ABI %s: %w", name, err)
-	}
-	return a, nil
-}
-
 // chainBuilder sends the transactions of StartLocalChain, the first error sticking.
 type chainBuilder struct {
 	ctx  context.Context
@@ -133,16 +93,16 @@ func (b *chainBuilder) sendData(from int, to *common.Address, value *big.Int, ga
 	return h
 }
 
-func (b *chainBuilder) deploy(from int, art artifact, args ...any) {
+func (b *chainBuilder) deploy(from int, art simchain.Artifact, args ...any) {
 	if b.err != nil {
 		return
 	}
-	ctor, err := art.abi.Pack("", args...)
+	ctor, err := art.ABI.Pack("", args...)
 	if err != nil {
 		b.err = fmt.Errorf("pack constructor: %w", err)
 		return
 	}
-	b.sendData(from, nil, nil, 8_000_000, append(append([]byte{}, art.code...), ctor...))
+	b.sendData(from, nil, nil, 8_000_000, append(append([]byte{}, art.Code...), ctor...))
 }
 
 // mine commits a block with what was sent since the last one, every transaction of which must succeed.
@@ -196,19 +156,20 @@ func units(n int64) *big.Int { return new(big.Int).Mul(big.NewInt(n), ether) }
 
 // StartLocalChain starts the simulated chain and makes its history; Close stops it.
 func StartLocalChain(ctx context.Context, testdata string) (*LocalChain, error) {
-	arts := map[string]artifact{}
+	arts := map[string]simchain.Artifact{}
 	for _, f := range []string{"WETH9", "ERC20", "UniswapV2Factory", "UniswapV3Factory", "DemoV3Callee"} {
-		a, err := loadArtifact(testdata, f+".json")
+		a, err := simchain.LoadArtifact(filepath.Join(testdata, "contracts", f+".json"))
 		if err != nil {
 			return nil, err
 		}
 		arts[f] = a
 	}
-	pairABI, err := builtinABI(testdata, "UniswapV2Pair")
+	// The pair's and the pool's ABIs are chainsink's built-in ones: the factories deploy them.
+	pairABI, err := simchain.LoadABI(filepath.Join(testdata, "..", "abi", "abis", "UniswapV2Pair.json"))
 	if err != nil {
 		return nil, err
 	}
-	poolABI, err := builtinABI(testdata, "UniswapV3Pool")
+	poolABI, err := simchain.LoadABI(filepath.Join(testdata, "..", "abi", "abis", "UniswapV3Pool.json"))
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +190,7 @@ func StartLocalChain(ctx context.Context, testdata string) (*LocalChain, error) 
 	return lc, nil
 }
 
-func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts map[string]artifact, pairABI, poolABI gethabi.ABI) error {
+func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts map[string]simchain.Artifact, pairABI, poolABI gethabi.ABI) error {
 	b := &chainBuilder{ctx: ctx, node: lc.Node, keys: keys}
 	const owner, lp, trader = 0, 1, 2
 	addr := func(i int) common.Address { return crypto.PubkeyToAddress(keys[i].PublicKey) }
@@ -253,17 +214,17 @@ func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts 
 
 	// Block 2: the WETH/TKN pair (V2) and pool (V3, 0.3 %), each through its factory; tokens for the
 	// liquidity provider and the trader.
-	b.send(owner, &lc.V2Factory, 6_000_000, v2.abi, "createPair", lc.WETH, lc.TKN)
-	b.send(owner, &lc.V3Factory, 6_000_000, v3.abi, "createPool", lc.WETH, lc.TKN, big.NewInt(3000))
+	b.send(owner, &lc.V2Factory, 6_000_000, v2.ABI, "createPair", lc.WETH, lc.TKN)
+	b.send(owner, &lc.V3Factory, 6_000_000, v3.ABI, "createPool", lc.WETH, lc.TKN, big.NewInt(3000))
 	for _, to := range []int{lp, trader} {
-		b.send(owner, &lc.TKN, 200_000, tkn.abi, "transfer", addr(to), units(1_000_000))
-		b.sendData(to, &lc.WETH, units(100), 200_000, weth.abi.Methods["deposit"].ID)
+		b.send(owner, &lc.TKN, 200_000, tkn.ABI, "transfer", addr(to), units(1_000_000))
+		b.sendData(to, &lc.WETH, units(100), 200_000, weth.ABI.Methods["deposit"].ID)
 	}
 	b.mine()
-	if out := b.call(lc.V2Factory, v2.abi, "getPair", lc.WETH, lc.TKN); out != nil {
+	if out := b.call(lc.V2Factory, v2.ABI, "getPair", lc.WETH, lc.TKN); out != nil {
 		lc.Pair = out[0].(common.Address)
 	}
-	if out := b.call(lc.V3Factory, v3.abi, "getPool", lc.WETH, lc.TKN, big.NewInt(3000)); out != nil {
+	if out := b.call(lc.V3Factory, v3.ABI, "getPool", lc.WETH, lc.TKN, big.NewInt(3000)); out != nil {
 		lc.Pool = out[0].(common.Address)
 	}
 	wethIsToken0 := bytes.Compare(lc.WETH.Bytes(), lc.TKN.Bytes()) < 0
@@ -271,8 +232,8 @@ func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts 
 	// Block 3: liquidity at 3,000 TKN a WETH. V2: both tokens into the pair, then mint. V3: the pool starts
 	// at that price (sqrtPriceX96 = sqrt(token1/token0) · 2^96) and the provider mints ±6,000 ticks around
 	// it through the callee, which pays the pool from the provider's approved balances.
-	b.send(lp, &lc.WETH, 200_000, weth.abi, "transfer", lc.Pair, units(20))
-	b.send(lp, &lc.TKN, 200_000, tkn.abi, "transfer", lc.Pair, units(60_000))
+	b.send(lp, &lc.WETH, 200_000, weth.ABI, "transfer", lc.Pair, units(20))
+	b.send(lp, &lc.TKN, 200_000, tkn.ABI, "transfer", lc.Pair, units(60_000))
 	b.send(lp, &lc.Pair, 2_000_000, pairABI, "mint", addr(lp))
 	price := big.NewFloat(3000)
 	if !wethIsToken0 {
@@ -282,7 +243,7 @@ func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts 
 	b.send(lp, &lc.Pool, 1_000_000, poolABI, "initialize", sqrtPrice)
 	for _, i := range []int{lp, trader} {
 		for _, token := range []common.Address{lc.WETH, lc.TKN} {
-			b.send(i, &token, 200_000, tkn.abi, "approve", calleeAddr, units(1_000_000_000))
+			b.send(i, &token, 200_000, tkn.ABI, "approve", calleeAddr, units(1_000_000_000))
 		}
 	}
 	b.mine()
@@ -291,7 +252,7 @@ func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts 
 		tick = out[1].(*big.Int).Int64()
 	}
 	lower, upper := (tick-6000)/60*60, (tick+6000)/60*60
-	b.send(lp, &calleeAddr, 3_000_000, callee.abi, "mint", lc.Pool, big.NewInt(lower), big.NewInt(upper), units(500))
+	b.send(lp, &calleeAddr, 3_000_000, callee.ABI, "mint", lc.Pool, big.NewInt(lower), big.NewInt(upper), units(500))
 	b.mine()
 
 	// Blocks 4-7: the trader swaps WETH for TKN and back, in the pair and in the pool.
@@ -316,13 +277,13 @@ func (lc *LocalChain) build(ctx context.Context, keys []*ecdsa.PrivateKey, arts 
 			out0, out1 = out, new(big.Int)
 		}
 		in := s.in
-		b.send(trader, &in, 200_000, tkn.abi, "transfer", lc.Pair, s.amount)
+		b.send(trader, &in, 200_000, tkn.ABI, "transfer", lc.Pair, s.amount)
 		lc.Swaps = append(lc.Swaps, b.send(trader, &lc.Pair, 2_000_000, pairABI, "swap", out0, out1, addr(trader), []byte{}))
 		limit := minSqrtLimit
 		if !inIsToken0 {
 			limit = maxSqrtLimit
 		}
-		lc.Swaps = append(lc.Swaps, b.send(trader, &calleeAddr, 3_000_000, callee.abi, "swap", lc.Pool, inIsToken0, s.amount, limit))
+		lc.Swaps = append(lc.Swaps, b.send(trader, &calleeAddr, 3_000_000, callee.ABI, "swap", lc.Pool, inIsToken0, s.amount, limit))
 		b.mine()
 	}
 	if b.err != nil {

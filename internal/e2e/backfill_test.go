@@ -194,52 +194,36 @@ func loadWETH(t *testing.T) (gethabi.ABI, []byte) {
 	return loadArtifact(t, "WETH9.json")
 }
 
-// loadArtifact reads the ABI and creation bytecode of a build artifact in testdata/contracts (Truffle's and
-// Waffle's artifacts both have top-level "abi" and "bytecode", with or without 0x).
+// loadArtifact reads the ABI and creation bytecode of a build artifact in testdata/contracts.
 func loadArtifact(t *testing.T, file string) (gethabi.ABI, []byte) {
 	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "contracts", file))
+	art, err := simchain.LoadArtifact(filepath.Join(root, "contracts", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var art struct {
-		ABI      json.RawMessage `json:"abi"`
-		Bytecode string          `json:"bytecode"`
-	}
-	if err := json.Unmarshal(raw, &art); err != nil {
-		t.Fatal(err)
-	}
-	a, err := gethabi.JSON(bytes.NewReader(art.ABI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(art.Bytecode) < 2 {
-		t.Fatalf("%s has no bytecode", file)
-	}
-	return a, common.FromHex(art.Bytecode)
+	return art.ABI, art.Code
 }
 
-// loadPairABI is the UniswapV2Pair ABI built into chainsink (the factory's bytecode deploys the pair).
-func loadPairABI(t *testing.T) gethabi.ABI {
+// loadBuiltinABI is one of the ABIs built into chainsink (abi/abis), for contracts that a factory deploys.
+func loadBuiltinABI(t *testing.T, name string) gethabi.ABI {
 	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(root, "..", "abi", "abis", "UniswapV2Pair.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := gethabi.JSON(bytes.NewReader(raw))
+	a, err := simchain.LoadABI(filepath.Join(root, "..", "abi", "abis", name+".json"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return a
 }
+
+// loadPairABI is the UniswapV2Pair ABI built into chainsink (the factory's bytecode deploys the pair).
+func loadPairABI(t *testing.T) gethabi.ABI { return loadBuiltinABI(t, "UniswapV2Pair") }
 
 // packer returns an encoder of calls (or, with method "", constructor arguments) that fails t on a mistake.
 func packer(t *testing.T) func(a gethabi.ABI, method string, args ...any) []byte {

@@ -1,18 +1,14 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/ethereum/go-ethereum"
-	gethabi "github.com/ethereum/go-ethereum/accounts/abi"
 	"github.com/ethereum/go-ethereum/common"
 
 	"github.com/chainsink/chainsink/internal/demo"
@@ -59,18 +55,7 @@ func TestDemoLocalChain(t *testing.T) {
 	}
 
 	// The node's Swap logs of the pair and the pool, decoded by go-ethereum's ABI package.
-	abiOf := func(name string) gethabi.ABI {
-		raw, err := os.ReadFile(filepath.Join(root, "..", "abi", "abis", name+".json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := gethabi.JSON(bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
-	pairABI, poolABI := abiOf("UniswapV2Pair"), abiOf("UniswapV3Pool")
+	pairABI, poolABI := loadBuiltinABI(t, "UniswapV2Pair"), loadBuiltinABI(t, "UniswapV3Pool")
 	logs, err := lc.Client().FilterLogs(ctx, ethereum.FilterQuery{FromBlock: big.NewInt(0), ToBlock: new(big.Int).SetUint64(lc.Head),
 		Addresses: []common.Address{lc.Pair, lc.Pool}})
 	if err != nil {
