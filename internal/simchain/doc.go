@@ -6,5 +6,6 @@
 // Start is the plain node (go-ethereum's simulated.NewBackend); OnFreePort starts any other assembly (the
 // end-to-end tests' node with the tracers' debug API) on a free port, retrying a lost race for it. Send signs
 // and submits a transaction and returns once the pool holds it, so that the next Send of the same account
-// reads the next nonce; blocks are mined by the backend's Commit.
+// reads the next nonce; blocks are mined by the backend's Commit. LoadArtifact and LoadABI read the compiled
+// contracts of testdata/contracts and the built-in ABIs of the contracts that factories deploy.
 package simchain
