@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/rpc"
+
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/backfill"
 	"github.com/chainsink/chainsink/internal/rpcreplay"
@@ -80,4 +82,72 @@ func BenchmarkFilteredBackfill(b *testing.B) {
 		fetchAll(replay.URL)
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*int(head+1)), "ms/block")
+}
+
+// BenchmarkFullBackfill is full mode's producer side of `make bench-rpc` in process: one op fetches the 200
+// blocks of the Ping chain with their receipts from a replay of the node, in batches of 10 (backfill's
+// default), and encodes and checks each block's bundle. Its sub-benchmarks read the answers through
+// go-ethereum's client and through the HTTP client backfill uses for http(s) nodes; the replay server's work
+// (in the same process) is the same in both, so their difference is backfill's.
+//
+//	go test ./internal/bench -run '^$' -bench FullBackfill -cpuprofile cpu.out
+func BenchmarkFullBackfill(b *testing.B) {
+	ctx := context.Background()
+	const blocks, batch = 200, 10
+	sim, url, _, head, err := pingChain(ctx, blocks)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sim.Close()
+	rec := rpcreplay.NewRecorder(url)
+	live := httptest.NewServer(rec)
+	defer live.Close()
+	fetchAll := func(f *backfill.RPCFetcher) int {
+		txs := 0
+		for lo := uint64(0); lo <= head; lo += batch {
+			got, err := f.Fetch(ctx, lo, min(lo+batch-1, head))
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, blk := range got {
+				_, rows, err := backfill.EncodeRows(blk)
+				if err != nil {
+					b.Fatal(err)
+				}
+				txs += len(rows.Transactions)
+			}
+		}
+		return txs
+	}
+	recording, err := backfill.DialRPC(ctx, live.URL, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if n := fetchAll(recording); n != blocks*RPCCallsPerBlock+1 {
+		b.Fatalf("%d transactions fetched, want %d", n, blocks*RPCCallsPerBlock+1)
+	}
+	recording.Close()
+	replay := httptest.NewServer(&rpcreplay.Server{Answers: rec.Answers})
+	defer replay.Close()
+	geth, err := rpc.DialHTTP(replay.URL)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer geth.Close()
+	ours, err := backfill.DialRPC(ctx, replay.URL, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ours.Close()
+	for _, tc := range []struct {
+		name string
+		f    *backfill.RPCFetcher
+	}{{"go-ethereum client", backfill.NewRPCFetcher(geth, 0, nil)}, {"httpCaller", ours}} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				fetchAll(tc.f)
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*int(head+1)), "ms/block")
+		})
+	}
 }
