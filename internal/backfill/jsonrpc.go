@@ -188,6 +188,7 @@ func readResponse(answer []byte, b []rpc.BatchElem, batch bool) error {
 						if err != nil {
 							return err
 						}
+						// result only has to say that there was one: the elements are in *r.
 						*r, result, split = elems, answer[start:d.InputOffset()], true
 						continue
 					}
