@@ -18,21 +18,7 @@ import (
 // BenchmarkEncodeRows is backfill's own work per block once the node has answered: the bundle of mainnet
 // block 17173049 (116 transactions) built from the node's block and receipts and decoded to check it.
 func BenchmarkEncodeRows(b *testing.B) {
-	root, err := fixtures.Root()
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, bundle, err := fixtures.Bundle17173049(root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var msg struct {
-		Block    json.RawMessage `json:"block"`
-		Receipts json.RawMessage `json:"receipts"`
-	}
-	if err := json.Unmarshal(bundle, &msg); err != nil {
-		b.Fatal(err)
-	}
+	bundle, msg := mainnetBundle(b)
 	blk := backfill.Block{Number: 17173049, Block: msg.Block, Receipts: msg.Receipts}
 	b.SetBytes(int64(len(bundle)))
 	b.ReportAllocs()
@@ -56,21 +42,7 @@ func BenchmarkEncodeRows(b *testing.B) {
 //
 //	go test ./internal/backfill -run '^$' -bench FetchMainnet
 func BenchmarkFetchMainnet(b *testing.B) {
-	root, err := fixtures.Root()
-	if err != nil {
-		b.Fatal(err)
-	}
-	_, bundle, err := fixtures.Bundle17173049(root)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var msg struct {
-		Block    json.RawMessage `json:"block"`
-		Receipts json.RawMessage `json:"receipts"`
-	}
-	if err := json.Unmarshal(bundle, &msg); err != nil {
-		b.Fatal(err)
-	}
+	bundle, msg := mainnetBundle(b)
 	const n = 17173049
 	answers := rpcreplay.NewAnswers()
 	num := json.RawMessage(fmt.Sprintf(`"%s"`, hexutil.EncodeUint64(n)))
@@ -113,4 +85,19 @@ func BenchmarkFetchMainnet(b *testing.B) {
 			}
 		})
 	}
+}
+
+// mainnetBundle is the bundle of mainnet block 17173049 and the node's block and receipts it holds.
+func mainnetBundle(b *testing.B) (bundle []byte, msg struct{ Block, Receipts json.RawMessage }) {
+	root, err := fixtures.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, bundle, err = fixtures.Bundle17173049(root); err != nil {
+		b.Fatal(err)
+	}
+	if err := json.Unmarshal(bundle, &msg); err != nil {
+		b.Fatal(err)
+	}
+	return bundle, msg
 }

@@ -52,21 +52,7 @@ func BenchmarkFilteredBackfill(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer node.Close()
-		f := backfill.NewFilteredFetcher(node, ts.Filter())
-		logs := 0
-		for lo := uint64(0); lo <= head; lo += batch {
-			got, err := f.Fetch(ctx, lo, min(lo+batch-1, head))
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, blk := range got {
-				_, rows, err := backfill.EncodeRows(blk)
-				if err != nil {
-					b.Fatal(err)
-				}
-				logs += len(rows.Logs)
-			}
-		}
+		_, logs := fetchChain(b, backfill.NewFilteredFetcher(node, ts.Filter()), head, batch)
 		return logs
 	}
 	rec := rpcreplay.NewRecorder(url)
@@ -103,20 +89,7 @@ func BenchmarkFullBackfill(b *testing.B) {
 	live := httptest.NewServer(rec)
 	defer live.Close()
 	fetchAll := func(f *backfill.RPCFetcher) int {
-		txs := 0
-		for lo := uint64(0); lo <= head; lo += batch {
-			got, err := f.Fetch(ctx, lo, min(lo+batch-1, head))
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, blk := range got {
-				_, rows, err := backfill.EncodeRows(blk)
-				if err != nil {
-					b.Fatal(err)
-				}
-				txs += len(rows.Transactions)
-			}
-		}
+		txs, _ := fetchChain(b, f, head, batch)
 		return txs
 	}
 	recording, err := backfill.DialRPC(ctx, live.URL, 0, nil)
@@ -150,4 +123,24 @@ func BenchmarkFullBackfill(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N*int(head+1)), "ms/block")
 		})
 	}
+}
+
+// fetchChain fetches blocks 0..head with f in batches and encodes and checks each block's bundle, as backfill
+// does before it publishes; it returns the transactions and logs of the bundles.
+func fetchChain(b *testing.B, f backfill.Fetcher, head, batch uint64) (txs, logs int) {
+	ctx := context.Background()
+	for lo := uint64(0); lo <= head; lo += batch {
+		got, err := f.Fetch(ctx, lo, min(lo+batch-1, head))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, blk := range got {
+			_, rows, err := backfill.EncodeRows(blk)
+			if err != nil {
+				b.Fatal(err)
+			}
+			txs, logs = txs+len(rows.Transactions), logs+len(rows.Logs)
+		}
+	}
+	return txs, logs
 }
