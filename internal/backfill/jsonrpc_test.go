@@ -299,3 +299,28 @@ func TestReadLogMatchesUnmarshal(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLogReader holds logReader to json.Unmarshal into rpcLog on any input: the same error or none, and the
+// same log.
+func FuzzLogReader(f *testing.F) {
+	for _, seed := range []string{
+		`{"address":"0xf4eced2f682ce333f96f2d8966c613ded8fc95dd","blockNumber":"0x76250","data":"0x01","removed":false,"topics":["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"]}`,
+		`{"Address":"0xf4eced2f682ce333f96f2d8966c613ded8fc95dd","BLOCKNUMBER":"0x1","topics":null,"data":"0x"}`,
+		`{"topics":[],"topics":["0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"],"removed":true}`,
+		`{"data":null,"address":null}`, `{"x":[{"y":"\u0041"}],"data":"0x00"}`, `[]`, `{}`, `null`, `{"data":"0x0`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want rpcLog
+		wantErr := json.Unmarshal(raw, &want)
+		var lr logReader
+		got, err := lr.read(raw)
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("%q: error %v, json.Unmarshal's %v", raw, err, wantErr)
+		}
+		if err == nil && !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: %+v, json.Unmarshal's %+v", raw, got, want)
+		}
+	})
+}
