@@ -174,3 +174,38 @@ func TestEveryPackageHasDocGo(t *testing.T) {
 		}
 	}
 }
+
+// TestMakeFuzzRunsEveryTarget: `make fuzz` says it runs every fuzz target; a new target that the Makefile
+// does not name would never run there.
+func TestMakeFuzzRunsEveryTarget(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	err = filepath.WalkDir(filepath.Join("..", ".."), func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == "testdata" || d.Name() == "bin") {
+			return filepath.SkipDir
+		}
+		if !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		pkg := "./" + filepath.ToSlash(filepath.Dir(strings.TrimPrefix(path, filepath.Join("..", "..")+string(filepath.Separator))))
+		for _, m := range target.FindAllSubmatch(src, -1) {
+			if want := "test " + pkg + " -run '^$$' -fuzz " + string(m[1]) + " "; !strings.Contains(string(mk), want) {
+				t.Errorf("make fuzz does not run %s of %s (want a line with %q)", m[1], pkg, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
