@@ -157,13 +157,18 @@ func readResponse(answer []byte, b []rpc.BatchElem, batch bool) error {
 	// (revert reasons), and a duplicate name is not the client's to refuse.
 	d := jsontext.NewDecoder(bytes.NewBuffer(answer), jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true))
 	done := make([]bool, len(b))
-	readOne := func() error {
+	// readOne reads one answer object; top says that it is the whole answer to a batch rather than one of
+	// its elements.
+	readOne := func(top bool) error {
 		if tok, err := d.ReadToken(); err != nil {
 			return err
 		} else if tok.Kind() != '{' {
 			return fmt.Errorf("a response is a JSON %s, not an object", tok.Kind())
 		}
 		id := -1
+		if !batch {
+			id = 0
+		}
 		var result []byte
 		var rerr *rpcError
 		split := false // result was split into the element's *[]json.RawMessage as it was read
@@ -181,7 +186,7 @@ func readResponse(answer []byte, b []rpc.BatchElem, batch bool) error {
 				} else if id >= 0 {
 					target = id
 				}
-				if target >= 0 {
+				if target >= 0 && !done[target] {
 					if r, ok := b[target].Result.(*[]json.RawMessage); ok {
 						start := int(d.InputOffset())
 						elems, err := readArray(d, answer)
@@ -200,7 +205,10 @@ func readResponse(answer []byte, b []rpc.BatchElem, batch bool) error {
 			}
 			switch name {
 			case "id":
-				if n, err := strconv.Atoi(string(v)); err == nil && n >= 1 && n <= len(b) {
+				if !batch {
+					// go-ethereum's client does not look at a single call's id, and nor does this: the
+					// answer is the call's.
+				} else if n, err := strconv.Atoi(string(v)); err == nil && n >= 1 && n <= len(b) {
 					id = n - 1
 				}
 			case "result":
@@ -208,17 +216,17 @@ func readResponse(answer []byte, b []rpc.BatchElem, batch bool) error {
 				end := int(d.InputOffset())
 				result = answer[end-len(v) : end : end]
 			case "error":
+				// Whatever the member holds, even null, the call failed; its code and message are what of
+				// them can be read (go-ethereum's client reads them so).
 				rerr = new(rpcError)
-				if err := json.Unmarshal(v, rerr); err != nil {
-					return fmt.Errorf("a response's error object: %w", err)
-				}
+				_ = json.Unmarshal(v, rerr)
 			}
 		}
 		if _, err := d.ReadToken(); err != nil {
 			return err
 		}
-		if id < 0 && rerr != nil {
-			return rerr // one error for the whole request (a batch over the node's limit, a parse error)
+		if top && id < 0 && rerr != nil {
+			return rerr // one error for the whole batch (over the node's limit, a parse error)
 		}
 		if id < 0 || done[id] {
 			return nil // an answer to nothing asked: ignored, as go-ethereum does
@@ -246,14 +254,25 @@ func readResponse(answer []byte, b []rpc.BatchElem, batch bool) error {
 		return nil
 	}
 	var err error
-	if batch && d.PeekKind() == '[' {
+	switch {
+	case d.PeekKind() == 'n':
+		// null: no answer at all, which go-ethereum's client reads as none to each call of a batch and as
+		// no result to a single call.
+		if _, err = d.ReadValue(); err == nil && !batch {
+			done[0], b[0].Error = true, rpc.ErrNoResult
+		}
+	case batch && d.PeekKind() == '[':
 		if _, err = d.ReadToken(); err == nil {
 			for err == nil && d.PeekKind() != ']' {
-				err = readOne()
+				if d.PeekKind() == 'n' {
+					_, err = d.ReadValue() // a null answer in a batch is ignored, as go-ethereum does
+				} else {
+					err = readOne(false)
+				}
 			}
 		}
-	} else {
-		err = readOne()
+	default:
+		err = readOne(batch)
 	}
 	var re *rpcError
 	if errors.As(err, &re) {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ethereum/go-ethereum/common/hexutil"
@@ -321,6 +322,74 @@ func FuzzLogReader(f *testing.F) {
 		}
 		if err == nil && !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q: %+v, json.Unmarshal's %+v", raw, got, want)
+		}
+	})
+}
+
+// FuzzHTTPCallerMatchesGoEthereum: for any answer a node may send to a batch of three calls (a raw result, a
+// list of raw results as eth_getLogs asks for, a typed result), httpCaller fails when go-ethereum's client
+// fails and gives each call the same result and the same error. Where they part on purpose, httpCaller reads
+// more: a batch answered by one object (some proxies unwrap a batch of one) is read as that one answer, and a
+// batch answered by one error object fails with the node's error.
+func FuzzHTTPCallerMatchesGoEthereum(f *testing.F) {
+	for _, seed := range []string{
+		`[{"jsonrpc":"2.0","id":1,"result":{"a":1}},{"jsonrpc":"2.0","id":2,"result":[{"x":1},"y",null]},{"jsonrpc":"2.0","id":3,"result":"0x10"}]`,
+		`[{"id":3,"result":"0x0"},{"id":1,"error":{"code":-32601,"message":"no","data":[1]}},{"id":2,"result":null}]`,
+		`[{"id":2,"result":[]},{"id":2,"result":[1]},{"id":4,"result":1},{"id":"1","result":1}]`,
+		`[{"id":1,"result":1,"error":null},{"id":3,"result":"0x1","id":2}]`,
+		`{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"too large"}}`,
+		`[]`, `null`, `[null,{"id":1}]`, `[{"id":1,"result":"\xff"}]`, `[{"id":1,"result":1}] trailing`,
+	} {
+		f.Add([]byte(seed))
+	}
+	var body atomic.Value
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body.Load().([]byte))
+	}))
+	defer srv.Close()
+	ours := newHTTPCaller(srv.URL)
+	f.Fuzz(func(t *testing.T, answer []byte) {
+		body.Store(answer)
+		ctx := context.Background()
+		run := func(c caller) ([]rpc.BatchElem, error) {
+			elems := []rpc.BatchElem{{Method: "a", Result: new(json.RawMessage)}, {Method: "b", Result: new([]json.RawMessage)},
+				{Method: "c", Result: new(hexutil.Uint64)}}
+			return elems, c.BatchCallContext(ctx, elems)
+		}
+		geth, err := rpc.DialHTTP(srv.URL) // a new client numbers its calls from 1, as httpCaller does
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer geth.Close()
+		want, wantErr := run(geth)
+		got, gotErr := run(ours)
+		if wantErr != nil {
+			trimmed := bytes.TrimSpace(answer)
+			if len(trimmed) > 0 && trimmed[0] == '{' {
+				return // one object for the batch: httpCaller reads it (see above)
+			}
+			if gotErr == nil {
+				t.Fatalf("%q: no error, go-ethereum's %v", answer, wantErr)
+			}
+			return
+		}
+		if gotErr != nil {
+			t.Fatalf("%q: error %v, go-ethereum's none", answer, gotErr)
+		}
+		for i := range want {
+			w, g := want[i], got[i]
+			if (w.Error == nil) != (g.Error == nil) {
+				t.Fatalf("%q: %s: error %v, go-ethereum's %v", answer, w.Method, g.Error, w.Error)
+			}
+			var we, ge rpc.Error
+			if errors.As(w.Error, &we) != errors.As(g.Error, &ge) || (we != nil && (we.ErrorCode() != ge.ErrorCode() || we.Error() != ge.Error())) {
+				t.Fatalf("%q: %s: error %v, go-ethereum's %v", answer, w.Method, g.Error, w.Error)
+			}
+			if w.Error == nil && !reflect.DeepEqual(w.Result, g.Result) {
+				t.Fatalf("%q: %s: result %s, go-ethereum's %s", answer, w.Method, show(g.Result), show(w.Result))
+			}
 		}
 	})
 }
