@@ -51,7 +51,7 @@ type LocalChain struct {
 func demoKey(i int) *ecdsa.PrivateKey {
 	k, err := crypto.ToECDSA(crypto.Keccak256([]byte(fmt.Sprintf("chainsink demo account %d", i))))
 	if err != nil {
-		panic(err) // a Keccak-256 hash is a valid key but with probability 2^-128
+		panic(err) // a Keccak-256 hash fails to be a key with probability about 2^-128; these do not
 	}
 	return k
 }
