@@ -63,6 +63,9 @@ func (c *httpCaller) BatchCallContext(ctx context.Context, b []rpc.BatchElem) er
 	return c.send(ctx, b, true)
 }
 
+// maxPrealloc bounds the buffer allocated for an answer before it is read.
+const maxPrealloc = 64 << 20
+
 // request is a JSON-RPC 2.0 request; its id is its index in the batch plus one (an id of 0 is valid JSON-RPC,
 // but not every proxy in front of a node tells it from a missing one).
 type request struct {
@@ -137,6 +140,10 @@ func (c *httpCaller) send(ctx context.Context, b []rpc.BatchElem, batch bool) er
 	if resp.ContentLength > 0 {
 		size = resp.ContentLength
 	}
+	// What the node claims is only a guess too: a wrong Content-Length must not allocate more than an answer
+	// can need up front (a batch of large mainnet blocks with their receipts is tens of MiB); the buffer grows
+	// past it if it must.
+	size = min(size, maxPrealloc)
 	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
 	if _, err := buf.ReadFrom(resp.Body); err != nil {
 		return fmt.Errorf("read response: %w", err)

@@ -393,3 +393,20 @@ func FuzzHTTPCallerMatchesGoEthereum(f *testing.F) {
 		}
 	})
 }
+
+// TestHTTPCallerDoesNotTrustContentLength: an answer that claims a terabyte allocates no terabyte (the read
+// fails on the short body instead).
+func TestHTTPCallerDoesNotTrustContentLength(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "1099511627776")
+		w.WriteHeader(200)
+		_, _ = io.WriteString(w, `{"jsonrpc":"2.0","id":1,"result":"0x1"}`)
+	}))
+	defer srv.Close()
+	var n hexutil.Uint64
+	err := newHTTPCaller(srv.URL).CallContext(context.Background(), &n, "eth_blockNumber")
+	if err == nil {
+		t.Fatal("a body shorter than its Content-Length was read as whole")
+	}
+	t.Logf("as expected: %v", err)
+}
