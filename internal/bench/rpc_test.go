@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -9,10 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/rpc"
 
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/backfill"
+	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/rpcreplay"
 	"github.com/chainsink/chainsink/internal/typed"
 )
@@ -102,20 +105,7 @@ func BenchmarkFullBackfill(b *testing.B) {
 	recording.Close()
 	replay := httptest.NewServer(&rpcreplay.Server{Answers: rec.Answers})
 	defer replay.Close()
-	geth, err := rpc.DialHTTP(replay.URL)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer geth.Close()
-	ours, err := backfill.DialRPC(ctx, replay.URL, 0, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ours.Close()
-	for _, tc := range []struct {
-		name string
-		f    *backfill.RPCFetcher
-	}{{"go-ethereum client", backfill.NewRPCFetcher(geth, 0, nil)}, {"httpCaller", ours}} {
+	for _, tc := range bothClients(b, replay.URL) {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
 				fetchAll(tc.f)
@@ -143,4 +133,75 @@ func fetchChain(b *testing.B, f backfill.Fetcher, head, batch uint64) (txs, logs
 		}
 	}
 	return txs, logs
+}
+
+// BenchmarkFetchMainnet is backfill's work per mainnet-sized block from the request to the checked bundle:
+// mainnet block 17173049 (116 transactions, its block and receipts as the node sent them) fetched from an
+// in-process replay of the node and encoded and checked, through each client (bothClients). The replay
+// server's work is the same in both.
+//
+//	go test ./internal/bench -run '^$' -bench FetchMainnet
+func BenchmarkFetchMainnet(b *testing.B) {
+	root, err := fixtures.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, bundle, err := fixtures.Bundle17173049(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var msg struct{ Block, Receipts json.RawMessage }
+	if err := json.Unmarshal(bundle, &msg); err != nil {
+		b.Fatal(err)
+	}
+	const n = 17173049
+	answers := rpcreplay.NewAnswers()
+	num := `"` + hexutil.EncodeUint64(n) + `"`
+	for _, a := range []rpcreplay.Answer{
+		{Method: "eth_getBlockByNumber", Params: json.RawMessage(`[` + num + `,true]`), Result: msg.Block},
+		{Method: "eth_getBlockReceipts", Params: json.RawMessage(`[` + num + `]`), Result: msg.Receipts},
+	} {
+		if err := answers.Add(a); err != nil {
+			b.Fatal(err)
+		}
+	}
+	srv := httptest.NewServer(&rpcreplay.Server{Answers: answers})
+	defer srv.Close()
+	for _, tc := range bothClients(b, srv.URL) {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(bundle)))
+			b.ReportAllocs()
+			for b.Loop() {
+				blocks, err := tc.f.Fetch(context.Background(), n, n)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, rows, err := backfill.EncodeRows(blocks[0]); err != nil || len(rows.Transactions) != 116 {
+					b.Fatalf("%d transactions, %v", len(rows.Transactions), err)
+				}
+			}
+		})
+	}
+}
+
+// bothClients are fetchers of the node at url through go-ethereum's JSON-RPC client and through the HTTP
+// client backfill uses for http(s) nodes, closed when b ends.
+func bothClients(b *testing.B, url string) []struct {
+	name string
+	f    *backfill.RPCFetcher
+} {
+	geth, err := rpc.DialHTTP(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(geth.Close)
+	ours, err := backfill.DialRPC(context.Background(), url, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ours.Close)
+	return []struct {
+		name string
+		f    *backfill.RPCFetcher
+	}{{"go-ethereum client", backfill.NewRPCFetcher(geth, 0, nil)}, {"httpCaller", ours}}
 }
