@@ -146,26 +146,39 @@ type cpuTimes map[int]float64
 
 // procCPU returns the CPU seconds pid has used, and its command name.
 func procCPU(pid int) (float64, string, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, "", err
-	}
-	// pid (comm) state ppid … utime(14) stime(15): comm may hold spaces, so split after the last ')'.
-	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
-	if open < 0 || end < open {
-		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	comm := string(raw[open+1 : end])
-	f := strings.Fields(string(raw[end+1:]))
-	if len(f) < 13 {
-		return 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
-	}
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / clockTicks, comm, nil
+	self, _, comm, err := procCPUs(pid)
+	return self, comm, err
 }
 
-// postgresCPU snapshots the CPU seconds of every postgres process (server, backends, background workers).
+// procCPUs is procCPU with, second, the CPU seconds of the process's children that have exited and been
+// waited for (cutime and cstime).
+func procCPUs(pid int) (self, children float64, comm string, err error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, "", err
+	}
+	// pid (comm) state ppid … utime(14) stime(15) cutime(16) cstime(17): comm may hold spaces, so split
+	// after the last ')'.
+	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+	if open < 0 || end < open {
+		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	comm = string(raw[open+1 : end])
+	f := strings.Fields(string(raw[end+1:]))
+	if len(f) < 15 {
+		return 0, 0, "", fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	var t [4]float64
+	for i := range t {
+		t[i], _ = strconv.ParseFloat(f[11+i], 64)
+	}
+	return (t[0] + t[1]) / clockTicks, (t[2] + t[3]) / clockTicks, comm, nil
+}
+
+// postgresCPU snapshots the CPU seconds of every postgres process (server, backends, background workers),
+// and of those that have exited: a backend's CPU would otherwise vanish from the difference of two snapshots
+// when its client disconnects between them (the rpc scenario stops run and backfill before its second), and
+// the postmaster, which waits for every backend, holds them in its children's times.
 func postgresCPU() cpuTimes {
 	out := cpuTimes{}
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
@@ -174,11 +187,11 @@ func postgresCPU() cpuTimes {
 		if err != nil {
 			continue
 		}
-		s, comm, err := procCPU(pid)
+		self, exited, comm, err := procCPUs(pid)
 		if err != nil || comm != "postgres" {
 			continue
 		}
-		out[pid] = s
+		out[pid] = self + exited
 	}
 	return out
 }
