@@ -447,9 +447,9 @@ func (r *Report) Print(out io.Writer) {
 		fmt.Fprintf(out, "\nrpc: backfill + run of %d blocks, %d Ping events into one typed table (seconds from the backfill's start, run already up; CPU seconds)\n",
 			RPCBlocks+1, RPCBlocks*RPCCallsPerBlock*pingsPerCall)
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "mode\tsource\tseconds\trequests/block\tCPU backfill\tms/block\tCPU run\tCPU postgres\tCPU source\trows\t")
+		fmt.Fprintln(tw, "mode\tsource\tseconds\tbackfill s\trequests/block\tCPU backfill\tms/block\tCPU run\tCPU postgres\tCPU source\trows\t")
 		for _, x := range r.RPC {
-			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.2f\t%.2f\t%d\t\n", x.Name, x.Source, x.Seconds, x.RequestsPerBlk,
+			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%.2f\t%.3f\t%.2f\t%.2f\t%.2f\t%d\t\n", x.Name, x.Source, x.Seconds, x.BackfillSeconds, x.RequestsPerBlk,
 				x.BackfillCPU, x.BackfillMsPerBlock, x.RunCPU, x.PostgresCPU, x.SourceCPU, x.Rows)
 		}
 		_ = tw.Flush()
