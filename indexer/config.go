@@ -63,6 +63,12 @@ type Config struct {
 	BatchMaxHeights int
 	// BatchMaxAge closes a non-empty batch this long after its first message. Default 500ms.
 	BatchMaxAge time.Duration
+	// BatchMinAge is how long a batch that holds everything its partition has (its last message is the
+	// last one the broker reported) stays open for more. 0, the default, closes it at once: a follower's
+	// blocks and the end of a backlog are committed without waiting for BatchMaxAge, and a batch fills
+	// whenever the consumer is behind. A larger value (at most BatchMaxAge) trades that latency for fewer
+	// commits where messages trickle in one by one.
+	BatchMinAge time.Duration
 	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, and
 	// resumes it below half. Default 8 MiB.
 	QueueMaxBytes int
@@ -154,8 +160,11 @@ func (c Config) Validate() error {
 	if _, err := chain.CoreTables.With(c.ExtraTables...); err != nil {
 		errs = append(errs, fmt.Errorf("extra tables: %w", err))
 	}
-	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.QueueMaxBytes < 0 || c.BatchMaxHeights < 0 {
+	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.BatchMinAge < 0 || c.QueueMaxBytes < 0 || c.BatchMaxHeights < 0 {
 		errs = append(errs, errors.New("batch and queue limits must not be negative"))
+	}
+	if c.BatchMinAge > c.BatchMaxAge && c.BatchMaxAge > 0 {
+		errs = append(errs, fmt.Errorf("batch min age %s is above batch max age %s", c.BatchMinAge, c.BatchMaxAge))
 	}
 	if c.MemoryLimit > 0 && c.MemoryLimit < MinMemoryLimit {
 		errs = append(errs, fmt.Errorf("memory limit %d MiB is below %d MiB, which the Go runtime, librdkafka and one batch need",

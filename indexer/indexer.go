@@ -668,7 +668,7 @@ func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64
 	w := &worker{
 		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, writer: ix.writer, partitions: ix.partitions, metrics: ix.metrics,
 		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
-		onCommit: ix.storeOffset, onRetry: ix.setRetrying, limits: &ix.limits,
+		onCommit: ix.storeOffset, onRetry: ix.setRetrying, limits: &ix.limits, highWatermark: ix.highWatermark(tp),
 	}
 	ix.workers[tp] = w
 	ix.rebudget()
@@ -683,6 +683,18 @@ func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64
 			}
 		}
 	}()
+}
+
+// highWatermark reads the high watermark that librdkafka cached for tp from its last fetch response (no
+// request; safe to call from a worker's goroutine), or -1 while there is none.
+func (ix *Indexer) highWatermark(tp partitionKey) func() int64 {
+	return func() int64 {
+		_, high, err := ix.consumer.GetWatermarkOffsets(tp.topic, tp.partition)
+		if err != nil {
+			return -1
+		}
+		return high
+	}
 }
 
 // stopWorkers stops the workers of keys in parallel, each flushing its last batch until flush is done.

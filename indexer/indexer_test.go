@@ -346,3 +346,46 @@ func TestStatementTimeoutHalvesTheBatch(t *testing.T) {
 	}
 	requireBlocks(t, ctx, s, 12)
 }
+
+// TestCaughtUpPartitionCommitsAtOnce: a worker whose partition has nothing more to fetch commits what it
+// holds at once rather than after BatchMaxAge (an hour here), both after the backlog and for what a
+// producer sends later, one message at a time as a follower does.
+func TestCaughtUpPartitionCommitsAtOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker := blocksBroker(t, 1)
+	if err := broker.Produce(ctx, blockRecords(0, 10)); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g1", Topics: blocksTopic(),
+		BatchMaxAge: time.Hour, BatchMaxRows: 1000,
+		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
+	}, s.Pool(), testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
+
+	stored := func(want int64) func() (bool, error) {
+		return func() (bool, error) {
+			n, err := storedTotal(ctx, s, "g1")
+			return n == want, err
+		}
+	}
+	waitFor(t, 10*time.Second, "the backlog of 10 stored", stored(10))
+	for i := 10; i < 13; i++ {
+		if err := broker.Produce(ctx, blockRecords(i, i+1)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("block %d stored", i), stored(int64(i+1)))
+	}
+	if err := ix.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireBlocks(t, ctx, s, 13)
+}

@@ -25,6 +25,7 @@ func lifecycleConfig(brokers, group string) indexer.Config {
 		Brokers: brokers, Group: group,
 		Topics:       blocksTopic(),
 		BatchMaxAge:  time.Minute,
+		BatchMinAge:  time.Minute, // a batch that holds the whole partition stays open too
 		BatchMaxRows: 1_000_000,
 		KafkaConfig:  map[string]string{"fetch.wait.max.ms": "10", "session.timeout.ms": "6000", "heartbeat.interval.ms": "500"},
 	}
@@ -275,7 +276,7 @@ func TestIndexerLifecycleHardStopCommitsNothing(t *testing.T) {
 	// The next owner starts from what Postgres holds: nothing, so offset 0.
 	m2 := metrics.New()
 	cfg := lifecycleConfig(broker.Addr(), "hard")
-	cfg.BatchMaxAge = 20 * time.Millisecond
+	cfg.BatchMaxAge, cfg.BatchMinAge = 20*time.Millisecond, 0
 	ix2, err := indexer.New(cfg, s.Pool(), testLogger(t), m2)
 	if err != nil {
 		t.Fatal(err)
@@ -308,7 +309,7 @@ func TestIndexerLifecycleStopTimesOutOnBlockedCommit(t *testing.T) {
 	db := &frozenDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
 	t.Cleanup(func() { close(db.release) }) // unblocks the commit should Stop not cancel it
 	cfg := lifecycleConfig(broker.Addr(), "blocked")
-	cfg.BatchMaxAge = 20 * time.Millisecond // the batch goes to the committer, which blocks in Begin
+	cfg.BatchMaxAge, cfg.BatchMinAge = 20*time.Millisecond, 0 // the batch goes to the committer, which blocks in Begin
 	ix, err := indexer.New(cfg, db, testLogger(t), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -129,6 +129,9 @@ type worker struct {
 	fetchNext kafka.Offset
 	// paused is set by the poll loop when it pauses the partition.
 	paused atomic.Bool
+	// highWatermark is the partition's high watermark as librdkafka last heard it from the broker (no
+	// request), or negative while unknown.
+	highWatermark func() int64
 	// lastNext is the stored next offset after the worker's last commit, for the lag gauge.
 	lastNext atomic.Int64
 
@@ -195,9 +198,20 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 		}
 	}()
 	closed := false
+	// atEnd: the batch's last message was the partition's last when the queue ran dry, so more would only
+	// come from a producer; the batch then waits BatchMinAge (0 by default) rather than BatchMaxAge.
+	atEnd := false
 	for {
 		full := w.full(batch)
-		aged := batch != nil && time.Since(opened) >= w.cfg.BatchMaxAge
+		var due time.Time
+		if batch != nil {
+			age := w.cfg.BatchMaxAge
+			if atEnd {
+				age = min(age, w.cfg.BatchMinAge)
+			}
+			due = opened.Add(age)
+		}
+		aged := batch != nil && !time.Now().Before(due)
 		var send chan<- *store.Batch
 		if batch != nil && batch.Len() > 0 && (full || aged || closed) {
 			send = out
@@ -209,9 +223,9 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 		var expire <-chan time.Time
 		if batch != nil && !aged && !full && !closed {
 			if timer == nil {
-				timer = time.NewTimer(w.cfg.BatchMaxAge - time.Since(opened))
+				timer = time.NewTimer(time.Until(due))
 			} else {
-				timer.Reset(w.cfg.BatchMaxAge - time.Since(opened))
+				timer.Reset(time.Until(due))
 			}
 			expire = timer.C
 		}
@@ -226,12 +240,13 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 			if full {
 				lastLen = batch.Len() // the next batch of a backlog will hold about as many messages
 			}
-			batch = nil
+			batch, atEnd = nil, false
 		case <-expire:
 		case <-inbox:
 			// Decode only until the batch is full. The rest stays queued as raw bytes, where it counts
 			// against QueueMaxBytes and pauses the partition; decoding it now would hold it in memory as
 			// rows (larger than their JSON) in a batch far above its limits.
+			added := false
 			for {
 				if w.full(batch) {
 					w.q.signal() // come back for the rest once the batch is sent
@@ -240,6 +255,12 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 				r, ok, drained := w.q.pop()
 				if !ok {
 					closed = drained
+					// Only when the queue is dry, and once per wake that added something: a cached
+					// value, but a call into librdkafka all the same.
+					if added && !closed && w.highWatermark != nil {
+						high := w.highWatermark()
+						atEnd = high >= 0 && batch.To >= high
+					}
 					break
 				}
 				floor := next
@@ -262,6 +283,7 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 				rows, failure := w.decode(r.key, r.value)
 				w.metrics.MessageDecoded(time.Since(t0))
 				batch.Add(store.Message{Offset: r.offset, Key: r.key, Value: r.value, Rows: rows, Failure: failure})
+				added, atEnd = true, false
 				if next < 0 {
 					next = r.offset
 				}

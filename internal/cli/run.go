@@ -102,6 +102,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.IntVar(&o.ix.BatchMaxHeights, "batch-max-heights", def.BatchMaxHeights, "close a batch at this many distinct block heights (each is a Postgres lock of its transaction)")
 	f.Int64Var(&o.ix.PartitionBlocks, "partition-blocks", def.PartitionBlocks, "heights per partition of the partitioned tables, created ahead of the data (negative: never create partitions)")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
+	f.DurationVar(&o.ix.BatchMinAge, "batch-min-age", def.BatchMinAge, "close a batch that holds everything its partition has this long after its first message (0: at once; more trades latency for fewer commits)")
 	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued")
 	o.ix.MemoryLimit = def.MemoryLimit
 	f.Var((*sizeValue)(&o.ix.MemoryLimit), "memory-limit", "memory that the queues and batches of every owned partition share, and the Go runtime's soft limit (e.g. 256MiB, 1GiB; off: per-partition limits only)")
