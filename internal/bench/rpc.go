@@ -188,9 +188,17 @@ func (b *bencher) rpcPass(ctx context.Context, name, source string, h http.Handl
 	}
 	defer broker.Close()
 
-	run := exec.CommandContext(ctx, b.o.Binary, append([]string{"run", "--config", conf, "--brokers", broker.Addr(), "--group", "rpc",
-		"--topics", "rpc:bundle"}, db...)...)
-	joined, err := waitForLog(run, `"msg":"partitions assigned"`)
+	// The logs of both processes stay in the benchmark's log directory, one pair per pass.
+	logName := filepath.Join(b.logDir, "rpc-"+strings.NewReplacer(" ", "", ",", "-", "--", "").Replace(name)+"-"+source)
+	runLog, err := os.Create(logName + ".run.log")
+	if err != nil {
+		return r, err
+	}
+	defer runLog.Close()
+	run := exec.CommandContext(ctx, b.o.Binary, append(append([]string{"run", "--config", conf, "--brokers", broker.Addr(), "--group", "rpc",
+		"--topics", "rpc:bundle"}, db...), b.o.ChainsinkArgs...)...)
+	run.Env = append(os.Environ(), b.o.ChainsinkEnv...)
+	joined, err := waitForLog(run, `"msg":"partitions assigned"`, runLog)
 	if err != nil {
 		return r, err
 	}
@@ -203,8 +211,13 @@ func (b *bencher) rpcPass(ctx context.Context, name, source string, h http.Handl
 
 	backfill := exec.CommandContext(ctx, b.o.Binary, append(append([]string{"backfill", "--rpc", srv.URL, "--brokers", broker.Addr(),
 		"--topic", "rpc", "--from", "0", "--to", fmt.Sprint(head)}, db...), args...)...)
+	backfillLog, err := os.Create(logName + ".backfill.log")
+	if err != nil {
+		return r, err
+	}
+	defer backfillLog.Close()
 	var backfillErr strings.Builder
-	backfill.Stderr = &backfillErr
+	backfill.Stderr = io.MultiWriter(&backfillErr, backfillLog)
 	pgBefore, selfBefore := postgresCPU(), selfCPU()
 	began := time.Now()
 	if err := backfill.Start(); err != nil {
@@ -352,7 +365,7 @@ func mustLastTx(ctx context.Context, c simulated.Client, head uint64) common.Has
 }
 
 // waitForLog starts cmd and closes the returned channel when a line of its stderr contains s.
-func waitForLog(cmd *exec.Cmd, s string) (<-chan struct{}, error) {
+func waitForLog(cmd *exec.Cmd, s string, copyTo io.Writer) (<-chan struct{}, error) {
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return nil, err
@@ -366,6 +379,7 @@ func waitForLog(cmd *exec.Cmd, s string) (<-chan struct{}, error) {
 		sc.Buffer(nil, 1<<20)
 		found := false
 		for sc.Scan() {
+			_, _ = fmt.Fprintln(copyTo, sc.Text())
 			if !found && strings.Contains(sc.Text(), s) {
 				found = true
 				close(seen)
