@@ -200,7 +200,9 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 	closed := false
 	// atEnd: the batch's last message was the partition's last when the queue ran dry, so more would only
 	// come from a producer; the batch then waits BatchMinAge (0 by default) rather than BatchMaxAge.
-	atEnd := false
+	// knownHigh is the high watermark last read: a watermark never falls, so below it the batch is not at
+	// the end and nothing needs to be asked (a backlog asks once, not at every message).
+	atEnd, knownHigh := false, int64(-1)
 	for {
 		full := w.full(batch)
 		var due time.Time
@@ -255,11 +257,11 @@ func (w *worker) decodeLoop(ctx context.Context, out chan<- *store.Batch) {
 				r, ok, drained := w.q.pop()
 				if !ok {
 					closed = drained
-					// Only when the queue is dry, and once per wake that added something: a cached
-					// value, but a call into librdkafka all the same.
-					if added && !closed && w.highWatermark != nil {
-						high := w.highWatermark()
-						atEnd = high >= 0 && batch.To >= high
+					// Only when the queue is dry after adding something, and only at the watermark last
+					// read: librdkafka's value is cached, but it is a call into C all the same.
+					if added && !closed && w.highWatermark != nil && batch.To >= knownHigh {
+						knownHigh = w.highWatermark()
+						atEnd = knownHigh >= 0 && batch.To >= knownHigh
 					}
 					break
 				}

@@ -139,3 +139,44 @@ func TestDuplicateDeliveryIsDroppedWherever(t *testing.T) {
 		t.Fatalf("batches end at %d with %d distinct offsets, want 25 and 25", next, len(seen))
 	}
 }
+
+// TestWatermarkReadOncePerBacklog: a worker whose queue runs dry after every message of a backlog reads
+// librdkafka's high watermark when it starts and when it reaches it, not at every message; and it sends
+// the batch at once when it gets there, an hour before its BatchMaxAge.
+func TestWatermarkReadOncePerBacklog(t *testing.T) {
+	const messages = 200
+	w := testWorker(1_000_000)
+	w.cfg.BatchMaxAge = time.Hour
+	var reads atomic.Int32
+	w.highWatermark = func() int64 {
+		reads.Add(1)
+		return messages
+	}
+	out := make(chan *store.Batch, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go w.decodeLoop(ctx, out)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for o := range messages {
+		w.q.push(record{offset: int64(o), value: []byte{0}})
+		for w.q.size() > 0 { // taken: the next push finds the queue dry again
+			select {
+			case <-ctx.Done():
+				t.Fatalf("message %d never taken", o)
+			case <-tick.C:
+			}
+		}
+	}
+	select {
+	case b := <-out:
+		if b.From != 0 || b.To != messages {
+			t.Fatalf("batch [%d, %d), want [0, %d)", b.From, b.To, messages)
+		}
+	case <-ctx.Done():
+		t.Fatal("the batch that reached the watermark was not sent")
+	}
+	if n := reads.Load(); n > 2 {
+		t.Fatalf("the watermark was read %d times for %d messages, want at most 2", n, messages)
+	}
+}
