@@ -70,6 +70,9 @@ type DeriveOptions struct {
 	// Discovery gates the rows of factory sets' tables by the children registered, those of the range
 	// included (see chain.Discovery).
 	Discovery *chain.Discovery
+	// UntypedEvents keeps the events that the typed tables hold out of events, as Writer.WithUntypedEvents:
+	// they are not written again, and with TypedOnly the ones stored are removed.
+	UntypedEvents bool
 }
 
 // ReplaceDerivedWith is ReplaceDerived of the derived tables opts names, in one transaction.
@@ -118,8 +121,16 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 		return res, err
 	}
 
-	if err := replaceTyped(ctx, tx, from, to, opts, &raw, &res); err != nil {
+	typed, err := replaceTyped(ctx, tx, from, to, opts, &raw, &res)
+	if err != nil {
 		return res, err
+	}
+	if opts.UntypedEvents && opts.TypedOnly {
+		for _, r := range typed {
+			if err := deleteTypedEvents(ctx, tx, r); err != nil {
+				return res, err
+			}
+		}
 	}
 	if opts.TypedOnly {
 		if err := tx.Commit(ctx); err != nil {
@@ -157,6 +168,16 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 		}
 	}
 	derived := chain.Rows{TokenTransfers: raw.TokenTransfers, Events: raw.Events, Calls: raw.Calls}
+	if opts.UntypedEvents {
+		// The typed rows as written, the factory gate applied, with the events derived beside them.
+		all := chain.Rows{Events: raw.Events, Typed: map[*chain.Table][][]any{}}
+		for _, r := range typed {
+			for t, rows := range r.Typed {
+				all.Typed[t] = append(all.Typed[t], rows...)
+			}
+		}
+		derived.Events = withoutTypedEvents([]*chain.Rows{&all})[0].Events
+	}
 	err = copyTables(ctx, tx, chain.DerivedTables, []*chain.Rows{&derived}, res.Written)
 	if err != nil {
 		return res, fmt.Errorf("write derived rows of blocks [%d,%d]: %w", from, to, err)
@@ -168,10 +189,10 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 }
 
 // replaceTyped replaces the rows of opts.Typed in [from, to] with raw.Typed: registrations first, so that
-// the gate of the other tables sees the children of the range.
-func replaceTyped(ctx context.Context, tx pgx.Tx, from, to uint64, opts DeriveOptions, raw *chain.Rows, res *DerivedResult) error {
+// the gate of the other tables sees the children of the range. It returns the typed rows it wrote.
+func replaceTyped(ctx context.Context, tx pgx.Tx, from, to uint64, opts DeriveOptions, raw *chain.Rows, res *DerivedResult) ([]*chain.Rows, error) {
 	if len(opts.Typed) == 0 {
-		return nil
+		return nil, nil
 	}
 	var q pgx.Batch
 	for _, t := range opts.Typed {
@@ -183,12 +204,12 @@ func replaceTyped(ctx context.Context, tx pgx.Tx, from, to uint64, opts DeriveOp
 		tag, err := br.Exec()
 		if err != nil {
 			_ = br.Close()
-			return fmt.Errorf("delete %s of blocks [%d,%d]: %w", t.Name, from, to, err)
+			return nil, fmt.Errorf("delete %s of blocks [%d,%d]: %w", t.Name, from, to, err)
 		}
 		res.Deleted[t.Name] = tag.RowsAffected()
 	}
 	if err := br.Close(); err != nil {
-		return fmt.Errorf("delete typed rows of blocks [%d,%d]: %w", from, to, err)
+		return nil, fmt.Errorf("delete typed rows of blocks [%d,%d]: %w", from, to, err)
 	}
 	typed := chain.Rows{Typed: map[*chain.Table][][]any{}}
 	for _, t := range opts.Typed {
@@ -201,20 +222,20 @@ func replaceTyped(ctx context.Context, tx pgx.Tx, from, to uint64, opts DeriveOp
 		children = chain.Schema{chain.ChildrenTable}
 	}
 	if err := copyTables(ctx, tx, children, []*chain.Rows{&typed}, res.Written); err != nil {
-		return fmt.Errorf("write registrations of blocks [%d,%d]: %w", from, to, err)
+		return nil, fmt.Errorf("write registrations of blocks [%d,%d]: %w", from, to, err)
 	}
 	delete(typed.Typed, chain.ChildrenTable)
 	sets := []*chain.Rows{&typed}
 	if opts.Discovery != nil {
 		var err error
 		if sets, err = NewWriter(opts.Typed).WithDiscovery(opts.Discovery).gate(ctx, tx, sets); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := copyTables(ctx, tx, opts.Typed, sets, res.Written); err != nil {
-		return fmt.Errorf("write typed rows of blocks [%d,%d]: %w", from, to, err)
+		return nil, fmt.Errorf("write typed rows of blocks [%d,%d]: %w", from, to, err)
 	}
-	return nil
+	return sets, nil
 }
 
 // checkDerivedRange refuses derived rows outside [from, to]: they would survive the next run's range delete

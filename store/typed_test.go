@@ -63,7 +63,7 @@ func newTypedWorld(t *testing.T, yaml string) *typedWorld {
 		t.Fatal(err)
 	}
 	return &typedWorld{s: s, cfg: cfg, tables: ts, schema: schema, dec: decode.New(reg, nil).WithTables(ts),
-		writer: store.NewWriter(all).WithDiscovery(ts.Discovery())}
+		writer: store.NewWriter(all).WithDiscovery(ts.Discovery()).WithUntypedEvents(ts.UntypedEvents)}
 }
 
 // creationBlock is a block at height n (block 17173049's header) holding only the factory's PairCreated

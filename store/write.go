@@ -71,6 +71,8 @@ type Writer struct {
 	holdingSQL string   // see holding; built once per schema
 	discovery  *chain.Discovery
 	gated      map[*chain.Table]chain.Gated
+	// untypedEvents leaves out of events what a typed table holds (WithUntypedEvents).
+	untypedEvents bool
 }
 
 // NewWriter returns a writer of schema's tables: chain.CoreTables, plus any tables described at run time.
@@ -94,6 +96,16 @@ func (w *Writer) WithDiscovery(d *chain.Discovery) *Writer {
 			out.gated[g.Table] = g
 		}
 	}
+	return &out
+}
+
+// WithUntypedEvents returns a writer that stores in events only the events no typed table holds (a
+// configuration's `events_table: untyped`): an event whose log has a row in a typed event table, after the
+// factory gate, is written there alone, and the events rows of a factory's children found later are removed
+// when their typed rows are derived.
+func (w *Writer) WithUntypedEvents(on bool) *Writer {
+	out := *w
+	out.untypedEvents = on
 	return &out
 }
 
@@ -318,6 +330,10 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []*
 	}
 	if err := w.deleteReplaced(ctx, db, mode, sets); err != nil {
 		return err
+	}
+	if w.untypedEvents {
+		// After the deletes: a replacement still removes the events rows an earlier configuration stored.
+		sets = withoutTypedEvents(sets)
 	}
 	if err := copyTables(ctx, db, w.schema, sets, counts); err != nil {
 		return err

@@ -117,6 +117,7 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 		return errors.New("--typed-only needs --config: it fills the configuration's typed tables")
 	}
 	o.cfg.Typed, o.cfg.Discovery = typedSchema(tables)
+	o.cfg.UntypedEvents = tables != nil && tables.UntypedEvents
 	if len(o.cfg.ABIs) > 0 {
 		sub, err := reg.Subset(o.cfg.ABIs...)
 		if err != nil {

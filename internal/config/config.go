@@ -23,6 +23,10 @@ type File struct {
 	ABIDir string
 	// Sets are the contract sets, in file order.
 	Sets []*Set
+	// UntypedEvents (`events_table: untyped`) keeps the generic events table to the events no typed table
+	// holds: a set's events are stored once, in its tables. The default, `events_table: all`, stores every
+	// event an ABI decodes in events, the sets' too.
+	UntypedEvents bool
 }
 
 // Set is one entry of `contracts`: a contract (or any contract, or a factory's children) whose events and
@@ -143,6 +147,14 @@ func Parse(name string, b []byte) (*File, error) {
 		switch key {
 		case "abi_dir":
 			f.ABIDir = p.str(v, key)
+		case "events_table":
+			switch s := p.str(v, key); s {
+			case "all":
+			case "untyped":
+				f.UntypedEvents = true
+			default:
+				p.errorf(v, "events_table: %q is neither all nor untyped", s)
+			}
 		case "contracts":
 			if v.Kind != yaml.SequenceNode {
 				p.errorf(v, "contracts: want a list of contract sets")
@@ -154,7 +166,7 @@ func Parse(name string, b []byte) (*File, error) {
 				}
 			}
 		default:
-			p.errorf(k, "unknown key %q (want abi_dir, contracts)", key)
+			p.errorf(k, "unknown key %q (want abi_dir, events_table, contracts)", key)
 		}
 	})
 	seen := map[string]Pos{}

@@ -36,8 +36,14 @@ func TestParseGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f.Sets) != 3 || f.ABIDir != "./abis" {
-		t.Fatalf("sets %d, abi_dir %q", len(f.Sets), f.ABIDir)
+	if len(f.Sets) != 3 || f.ABIDir != "./abis" || f.UntypedEvents {
+		t.Fatalf("sets %d, abi_dir %q, untyped events %v", len(f.Sets), f.ABIDir, f.UntypedEvents)
+	}
+	for value, want := range map[string]bool{"all": false, "untyped": true} {
+		f, err := config.Parse("c.yaml", []byte("events_table: "+value+"\ncontracts:\n  - name: a\n    abi: X\n"))
+		if err != nil || f.UntypedEvents != want {
+			t.Fatalf("events_table: %s gives untyped events %v (%v), want %v", value, f != nil && f.UntypedEvents, err, want)
+		}
 	}
 	u := f.Sets[0]
 	if u.Name != "univ2" || len(u.ABIs) != 1 || u.ABIs[0].Name != "UniswapV2Pair" || u.Factory == nil || u.Factory.Parameter != "pair" ||
@@ -104,6 +110,7 @@ func TestParseErrors(t *testing.T) {
 		{"abi version without a name", "contracts:\n  - name: a\n    abi:\n      - {from_block: 0}\n", []string{"c.yaml:4: abi version: name is missing"}},
 		{"abi version unknown key", "contracts:\n  - name: a\n    abi:\n      - {from: 0, name: V1}\n", []string{`c.yaml:4: unknown key "from" in abi version`}},
 		{"calls star and names", "contracts:\n  - name: a\n    abi: X\n    calls: [\"*\", swap]\n", []string{`c.yaml:4: calls: "*" already means every function`}},
+		{"events_table value", "events_table: typed\ncontracts:\n  - name: a\n    abi: X\n", []string{`c.yaml:1: events_table: "typed" is neither all nor untyped`}},
 		{"not yaml", "contracts: [\n", []string{"c.yaml: yaml:"}},
 		{"empty", "", []string{"c.yaml:1: the file is empty"}},
 	} {

@@ -136,8 +136,10 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 			topics = append(topics, common.BytesToHash(t))
 		}
 		l := abi.Log{Address: common.BytesToAddress(lg.Address), Topics: topics, Data: lg.Data}
+		owned := false
 		if d.tables != nil {
-			if err := d.tables.AddLog(rows, lg, l); err != nil && d.metrics != nil {
+			var err error
+			if owned, err = d.tables.AddLogOwned(rows, lg, l); err != nil && d.metrics != nil {
 				d.metrics.LogUndecoded()
 			}
 		}
@@ -149,6 +151,9 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 					Value: t.Value, Standard: t.Standard}
 				sc.transfers = append(sc.transfers, tt)
 			}
+		}
+		if owned && d.tables.UntypedEvents {
+			continue // its typed row is its only decoded row; the store leaves the events of the rest out
 		}
 		ev, ok, err := d.reg.DecodeLog(l)
 		switch {

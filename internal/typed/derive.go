@@ -18,8 +18,16 @@ import (
 // matches by topic0 and topic count but whose data does not decode adds nothing to that table and is
 // returned as the error, after the other tables were filled.
 func (ts *Tables) AddLog(rows *chain.Rows, lg *chain.Log, l abi.Log) error {
+	_, err := ts.AddLogOwned(rows, lg, l)
+	return err
+}
+
+// AddLogOwned is AddLog that also reports whether a table took the log for good: one of a set bound to
+// addresses or to any address, whose row no factory gate can drop. The decoder need not build the generic
+// events row of such a log when the configuration keeps typed events out of events (UntypedEvents).
+func (ts *Tables) AddLogOwned(rows *chain.Rows, lg *chain.Log, l abi.Log) (owned bool, err error) {
 	if len(l.Topics) == 0 {
-		return nil
+		return false, nil
 	}
 	k := topicKey{l.Topics[0], len(l.Topics)}
 	var firstErr error
@@ -45,6 +53,7 @@ func (ts *Tables) AddLog(rows *chain.Rows, lg *chain.Log, l abi.Log) error {
 			lg.TransactionIndex, lg.LogIndex, lg.Address
 		t.fill(row[len(eventPosition):], vals)
 		rows.AddTyped(t.Table, row)
+		owned = owned || t.Set.Factory == nil
 	}
 	for _, s := range ts.factories[k] {
 		if l.Address != s.Factory.Address || lg.BlockNumber < s.StartBlock {
@@ -59,7 +68,7 @@ func (ts *Tables) AddLog(rows *chain.Rows, lg *chain.Log, l abi.Log) error {
 		}
 		rows.AddTyped(chain.ChildrenTable, chain.ChildRow(lg, s.Name, vals[s.Factory.Param].([]byte)))
 	}
-	return firstErr
+	return owned, firstErr
 }
 
 // AddTransaction appends the typed call rows of one transaction: a row in every call table whose function

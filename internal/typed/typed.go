@@ -32,6 +32,9 @@ type Tables struct {
 	Sets []*Set
 	// All are every generated table, set by set, events before calls.
 	All []*Table
+	// UntypedEvents is the configuration's `events_table: untyped`: the events these tables hold are kept
+	// out of the generic events table (store.Writer.WithUntypedEvents).
+	UntypedEvents bool
 
 	byTopic    map[topicKey][]*Table
 	bySelector map[[4]byte][]*Table
@@ -153,7 +156,8 @@ func CompileYAML(name string, yaml []byte, reg *abi.Registry) (*Tables, error) {
 // Compile resolves f's sets against the ABIs of reg and generates their tables. Every mistake is reported
 // with the file and line of the key it is about (a *config.Error), all of them at once.
 func Compile(f *config.File, reg *abi.Registry) (*Tables, error) {
-	ts := &Tables{byTopic: map[topicKey][]*Table{}, bySelector: map[[4]byte][]*Table{}, factories: map[topicKey][]*Set{}}
+	ts := &Tables{byTopic: map[topicKey][]*Table{}, bySelector: map[[4]byte][]*Table{}, factories: map[topicKey][]*Set{},
+		UntypedEvents: f.UntypedEvents}
 	var errs []error
 	names := map[string]string{} // table name → set that generated it
 	for _, cs := range f.Sets {

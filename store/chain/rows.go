@@ -288,3 +288,24 @@ func (r *Rows) AddTyped(t *Table, rows ...[]any) {
 
 // Counts is a number of rows per table name.
 type Counts map[string]int64
+
+// LogPosition is a log's place in the chain: its block and its index in the block.
+type LogPosition struct {
+	Block uint64
+	Index int32
+}
+
+// TypedLogPositions adds to dst the position of every row of r's typed event tables (the run-time tables
+// keyed by a log; factory registrations are not among them): the logs that a typed table holds.
+func (r *Rows) TypedLogPositions(dst map[LogPosition]struct{}) {
+	for t, rows := range r.Typed {
+		if !t.runTime || t.Scope != ScopeLog || t == ChildrenTable {
+			continue
+		}
+		for _, row := range rows {
+			if k, ok := t.keyOf(row); ok {
+				dst[LogPosition{k.Block, k.Index}] = struct{}{}
+			}
+		}
+	}
+}

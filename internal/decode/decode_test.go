@@ -1,0 +1,87 @@
+package decode_test
+
+import (
+	"testing"
+
+	"github.com/chainsink/chainsink/abi"
+	"github.com/chainsink/chainsink/internal/decode"
+	"github.com/chainsink/chainsink/internal/fixtures"
+	"github.com/chainsink/chainsink/internal/typed"
+	"github.com/chainsink/chainsink/store/chain"
+)
+
+// TestUntypedEventsLeaveOwnedLogsToTheirTables: with `events_table: untyped`, the decoder builds no events
+// row for a log that a set bound to an address or to any address takes (mainnet block 17173049's WETH
+// Deposits and Withdrawals, its V2-style Swaps), keeps those of every other log, and keeps the rows of a
+// factory set's candidates, which only the store can settle. The typed rows are those of the default.
+func TestUntypedEventsLeaveOwnedLogsToTheirTables(t *testing.T) {
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sets = `contracts:
+  - {name: univ2, abi: UniswapV2Pair, events: [Swap]}
+  - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", events: [Deposit, Withdrawal]}
+  - name: univ3
+    abi: UniswapV3Pool
+    factory: {address: "0x1f98431c8ad98523631ae4a59f267346ea31f984", abi: UniswapV3Factory, event: PoolCreated, parameter: pool}
+`
+	enrich := func(yaml string) chain.Rows {
+		ts, err := typed.CompileYAML("c.yaml", []byte(yaml), reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := fixtures.Rows17173049(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decode.New(reg, nil).WithTables(ts).Enrich(&rows)
+		return rows
+	}
+	all, untyped := enrich(sets), enrich("events_table: untyped\n"+sets)
+
+	owned := map[int32]bool{} // log index → taken by univ2 or weth
+	for t, rows := range all.Typed {
+		if t.Name == "univ2_evt_swap" || t.Name == "weth_evt_deposit" || t.Name == "weth_evt_withdrawal" {
+			for _, row := range rows {
+				owned[row[4].(int32)] = true
+			}
+		}
+	}
+	candidates := len(all.Typed[tableNamed(all, "univ3_evt_swap")])
+	if len(owned) < 10 || candidates == 0 {
+		t.Fatalf("%d logs owned by univ2 and weth, %d univ3 candidates: the block holds more", len(owned), candidates)
+	}
+	var want []chain.Event
+	for _, e := range all.Events {
+		if !owned[e.LogIndex] {
+			want = append(want, e)
+		}
+	}
+	if len(untyped.Events) != len(want) {
+		t.Fatalf("untyped: %d events, want %d (%d of %d owned by a set)", len(untyped.Events), len(want), len(owned), len(all.Events))
+	}
+	for i, e := range untyped.Events {
+		if e.LogIndex != want[i].LogIndex || e.Signature != want[i].Signature {
+			t.Fatalf("event %d: log %d %s, want log %d %s", i, e.LogIndex, e.Signature, want[i].LogIndex, want[i].Signature)
+		}
+	}
+	for tb, rows := range all.Typed {
+		if got := untyped.Typed[tableNamed(untyped, tb.Name)]; len(got) != len(rows) {
+			t.Errorf("%s: %d rows, want %d", tb.Name, len(got), len(rows))
+		}
+	}
+}
+
+func tableNamed(r chain.Rows, name string) *chain.Table {
+	for t := range r.Typed {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
