@@ -48,9 +48,9 @@ type Config struct {
 	// Discovery, when set, gates the rows of factory sets' tables by the children registered (see
 	// chain.Discovery); its tables and chain.ChildrenTable must be among ExtraTables.
 	Discovery *chain.Discovery
-	// UntypedEvents stores in events only the events no typed table of ExtraTables holds (the
-	// configuration's `events_table: untyped`; see store.Writer.WithUntypedEvents).
-	UntypedEvents bool
+	// Untyped stores in events and calls only what no typed table of ExtraTables holds (the configuration's
+	// `events_table: untyped` and `calls_table: untyped`; see store.Writer.WithUntyped).
+	Untyped store.Untyped
 	// KafkaConfig is passed to librdkafka last, so it overrides chainsink's defaults (TLS, SASL, tuning).
 	KafkaConfig map[string]string
 	// BatchMaxRows closes a batch at this many rows. Default 10000: as fast as larger batches in make bench,

@@ -74,7 +74,7 @@ func New(cfg Config, db store.DB, logger *slog.Logger, m Metrics) (*Indexer, err
 	if m == nil {
 		m = nopMetrics{}
 	}
-	ix := &Indexer{cfg: cfg, db: db, writer: store.NewWriter(tables).WithDiscovery(cfg.Discovery).WithUntypedEvents(cfg.UntypedEvents), log: logger, metrics: m, topics: map[string]Topic{},
+	ix := &Indexer{cfg: cfg, db: db, writer: store.NewWriter(tables).WithDiscovery(cfg.Discovery).WithUntyped(cfg.Untyped), log: logger, metrics: m, topics: map[string]Topic{},
 		stopCh: make(chan struct{}), done: make(chan struct{}), workers: map[partitionKey]*worker{},
 		ended: make(chan outcome, 64), retrying: map[partitionKey]time.Time{},
 		anomalies: map[partitionKey]OffsetAnomaly{}}

@@ -70,9 +70,9 @@ type DeriveOptions struct {
 	// Discovery gates the rows of factory sets' tables by the children registered, those of the range
 	// included (see chain.Discovery).
 	Discovery *chain.Discovery
-	// UntypedEvents keeps the events that the typed tables hold out of events, as Writer.WithUntypedEvents:
-	// they are not written again, and with TypedOnly the ones stored are removed.
-	UntypedEvents bool
+	// Untyped keeps the events and calls that the typed tables hold out of events and calls, as
+	// Writer.WithUntyped: they are not written again, and with TypedOnly the ones stored are removed.
+	Untyped Untyped
 }
 
 // ReplaceDerivedWith is ReplaceDerived of the derived tables opts names, in one transaction.
@@ -125,9 +125,9 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 	if err != nil {
 		return res, err
 	}
-	if opts.UntypedEvents && opts.TypedOnly {
+	if opts.TypedOnly {
 		for _, r := range typed {
-			if err := deleteTypedEvents(ctx, tx, r); err != nil {
+			if err := opts.Untyped.delete(ctx, tx, r); err != nil {
 				return res, err
 			}
 		}
@@ -168,15 +168,16 @@ func ReplaceDerivedWith(ctx context.Context, db DB, from, to uint64, opts Derive
 		}
 	}
 	derived := chain.Rows{TokenTransfers: raw.TokenTransfers, Events: raw.Events, Calls: raw.Calls}
-	if opts.UntypedEvents {
-		// The typed rows as written, the factory gate applied, with the events derived beside them.
-		all := chain.Rows{Events: raw.Events, Typed: map[*chain.Table][][]any{}}
+	if opts.Untyped.Events || opts.Untyped.Calls {
+		// The typed rows as written, the factory gate applied, with the events and calls derived beside them.
+		all := chain.Rows{Events: raw.Events, Calls: raw.Calls, Typed: map[*chain.Table][][]any{}}
 		for _, r := range typed {
 			for t, rows := range r.Typed {
 				all.Typed[t] = append(all.Typed[t], rows...)
 			}
 		}
-		derived.Events = withoutTypedEvents([]*chain.Rows{&all})[0].Events
+		kept := opts.Untyped.without([]*chain.Rows{&all})[0]
+		derived.Events, derived.Calls = kept.Events, kept.Calls
 	}
 	err = copyTables(ctx, tx, chain.DerivedTables, []*chain.Rows{&derived}, res.Written)
 	if err != nil {

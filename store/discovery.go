@@ -198,20 +198,17 @@ func (w *Writer) deriveSince(ctx context.Context, db DB, since map[childKey]uint
 	if err := copyTables(ctx, db, schema, []*chain.Rows{&derived}, counts); err != nil {
 		return fmt.Errorf("write rows of new children: %w", err)
 	}
-	if w.untypedEvents {
-		// The children's events were stored in events while they were not known as children.
-		return deleteTypedEvents(ctx, db, &derived)
-	}
-	return nil
+	// The children's events and calls were stored there while they were not known as children.
+	return w.untyped.delete(ctx, db, &derived)
 }
 
 // DeriveChildrenAbove completes a redecode of [from, to] with a factory gate (d, over the tables of schema):
 // the children registered at those heights get their rows above to derived from what is stored there, in
-// one transaction under the exclusive discovery lock (and, with untypedEvents, their events rows removed
-// from events, as WithUntypedEvents). Without it, what `chainsink run` stored above to
+// one transaction under the exclusive discovery lock (and their events and calls rows removed as u says, as
+// WithUntyped). Without it, what `chainsink run` stored above to
 // before the redecode registered them would keep none of their rows (its gate dropped them). It reads the
 // stored logs above to once, however many children there are.
-func DeriveChildrenAbove(ctx context.Context, db DB, schema chain.Schema, d *chain.Discovery, untypedEvents bool, from, to uint64) (chain.Counts, error) {
+func DeriveChildrenAbove(ctx context.Context, db DB, schema chain.Schema, d *chain.Discovery, u Untyped, from, to uint64) (chain.Counts, error) {
 	counts := chain.Counts{}
 	tx, err := db.Begin(ctx)
 	if err != nil {
@@ -235,7 +232,7 @@ func DeriveChildrenAbove(ctx context.Context, db DB, schema chain.Schema, d *cha
 	}); err != nil {
 		return counts, fmt.Errorf("read the children registered in [%d,%d]: %w", from, to, err)
 	}
-	if err := NewWriter(schema).WithDiscovery(d).WithUntypedEvents(untypedEvents).deriveSince(ctx, tx, since, counts); err != nil {
+	if err := NewWriter(schema).WithDiscovery(d).WithUntyped(u).deriveSince(ctx, tx, since, counts); err != nil {
 		return counts, err
 	}
 	if err := tx.Commit(ctx); err != nil {

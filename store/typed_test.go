@@ -63,7 +63,7 @@ func newTypedWorld(t *testing.T, yaml string) *typedWorld {
 		t.Fatal(err)
 	}
 	return &typedWorld{s: s, cfg: cfg, tables: ts, schema: schema, dec: decode.New(reg, nil).WithTables(ts),
-		writer: store.NewWriter(all).WithDiscovery(ts.Discovery()).WithUntypedEvents(ts.UntypedEvents)}
+		writer: store.NewWriter(all).WithDiscovery(ts.Discovery()).WithUntyped(store.Untyped{Events: ts.UntypedEvents, Calls: ts.UntypedCalls})}
 }
 
 // creationBlock is a block at height n (block 17173049's header) holding only the factory's PairCreated

@@ -12,7 +12,8 @@ import (
 )
 
 // untypedSets are a factory's children (the WETH/USDT pair's Swap and Sync) and one contract by address
-// (WETH, every event); the configurations below store them with and without `events_table: untyped`.
+// (WETH, every event and function); the configurations below store them with and without
+// `events_table: untyped` and `calls_table: untyped`.
 const untypedSets = `contracts:
   - name: univ2
     abi: UniswapV2Pair
@@ -21,16 +22,22 @@ const untypedSets = `contracts:
   - name: weth
     abi: WETH9
     address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2"
+    calls: ["*"]
 `
 
 type logPos struct{ block, index int64 }
 
-// positions reads the (block_number, log_index) of every row of the tables.
-func positions(t *testing.T, db store.DB, tables ...string) map[logPos]bool {
+// positions reads the (block_number, index) of every row of the tables; index is log_index or
+// transaction_index.
+func positions(t *testing.T, db store.DB, index string, tables ...string) map[logPos]bool {
 	t.Helper()
 	out := map[logPos]bool{}
 	for _, table := range tables {
-		rows, err := db.Query(context.Background(), `SELECT block_number, log_index::bigint FROM `+pgx.Identifier{table}.Sanitize())
+		where := ""
+		if index == "transaction_index" && table != "calls" {
+			where = ` WHERE trace_address = '{}'` // a typed call table's own calls; internal ones are never in calls
+		}
+		rows, err := db.Query(context.Background(), `SELECT block_number, `+index+`::bigint FROM `+pgx.Identifier{table}.Sanitize()+where)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -45,22 +52,32 @@ func positions(t *testing.T, db store.DB, tables ...string) map[logPos]bool {
 	return out
 }
 
-// typedEventTables are the names of w's typed event tables.
-func (w *typedWorld) typedEventTables() []string {
+// typedTables are the names of w's typed event tables (ScopeLog) or call tables (ScopeTransaction).
+func (w *typedWorld) typedTables(scope chain.Scope) []string {
 	var out []string
 	for _, tb := range w.schema {
-		if tb.Scope == chain.ScopeLog && tb != chain.ChildrenTable {
+		if tb.Scope == scope && tb != chain.ChildrenTable {
 			out = append(out, tb.Name)
 		}
 	}
 	return out
 }
 
-// TestUntypedEventsAreStoredOnce: with `events_table: untyped`, events holds exactly what it holds without
-// it less the logs that a typed table holds, and the typed tables are the same, whichever commits first of
-// the pair's creation and its swaps (the swaps first: their events are removed when the pair is registered
-// and its rows derived) or both in one batch. A redecode of the range keeps it so, and a redecode of the
-// typed tables alone turns what the default stored into it.
+// untypedCase is one generic table and the typed tables whose rows it must not repeat.
+type untypedCase struct {
+	table, index string
+	scope        chain.Scope
+	least        int // typed rows block 17173049 gives at least
+}
+
+// The block has the pair's 2 Swaps and 2 Syncs and WETH's events; one transaction calls WETH itself.
+var untypedCases = []untypedCase{{"events", "log_index", chain.ScopeLog, 5}, {"calls", "transaction_index", chain.ScopeTransaction, 1}}
+
+// TestUntypedEventsAreStoredOnce: with `events_table: untyped` and `calls_table: untyped`, events and calls
+// hold exactly what they hold without them less the logs and transactions that a typed table holds, and the
+// typed tables are the same, whichever commits first of the pair's creation and its swaps (the swaps first:
+// their events are removed when the pair is registered and its rows derived) or both in one batch. A redecode
+// of the range keeps it so, and a redecode of the typed tables alone turns what the default stored into it.
 func TestUntypedEventsAreStoredOnce(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -78,55 +95,61 @@ func TestUntypedEventsAreStoredOnce(t *testing.T) {
 	}
 	all := newTypedWorld(t, untypedSets)
 	write(all, "creation first")
-	everything := positions(t, all.s.Pool(), "events")
-	typedRows := positions(t, all.s.Pool(), all.typedEventTables()...)
-	if len(typedRows) < 5 {
-		t.Fatalf("the typed tables hold %d logs; the pair's 4 and WETH's were expected", len(typedRows))
-	}
-	want := map[logPos]bool{}
-	for p := range everything {
-		if !typedRows[p] {
-			want[p] = true
+	want, typedRows := map[string]map[logPos]bool{}, map[string]map[logPos]bool{}
+	for _, c := range untypedCases {
+		everything := positions(t, all.s.Pool(), c.index, c.table)
+		typedRows[c.table] = positions(t, all.s.Pool(), c.index, all.typedTables(c.scope)...)
+		if len(typedRows[c.table]) < c.least {
+			t.Fatalf("the typed tables hold %d of the %s; more were expected", len(typedRows[c.table]), c.table)
 		}
-	}
-	if len(want) != len(everything)-len(typedRows) {
-		t.Fatalf("events holds %d rows, %d of them typed: a typed row without its event", len(everything), len(typedRows))
+		want[c.table] = map[logPos]bool{}
+		for p := range everything {
+			if !typedRows[c.table][p] {
+				want[c.table][p] = true
+			}
+		}
+		if len(want[c.table]) != len(everything)-len(typedRows[c.table]) {
+			t.Fatalf("%s holds %d rows, %d of them typed: a typed row without its %s row", c.table, len(everything), len(typedRows[c.table]), c.table)
+		}
 	}
 	check := func(w *typedWorld, what string) {
 		t.Helper()
-		if got := positions(t, w.s.Pool(), "events"); !maps.Equal(got, want) {
-			extra, missing := 0, 0
-			for p := range got {
-				if !want[p] {
-					extra++
+		for _, c := range untypedCases {
+			if got := positions(t, w.s.Pool(), c.index, c.table); !maps.Equal(got, want[c.table]) {
+				extra, missing := 0, 0
+				for p := range got {
+					if !want[c.table][p] {
+						extra++
+					}
 				}
-			}
-			for p := range want {
-				if !got[p] {
-					missing++
+				for p := range want[c.table] {
+					if !got[p] {
+						missing++
+					}
 				}
+				t.Errorf("%s: %s holds %d rows, want %d: %d typed ones kept, %d others missing", what, c.table, len(got), len(want[c.table]), extra, missing)
 			}
-			t.Errorf("%s: events holds %d rows, want %d: %d typed ones kept, %d others missing", what, len(got), len(want), extra, missing)
-		}
-		if got := positions(t, w.s.Pool(), w.typedEventTables()...); !maps.Equal(got, typedRows) {
-			t.Errorf("%s: the typed tables hold %d logs, want %d", what, len(got), len(typedRows))
+			if got := positions(t, w.s.Pool(), c.index, w.typedTables(c.scope)...); !maps.Equal(got, typedRows[c.table]) {
+				t.Errorf("%s: the typed tables hold %d of the %s, want %d", what, len(got), c.table, len(typedRows[c.table]))
+			}
 		}
 	}
+	both := store.Untyped{Events: true, Calls: true}
 	for _, order := range []string{"creation first", "swaps first", "one batch"} {
-		w := newTypedWorld(t, "events_table: untyped\n"+untypedSets)
+		w := newTypedWorld(t, "events_table: untyped\ncalls_table: untyped\n"+untypedSets)
 		write(w, order)
 		check(w, order)
 		if order == "swaps first" {
 			if _, err := store.ReplaceDerivedWith(ctx, w.s.Pool(), 99, 100, store.DeriveOptions{Typed: w.schema,
-				Discovery: w.tables.Discovery(), UntypedEvents: true}, w.dec.Enrich); err != nil {
+				Discovery: w.tables.Discovery(), Untyped: both}, w.dec.Enrich); err != nil {
 				t.Fatal(err)
 			}
 			check(w, "redecoded")
 		}
 	}
 	if _, err := store.ReplaceDerivedWith(ctx, all.s.Pool(), 99, 100, store.DeriveOptions{Typed: all.schema,
-		Discovery: all.tables.Discovery(), TypedOnly: true, UntypedEvents: true}, all.dec.DeriveTyped); err != nil {
+		Discovery: all.tables.Discovery(), TypedOnly: true, Untyped: both}, all.dec.DeriveTyped); err != nil {
 		t.Fatal(err)
 	}
-	check(all, "events_table: all, then a redecode --typed-only with untyped")
+	check(all, "the default, then a redecode --typed-only with untyped")
 }

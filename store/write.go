@@ -71,8 +71,8 @@ type Writer struct {
 	holdingSQL string   // see holding; built once per schema
 	discovery  *chain.Discovery
 	gated      map[*chain.Table]chain.Gated
-	// untypedEvents leaves out of events what a typed table holds (WithUntypedEvents).
-	untypedEvents bool
+	// untyped leaves out of events and calls what a typed table holds (WithUntyped).
+	untyped Untyped
 }
 
 // NewWriter returns a writer of schema's tables: chain.CoreTables, plus any tables described at run time.
@@ -99,13 +99,13 @@ func (w *Writer) WithDiscovery(d *chain.Discovery) *Writer {
 	return &out
 }
 
-// WithUntypedEvents returns a writer that stores in events only the events no typed table holds (a
-// configuration's `events_table: untyped`): an event whose log has a row in a typed event table, after the
-// factory gate, is written there alone, and the events rows of a factory's children found later are removed
-// when their typed rows are derived.
-func (w *Writer) WithUntypedEvents(on bool) *Writer {
+// WithUntyped returns a writer that stores in events and calls, as u says, only what no typed table holds:
+// an event or a call that has a row in a typed table, after the factory gate, is written there alone, and
+// the events and calls rows of a factory's children found later are removed when their typed rows are
+// derived.
+func (w *Writer) WithUntyped(u Untyped) *Writer {
 	out := *w
-	out.untypedEvents = on
+	out.untyped = u
 	return &out
 }
 
@@ -331,10 +331,8 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []*
 	if err := w.deleteReplaced(ctx, db, mode, sets); err != nil {
 		return err
 	}
-	if w.untypedEvents {
-		// After the deletes: a replacement still removes the events rows an earlier configuration stored.
-		sets = withoutTypedEvents(sets)
-	}
+	// After the deletes: a replacement still removes the rows an earlier configuration stored.
+	sets = w.untyped.without(sets)
 	if err := copyTables(ctx, db, w.schema, sets, counts); err != nil {
 		return err
 	}

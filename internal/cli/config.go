@@ -86,6 +86,15 @@ func typedSchema(ts *typed.Tables) (chain.Schema, *chain.Discovery) {
 	return ts.WriteSchema(), ts.Discovery()
 }
 
+// untypedOf is the configuration's events_table and calls_table for the store (none without a
+// configuration).
+func untypedOf(ts *typed.Tables) store.Untyped {
+	if ts == nil {
+		return store.Untyped{}
+	}
+	return store.Untyped{Events: ts.UntypedEvents, Calls: ts.UntypedCalls}
+}
+
 // checkTables refuses to go on while ts declares tables that are not applied.
 func checkTables(ctx context.Context, db store.DB, ts *typed.Tables) error {
 	if ts == nil {

@@ -117,7 +117,7 @@ func runRedecode(ctx context.Context, g *globals, o *redecodeOptions, logger *sl
 		return errors.New("--typed-only needs --config: it fills the configuration's typed tables")
 	}
 	o.cfg.Typed, o.cfg.Discovery = typedSchema(tables)
-	o.cfg.UntypedEvents = tables != nil && tables.UntypedEvents
+	o.cfg.Untyped = untypedOf(tables)
 	if len(o.cfg.ABIs) > 0 {
 		sub, err := reg.Subset(o.cfg.ABIs...)
 		if err != nil {

@@ -129,7 +129,7 @@ func (o *runOptions) complete() error {
 	o.reg, o.tables = reg, tables
 	dec := decode.New(reg, o.metrics).WithTables(tables)
 	o.ix.ExtraTables, o.ix.Discovery = typedSchema(tables)
-	o.ix.UntypedEvents = tables != nil && tables.UntypedEvents
+	o.ix.Untyped = untypedOf(tables)
 	for _, spec := range o.topics {
 		name, f, ok := strings.Cut(spec, ":")
 		if !ok || name == "" {

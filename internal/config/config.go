@@ -25,8 +25,9 @@ type File struct {
 	Sets []*Set
 	// UntypedEvents (`events_table: untyped`) keeps the generic events table to the events no typed table
 	// holds: a set's events are stored once, in its tables. The default, `events_table: all`, stores every
-	// event an ABI decodes in events, the sets' too.
-	UntypedEvents bool
+	// event an ABI decodes in events, the sets' too. UntypedCalls (`calls_table: untyped`) does the same for
+	// calls and the typed call tables (a transaction's own call; internal calls are never in calls).
+	UntypedEvents, UntypedCalls bool
 }
 
 // Set is one entry of `contracts`: a contract (or any contract, or a factory's children) whose events and
@@ -148,13 +149,9 @@ func Parse(name string, b []byte) (*File, error) {
 		case "abi_dir":
 			f.ABIDir = p.str(v, key)
 		case "events_table":
-			switch s := p.str(v, key); s {
-			case "all":
-			case "untyped":
-				f.UntypedEvents = true
-			default:
-				p.errorf(v, "events_table: %q is neither all nor untyped", s)
-			}
+			f.UntypedEvents = p.untyped(v, key)
+		case "calls_table":
+			f.UntypedCalls = p.untyped(v, key)
 		case "contracts":
 			if v.Kind != yaml.SequenceNode {
 				p.errorf(v, "contracts: want a list of contract sets")
@@ -166,7 +163,7 @@ func Parse(name string, b []byte) (*File, error) {
 				}
 			}
 		default:
-			p.errorf(k, "unknown key %q (want abi_dir, events_table, contracts)", key)
+			p.errorf(k, "unknown key %q (want abi_dir, events_table, calls_table, contracts)", key)
 		}
 	})
 	seen := map[string]Pos{}
@@ -219,6 +216,18 @@ func (p *parser) str(v *yaml.Node, key string) string {
 		return ""
 	}
 	return v.Value
+}
+
+// untyped reads an events_table or calls_table value: all (false) or untyped (true).
+func (p *parser) untyped(v *yaml.Node, key string) bool {
+	switch s := p.str(v, key); s {
+	case "all":
+	case "untyped":
+		return true
+	default:
+		p.errorf(v, "%s: %q is neither all nor untyped", key, s)
+	}
+	return false
 }
 
 func (p *parser) strList(v *yaml.Node, key string) []string {

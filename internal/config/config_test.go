@@ -41,8 +41,12 @@ func TestParseGood(t *testing.T) {
 	}
 	for value, want := range map[string]bool{"all": false, "untyped": true} {
 		f, err := config.Parse("c.yaml", []byte("events_table: "+value+"\ncontracts:\n  - name: a\n    abi: X\n"))
-		if err != nil || f.UntypedEvents != want {
-			t.Fatalf("events_table: %s gives untyped events %v (%v), want %v", value, f != nil && f.UntypedEvents, err, want)
+		if err != nil || f.UntypedEvents != want || f.UntypedCalls {
+			t.Fatalf("events_table: %s gives %+v (%v), want untyped events %v", value, f, err, want)
+		}
+		f, err = config.Parse("c.yaml", []byte("calls_table: "+value+"\ncontracts:\n  - name: a\n    abi: X\n"))
+		if err != nil || f.UntypedCalls != want || f.UntypedEvents {
+			t.Fatalf("calls_table: %s gives %+v (%v), want untyped calls %v", value, f, err, want)
 		}
 	}
 	u := f.Sets[0]
@@ -111,6 +115,7 @@ func TestParseErrors(t *testing.T) {
 		{"abi version unknown key", "contracts:\n  - name: a\n    abi:\n      - {from: 0, name: V1}\n", []string{`c.yaml:4: unknown key "from" in abi version`}},
 		{"calls star and names", "contracts:\n  - name: a\n    abi: X\n    calls: [\"*\", swap]\n", []string{`c.yaml:4: calls: "*" already means every function`}},
 		{"events_table value", "events_table: typed\ncontracts:\n  - name: a\n    abi: X\n", []string{`c.yaml:1: events_table: "typed" is neither all nor untyped`}},
+		{"calls_table value", "contracts:\n  - name: a\n    abi: X\ncalls_table: [untyped]\n", []string{`c.yaml:4: calls_table: want a non-empty string`}},
 		{"not yaml", "contracts: [\n", []string{"c.yaml: yaml:"}},
 		{"empty", "", []string{"c.yaml:1: the file is empty"}},
 	} {

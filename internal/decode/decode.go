@@ -172,11 +172,13 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 	}
 	for i := range rows.Transactions {
 		tx := &rows.Transactions[i]
+		owned := false
 		if d.tables != nil {
-			_ = d.tables.AddTransaction(rows, tx) // calldata that does not fit its function is only not decoded, as below
+			// Calldata that does not fit its function is only not decoded, as below.
+			owned, _ = d.tables.AddTransactionOwned(rows, tx)
 		}
-		if tx.ToAddress == nil || len(tx.Input) < 4 {
-			continue
+		if tx.ToAddress == nil || len(tx.Input) < 4 || (owned && d.tables.UntypedCalls) {
+			continue // with calls_table: untyped, an owned call's typed row is its only decoded row
 		}
 		to := common.BytesToAddress(tx.ToAddress)
 		call, ok, err := d.reg.DecodeCall(&to, tx.Input)

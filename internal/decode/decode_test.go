@@ -1,6 +1,7 @@
 package decode_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/chainsink/chainsink/abi"
@@ -13,7 +14,8 @@ import (
 // TestUntypedEventsLeaveOwnedLogsToTheirTables: with `events_table: untyped`, the decoder builds no events
 // row for a log that a set bound to an address or to any address takes (mainnet block 17173049's WETH
 // Deposits and Withdrawals, its V2-style Swaps), keeps those of every other log, and keeps the rows of a
-// factory set's candidates, which only the store can settle. The typed rows are those of the default.
+// factory set's candidates, which only the store can settle; with `calls_table: untyped`, no calls row for
+// the transaction that calls WETH. The typed rows are those of the default.
 func TestUntypedEventsLeaveOwnedLogsToTheirTables(t *testing.T) {
 	root, err := fixtures.Root()
 	if err != nil {
@@ -25,7 +27,7 @@ func TestUntypedEventsLeaveOwnedLogsToTheirTables(t *testing.T) {
 	}
 	const sets = `contracts:
   - {name: univ2, abi: UniswapV2Pair, events: [Swap]}
-  - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", events: [Deposit, Withdrawal]}
+  - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", events: [Deposit, Withdrawal], calls: ["*"]}
   - name: univ3
     abi: UniswapV3Pool
     factory: {address: "0x1f98431c8ad98523631ae4a59f267346ea31f984", abi: UniswapV3Factory, event: PoolCreated, parameter: pool}
@@ -42,7 +44,7 @@ func TestUntypedEventsLeaveOwnedLogsToTheirTables(t *testing.T) {
 		decode.New(reg, nil).WithTables(ts).Enrich(&rows)
 		return rows
 	}
-	all, untyped := enrich(sets), enrich("events_table: untyped\n"+sets)
+	all, untyped := enrich(sets), enrich("events_table: untyped\ncalls_table: untyped\n"+sets)
 
 	owned := map[int32]bool{} // log index → taken by univ2 or weth
 	for t, rows := range all.Typed {
@@ -68,6 +70,23 @@ func TestUntypedEventsLeaveOwnedLogsToTheirTables(t *testing.T) {
 	for i, e := range untyped.Events {
 		if e.LogIndex != want[i].LogIndex || e.Signature != want[i].Signature {
 			t.Fatalf("event %d: log %d %s, want log %d %s", i, e.LogIndex, e.Signature, want[i].LogIndex, want[i].Signature)
+		}
+	}
+	// calls_table: untyped: the call to WETH (weth owns it) has no calls row, every other call keeps its own.
+	wethCalls := map[int32]bool{}
+	for t, rows := range all.Typed {
+		if strings.HasPrefix(t.Name, "weth_call_") {
+			for _, row := range rows {
+				wethCalls[row[3].(int32)] = true
+			}
+		}
+	}
+	if len(wethCalls) == 0 || len(untyped.Calls) != len(all.Calls)-len(wethCalls) {
+		t.Fatalf("untyped: %d calls, want %d less WETH's %d", len(untyped.Calls), len(all.Calls), len(wethCalls))
+	}
+	for _, c := range untyped.Calls {
+		if wethCalls[c.TransactionIndex] {
+			t.Fatalf("the call of transaction %d to WETH is in calls", c.TransactionIndex)
 		}
 	}
 	for tb, rows := range all.Typed {

@@ -94,15 +94,21 @@ func TestDemoLocalChain(t *testing.T) {
 			t.Errorf("%s:\n%s\nwant the node's:\n%s", table, strings.Join(got[table], "\n"), strings.Join(want[table], "\n"))
 		}
 	}
-	// events_table: untyped: none of the typed tables' logs is in events, the children's (which the
-	// factory gate settles) included.
-	for _, table := range []string{"univ2_evt_swap", "univ3_evt_swap", "univ2_evt_sync", "univ2_factory_evt_pair_created", "weth_evt_deposit"} {
-		var n int
-		if err := s.Pool().QueryRow(ctx, `SELECT count(*) FROM events e JOIN `+table+` t USING (block_number, log_index)`).Scan(&n); err != nil {
+	// events_table and calls_table: untyped: none of the typed tables' logs is in events, and none of their
+	// transactions' own calls in calls, the children's (which the factory gate settles) included.
+	for _, table := range []string{"univ2_evt_swap", "univ3_evt_swap", "univ2_evt_sync", "univ2_factory_evt_pair_created", "weth_evt_deposit",
+		"univ2_call_swap", "univ2_call_mint", "weth_call_deposit"} {
+		generic, on := "events", "USING (block_number, log_index)"
+		if strings.Contains(table, "_call_") {
+			generic, on = "calls", "USING (block_number, transaction_index) WHERE t.trace_address = '{}'"
+		}
+		var n, typedRows int
+		if err := s.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM `+generic+` g JOIN `+table+` t `+on+`),
+			(SELECT count(*) FROM `+table+`)`).Scan(&n, &typedRows); err != nil {
 			t.Fatal(err)
 		}
-		if n > 0 {
-			t.Errorf("events holds %d of the %s logs", n, table)
+		if n > 0 || typedRows == 0 {
+			t.Errorf("%s holds %d of the %d rows of %s", generic, n, typedRows, table)
 		}
 	}
 	for _, line := range []string{"OK: every check passed", hexAddr(lc.Pair) + "  univ2_evt_swap", hexAddr(lc.Pool) + "  univ3_evt_swap"} {

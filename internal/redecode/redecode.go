@@ -30,9 +30,9 @@ type Config struct {
 	Discovery *chain.Discovery
 	// TypedOnly leaves token_transfers, events and calls alone (but see UntypedEvents).
 	TypedOnly bool
-	// UntypedEvents keeps the events the typed tables hold out of events (the configuration's
-	// `events_table: untyped`); with TypedOnly, those stored are removed.
-	UntypedEvents bool
+	// Untyped keeps the events and calls the typed tables hold out of events and calls (the configuration's
+	// `events_table: untyped` and `calls_table: untyped`); with TypedOnly, those stored are removed.
+	Untyped store.Untyped
 	// Progress, when set, is told the blocks to do and each batch done (a terminal's progress bar).
 	Progress Progress
 }
@@ -135,7 +135,7 @@ func Run(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, logg
 		// while they were not registered yet (store.DeriveChildrenAbove).
 		policy := retry.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second, Attempts: cfg.MaxAttempts}
 		counts, err := retry.DoValue(ctx, policy, store.IsTransient, nil, func(ctx context.Context) (chain.Counts, error) {
-			return store.DeriveChildrenAbove(ctx, db, cfg.Typed, cfg.Discovery, cfg.UntypedEvents, cfg.From, cfg.To)
+			return store.DeriveChildrenAbove(ctx, db, cfg.Typed, cfg.Discovery, cfg.Untyped, cfg.From, cfg.To)
 		})
 		if err != nil {
 			sum.Elapsed = time.Since(start)
@@ -167,6 +167,6 @@ func batch(ctx context.Context, db store.DB, dec *decode.Decoder, cfg Config, lo
 	}
 	return retry.DoValue(ctx, policy, store.IsTransient, onRetry, func(ctx context.Context) (store.DerivedResult, error) {
 		return store.ReplaceDerivedWith(ctx, db, lo, hi, store.DeriveOptions{ABIs: cfg.ABIs, Typed: cfg.Typed,
-			TypedOnly: cfg.TypedOnly, Discovery: cfg.Discovery, UntypedEvents: cfg.UntypedEvents}, derive)
+			TypedOnly: cfg.TypedOnly, Discovery: cfg.Discovery, Untyped: cfg.Untyped}, derive)
 	})
 }

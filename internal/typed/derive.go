@@ -74,8 +74,16 @@ func (ts *Tables) AddLogOwned(rows *chain.Rows, lg *chain.Log, l abi.Log) (owned
 // AddTransaction appends the typed call rows of one transaction: a row in every call table whose function
 // its input's selector is, of every set whose contract it calls, at trace address {}.
 func (ts *Tables) AddTransaction(rows *chain.Rows, tx *chain.Transaction) error {
+	_, err := ts.AddTransactionOwned(rows, tx)
+	return err
+}
+
+// AddTransactionOwned is AddTransaction that also reports whether a table took the call for good (as
+// AddLogOwned): the decoder need not build its generic calls row when the configuration keeps typed calls
+// out of calls (UntypedCalls).
+func (ts *Tables) AddTransactionOwned(rows *chain.Rows, tx *chain.Transaction) (owned bool, err error) {
 	if tx.ToAddress == nil {
-		return nil
+		return false, nil
 	}
 	return ts.addCall(rows, call{block: tx.BlockNumber, time: tx.BlockTimestamp, hash: tx.Hash, index: tx.TransactionIndex,
 		status: tx.Status, from: tx.FromAddress, to: tx.ToAddress, input: tx.Input, path: []int32{}})
@@ -90,8 +98,9 @@ func (ts *Tables) AddTrace(rows *chain.Rows, tr *chain.Trace) error {
 		return nil
 	}
 	status := tr.Status
-	return ts.addCall(rows, call{block: tr.BlockNumber, time: tr.BlockTimestamp, hash: tr.TransactionHash, index: tr.TransactionIndex,
+	_, err := ts.addCall(rows, call{block: tr.BlockNumber, time: tr.BlockTimestamp, hash: tr.TransactionHash, index: tr.TransactionIndex,
 		status: &status, from: tr.FromAddress, to: tr.ToAddress, input: tr.Input, path: tr.TraceAddress})
+	return err
 }
 
 // call is what a call table's row holds of a transaction or a frame.
@@ -106,9 +115,9 @@ type call struct {
 	path     []int32
 }
 
-func (ts *Tables) addCall(rows *chain.Rows, c call) error {
+func (ts *Tables) addCall(rows *chain.Rows, c call) (owned bool, err error) {
 	if len(c.input) < 4 {
-		return nil
+		return false, nil
 	}
 	to := common.BytesToAddress(c.to)
 	var firstErr error
@@ -135,8 +144,9 @@ func (ts *Tables) addCall(rows *chain.Rows, c call) error {
 		t.fill(row[len(callPosition):len(row)-1], vals)
 		row[len(row)-1] = c.path
 		rows.AddTyped(t.Table, row)
+		owned = owned || t.Set.Factory == nil
 	}
-	return firstErr
+	return owned, firstErr
 }
 
 // Derive fills rows.Typed from rows.Logs, rows.Transactions and rows.Traces, replacing what it held, and

@@ -32,9 +32,10 @@ type Tables struct {
 	Sets []*Set
 	// All are every generated table, set by set, events before calls.
 	All []*Table
-	// UntypedEvents is the configuration's `events_table: untyped`: the events these tables hold are kept
-	// out of the generic events table (store.Writer.WithUntypedEvents).
-	UntypedEvents bool
+	// UntypedEvents and UntypedCalls are the configuration's `events_table: untyped` and `calls_table:
+	// untyped`: the events and calls these tables hold are kept out of the generic events and calls tables
+	// (store.Writer.WithUntyped).
+	UntypedEvents, UntypedCalls bool
 
 	byTopic    map[topicKey][]*Table
 	bySelector map[[4]byte][]*Table
@@ -157,7 +158,7 @@ func CompileYAML(name string, yaml []byte, reg *abi.Registry) (*Tables, error) {
 // with the file and line of the key it is about (a *config.Error), all of them at once.
 func Compile(f *config.File, reg *abi.Registry) (*Tables, error) {
 	ts := &Tables{byTopic: map[topicKey][]*Table{}, bySelector: map[[4]byte][]*Table{}, factories: map[topicKey][]*Set{},
-		UntypedEvents: f.UntypedEvents}
+		UntypedEvents: f.UntypedEvents, UntypedCalls: f.UntypedCalls}
 	var errs []error
 	names := map[string]string{} // table name → set that generated it
 	for _, cs := range f.Sets {

@@ -289,22 +289,23 @@ func (r *Rows) AddTyped(t *Table, rows ...[]any) {
 // Counts is a number of rows per table name.
 type Counts map[string]int64
 
-// LogPosition is a log's place in the chain: its block and its index in the block.
-type LogPosition struct {
+// Position is a log's or a transaction's place in the chain: its block and its index in the block.
+type Position struct {
 	Block uint64
 	Index int32
 }
 
-// TypedLogPositions adds to dst the position of every row of r's typed event tables (the run-time tables
-// keyed by a log; factory registrations are not among them): the logs that a typed table holds.
-func (r *Rows) TypedLogPositions(dst map[LogPosition]struct{}) {
+// TypedPositions adds to dst the positions that r's typed tables hold: with ScopeLog, the logs of the typed
+// event tables (factory registrations are not among them); with ScopeTransaction, the transactions whose
+// own call (trace address {}, not an internal call) a typed call table holds.
+func (r *Rows) TypedPositions(scope Scope, dst map[Position]struct{}) {
 	for t, rows := range r.Typed {
-		if !t.runTime || t.Scope != ScopeLog || t == ChildrenTable {
+		if !t.runTime || t.Scope != scope || t == ChildrenTable {
 			continue
 		}
 		for _, row := range rows {
-			if k, ok := t.keyOf(row); ok {
-				dst[LogPosition{k.Block, k.Index}] = struct{}{}
+			if k, ok := t.keyOf(row); ok && (scope != ScopeTransaction || k.Frame == "{}") {
+				dst[Position{k.Block, k.Index}] = struct{}{}
 			}
 		}
 	}
