@@ -72,8 +72,9 @@ type Config struct {
 	// whenever the consumer is behind. A larger value (at most BatchMaxAge) trades that latency for fewer
 	// commits where messages trickle in one by one.
 	BatchMinAge time.Duration
-	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, and
-	// resumes it below half. Default 8 MiB.
+	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, or
+	// half as many once they are 16 messages or more (small ones, which half a queue holds thousands of), and
+	// resumes it below half of that. Default 8 MiB.
 	QueueMaxBytes int
 	// MemoryLimit is the memory that the buffers of every partition the indexer owns share, however many
 	// they are: each partition's queue and batch limits are BatchMaxRows, BatchMaxBytes and QueueMaxBytes,
@@ -203,7 +204,8 @@ const (
 // decoded rows (one committing, one being filled); what is left is the Go runtime's and the rows' garbage
 // between collections, pgx's buffers and librdkafka's (its prefetch is bounded apart, in kafkaConfig).
 const (
-	// 1/queueShare of the limit is for the queues of all partitions, in raw bytes.
+	// 1/queueShare of the limit is for the queues of all partitions, in raw bytes (a queue of small messages
+	// pauses at half its share: see pauseAt).
 	queueShare = 8
 	// 1/batchShare of the limit is for the batches of all partitions, two each (one committing, one filling).
 	batchShare = 4

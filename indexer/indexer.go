@@ -360,14 +360,15 @@ func (ix *Indexer) route(m *kafka.Message) {
 		return // a message of a partition revoked a moment ago
 	}
 	ix.metrics.MessageConsumed(tp.topic)
-	queued := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
+	queued, messages := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
 	w.fetchNext = max(w.fetchNext, m.TopicPartition.Offset+1)
-	if queued >= ix.limits.Load().QueueMaxBytes && !w.paused.Load() {
+	if at := pauseAt(ix.limits.Load().QueueMaxBytes, queued, messages); at > 0 && !w.paused.Load() {
 		if err := ix.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
 			ix.log.Warn("pause partition", "topic", tp.topic, "partition", tp.partition, "error", err)
 			return
 		}
 		w.paused.Store(true)
+		w.resumeBelow = at / 2
 		ix.paused++
 		ix.metrics.PartitionsPaused(ix.paused)
 		ix.log.Debug("partition paused: worker queue full", "topic", tp.topic, "partition", tp.partition,
@@ -375,16 +376,36 @@ func (ix *Indexer) route(m *kafka.Message) {
 	}
 }
 
-// resumeDrained resumes paused partitions whose worker has worked its queue down below half the limit.
-// Checking here, on every poll, rather than on a signal from the worker cannot miss a drain that happened
-// between the push that filled the queue and the pause.
+// queueMinMessages is how many messages a worker's queue holds before half of QueueMaxBytes pauses it.
+const queueMinMessages = 16
+
+// pauseAt returns the limit a worker's queue of bytes and messages has reached, at which its partition is
+// paused, or 0 while it may grow. A pause drops what librdkafka had fetched ahead for the partition, and the
+// resume, at half the limit reached, fetches again: the queue must hold enough to decode from meanwhile. Half
+// of QueueMaxBytes holds thousands of small messages (ethereum-etl items, ≈ 1 KB), and the bytes queued are
+// heap the collector carries at 1+GOGC/100 times their size, so a queue of small messages pauses there; a
+// queue of large ones (a mainnet bundle is ≈ 600 KB) fills the whole limit, since half of it is only a few
+// blocks, less than one batch: with 4 MiB queues the bundle scenario of make bench took 5–10 % longer and its
+// broker refetched more, with 8 MiB items cost 35 MiB more RSS at GOGC 80 (docs/performance.md).
+func pauseAt(limit, bytes, messages int) int {
+	switch {
+	case bytes >= limit:
+		return limit
+	case bytes >= limit/2 && messages >= queueMinMessages:
+		return limit / 2
+	}
+	return 0
+}
+
+// resumeDrained resumes paused partitions whose worker has worked its queue down below half the limit it
+// was paused at. Checking here, on every poll, rather than on a signal from the worker cannot miss a drain
+// that happened between the push that filled the queue and the pause.
 func (ix *Indexer) resumeDrained() {
 	if ix.paused == 0 {
 		return
 	}
-	limit := ix.limits.Load().QueueMaxBytes
 	for tp, w := range ix.workers {
-		if w.paused.Load() && w.q.size() < limit/2 {
+		if w.paused.Load() && w.q.size() < w.resumeBelow {
 			ix.resumePartition(tp, w)
 		}
 	}

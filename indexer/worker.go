@@ -38,8 +38,8 @@ type queue struct {
 
 func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
 
-// push appends r and returns the queued byte count.
-func (q *queue) push(r record) int {
+// push appends r and returns the queued bytes and messages.
+func (q *queue) push(r record) (bytes, messages int) {
 	q.mu.Lock()
 	if q.head > 0 && q.head >= len(q.items)/2 {
 		// Reuse the taken front, so that a queue that is never empty does not grow without bound.
@@ -49,10 +49,10 @@ func (q *queue) push(r record) int {
 	}
 	q.items = append(q.items, r)
 	q.bytes += len(r.key) + len(r.value)
-	n := q.bytes
+	bytes, messages = q.bytes, len(q.items)-q.head
 	q.mu.Unlock()
 	q.signal()
-	return n
+	return bytes, messages
 }
 
 func (q *queue) signal() {
@@ -129,6 +129,8 @@ type worker struct {
 	fetchNext kafka.Offset
 	// paused is set by the poll loop when it pauses the partition.
 	paused atomic.Bool
+	// resumeBelow is the queued bytes under which the poll loop resumes the paused partition; its alone.
+	resumeBelow int
 	// highWatermark is the partition's high watermark as librdkafka last heard it from the broker (no
 	// request), or negative while unknown.
 	highWatermark func() int64

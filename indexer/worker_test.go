@@ -180,3 +180,39 @@ func TestWatermarkReadOncePerBacklog(t *testing.T) {
 		t.Fatalf("the watermark was read %d times for %d messages, want at most 2", n, messages)
 	}
 }
+
+// TestQueuePausesSmallMessagesAtHalf: a queue of small messages pauses its partition at half of
+// QueueMaxBytes, where it still holds thousands, and one of large messages only at the whole limit, where
+// half would be a few messages, too few to decode from while librdkafka fetches again after the resume.
+func TestQueuePausesSmallMessagesAtHalf(t *testing.T) {
+	const limit = 8 << 20
+	for _, c := range []struct {
+		name        string
+		size        int
+		wantAt      int
+		wantQueued  int // messages queued when the partition pauses
+		wantResumed int // bytes under which it resumes
+	}{
+		{"ethereum-etl items of 1 KB", 1 << 10, limit / 2, 4096, limit / 4},
+		{"mainnet bundles of 600 KB", 600 << 10, limit, 14, limit / 2},
+		{"bundles of 128 KiB: 16 fill half the queue", 128 << 10, limit / 2, 32, limit / 4},
+		{"one message larger than the limit", limit + 1, limit, 1, limit / 2},
+	} {
+		q := newQueue()
+		at, queued := 0, 0
+		for at == 0 {
+			bytes, messages := q.push(record{value: make([]byte, c.size)})
+			at, queued = pauseAt(limit, bytes, messages), messages
+		}
+		if at != c.wantAt || queued != c.wantQueued || at/2 != c.wantResumed {
+			t.Errorf("%s: paused at %d bytes with %d messages (resumes under %d), want %d with %d (under %d)",
+				c.name, at, queued, at/2, c.wantAt, c.wantQueued, c.wantResumed)
+		}
+		if _, ok, _ := q.pop(); !ok {
+			t.Fatalf("%s: nothing to pop", c.name)
+		}
+		if _, messages := q.push(record{value: []byte{1}}); messages != queued {
+			t.Errorf("%s: %d messages queued after a pop and a push, want %d", c.name, messages, queued)
+		}
+	}
+}
