@@ -78,9 +78,9 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 			if os.Getenv("GOGC") == "" {
 				// The heap is mostly queued messages and decoded batches, replaced every second or so, and the
 				// memory limit's shares bound it: collecting at 80% heap growth instead of Go's 100% keeps
-				// draining a backlog under 200 MiB of RSS, and instead of 40% (the default until the queues'
-				// share was halved) costs a third less CPU in the collector at the same peak (make bench,
-				// docs/performance.md). GOGC in the environment still wins.
+				// draining a backlog under 200 MiB of RSS, and instead of 40% (the default until queues of
+				// small messages paused at half, indexer.pauseAt) halves the collector's CPU at the same
+				// peak (make bench, docs/performance.md). GOGC in the environment still wins.
 				debug.SetGCPercent(defaultGOGC)
 			}
 			if o.ix.MemoryLimit >= indexer.MinMemoryLimit && os.Getenv("GOMEMLIMIT") == "" {
@@ -105,7 +105,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.Int64Var(&o.ix.PartitionBlocks, "partition-blocks", def.PartitionBlocks, "heights per partition of the partitioned tables, created ahead of the data (negative: never create partitions)")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
 	f.DurationVar(&o.ix.BatchMinAge, "batch-min-age", def.BatchMinAge, "close a batch that holds everything its partition has this long after its first message (0: at once; more trades latency for fewer commits)")
-	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued")
+	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued (half as many in 16 messages or more)")
 	o.ix.MemoryLimit = def.MemoryLimit
 	f.Var((*sizeValue)(&o.ix.MemoryLimit), "memory-limit", "memory that the queues and batches of every owned partition share, and the Go runtime's soft limit (e.g. 256MiB, 1GiB; off: per-partition limits only)")
 	f.DurationVar(&o.ix.OffsetRecheck, "offset-recheck", def.OffsetRecheck, "how often a partition held for an offset anomaly is checked again (see chainsink offsets)")
