@@ -652,7 +652,7 @@ func (b *bencher) chainsinkRun(ctx context.Context, r Result, spec runSpec, prep
 	r.Rows = rr.RowsInTables - r.Preloaded
 	r.Seconds, r.FirstCommit, r.PeakRSS = rr.Seconds, rr.FirstCommit, rr.PeakRSS
 	r.CommitP50, r.CommitP99, r.Batches = rr.CommitP50, rr.CommitP99, rr.Batches
-	r.ChainsinkCPU, r.PostgresCPU, r.ClientCPU = rr.ChainsinkCPU, rr.PostgresCPU, rr.BenchCPU
+	r.ChainsinkCPU, r.ChainsinkGCCPU, r.PostgresCPU, r.ClientCPU = rr.ChainsinkCPU, rr.GCCPU, rr.PostgresCPU, rr.BenchCPU
 	r.PeakSample = rr.PeakSample
 	r.OtherCPU = rr.MachineCPU - rr.ChainsinkCPU - rr.PostgresCPU - rr.BenchCPU
 	if after != nil {

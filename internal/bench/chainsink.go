@@ -45,6 +45,7 @@ type runResult struct {
 	CommitP99      float64
 	Batches        float64
 	ChainsinkCPU   float64
+	GCCPU          float64 // of ChainsinkCPU, the Go collector's (the runtime's own estimate)
 	PostgresCPU    float64
 	BenchCPU       float64
 	MachineCPU     float64
@@ -79,6 +80,20 @@ func sampleMemory(pid int, metricsURL string) (memSample, error) {
 	g, err := parseGauges(resp.Body, "go_memstats_sys_bytes", "go_memstats_heap_inuse_bytes")
 	s.GoSys, s.HeapInuse = int64(g["go_memstats_sys_bytes"]), int64(g["go_memstats_heap_inuse_bytes"])
 	return s, err
+}
+
+// gcCPUMetric is the Go runtime's estimate of the CPU its garbage collector has used since the start.
+const gcCPUMetric = "go_cpu_classes_gc_total_cpu_seconds_total"
+
+// scrapeGauges reads the named unlabelled metrics from a /metrics endpoint.
+func scrapeGauges(url string, names ...string) (map[string]float64, error) {
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return parseGauges(resp.Body, names...)
 }
 
 func freePort() (int, error) {
@@ -205,6 +220,9 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	selfAfter, _, _ := procCPU(os.Getpid())
 	res.BenchCPU = selfAfter - selfBefore
 	res.MachineCPU = machineCPU() - machineBefore
+	if g, err := scrapeGauges("http://"+metricsAddr+"/metrics", gcCPUMetric); err == nil {
+		res.GCCPU = g[gcCPUMetric]
+	}
 	if h, err := scrapeHistogram("http://"+metricsAddr+"/metrics", "chainsink_commit_seconds"); err == nil {
 		res.CommitP50, res.CommitP99, res.Batches = h.Quantile(0.5), h.Quantile(0.99), h.Count
 	} else {

@@ -44,8 +44,11 @@ type Result struct {
 	// CPU seconds used during the timed window by chainsink, by every postgres process, and by this
 	// benchmark process (the writers of (a) and (b); the in-process Kafka broker in the chainsink runs).
 	ChainsinkCPU float64 `json:"chainsink_cpu_seconds,omitempty"`
-	PostgresCPU  float64 `json:"postgres_cpu_seconds"`
-	ClientCPU    float64 `json:"bench_cpu_seconds"`
+	// ChainsinkGCCPU is the part of ChainsinkCPU that Go's garbage collector used, by the runtime's estimate
+	// (go_cpu_classes_gc_total_cpu_seconds_total at the end of the window, since the start).
+	ChainsinkGCCPU float64 `json:"chainsink_gc_cpu_seconds,omitempty"`
+	PostgresCPU    float64 `json:"postgres_cpu_seconds"`
+	ClientCPU      float64 `json:"bench_cpu_seconds"`
 	// OtherCPU is what every other process of the machine used in the window: noise from other work.
 	OtherCPU float64 `json:"other_processes_cpu_seconds"`
 	// WALBytes and Checkpoints are the server's WAL written and checkpoints done during the window.
@@ -400,18 +403,21 @@ func (r *Report) Print(out io.Writer) {
 	fmt.Fprintln(out, "\nwhere the time went (CPU seconds in the timed window; bench = the writers of (a)/(b), else the in-process broker;")
 	fmt.Fprintln(out, "others = every other process of the machine, ±0.5 s of accounting granularity):")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tfirst commit\tbatches\tCPU chainsink\tCPU postgres\tCPU bench\tCPU others\tCPU busy\tWAL\tWAL/row\tcheckpoints\t")
+	fmt.Fprintln(tw, "scenario\tfirst commit\tbatches\tCPU chainsink\tof it GC\tCPU postgres\tCPU bench\tCPU others\tCPU busy\tWAL\tWAL/row\tcheckpoints\t")
 	for _, x := range r.Results {
-		first, batches, cs := "-", "-", "-"
+		first, batches, cs, gc := "-", "-", "-", "-"
 		if x.PeakRSS > 0 {
 			first, batches, cs = fmt.Sprintf("%.2fs", x.FirstCommit), fmt.Sprintf("%.0f", x.Batches), fmt.Sprintf("%.1f", x.ChainsinkCPU)
+		}
+		if x.ChainsinkGCCPU > 0 {
+			gc = fmt.Sprintf("%.1f", x.ChainsinkGCCPU)
 		}
 		busy := (x.ChainsinkCPU + x.PostgresCPU + x.ClientCPU + x.OtherCPU) / (x.Seconds * float64(r.Machine.CPUs))
 		walRow := 0.0
 		if x.Rows > 0 {
 			walRow = float64(x.WALBytes) / float64(x.Rows)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f B\t%d\t\n", x.Name, first, batches, cs, x.PostgresCPU,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f B\t%d\t\n", x.Name, first, batches, cs, gc, x.PostgresCPU,
 			x.ClientCPU, max(x.OtherCPU, 0), 100*busy, mb(x.WALBytes), walRow, x.Checkpoints)
 	}
 	_ = tw.Flush()

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"regexp"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -102,7 +103,11 @@ func New() *Metrics {
 	r.MustRegister(m.Lag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
 		m.DeadLetters, m.FencedBatches, m.Retries, m.AssignedPartitions, m.EventsDecoded, m.UndecodedLogs,
 		m.MessagesConsumed, m.PausedPartitions, m.OffsetAnomalies, m.Ready, m.StuckSeconds,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		// The collector's CPU beside process_cpu_seconds_total says what GOGC and the memory limit cost
+		// (go_cpu_classes_gc_total_cpu_seconds_total; make bench reports it per run).
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/cpu/classes/gc/total:cpu-seconds$`)})),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
