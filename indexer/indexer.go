@@ -368,7 +368,7 @@ func (ix *Indexer) route(m *kafka.Message) {
 			return
 		}
 		w.paused.Store(true)
-		w.resumeBelow = at / 2
+		w.resumeBelow = max(at/2, 1) // an empty queue resumes whatever the limit, even --queue-max-bytes 1
 		ix.paused++
 		ix.metrics.PartitionsPaused(ix.paused)
 		ix.log.Debug("partition paused: worker queue full", "topic", tp.topic, "partition", tp.partition,
