@@ -389,3 +389,34 @@ func TestCaughtUpPartitionCommitsAtOnce(t *testing.T) {
 	}
 	requireBlocks(t, ctx, s, 13)
 }
+
+// TestOneByteQueueResumes: with --queue-max-bytes 1 every message pauses its partition, and the resume
+// threshold, half of the limit, was zero bytes, which no queue is below: the partition stayed paused after
+// its first message. An empty queue now always resumes it.
+func TestOneByteQueueResumes(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker := blocksBroker(t, 1)
+	if err := broker.Produce(ctx, blockRecords(0, 30)); err != nil {
+		t.Fatal(err)
+	}
+	ix, err := indexer.New(indexer.Config{
+		Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 5, QueueMaxBytes: 1,
+		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
+	}, s.Pool(), testLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
+	waitFor(t, 20*time.Second, "every offset stored", func() (bool, error) {
+		n, err := storedTotal(ctx, s, "g")
+		return n == 30, err
+	})
+	if err := ix.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
