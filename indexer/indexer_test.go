@@ -116,6 +116,30 @@ func storedTotal(ctx context.Context, s *store.Store, group string) (int64, erro
 	return n, nil
 }
 
+// startIndexer starts an indexer of cfg on db and stops it when the test ends; a test that checks what Stop
+// returns calls it first (a second Stop does nothing).
+func startIndexer(t *testing.T, cfg indexer.Config, db store.DB, m indexer.Metrics) *indexer.Indexer {
+	t.Helper()
+	ix, err := indexer.New(cfg, db, testLogger(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ix.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ix.Stop(context.Background()) })
+	return ix
+}
+
+// waitStored waits until the offsets group stored in s add up to want messages.
+func waitStored(t *testing.T, timeout time.Duration, s *store.Store, group string, want int64) {
+	t.Helper()
+	waitFor(t, timeout, fmt.Sprintf("%d offsets of %s stored", want, group), func() (bool, error) {
+		n, err := storedTotal(context.Background(), s, group)
+		return n == want, err
+	})
+}
+
 func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -141,25 +165,14 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 
 	m := metrics.New()
 	pauses := &pauseCounter{Metrics: m}
-	ix, err := indexer.New(indexer.Config{
+	ix := startIndexer(t, indexer.Config{
 		Brokers: broker.Addr(), Group: "g1",
 		Topics:        blocksTopic(),
 		BatchMaxRows:  50,
 		QueueMaxBytes: 2000, // forces pause/resume all the time
 		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},
-	}, s.Pool(), testLogger(t), pauses)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
-
-	waitFor(t, 15*time.Second, "every offset stored", func() (bool, error) {
-		n, err := storedTotal(ctx, s, "g1")
-		return n == int64(len(recs)), err
-	})
+	}, s.Pool(), pauses)
+	waitStored(t, 15*time.Second, s, "g1", int64(len(recs)))
 	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -358,31 +371,17 @@ func TestCaughtUpPartitionCommitsAtOnce(t *testing.T) {
 	if err := broker.Produce(ctx, blockRecords(0, 10)); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := indexer.New(indexer.Config{
+	ix := startIndexer(t, indexer.Config{
 		Brokers: broker.Addr(), Group: "g1", Topics: blocksTopic(),
 		BatchMaxAge: time.Hour, BatchMaxRows: 1000,
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
-	}, s.Pool(), testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
-
-	stored := func(want int64) func() (bool, error) {
-		return func() (bool, error) {
-			n, err := storedTotal(ctx, s, "g1")
-			return n == want, err
-		}
-	}
-	waitFor(t, 10*time.Second, "the backlog of 10 stored", stored(10))
+	}, s.Pool(), nil)
+	waitStored(t, 10*time.Second, s, "g1", 10) // the backlog
 	for i := 10; i < 13; i++ {
 		if err := broker.Produce(ctx, blockRecords(i, i+1)); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, fmt.Sprintf("block %d stored", i), stored(int64(i+1)))
+		waitStored(t, 10*time.Second, s, "g1", int64(i+1))
 	}
 	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -401,21 +400,11 @@ func TestOneByteQueueResumes(t *testing.T) {
 	if err := broker.Produce(ctx, blockRecords(0, 30)); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := indexer.New(indexer.Config{
+	ix := startIndexer(t, indexer.Config{
 		Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 5, QueueMaxBytes: 1,
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
-	}, s.Pool(), testLogger(t), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ix.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer ix.Stop(context.Background()) //nolint:errcheck // the test checks the result of its own Stop
-	waitFor(t, 20*time.Second, "every offset stored", func() (bool, error) {
-		n, err := storedTotal(ctx, s, "g")
-		return n == 30, err
-	})
+	}, s.Pool(), nil)
+	waitStored(t, 20*time.Second, s, "g", 30)
 	if err := ix.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
