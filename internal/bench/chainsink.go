@@ -1,9 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -84,17 +86,6 @@ func sampleMemory(pid int, metricsURL string) (memSample, error) {
 
 // gcCPUMetric is the Go runtime's estimate of the CPU its garbage collector has used since the start.
 const gcCPUMetric = "go_cpu_classes_gc_total_cpu_seconds_total"
-
-// scrapeGauges reads the named unlabelled metrics from a /metrics endpoint.
-func scrapeGauges(url string, names ...string) (map[string]float64, error) {
-	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	return parseGauges(resp.Body, names...)
-}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -220,11 +211,16 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	selfAfter, _, _ := procCPU(os.Getpid())
 	res.BenchCPU = selfAfter - selfBefore
 	res.MachineCPU = machineCPU() - machineBefore
-	if g, err := scrapeGauges("http://"+metricsAddr+"/metrics", gcCPUMetric); err == nil {
-		res.GCCPU = g[gcCPUMetric]
+	page, err := scrapeMetrics("http://" + metricsAddr + "/metrics")
+	var h histogram
+	if err == nil {
+		h, err = parseHistogram(bytes.NewReader(page), "chainsink_commit_seconds")
 	}
-	if h, err := scrapeHistogram("http://"+metricsAddr+"/metrics", "chainsink_commit_seconds"); err == nil {
+	if err == nil {
 		res.CommitP50, res.CommitP99, res.Batches = h.Quantile(0.5), h.Quantile(0.99), h.Count
+		if g, err := parseGauges(bytes.NewReader(page), gcCPUMetric); err == nil {
+			res.GCCPU = g[gcCPUMetric]
+		}
 	} else {
 		b.logf("    (metrics unavailable: %v)", err)
 	}
@@ -268,15 +264,16 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	return res, nil
 }
 
-func scrapeHistogram(url, name string) (histogram, error) {
+// scrapeMetrics reads a /metrics page whole, once, for every figure taken from it.
+func scrapeMetrics(url string) ([]byte, error) {
 	c := http.Client{Timeout: 10 * time.Second}
 	resp, err := c.Get(url)
 	if err != nil {
-		return histogram{}, err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return histogram{}, errors.New(resp.Status)
+		return nil, errors.New(resp.Status)
 	}
-	return parseHistogram(resp.Body, name)
+	return io.ReadAll(resp.Body)
 }
