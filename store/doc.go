@@ -29,7 +29,9 @@
 //     the first commits and matches nothing, so of two writers starting from the same offset exactly one wins;
 //  2. the replacement: the rows that the batch's natural keys already have are deleted (whole blocks for
 //     block bundles, single rows for per-item streams), so a message delivered twice, or a newer version of a
-//     block after a reorg, never leaves a duplicate;
+//     block after a reorg, never leaves a duplicate. A bundle batch deletes only from the tables that hold one
+//     of its heights; an item batch is copied in without deleting by key first, and written again with those
+//     deletes when one of its keys turns out to be stored (writeRows says why that is safe);
 //  3. binary COPY of every table's rows, streamed straight from the batch's typed slices;
 //  4. dead letters: messages that could not be decoded, and messages whose rows Postgres rejects. A rejected
 //     write is bisected under savepoints until the offending messages are isolated; the rest is written.

@@ -73,7 +73,9 @@ func TestLostCommitReplyIsFoundCommitted(t *testing.T) {
 // older chainsink during an upgrade, an import by hand) inserts block 10 while a batch replaces it. The
 // batch's delete sees nothing, its COPY waits on the other's uncommitted key and fails with 23505 once the
 // other commits. That used to store the valid message in dead_letters as rejected_by_postgres; now the batch
-// fails whole with ErrConflict, and its retry replaces the other's block.
+// fails whole with ErrConflict, and its retry replaces the other's block. A batch of items, whose fresh
+// keys are copied in before any delete (writeRows), deletes the other's block once its COPY collides, and
+// replaces it in the same attempt.
 func TestConflictWithAnUnlockedWriterIsRetriedNotDeadLettered(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -138,8 +140,20 @@ func TestConflictWithAnUnlockedWriterIsRetriedNotDeadLettered(t *testing.T) {
 	}
 	pgtest.RequireRowsEqual(t, got, want)
 
+	items := store.NewBatch("g", "items", 0, 0, chain.ReplaceRows)
+	items.Add(msg(0, chain.Rows{Blocks: sampleRows(30).Blocks}))
+	res, err = conflict(30, func() (store.Result, error) { return store.WriteBatch(ctx, writer.Pool(), items) })
+	if err != nil || len(res.DeadLetters) != 0 {
+		t.Fatalf("items against a concurrent insert = %v, dead letters %+v; want it replaced", err, res.DeadLetters)
+	}
+	if got, err := pgtest.ReadRows(ctx, s.Pool(), 30, 30); err != nil {
+		t.Fatal(err)
+	} else {
+		pgtest.RequireRowsEqual(t, got, chain.Rows{Blocks: sampleRows(30).Blocks})
+	}
+
 	// When retries have not resolved it, RejectConflicts makes the message a dead letter, as before.
-	again := store.NewBatch("g", "blocks", 0, 1, chain.ReplaceRows)
+	again := store.NewBatch("g", "blocks", 0, 1, chain.ReplaceBlocks)
 	again.RejectConflicts = true
 	again.Add(msg(1, chain.Rows{Blocks: sampleRows(20).Blocks}))
 	res, err = conflict(20, func() (store.Result, error) { return store.WriteBatch(ctx, writer.Pool(), again) })

@@ -92,6 +92,13 @@ func TestItemDeletesUseTheBlockIndex(t *testing.T) {
 	if _, err := w.writer.Write(ctx, s.Pool(), b); err != nil {
 		t.Fatal(err)
 	}
+	// And block 150, with which the batch's block collides: its items are then written with their deletes by
+	// key, which a batch of fresh keys does without (writeRows).
+	b = store.NewBatch("g", "seed", 0, 1, chain.ReplaceBlocks)
+	b.Add(store.Message{Offset: 1, Rows: chain.Rows{Blocks: swapBlock(t, 150).Blocks}})
+	if _, err := w.writer.Write(ctx, s.Pool(), b); err != nil {
+		t.Fatal(err)
+	}
 	big := map[string]bool{}
 	for _, tb := range []string{"transactions", "logs", "token_transfers", "events", "calls", "erc20_evt_transfer", "erc20_call_transfer"} {
 		big[tb] = true

@@ -334,41 +334,46 @@ func TestReplaceBlocksWhereverTheHeightIsHeld(t *testing.T) {
 	}
 }
 
+// oneItemEach splits full into single items, one per message, as ethereum-etl publishes them: the block with
+// its withdrawals, each transaction with its traces and contracts (the calls with transaction 1), each log (the
+// events and the first token transfer with log 1).
+func oneItemEach(full chain.Rows) []chain.Rows {
+	out := []chain.Rows{{Blocks: full.Blocks, Withdrawals: full.Withdrawals}}
+	for i := range full.Transactions {
+		r := chain.Rows{Transactions: full.Transactions[i : i+1]}
+		for _, tr := range full.Traces {
+			if tr.TransactionIndex == int32(i) {
+				r.Traces = append(r.Traces, tr)
+			}
+		}
+		for _, c := range full.Contracts {
+			if c.TransactionIndex == int32(i) {
+				r.Contracts = append(r.Contracts, c)
+			}
+		}
+		if i == 1 {
+			r.Calls = full.Calls
+		}
+		out = append(out, r)
+	}
+	for i := range full.Logs {
+		r := chain.Rows{Logs: full.Logs[i : i+1]}
+		if i == 1 {
+			r.Events = full.Events
+			r.TokenTransfers = full.TokenTransfers[:1]
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 func TestReplaceRowsDedupesItems(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := pgtest.Open(t)
 	full := sampleRows(7)
-	// One item per message, as ethereum-etl publishes them; the whole stream is then delivered again.
-	items := func() []chain.Rows {
-		out := []chain.Rows{{Blocks: full.Blocks, Withdrawals: full.Withdrawals}}
-		for i := range full.Transactions {
-			r := chain.Rows{Transactions: full.Transactions[i : i+1]}
-			for _, tr := range full.Traces {
-				if tr.TransactionIndex == int32(i) {
-					r.Traces = append(r.Traces, tr)
-				}
-			}
-			for _, c := range full.Contracts {
-				if c.TransactionIndex == int32(i) {
-					r.Contracts = append(r.Contracts, c)
-				}
-			}
-			if i == 1 {
-				r.Calls = full.Calls
-			}
-			out = append(out, r)
-		}
-		for i := range full.Logs {
-			r := chain.Rows{Logs: full.Logs[i : i+1]}
-			if i == 1 {
-				r.Events = full.Events
-				r.TokenTransfers = full.TokenTransfers[:1]
-			}
-			out = append(out, r)
-		}
-		return out
-	}()
+	// The whole stream is delivered twice.
+	items := oneItemEach(full)
 	off := int64(0)
 	for round := 0; round < 2; round++ {
 		bt := store.NewBatch("g", "logs", 0, off, chain.ReplaceRows)
@@ -388,6 +393,65 @@ func TestReplaceRowsDedupesItems(t *testing.T) {
 	}
 	want := full
 	want.TokenTransfers = full.TokenTransfers[:1]
+	pgtest.RequireRowsEqual(t, got, want)
+}
+
+// TestFreshItemsAreNotLookedUpByKey: items none of whose keys is stored are copied in without a lookup per
+// key and table (writeRows), and items that are stored still replace what their keys hold, also in the
+// tables where they bring nothing this time.
+func TestFreshItemsAreNotLookedUpByKey(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	full := sampleRows(7)
+	off := int64(0)
+	// write stores items in one batch and returns how many index scans Postgres started on the tables
+	// (the offsets' aside), read from the transaction's own statistics before it commits.
+	write := func(items []chain.Rows) (keys int, scans int64) {
+		t.Helper()
+		bt := store.NewBatch("g", "items", 0, off, chain.ReplaceRows)
+		for _, it := range items {
+			keys += len(it.Keys(nil, chain.ReplaceRows))
+			bt.Add(msg(off, it))
+			off++
+		}
+		tx, err := s.Pool().Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+		if _, err := store.WriteBatch(ctx, tx, bt); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_xact_user_tables
+			WHERE schemaname = current_schema() AND relname NOT LIKE 'kafka_offsets%'`).Scan(&scans); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return keys, scans
+	}
+
+	// Without the block item, whose reorg check reads each parent table by its height.
+	items := oneItemEach(full)[1:]
+	keys, scans := write(items)
+	t.Logf("fresh: %d keys, %d index scans", keys, scans)
+	if scans != 0 {
+		t.Errorf("%d fresh keys cost %d index scans, want none", keys, scans)
+	}
+	// The block, which is new, and log 1 again without its event and token transfer: copied in after the
+	// block, the log collides, and then its key removes the event and the token transfer.
+	again := oneItemEach(full)
+	log1 := again[len(again)-1]
+	log1.Events, log1.TokenTransfers = nil, nil
+	write([]chain.Rows{again[0], log1})
+	got, err := pgtest.ReadRows(ctx, s.Pool(), 7, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := full
+	want.Events, want.TokenTransfers = nil, nil
 	pgtest.RequireRowsEqual(t, got, want)
 }
 
