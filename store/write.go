@@ -326,10 +326,11 @@ func (w *Writer) writeBisect(ctx context.Context, tx pgx.Tx, b *Batch, msgs []*M
 // straight in. A stored one cannot go unnoticed: every row of a table of an item's scope is stored with its
 // item's own row (a log with its events, token transfers and typed rows, a transaction with its calls, a
 // trace with its contract), so a key that holds anything holds its item's row, which the item's COPY then
-// collides with (verify's typed_without_parent checks that no typed row is stored without its parent). The
-// savepoint is taken after the fence's height locks, so no other chainsink writer adds a row under these
-// heights meanwhile. A redelivered or reorged item costs the part of the first COPY up to its collision, and
-// copies are made in schema order, the items' own tables (blocks, transactions, logs) first.
+// collides with (`chainsink verify` reports a row stored without its parent: events_without_log,
+// token_transfers_without_log, calls_without_transaction, typed_without_parent). The savepoint is taken
+// after the fence's height locks, so no other chainsink writer adds a row under these heights meanwhile. A
+// redelivered or reorged item costs the part of the first COPY up to its collision, and copies are made in
+// schema order, the items' own tables (blocks, transactions, logs) first.
 func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []*Message, counts chain.Counts) error {
 	sets := make([]*chain.Rows, len(msgs))
 	for i := range msgs {
