@@ -343,17 +343,17 @@ func (w *Writer) writeRows(ctx context.Context, db DB, mode chain.Mode, msgs []*
 		}
 	}
 	if mode == chain.ReplaceRows {
-		stored, err := w.writeFresh(ctx, db, sets, counts)
-		if stored || err != nil {
+		written, err := w.writeFresh(ctx, db, sets, counts)
+		if written || err != nil {
 			return err
 		}
 	}
 	return w.replace(ctx, db, mode, sets, true, counts)
 }
 
-// writeFresh writes sets as replace does without deleting by key, under a savepoint: stored is false when
-// one of its keys is already stored, and then nothing was written.
-func (w *Writer) writeFresh(ctx context.Context, db DB, sets []*chain.Rows, counts chain.Counts) (stored bool, err error) {
+// writeFresh writes sets as replace does without deleting by key, under a savepoint. written is false, with
+// nothing written, when one of their keys is stored already.
+func (w *Writer) writeFresh(ctx context.Context, db DB, sets []*chain.Rows, counts chain.Counts) (written bool, err error) {
 	sp, err := db.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("create savepoint: %w", err)
