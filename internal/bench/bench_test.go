@@ -74,6 +74,29 @@ func TestRenumberRowsEqualsRenumberedItems(t *testing.T) {
 	}
 }
 
+// TestPostgresCPUPerRowAgainstItsCeiling: each chainsink run's Postgres CPU a row is set against the ceiling
+// that copies the same tables (the typed and traced ones against theirs), whatever the run's row count.
+func TestPostgresCPUPerRowAgainstItsCeiling(t *testing.T) {
+	r := &Report{Results: []Result{
+		{Key: "ceiling", Format: "rows", Rows: 100, PostgresCPU: 10, RowsPerSec: 1},
+		{Key: "etl", Format: "ethereum-etl", Rows: 100, PostgresCPU: 12, RowsPerSec: 1},
+		{Key: "backlog", Format: "ethereum-etl", Rows: 200, PostgresCPU: 21, RowsPerSec: 1},
+		{Key: "typed-ceiling", Format: "rows", Rows: 100, PostgresCPU: 20, RowsPerSec: 1},
+		{Key: "typed-bundle", Format: "bundle", Rows: 100, PostgresCPU: 21, RowsPerSec: 1},
+	}}
+	r.finish(time.Second)
+	for key, want := range map[string]float64{"ceiling": 0, "etl": 1.2, "backlog": 1.05, "typed-ceiling": 0, "typed-bundle": 1.05} {
+		if got := r.result(key).PostgresVsCeiling; math.Abs(got-want) > 1e-9 {
+			t.Errorf("%s: Postgres CPU a row vs its ceiling = %v, want %v", key, got, want)
+		}
+	}
+	var out bytes.Buffer
+	r.Print(&out)
+	if !strings.Contains(out.String(), "a row vs (a)") {
+		t.Errorf("the report has no column of it:\n%s", out.String())
+	}
+}
+
 func TestHistogramQuantile(t *testing.T) {
 	text := `# HELP chainsink_commit_seconds Time to write and commit one batch, retries excluded.
 # TYPE chainsink_commit_seconds histogram

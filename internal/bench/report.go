@@ -58,6 +58,10 @@ type Result struct {
 	BlocksPerSec float64 `json:"blocks_per_second"`
 	RowsPerSec   float64 `json:"rows_per_second"`
 	VsCeiling    float64 `json:"rows_per_second_vs_ceiling,omitempty"`
+	// PostgresVsCeiling is Postgres's CPU a row in this run against the ceiling's of the same run: what
+	// chainsink's statements cost Postgres beyond a plain COPY of the rows. The machine's speed, which moves
+	// both, drops out of it.
+	PostgresVsCeiling float64 `json:"postgres_cpu_per_row_vs_ceiling,omitempty"`
 	VsBaseline   float64 `json:"rows_per_second_vs_baseline,omitempty"`
 	// VsBaseline1 is against (b1), the one-row-per-statement baseline.
 	VsBaseline1 float64 `json:"rows_per_second_vs_baseline1,omitempty"`
@@ -241,6 +245,9 @@ func (r *Report) finish(total time.Duration) {
 		if ceiling != nil && ceiling.RowsPerSec > 0 {
 			x.VsCeiling = x.RowsPerSec / ceiling.RowsPerSec
 		}
+		if ceiling != nil && ceiling.PostgresCPU > 0 && ceiling.Rows > 0 && x.Rows > 0 {
+			x.PostgresVsCeiling = (x.PostgresCPU / float64(x.Rows)) / (ceiling.PostgresCPU / float64(ceiling.Rows))
+		}
 		if baseline != nil && baseline.RowsPerSec > 0 {
 			x.VsBaseline = x.RowsPerSec / baseline.RowsPerSec
 		}
@@ -403,9 +410,12 @@ func (r *Report) Print(out io.Writer) {
 	fmt.Fprintln(out, "\nwhere the time went (CPU seconds in the timed window; bench = the writers of (a)/(b), else the in-process broker;")
 	fmt.Fprintln(out, "others = every other process of the machine, ±0.5 s of accounting granularity):")
 	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tfirst commit\tbatches\tCPU chainsink\tof it GC\tCPU postgres\tCPU bench\tCPU others\tCPU busy\tWAL\tWAL/row\tcheckpoints\t")
+	fmt.Fprintln(tw, "scenario\tfirst commit\tbatches\tCPU chainsink\tof it GC\tCPU postgres\ta row vs (a)\tCPU bench\tCPU others\tCPU busy\tWAL\tWAL/row\tcheckpoints\t")
 	for _, x := range r.Results {
-		first, batches, cs, gc := "-", "-", "-", "-"
+		first, batches, cs, gc, pgRow := "-", "-", "-", "-", "-"
+		if x.PostgresVsCeiling > 0 {
+			pgRow = fmt.Sprintf("%.2f", x.PostgresVsCeiling)
+		}
 		if x.PeakRSS > 0 {
 			first, batches, cs = fmt.Sprintf("%.2fs", x.FirstCommit), fmt.Sprintf("%.0f", x.Batches), fmt.Sprintf("%.1f", x.ChainsinkCPU)
 		}
@@ -417,8 +427,8 @@ func (r *Report) Print(out io.Writer) {
 		if x.Rows > 0 {
 			walRow = float64(x.WALBytes) / float64(x.Rows)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f B\t%d\t\n", x.Name, first, batches, cs, gc, x.PostgresCPU,
-			x.ClientCPU, max(x.OtherCPU, 0), 100*busy, mb(x.WALBytes), walRow, x.Checkpoints)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%.1f\t%s\t%.1f\t%.1f\t%.0f%%\t%s\t%.0f B\t%d\t\n", x.Name, first, batches, cs, gc, x.PostgresCPU,
+			pgRow, x.ClientCPU, max(x.OtherCPU, 0), 100*busy, mb(x.WALBytes), walRow, x.Checkpoints)
 	}
 	_ = tw.Flush()
 	if len(r.Options.ChainsinkArgs)+len(r.Options.ChainsinkEnv) > 0 {
