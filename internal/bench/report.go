@@ -62,7 +62,7 @@ type Result struct {
 	// chainsink's statements cost Postgres beyond a plain COPY of the rows. The machine's speed, which moves
 	// both, drops out of it.
 	PostgresVsCeiling float64 `json:"postgres_cpu_per_row_vs_ceiling,omitempty"`
-	VsBaseline   float64 `json:"rows_per_second_vs_baseline,omitempty"`
+	VsBaseline        float64 `json:"rows_per_second_vs_baseline,omitempty"`
 	// VsBaseline1 is against (b1), the one-row-per-statement baseline.
 	VsBaseline1 float64 `json:"rows_per_second_vs_baseline1,omitempty"`
 	// WithRebuildBlocksPerSec counts the index rebuild in (deferred scenario).
