@@ -129,7 +129,8 @@ type worker struct {
 	fetchNext kafka.Offset
 	// paused is set by the poll loop when it pauses the partition.
 	paused atomic.Bool
-	// resumeBelow is the queued bytes under which the poll loop resumes the paused partition; its alone.
+	// resumeBelow is the queued bytes under which the poll loop resumes the paused partition; only the poll
+	// loop reads and writes it.
 	resumeBelow int
 	// highWatermark is the partition's high watermark as librdkafka last heard it from the broker (no
 	// request), or negative while unknown.
