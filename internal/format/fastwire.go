@@ -6,6 +6,7 @@ import (
 	"math/big"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // The fast path of a bundle (and of ethereum-etl's transaction and log items): its wire structs read
@@ -663,41 +664,84 @@ type fastStruct[T any] struct {
 	fields []fastField[T]
 	index  map[string]int      // by name
 	folded map[string]struct{} // the names in lower case
+
+	// order is the sequence of member names that objects of T came in, learned from the messages read.
+	// Every node writes an object's members in an order of its own (geth a transaction's in its struct's
+	// order and a block's and receipt's alphabetically, other clients theirs, BundleFromETLItems everything
+	// alphabetically), the same every time, and a name found at its place in order costs one comparison
+	// where the index costs a hash and a lookup, and an unknown name two. Workers decode concurrently, so it
+	// is replaced whole, never changed in place, and only if it is still the one the object started from.
+	order atomic.Pointer[[]orderedName]
 }
+
+// orderedName is a member name in a fastStruct's learned order: field is its index in fields, or -1 for a
+// name that is not a field, which unknown found to be no field's in other letter case when it was learned.
+type orderedName struct {
+	name  string
+	field int
+}
+
+// maxOrder bounds a learned order: names that vary from object to object (they are only skipped) must not
+// grow it without end.
+const maxOrder = 128
 
 func newFastStruct[T any](fields ...fastField[T]) *fastStruct[T] {
 	if len(fields) > 64 {
 		panic("format: a wire struct of more than 64 fields")
 	}
 	s := &fastStruct[T]{fields: fields, index: map[string]int{}, folded: map[string]struct{}{}}
+	order := make([]orderedName, len(fields))
 	for i, fl := range fields {
 		s.index[fl.name] = i
 		s.folded[string(bytes.ToLower([]byte(fl.name)))] = struct{}{}
+		order[i] = orderedName{fl.name, i}
 	}
+	s.order.Store(&order)
 	return s
 }
 
-// read reads an object into v. Nodes write the fields of an object in the same order every time, so the field
-// after the last one read is tried before the index.
+// read reads an object into v. Each name is looked for in the learned order from just after the last one
+// found there (an object may leave members out: a legacy transaction has no fee caps); a name not found there
+// is looked up in the index, and the order learns it at that place.
 func (s *fastStruct[T]) read(f *fastReader, v *T) {
 	if !f.object() {
 		return
 	}
-	var seen uint64
-	next := 0
+	learnedFrom := s.order.Load()
+	order := *learnedFrom
+	var (
+		seen    uint64
+		at      int           // in order, after the last name found there
+		learned []orderedName // names not in order, each with the place it came at, once there is one
+		places  []int
+	)
 	for {
 		name, ok := f.member()
 		if !ok {
-			return
+			break
 		}
-		i := -1
-		if next < len(s.fields) && string(name) == s.fields[next].name {
-			i = next
-		} else if j, ok := s.index[string(name)]; ok {
-			i = j
+		i, found := -1, false
+		for k := at; k < len(order); k++ {
+			if string(name) == order[k].name {
+				i, found, at = order[k].field, true, k+1
+				break
+			}
 		}
-		if i < 0 {
-			f.unknown(name, s.folded)
+		if !found {
+			if j, ok := s.index[string(name)]; ok {
+				i = j
+			} else if f.unknown(name, s.folded); !f.ok {
+				return
+			}
+			if len(order)+len(learned) < maxOrder {
+				learned = append(learned, orderedName{string(name), i})
+				places = append(places, at)
+			}
+			if i < 0 {
+				continue
+			}
+		} else if i < 0 {
+			f.skip(0)
 			continue
 		}
 		if seen&(1<<i) != 0 { // a name given twice: the reflective path merges the two
@@ -706,7 +750,18 @@ func (s *fastStruct[T]) read(f *fastReader, v *T) {
 		}
 		seen |= 1 << i
 		s.fields[i].read(f, v)
-		next = i + 1
+	}
+	if len(learned) > 0 && f.ok {
+		merged := make([]orderedName, 0, len(order)+len(learned))
+		prev := 0
+		for n, place := range places {
+			merged = append(append(merged, order[prev:place]...), learned[n])
+			prev = place
+		}
+		merged = append(merged, order[prev:]...)
+		// Not over what another object stored meanwhile (one nested in this one, a call frame's calls, or
+		// another worker's): that one is kept and this object's names are learned from the next like it.
+		s.order.CompareAndSwap(learnedFrom, &merged)
 	}
 }
 

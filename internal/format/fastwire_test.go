@@ -8,8 +8,10 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/go-json-experiment/json/jsontext"
 	json "github.com/go-json-experiment/json/v1"
 )
 
@@ -116,6 +118,10 @@ func TestFastWireTakesNodeOutput(t *testing.T) {
 // types) is left to it, and Decode's result does not depend on the path.
 func TestFastWireGivesUp(t *testing.T) {
 	base := string(bundle483920(t))
+	// Its names learned first, so that what follows is given up on whatever the structs learned.
+	if !sameAsWire(t, []byte(base)) {
+		t.Fatal("block 483920: not taken by the fast path")
+	}
 	for _, c := range []struct{ name, from, to string }{
 		{"a name in other case", `"cumulativeGasUsed"`, `"CUMULATIVEGASUSED"`},
 		{"an escaped name", `"cumulativeGasUsed"`, `"cumulativeGasUs\u0065d"`},
@@ -160,6 +166,129 @@ func TestFastWireGivesUp(t *testing.T) {
 	if !sameAsWire(t, []byte(value)) {
 		t.Error("an unknown member with nested values: not taken by the fast path")
 	}
+}
+
+// TestFastStructsLearnTheOrder: the order of a node's members, whatever it is, is learned from the objects
+// read and then followed: decoding the same message again learns nothing. Every object with its members in
+// another order (here reversed) decodes as on the reflective path, concurrently with others too. A struct
+// whose order stopped changing also shows that each of its objects' names is found in it, in order.
+func TestFastStructsLearnTheOrder(t *testing.T) {
+	mainnet, err := BundleFromETLItems(etlItems17173049(t)) // alphabetical, as encoding/json writes maps
+	if err != nil {
+		t.Fatal(err)
+	}
+	geth, _ := gethTypesBundle(t) // go-ethereum's own order
+	orders := []func() *[]orderedName{bundleStruct.order.Load, blockStruct.order.Load, headerStruct.order.Load,
+		txStruct.order.Load, withdrawalStruct.order.Load, receiptStruct.order.Load, logStruct.order.Load,
+		traceResultStruct.order.Load, frameStruct.order.Load}
+	values := [][]byte{mainnet, reversedMembers(t, mainnet), geth, reversedMembers(t, geth), tracesBundle(t),
+		reversedMembers(t, tracesBundle(t))}
+	for i, value := range values {
+		// An object learns only over the order it started from, so one of a call frame's calls that learns
+		// first defers its parent's learning to the next message: a few passes, then nothing new.
+		for pass := 0; ; pass++ {
+			var before []*[]orderedName
+			for _, order := range orders {
+				before = append(before, order())
+			}
+			if !sameAsWire(t, value) {
+				t.Fatalf("value %d: not taken by the fast path", i)
+			}
+			changed := -1
+			for j, order := range orders {
+				if order() != before[j] {
+					changed = j
+				}
+			}
+			if changed < 0 {
+				break
+			}
+			if pass == 4 {
+				t.Fatalf("value %d: struct %d still learning after %d passes over the same objects: %v", i,
+					changed, pass+1, *orders[changed]())
+			}
+		}
+	}
+
+	want := make([]bundleMsg, len(values))
+	for i, value := range values {
+		if err := unmarshalWire(value, &want[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for n := range 20 {
+				i := (w + n) % len(values)
+				var got bundleMsg
+				if !decodeBundleFast(values[i], &got) || !reflect.DeepEqual(got, want[i]) {
+					t.Errorf("worker %d: value %d not decoded as on the reflective path", w, i)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// reversedMembers rewrites a JSON value with the members of each of its objects in reverse order.
+func reversedMembers(t *testing.T, value []byte) []byte {
+	t.Helper()
+	dec := jsontext.NewDecoder(bytes.NewReader(value))
+	var out bytes.Buffer
+	var rewrite func()
+	rewrite = func() {
+		switch dec.PeekKind() {
+		case '{':
+			if _, err := dec.ReadToken(); err != nil {
+				t.Fatal(err)
+			}
+			var members [][]byte
+			for dec.PeekKind() != '}' {
+				name, err := dec.ReadValue()
+				if err != nil {
+					t.Fatal(err)
+				}
+				member := append(slices.Clone([]byte(name)), ':')
+				start := out.Len()
+				rewrite()
+				members = append(members, append(member, out.Bytes()[start:]...))
+				out.Truncate(start)
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				t.Fatal(err)
+			}
+			slices.Reverse(members)
+			out.WriteString("{" + string(bytes.Join(members, []byte(","))) + "}")
+		case '[':
+			if _, err := dec.ReadToken(); err != nil {
+				t.Fatal(err)
+			}
+			out.WriteByte('[')
+			for n := 0; dec.PeekKind() != ']'; n++ {
+				if n > 0 {
+					out.WriteByte(',')
+				}
+				rewrite()
+			}
+			if _, err := dec.ReadToken(); err != nil {
+				t.Fatal(err)
+			}
+			out.WriteByte(']')
+		default:
+			v, err := dec.ReadValue()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out.Write(v)
+		}
+	}
+	rewrite()
+	if bytes.Equal(out.Bytes(), value) {
+		t.Fatal("reversedMembers changed nothing")
+	}
+	return out.Bytes()
 }
 
 func BenchmarkDecodeBundleReflective(b *testing.B) {
