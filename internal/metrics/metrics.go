@@ -1,8 +1,10 @@
 package metrics
 
 import (
+	"maps"
 	"regexp"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +39,40 @@ type Metrics struct {
 	Ready        prometheus.GaugeFunc
 	StuckSeconds prometheus.GaugeFunc
 	readiness    atomic.Pointer[readiness]
+
+	// The children of the vectors counted per message and per event, by their labels.
+	consumed counters[string]
+	decoded  counters[[2]string]
+}
+
+// counters caches a CounterVec's children by their label values: WithLabelValues hashes and checks the
+// values and takes a lock on every call, 120–210 ns for each message and each decoded event on two cores
+// against 40–55 through the cache (BenchmarkEventDecoded). The set of labels is small and stops growing
+// (topics, the ABIs' events), so the cache is a map that is copied when a label set is added, else only read.
+type counters[K comparable] struct {
+	mu       sync.Mutex
+	children atomic.Pointer[map[K]prometheus.Counter]
+}
+
+func (c *counters[K]) get(key K, vec *prometheus.CounterVec, labels ...string) prometheus.Counter {
+	if m := c.children.Load(); m != nil {
+		if child, ok := (*m)[key]; ok {
+			return child
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	next := map[K]prometheus.Counter{}
+	if m := c.children.Load(); m != nil {
+		if child, ok := (*m)[key]; ok {
+			return child
+		}
+		next = maps.Clone(*m)
+	}
+	child := vec.WithLabelValues(labels...)
+	next[key] = child
+	c.children.Store(&next)
+	return child
 }
 
 type readiness struct {
@@ -120,7 +156,9 @@ func (m *Metrics) ReportReadiness(ready func() bool, stuck func() time.Duration)
 // The methods below make *Metrics the indexer's Metrics (indexer.Metrics); they are safe for concurrent use.
 
 // MessageConsumed implements indexer.Metrics.
-func (m *Metrics) MessageConsumed(topic string) { m.MessagesConsumed.WithLabelValues(topic).Inc() }
+func (m *Metrics) MessageConsumed(topic string) {
+	m.consumed.get(topic, m.MessagesConsumed, topic).Inc()
+}
 
 // MessageDecoded implements indexer.Metrics.
 func (m *Metrics) MessageDecoded(took time.Duration) { m.DecodeSeconds.Observe(took.Seconds()) }
@@ -142,7 +180,7 @@ func (m *Metrics) BatchCommitted(rows chain.Counts, deadLetterReasons []string, 
 
 // EventDecoded counts a log decoded into an event (decode.Metrics).
 func (m *Metrics) EventDecoded(abiName, event string) {
-	m.EventsDecoded.WithLabelValues(abiName, event).Inc()
+	m.decoded.get([2]string{abiName, event}, m.EventsDecoded, abiName, event).Inc()
 }
 
 // LogUndecoded counts a log an ABI claims but cannot decode (decode.Metrics).

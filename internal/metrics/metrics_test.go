@@ -2,7 +2,10 @@ package metrics_test
 
 import (
 	"runtime"
+	"sync"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/chainsink/chainsink/internal/metrics"
 )
@@ -25,4 +28,44 @@ func TestGCCPUIsExported(t *testing.T) {
 		}
 	}
 	t.Fatal("go_cpu_classes_gc_total_cpu_seconds_total is not gathered")
+}
+
+// TestCountsPerMessageAndEvent: the counters that the hot path increments (by topic, by ABI and event) count
+// every call, from concurrent workers, under the labels they were given.
+func TestCountsPerMessageAndEvent(t *testing.T) {
+	m := metrics.New()
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for n := range 1000 {
+				m.MessageConsumed([]string{"blocks", "items"}[n%2])
+				m.EventDecoded("ERC20", []string{"Transfer", "Approval", "Transfer"}[n%3])
+			}
+		})
+	}
+	wg.Wait()
+	for _, c := range []struct {
+		got  float64
+		want float64
+	}{
+		{testutil.ToFloat64(m.MessagesConsumed.WithLabelValues("blocks")), 2000},
+		{testutil.ToFloat64(m.MessagesConsumed.WithLabelValues("items")), 2000},
+		{testutil.ToFloat64(m.EventsDecoded.WithLabelValues("ERC20", "Transfer")), 2668},
+		{testutil.ToFloat64(m.EventsDecoded.WithLabelValues("ERC20", "Approval")), 1332},
+	} {
+		if c.got != c.want {
+			t.Errorf("counted %v, want %v", c.got, c.want)
+		}
+	}
+}
+
+// BenchmarkEventDecoded is what counting costs a decoded event (and MessageConsumed a message, the same way).
+func BenchmarkEventDecoded(b *testing.B) {
+	m := metrics.New()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.EventDecoded("UniswapV2Pair", "Swap")
+		}
+	})
 }
