@@ -63,6 +63,48 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
 		}
 	}()
+	if out, ok := d.decodeWords(l); ok {
+		return out, nil
+	}
+	return d.decodeValues(l)
+}
+
+// decodeWords is decode for an event whose arguments each take one word, written from the words (see
+// appendWord); false for any other event and wherever the words are not what decodeValues would write
+// without an error.
+func (d *eventDecoder) decodeWords(l Log) ([]byte, bool) {
+	if d.dataWords == nil && len(d.data) > 0 || len(l.Data) < 32*len(d.data) {
+		return nil, false
+	}
+	buf := make([]byte, 0, d.sizeHint)
+	buf = append(buf, '{')
+	for i := range d.fields {
+		f := &d.fields[i]
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, f.key...)
+		ok := true
+		switch {
+		case !f.indexed:
+			at := 32 * f.dataIdx
+			buf, ok = appendWord(buf, f.n.t, d.dataWords[f.dataIdx], l.Data[at:at+32])
+		case f.hashed:
+			buf = appendHex(buf, l.Topics[f.topic][:])
+		case f.word != wordOther:
+			buf, ok = appendWord(buf, f.n.t, f.word, l.Topics[f.topic][:])
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, false
+		}
+	}
+	return append(buf, '}'), true
+}
+
+// decodeValues is decode through the Go values of the arguments.
+func (d *eventDecoder) decodeValues(l Log) (out []byte, err error) {
 	values, err := d.dataValues(l.Data)
 	if err != nil {
 		return nil, err
@@ -146,6 +188,34 @@ func (d *methodDecoder) decode(data []byte) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
 		}
 	}()
+	if out, ok := d.decodeWords(data); ok {
+		return out, nil
+	}
+	return d.decodeValues(data)
+}
+
+// decodeWords is eventDecoder.decodeWords for calldata.
+func (d *methodDecoder) decodeWords(data []byte) ([]byte, bool) {
+	if d.words == nil && len(d.inputs) > 0 || len(data) < 32*len(d.inputs) {
+		return nil, false
+	}
+	buf := make([]byte, 0, d.sizeHint)
+	buf = append(buf, '{')
+	for i := range d.fields {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, d.fields[i].key...)
+		var ok bool
+		if buf, ok = appendWord(buf, d.fields[i].n.t, d.words[i], data[32*i:32*i+32]); !ok {
+			return nil, false
+		}
+	}
+	return append(buf, '}'), true
+}
+
+// decodeValues is decode through the Go values of the arguments.
+func (d *methodDecoder) decodeValues(data []byte) (out []byte, err error) {
 	values, err := d.values(data)
 	if err != nil {
 		return nil, err

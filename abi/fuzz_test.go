@@ -301,6 +301,76 @@ func FuzzWordsMatchGoEthereum(f *testing.F) {
 	})
 }
 
+// FuzzWordJSONMatchesValues: for every event and function of the fuzz registry's ABIs whose arguments each
+// take one word, the JSON written from the words (decodeWords) is the JSON written from go-ethereum's values
+// (decodeValues), and the words' path is taken exactly when the values' path has no error.
+func FuzzWordJSONMatchesValues(f *testing.F) {
+	for _, l := range fixtureSeedLogs(f) {
+		if len(l.Topics) > 1 {
+			f.Add(l.Topics[1].Bytes(), l.Data)
+		}
+	}
+	f.Add(bytes.Repeat([]byte{0xff}, 32), bytes.Repeat([]byte{0x80}, 100))
+	f.Add(append([]byte{0x80}, make([]byte, 31)...), append([]byte{0x80}, make([]byte, 95)...)) // -2^255
+	f.Add(append(make([]byte, 31), 2), append(make([]byte, 31), 2))
+	f.Add(make([]byte, 32), make([]byte, 31))
+	var events []*eventDecoder
+	var methods []*methodDecoder
+	idx := fuzzReg(f).snapshot()
+	for _, ds := range idx.events {
+		for _, d := range ds {
+			if d.dataWords != nil || len(d.data) == 0 {
+				events = append(events, d)
+			}
+		}
+	}
+	for _, ms := range idx.methods {
+		for _, m := range ms {
+			if m.words != nil || len(m.inputs) == 0 {
+				methods = append(methods, m)
+			}
+		}
+	}
+	if len(events) < 20 || len(methods) < 20 {
+		f.Fatalf("%d event decoders, %d method decoders by words", len(events), len(methods))
+	}
+	f.Fuzz(func(t *testing.T, word, data []byte) {
+		word = common.LeftPadBytes(word, 32)[:32]
+		for _, d := range events {
+			l := Log{Topics: []common.Hash{d.topic0}, Data: data}
+			for range d.ntopics - 1 {
+				l.Topics = append(l.Topics, common.Hash(word))
+			}
+			byWords := true
+			for i := range d.fields {
+				if fl := &d.fields[i]; fl.indexed && !fl.hashed && fl.word == wordOther {
+					byWords = false
+				}
+			}
+			got, ok := d.decodeWords(l)
+			want, err := d.decodeValues(l)
+			sameJSON(t, d.sig, byWords, got, ok, want, err)
+		}
+		for _, m := range methods {
+			got, ok := m.decodeWords(data)
+			want, err := m.decodeValues(data)
+			sameJSON(t, m.sig, true, got, ok, want, err)
+		}
+	})
+}
+
+func sameJSON(t *testing.T, sig string, byWords bool, got []byte, ok bool, want []byte, err error) {
+	t.Helper()
+	switch {
+	case ok && err != nil:
+		t.Fatalf("%s: written from the words as %s where the values fail: %v", sig, got, err)
+	case ok && !bytes.Equal(got, want):
+		t.Fatalf("%s: %s from the words, %s from the values", sig, got, want)
+	case byWords && !ok && err == nil:
+		t.Fatalf("%s: not written from the words, %s from the values", sig, want)
+	}
+}
+
 func sameValues(t *testing.T, sig string, got []any, gerr error, want []any, werr error) {
 	t.Helper()
 	if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
