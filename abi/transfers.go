@@ -76,89 +76,91 @@ var bigOne = big.NewInt(1)
 // CryptoKitties), returns nil, nil: with unindexed arguments nothing tells an
 // ERC-20 amount from an ERC-721 token id. A log that has the right topic0
 // and topic count but malformed data returns an error. Never panics.
-func TokenTransfers(l Log) (out []Transfer, err error) {
+func TokenTransfers(l Log) ([]Transfer, error) {
+	return AppendTokenTransfers(nil, l)
+}
+
+// AppendTokenTransfers is TokenTransfers appending to dst (returned unchanged, not nil, when the log moves
+// no token or fails), for a caller that reads a block's logs into one slice.
+func AppendTokenTransfers(dst []Transfer, l Log) (out []Transfer, err error) {
 	if len(l.Topics) == 0 {
-		return nil, nil
+		return dst, nil
 	}
 	te, err := tokenEvents()
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	topic0 := l.Topics[0]
 	if topic0 != te.transfer && topic0 != te.single && topic0 != te.batch {
-		return nil, nil
+		return dst, nil
 	}
 	if len(l.Topics) > maxTopics {
-		return nil, fmt.Errorf("extracting token transfer: log has %d topics, the EVM allows %d", len(l.Topics), maxTopics)
+		return dst, fmt.Errorf("extracting token transfer: log has %d topics, the EVM allows %d", len(l.Topics), maxTopics)
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			out, err = nil, fmt.Errorf("extracting token transfer: go-ethereum abi panicked: %v", p)
+			out, err = dst, fmt.Errorf("extracting token transfer: go-ethereum abi panicked: %v", p)
 		}
 	}()
 	from, to := addrTopic(l, 1), addrTopic(l, 2)
 	switch {
 	case topic0 == te.transfer && len(l.Topics) == 3:
 		if len(l.Data) != 32 {
-			return nil, fmt.Errorf("extracting ERC-20 transfer: data is %d bytes, want 32", len(l.Data))
+			return dst, fmt.Errorf("extracting ERC-20 transfer: data is %d bytes, want 32", len(l.Data))
 		}
 		v, err := readUint256(te, l.Data)
 		if err != nil {
-			return nil, fmt.Errorf("extracting ERC-20 transfer: %w", err)
+			return dst, fmt.Errorf("extracting ERC-20 transfer: %w", err)
 		}
-		return []Transfer{{Token: l.Address, From: from, To: to, Value: v, Standard: StandardERC20}}, nil
+		return append(dst, Transfer{Token: l.Address, From: from, To: to, Value: v, Standard: StandardERC20}), nil
 
 	case topic0 == te.transfer && len(l.Topics) == 4:
 		if len(l.Data) != 0 {
-			return nil, fmt.Errorf("extracting ERC-721 transfer: data is %d bytes, want 0", len(l.Data))
+			return dst, fmt.Errorf("extracting ERC-721 transfer: data is %d bytes, want 0", len(l.Data))
 		}
 		id, err := readUint256(te, l.Topics[3][:])
 		if err != nil {
-			return nil, fmt.Errorf("extracting ERC-721 transfer: %w", err)
+			return dst, fmt.Errorf("extracting ERC-721 transfer: %w", err)
 		}
-		return []Transfer{{Token: l.Address, From: from, To: to, TokenID: id, Value: new(big.Int).Set(bigOne), Standard: StandardERC721}}, nil
+		return append(dst, Transfer{Token: l.Address, From: from, To: to, TokenID: id, Value: new(big.Int).Set(bigOne), Standard: StandardERC721}), nil
 
 	case topic0 == te.single && len(l.Topics) == 4:
 		// TransferSingle(operator, from, to, id, value): from/to are topics 2 and 3.
 		from, to = addrTopic(l, 2), addrTopic(l, 3)
 		if len(l.Data) != 64 {
-			return nil, fmt.Errorf("extracting ERC-1155 TransferSingle: data is %d bytes, want 64", len(l.Data))
+			return dst, fmt.Errorf("extracting ERC-1155 TransferSingle: data is %d bytes, want 64", len(l.Data))
 		}
 		vals, err := te.singleData.UnpackValues(l.Data)
 		if err != nil {
-			return nil, fmt.Errorf("extracting ERC-1155 TransferSingle: %w", err)
+			return dst, fmt.Errorf("extracting ERC-1155 TransferSingle: %w", err)
 		}
 		id, ok1 := vals[0].(*big.Int)
 		v, ok2 := vals[1].(*big.Int)
 		if !ok1 || !ok2 {
-			return nil, errors.New("extracting ERC-1155 TransferSingle: unexpected value types")
+			return dst, errors.New("extracting ERC-1155 TransferSingle: unexpected value types")
 		}
-		return []Transfer{{Token: l.Address, From: from, To: to, TokenID: id, Value: v, Standard: StandardERC1155}}, nil
+		return append(dst, Transfer{Token: l.Address, From: from, To: to, TokenID: id, Value: v, Standard: StandardERC1155}), nil
 
 	case topic0 == te.batch && len(l.Topics) == 4:
 		from, to = addrTopic(l, 2), addrTopic(l, 3)
 		vals, err := te.batchData.UnpackValues(l.Data)
 		if err != nil {
-			return nil, fmt.Errorf("extracting ERC-1155 TransferBatch: %w", err)
+			return dst, fmt.Errorf("extracting ERC-1155 TransferBatch: %w", err)
 		}
 		ids, ok1 := vals[0].([]*big.Int)
 		vs, ok2 := vals[1].([]*big.Int)
 		if !ok1 || !ok2 {
-			return nil, errors.New("extracting ERC-1155 TransferBatch: unexpected value types")
+			return dst, errors.New("extracting ERC-1155 TransferBatch: unexpected value types")
 		}
 		if len(ids) != len(vs) {
-			return nil, fmt.Errorf("extracting ERC-1155 TransferBatch: %d ids but %d values", len(ids), len(vs))
+			return dst, fmt.Errorf("extracting ERC-1155 TransferBatch: %d ids but %d values", len(ids), len(vs))
 		}
-		if len(ids) == 0 {
-			return nil, nil
-		}
-		out = make([]Transfer, len(ids))
 		for i := range ids {
-			out[i] = Transfer{Token: l.Address, From: from, To: to, TokenID: ids[i], Value: vs[i], Standard: StandardERC1155, BatchIndex: i}
+			dst = append(dst, Transfer{Token: l.Address, From: from, To: to, TokenID: ids[i], Value: vs[i], Standard: StandardERC1155, BatchIndex: i})
 		}
-		return out, nil
+		return dst, nil
 	}
-	return nil, nil
+	return dst, nil
 }
 
 // addrTopic takes the low 20 bytes of an address topic, as the EVM and

@@ -80,6 +80,18 @@ type scratch struct {
 	events    []chain.Event
 	calls     []chain.Call
 	topics    []common.Hash
+	moved     []abi.Transfer
+	addresses []byte // the transfers' addresses: a slab for the rows of one message, never reused
+}
+
+// address copies a onto the message's slab: an allocation for 64 addresses, not one for each.
+func (sc *scratch) address(a common.Address) []byte {
+	if cap(sc.addresses)-len(sc.addresses) < len(a) {
+		sc.addresses = make([]byte, 0, 64*len(a))
+	}
+	n := len(sc.addresses)
+	sc.addresses = append(sc.addresses, a[:]...)
+	return sc.addresses[n : n+len(a) : n+len(a)]
 }
 
 var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
@@ -94,7 +106,9 @@ func (d *Decoder) Enrich(rows *chain.Rows) {
 		clear(sc.transfers)
 		clear(sc.events)
 		clear(sc.calls)
-		sc.transfers, sc.events, sc.calls = sc.transfers[:0], sc.events[:0], sc.calls[:0]
+		clear(sc.moved)
+		sc.transfers, sc.events, sc.calls, sc.moved = sc.transfers[:0], sc.events[:0], sc.calls[:0], sc.moved[:0]
+		sc.addresses = nil
 		scratchPool.Put(sc)
 	}()
 	rows.Typed = nil
@@ -143,12 +157,14 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 				d.metrics.LogUndecoded()
 			}
 		}
-		if transfers, err := abi.TokenTransfers(l); err == nil {
-			for _, t := range transfers {
+		if moved, err := abi.AppendTokenTransfers(sc.moved[:0], l); err == nil {
+			sc.moved = moved
+			for i := range moved {
+				t := &moved[i]
 				tt := chain.TokenTransfer{BlockNumber: lg.BlockNumber, LogIndex: lg.LogIndex,
 					BatchIndex: int32(t.BatchIndex), TransactionHash: lg.TransactionHash, BlockTimestamp: lg.BlockTimestamp,
-					TokenAddress: lg.Address, FromAddress: t.From.Bytes(), ToAddress: t.To.Bytes(), TokenID: t.TokenID,
-					Value: t.Value, Standard: t.Standard}
+					TokenAddress: lg.Address, FromAddress: sc.address(t.From), ToAddress: sc.address(t.To),
+					TokenID: t.TokenID, Value: t.Value, Standard: t.Standard}
 				sc.transfers = append(sc.transfers, tt)
 			}
 		}
