@@ -62,6 +62,7 @@ fuzz: ## run every fuzz target for 60s each
 	$(GO) test ./abi -run '^$$' -fuzz FuzzDecodeCall -fuzztime 60s
 	$(GO) test ./abi -run '^$$' -fuzz FuzzTokenTransfers -fuzztime 60s
 	$(GO) test ./abi -run '^$$' -fuzz FuzzWordsMatchGoEthereum -fuzztime 60s
+	$(GO) test ./abi -run '^$$' -fuzz FuzzWordJSONMatchesValues -fuzztime 60s
 	$(GO) test ./internal/format -run '^$$' -fuzz FuzzDecodeBundle -fuzztime 60s
 	$(GO) test ./internal/format -run '^$$' -fuzz FuzzDecodeETL -fuzztime 60s
 	$(GO) test ./internal/backfill -run '^$$' -fuzz FuzzLogReader -fuzztime 60s

@@ -51,10 +51,11 @@ func (r *Registry) DecodeLog(l Log) (ev Event, ok bool, err error) {
 	return Event{}, false, nil
 }
 
-// decode renders the log's arguments as a JSON object. All value decoding is
-// go-ethereum's: UnpackValues for the data, and for each indexed value-type
-// argument UnpackValues on the 32-byte topic (which is exactly what
-// abi.ParseTopics does internally, minus the reflection into a struct or map).
+// decode renders the log's arguments as a JSON object: from the words when every
+// argument takes one (decodeWords), else from go-ethereum's values: UnpackValues
+// for the data (or readWord), and for each indexed value-type argument
+// UnpackValues on the 32-byte topic (which is exactly what abi.ParseTopics does
+// internally, minus the reflection into a struct or map).
 func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 	defer func() {
 		// go-ethereum's decoder is not our code; a panic on hostile input

@@ -11,7 +11,10 @@
 // bytes32), which words.go reads word by word into the same Go values,
 // integers by go-ethereum's own ReadInteger: about 40 % of decoding a block's logs
 // went to UnpackValues' general machinery (FuzzWordsMatchGoEthereum holds
-// the two equal).
+// the two equal). An event or call whose arguments are all such words has its
+// JSON written straight from the words (appendWord), with no Go value between,
+// and goes through the values wherever a word would not decode
+// (FuzzWordJSONMatchesValues holds the two JSONs equal).
 //
 // # What it decodes
 //
