@@ -1,6 +1,7 @@
 package abi
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -121,7 +122,6 @@ func (r *Registry) Contract(name string) (*Contract, bool) {
 // dst[:0]. The caller has matched topic0 and the topic count; an error means the data or topics do not fit
 // the event. Never panics.
 func (e *EventSpec) Values(l Log, dst []any) (out []any, err error) {
-	d := e.d
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
@@ -130,6 +130,46 @@ func (e *EventSpec) Values(l Log, dst []any) (out []any, err error) {
 	if len(l.Topics) != e.Topics {
 		return nil, fmt.Errorf("%s: %d topics, want %d", e.Signature, len(l.Topics), e.Topics)
 	}
+	if out, ok := e.valuesByWords(l, dst); ok {
+		return out, nil
+	}
+	return e.valuesByGoEthereum(l, dst)
+}
+
+// valuesByWords is Values for an event whose arguments each take one word, read from the words (wordValue);
+// false for any other event and wherever a word would not decode, which valuesByGoEthereum then reports.
+func (e *EventSpec) valuesByWords(l Log, dst []any) ([]any, bool) {
+	d := e.d
+	if d.dataWords == nil && len(d.data) > 0 || len(l.Data) < 32*len(d.data) {
+		return nil, false
+	}
+	out := dst[:0]
+	for i := range d.fields {
+		f := &d.fields[i]
+		var v any
+		ok := true
+		switch {
+		case !f.indexed:
+			at := 32 * f.dataIdx
+			v, ok = wordValue(f.n.t, d.dataWords[f.dataIdx], l.Data[at:at+32])
+		case f.hashed:
+			v = l.Topics[f.topic].Bytes()
+		case f.word != wordOther:
+			v, ok = wordValue(f.n.t, f.word, l.Topics[f.topic][:])
+		default:
+			ok = false
+		}
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
+// valuesByGoEthereum is Values through go-ethereum's values (or readWord's) and typedValue.
+func (e *EventSpec) valuesByGoEthereum(l Log, dst []any) (out []any, err error) {
+	d := e.d
 	values, err := d.dataValues(l.Data)
 	if err != nil {
 		return nil, err
@@ -166,7 +206,6 @@ func (e *EventSpec) Values(l Log, dst []any) (out []any, err error) {
 // Values decodes calldata (selector included) by this function into one value per parameter, appended to
 // dst[:0]. Never panics.
 func (f *FunctionSpec) Values(input []byte, dst []any) (out []any, err error) {
-	d := f.d
 	defer func() {
 		if p := recover(); p != nil {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
@@ -175,7 +214,33 @@ func (f *FunctionSpec) Values(input []byte, dst []any) (out []any, err error) {
 	if len(input) < 4 || [4]byte(input[:4]) != f.Selector {
 		return nil, fmt.Errorf("%s: input does not start with selector %x", f.Signature, f.Selector)
 	}
-	values, err := d.values(input[4:])
+	if out, ok := f.valuesByWords(input[4:], dst); ok {
+		return out, nil
+	}
+	return f.valuesByGoEthereum(input[4:], dst)
+}
+
+// valuesByWords is EventSpec.valuesByWords for calldata (after the selector).
+func (f *FunctionSpec) valuesByWords(data []byte, dst []any) ([]any, bool) {
+	d := f.d
+	if d.words == nil && len(d.inputs) > 0 || len(data) < 32*len(d.inputs) {
+		return nil, false
+	}
+	out := dst[:0]
+	for i := range d.fields {
+		v, ok := wordValue(d.fields[i].n.t, d.words[i], data[32*i:32*i+32])
+		if !ok {
+			return nil, false
+		}
+		out = append(out, v)
+	}
+	return out, true
+}
+
+// valuesByGoEthereum is Values through go-ethereum's values (or readWord's) and typedValue.
+func (f *FunctionSpec) valuesByGoEthereum(data []byte, dst []any) (out []any, err error) {
+	d := f.d
+	values, err := d.values(data)
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +317,41 @@ func contentHash(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
+
+// wordValue is typedValue of readWord's value for one word of kind k, without that value (a big.Int and a
+// boxed integer, or a boxed address, each): false where either would fail.
+func wordValue(t *gethabi.Type, k wordKind, word []byte) (any, bool) {
+	switch k {
+	case wordAddress:
+		return bytes.Clone(word[12:32]), true
+	case wordBytes32:
+		return bytes.Clone(word), true
+	case wordBool:
+		for _, b := range word[:31] {
+			if b != 0 {
+				return nil, false
+			}
+		}
+		switch word[31] {
+		case 0:
+			return false, true
+		case 1:
+			return true, true
+		}
+	case wordInteger:
+		x := new(big.Int).SetBytes(word)
+		if t.T == gethabi.IntTy && word[0]&0x80 != 0 {
+			x.Sub(x, twoTo256)
+		}
+		if checkWidth(t, x) != nil {
+			return nil, false
+		}
+		return x, true
+	}
+	return nil, false
+}
+
+var twoTo256 = new(big.Int).Lsh(big.NewInt(1), 256)
 
 // typedValue converts what go-ethereum unpacked for n into the Go type of its Kind.
 func typedValue(n *node, v any) (any, error) {

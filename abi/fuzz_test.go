@@ -303,7 +303,8 @@ func FuzzWordsMatchGoEthereum(f *testing.F) {
 
 // FuzzWordJSONMatchesValues: for every event and function of the fuzz registry's ABIs whose arguments each
 // take one word, the JSON written from the words (decodeWords) is the JSON written from go-ethereum's values
-// (decodeValues), and the words' path is taken exactly when the values' path has no error.
+// (decodeValues), and so are the typed tables' values (valuesByWords, valuesByGoEthereum); the words' path is
+// taken exactly when the values' path has no error.
 func FuzzWordJSONMatchesValues(f *testing.F) {
 	for _, l := range fixtureSeedLogs(f) {
 		if len(l.Topics) > 1 {
@@ -350,13 +351,44 @@ func FuzzWordJSONMatchesValues(f *testing.F) {
 			got, ok := d.decodeWords(l)
 			want, err := d.decodeValues(l)
 			sameJSON(t, d.sig, byWords, got, ok, want, err)
+			e := newEventSpec(d)
+			gotValues, ok := e.valuesByWords(l, nil)
+			wantValues, err := e.valuesByGoEthereum(l, nil)
+			sameTyped(t, d.sig, byWords, gotValues, ok, wantValues, err)
 		}
 		for _, m := range methods {
 			got, ok := m.decodeWords(data)
 			want, err := m.decodeValues(data)
 			sameJSON(t, m.sig, true, got, ok, want, err)
+			fn := newFunctionSpec(m)
+			gotValues, ok := fn.valuesByWords(data, nil)
+			wantValues, err := fn.valuesByGoEthereum(data, nil)
+			sameTyped(t, m.sig, true, gotValues, ok, wantValues, err)
 		}
 	})
+}
+
+// sameTyped is sameJSON for the typed tables' values (Values): equal values, integers by value.
+func sameTyped(t *testing.T, sig string, byWords bool, got []any, ok bool, want []any, err error) {
+	t.Helper()
+	switch {
+	case ok && err != nil:
+		t.Fatalf("%s: typed values %v from the words where go-ethereum's fail: %v", sig, got, err)
+	case byWords && !ok && err == nil:
+		t.Fatalf("%s: no typed values from the words, %v from go-ethereum's", sig, want)
+	case !ok:
+		return
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d typed values from the words, %d from go-ethereum's", sig, len(got), len(want))
+	}
+	for i := range got {
+		g, gok := got[i].(*big.Int)
+		w, wok := want[i].(*big.Int)
+		if gok != wok || gok && g.Cmp(w) != 0 || !gok && !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("%s: typed value %d is %#v from the words, %#v from go-ethereum's", sig, i, got[i], want[i])
+		}
+	}
 }
 
 func sameJSON(t *testing.T, sig string, byWords bool, got []byte, ok bool, want []byte, err error) {
