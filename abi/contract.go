@@ -327,16 +327,8 @@ func wordValue(t *gethabi.Type, k wordKind, word []byte) (any, bool) {
 	case wordBytes32:
 		return bytes.Clone(word), true
 	case wordBool:
-		for _, b := range word[:31] {
-			if b != 0 {
-				return nil, false
-			}
-		}
-		switch word[31] {
-		case 0:
-			return false, true
-		case 1:
-			return true, true
+		if v, ok := boolWord(word); ok {
+			return v, true
 		}
 	case wordInteger:
 		x := new(big.Int).SetBytes(word)

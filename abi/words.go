@@ -55,22 +55,30 @@ func readWord(t gethabi.Type, k wordKind, word []byte) (any, error) {
 	case wordAddress:
 		return common.BytesToAddress(word), nil
 	case wordBool:
-		for _, b := range word[:31] {
-			if b != 0 {
-				return nil, errBadBool
-			}
-		}
-		switch word[31] {
-		case 0:
-			return false, nil
-		case 1:
-			return true, nil
+		if v, ok := boolWord(word); ok {
+			return v, nil
 		}
 		return nil, errBadBool
 	case wordBytes32:
 		return [32]byte(word), nil
 	}
 	return nil, fmt.Errorf("abi: no word decoding for %s", t)
+}
+
+// boolWord reads a boolean word as go-ethereum does: 0 or 1, every other byte zero.
+func boolWord(word []byte) (v, ok bool) {
+	for _, b := range word[:31] {
+		if b != 0 {
+			return false, false
+		}
+	}
+	switch word[31] {
+	case 0:
+		return false, true
+	case 1:
+		return true, true
+	}
+	return false, false
 }
 
 // wordValues is Arguments.UnpackValues for arguments that are all of the given word kinds: argument i is
@@ -122,16 +130,8 @@ func appendWord(buf []byte, t *gethabi.Type, k wordKind, word []byte) ([]byte, b
 	case wordBytes32:
 		return appendHex(buf, word), true
 	case wordBool:
-		for _, b := range word[:31] {
-			if b != 0 {
-				return buf, false
-			}
-		}
-		switch word[31] {
-		case 0:
-			return append(buf, "false"...), true
-		case 1:
-			return append(buf, "true"...), true
+		if v, ok := boolWord(word); ok {
+			return strconv.AppendBool(buf, v), true
 		}
 	case wordInteger:
 		return appendIntegerWord(buf, t, word)
