@@ -413,6 +413,13 @@ func mergeReceipts(rows *chain.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 	}
 
 	rows.Logs = make([]chain.Log, 0, nlogs)
+	ntopics := 0
+	for _, r := range receipts {
+		for k := range *r.Logs {
+			ntopics += countTopics((*r.Logs)[k].Topics)
+		}
+	}
+	topicSlab := make([][]byte, ntopics)
 	blockTime := rows.Blocks[0].Timestamp
 	var seen map[int32]struct{} // only built if log indexes are not increasing
 	last := int32(-1)
@@ -429,7 +436,7 @@ func mergeReceipts(rows *chain.Rows, txs []rpcTx, receipts []rpcReceipt[rpcLog],
 				TransactionIndex: int32(t),
 				BlockTimestamp:   blockTime,
 				Address:          c.address("address", &l.Address),
-				Topics:           c.topics("topics", l.Topics),
+				Topics:           c.topicsOn("topics", l.Topics, &topicSlab),
 				Data:             c.bytes("data", &l.Data),
 				BlockHash:        rows.Blocks[0].Hash,
 			}

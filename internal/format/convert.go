@@ -63,16 +63,19 @@ func (t *topic) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// topicRows converts the topics of the log at c, which must be there.
+// topics converts the topics of the log at c, which must be there.
 func (c *conv) topics(field string, p *topics) [][]byte {
+	return c.topicsOn(field, p, nil)
+}
+
+// topicsOn is topics carving the list from *slab when it has room: a message of many logs takes one
+// allocation for all their lists (countTopics sizes it) instead of one a log.
+func (c *conv) topicsOn(field string, p *topics, slab *[][]byte) [][]byte {
 	if p == nil {
 		c.fail(field, errMissing)
 		return nil
 	}
-	n := 0
-	for n < len(p) && p[n].ok {
-		n++
-	}
+	n := countTopics(p)
 	if n > maxTopics {
 		c.fail(field, fmt.Errorf("has more than %d topics, which the EVM cannot emit", maxTopics))
 		return nil
@@ -80,11 +83,25 @@ func (c *conv) topics(field string, p *topics) [][]byte {
 	if n == 0 {
 		return nil
 	}
-	out := make([][]byte, n)
+	var out [][]byte
+	if slab != nil && len(*slab) >= n {
+		out, *slab = (*slab)[:n:n], (*slab)[n:]
+	} else {
+		out = make([][]byte, n)
+	}
 	for i := range out {
 		out[i] = p[i].v[:]
 	}
 	return out
+}
+
+// countTopics is the number of topics a log has (nil: none).
+func countTopics(p *topics) int {
+	n := 0
+	for p != nil && n < len(p) && p[n].ok {
+		n++
+	}
+	return n
 }
 
 func isNull(b []byte) bool { return string(b) == "null" }

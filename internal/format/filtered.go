@@ -145,6 +145,11 @@ func decodeFiltered(key []byte, msg *bundleMsg) (chain.Rows, *decodeError) {
 
 	logs := *msg.Logs
 	rows.Logs = make([]chain.Log, len(logs))
+	ntopics := 0
+	for k := range logs {
+		ntopics += countTopics(logs[k].Topics)
+	}
+	topicSlab := make([][]byte, ntopics)
 	seen := make(map[int32]struct{}, len(logs))
 	for k := range logs {
 		l := &logs[k]
@@ -157,7 +162,7 @@ func decodeFiltered(key []byte, msg *bundleMsg) (chain.Rows, *decodeError) {
 			TransactionIndex: t,
 			BlockTimestamp:   ts,
 			Address:          c.address("address", &l.Address),
-			Topics:           c.topics("topics", l.Topics),
+			Topics:           c.topicsOn("topics", l.Topics, &topicSlab),
 			Data:             c.bytes("data", &l.Data),
 			BlockHash:        blockHash,
 		}
