@@ -32,9 +32,11 @@ type fastReader struct {
 	n     int // the message's size, which sizes the slabs
 	depth int // of the call frame being read
 
-	bytes  []byte     // slab for data values (input, log data, blooms)
-	words  []big.Word // slab for big quantities
-	topics []topics   // slab for log topics
+	bytes    []byte     // slab for data values (input, log data, blooms)
+	words    []big.Word // slab for big quantities
+	topics   []topics   // slab for log topics
+	logSlab  []rpcLog   // slab for the receipts' logs
+	logLists [][]rpcLog // slab for the slices that the receipts point to
 
 	// Lists are read into these and copied out at their length: growing them by append made twice the
 	// garbage of a block's transactions and receipts.
@@ -70,7 +72,7 @@ func fastDecode(value []byte, read func(*fastReader)) bool {
 	}
 	ok := f.ok
 	f.in = nil // drop the reference to value
-	f.bytes, f.words, f.topics = nil, nil, nil
+	f.bytes, f.words, f.topics, f.logSlab, f.logLists = nil, nil, nil, nil, nil
 	fastReaders.Put(f)
 	return ok
 }
@@ -538,6 +540,12 @@ func (f *fastReader) str(s *string) {
 
 // fastList reads an array of objects (or null, which leaves *p nil) with elem, through scratch.
 func fastList[T any](f *fastReader, p **[]T, elem func(*fastReader, *T), scratch *[]T) {
+	fastListOn(f, p, elem, scratch, nil, nil)
+}
+
+// fastListOn is fastList taking the list and the slice that *p points to from the message's slabs when they
+// are given: a bundle has a list of logs for each receipt, two allocations each otherwise.
+func fastListOn[T any](f *fastReader, p **[]T, elem func(*fastReader, *T), scratch *[]T, slab *[]T, lists *[][]T) {
 	*p = nil
 	null, ok := f.array()
 	if !ok || null {
@@ -549,12 +557,37 @@ func fastList[T any](f *fastReader, p **[]T, elem func(*fastReader, *T), scratch
 		list = append(list, zero)
 		elem(f, &list[len(list)-1])
 	}
-	out := make([]T, len(list)) // [] is an empty list, not a missing one
+	var out []T
+	if slab != nil {
+		out = carve(slab, len(list), f.perMessage())
+		p1 := carve(lists, 1, f.perMessage())
+		*p = &p1[0]
+	} else {
+		own := make([]T, len(list)) // [] is an empty list, not a missing one
+		*p, out = &own, own
+	}
 	copy(out, list)
+	**p = out
 	clear(list) // the scratch outlives the message: keep none of its values alive
 	*scratch = list[:0]
-	*p = &out
 }
+
+// carve takes n elements from *slab, which it refills with max(n, chunk) when it has fewer.
+func carve[T any](slab *[]T, n, chunk int) []T {
+	if len(*slab) < n {
+		*slab = make([]T, max(n, chunk))
+	}
+	out := (*slab)[:n:n]
+	*slab = (*slab)[n:]
+	if out == nil {
+		out = []T{} // [] is an empty list, not a missing one
+	}
+	return out
+}
+
+// perMessage is how many logs (or topic lists, or log lists) a slab of the message holds: one for a small
+// message, 64 for a mainnet bundle, whose logs take 300 bytes or more of it each.
+func (f *fastReader) perMessage() int { return min(64, f.n/2048+1) }
 
 // topicList reads a log's topics into a slab; more than the EVM can emit, or a null topic, goes to the
 // reflective path, which explains them.
@@ -564,7 +597,7 @@ func (f *fastReader) topicList() *topics {
 		return nil
 	}
 	if len(f.topics) == 0 {
-		f.topics = make([]topics, min(64, f.n/2048+1)) // one for an item; a bundle's log takes 300 bytes or more
+		f.topics = make([]topics, f.perMessage())
 	}
 	t := &f.topics[0]
 	f.topics = f.topics[1:]
@@ -845,7 +878,9 @@ func init() {
 		fld("gasUsed", func(f *fastReader, r *receipt) { f.quantity(&r.GasUsed) }),
 		fld("blobGasUsed", func(f *fastReader, r *receipt) { f.quantity(&r.BlobGasUsed) }),
 		fld("blobGasPrice", func(f *fastReader, r *receipt) { f.bigQuantity(&r.BlobGasPrice) }),
-		fld("logs", func(f *fastReader, r *receipt) { fastList(f, &r.Logs, logStruct.read, &f.logs) }),
+		fld("logs", func(f *fastReader, r *receipt) {
+			fastListOn(f, &r.Logs, logStruct.read, &f.logs, &f.logSlab, &f.logLists)
+		}),
 		fld("root", func(f *fastReader, r *receipt) { f.data(&r.Root) }),
 		fld("status", func(f *fastReader, r *receipt) { f.quantity(&r.Status) }),
 		fld("transactionHash", func(f *fastReader, r *receipt) { f.hash(&r.TransactionHash) }),
