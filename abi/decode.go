@@ -15,6 +15,12 @@ import (
 // (bound named, bound anonymous, global) and the first that decodes wins; on
 // total failure the first candidate's error is returned. Never panics.
 func (r *Registry) DecodeLog(l Log) (ev Event, ok bool, err error) {
+	return r.DecodeLogOn(l, nil)
+}
+
+// DecodeLogOn is DecodeLog writing the event's JSON args onto slab (nil: an allocation of their own), for a
+// caller that decodes the logs of one message, whose rows live and die together.
+func (r *Registry) DecodeLogOn(l Log, slab *ArgsSlab) (ev Event, ok bool, err error) {
 	if len(l.Topics) > maxTopics {
 		return Event{}, false, nil
 	}
@@ -23,7 +29,7 @@ func (r *Registry) DecodeLog(l Log) (ev Event, ok bool, err error) {
 	var firstErr error
 	try := func(cands []*eventDecoder) bool {
 		for _, d := range cands {
-			args, derr := d.decode(l)
+			args, derr := d.decode(l, slab)
 			if derr == nil {
 				ev = Event{Name: d.name, Signature: d.sig, ABIName: d.abiName, Args: args}
 				return true
@@ -56,7 +62,7 @@ func (r *Registry) DecodeLog(l Log) (ev Event, ok bool, err error) {
 // for the data (or readWord), and for each indexed value-type argument
 // UnpackValues on the 32-byte topic (which is exactly what abi.ParseTopics does
 // internally, minus the reflection into a struct or map).
-func (d *eventDecoder) decode(l Log) (out []byte, err error) {
+func (d *eventDecoder) decode(l Log, slab *ArgsSlab) (out []byte, err error) {
 	defer func() {
 		// go-ethereum's decoder is not our code; a panic on hostile input
 		// must become an error, never take the indexer down.
@@ -64,7 +70,7 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 			out, err = nil, fmt.Errorf("go-ethereum abi panicked: %v", p)
 		}
 	}()
-	if out, ok := d.decodeWords(l); ok {
+	if out, ok := d.decodeWords(l, slab); ok {
 		return out, nil
 	}
 	return d.decodeValues(l)
@@ -73,11 +79,13 @@ func (d *eventDecoder) decode(l Log) (out []byte, err error) {
 // decodeWords is decode for an event whose arguments each take one word, written from the words (see
 // appendWord); false for any other event and wherever the words are not what decodeValues would write
 // without an error.
-func (d *eventDecoder) decodeWords(l Log) ([]byte, bool) {
+func (d *eventDecoder) decodeWords(l Log, slab *ArgsSlab) ([]byte, bool) {
 	if d.dataWords == nil && len(d.data) > 0 || len(l.Data) < 32*len(d.data) {
 		return nil, false
 	}
-	buf := make([]byte, 0, d.sizeHint)
+	// sizeHint allows each value the 80 bytes of the longest word (a quoted uint256 or negative int256);
+	// the commas are the rest.
+	buf := slab.room(d.sizeHint + len(d.fields))
 	buf = append(buf, '{')
 	for i := range d.fields {
 		f := &d.fields[i]
@@ -101,7 +109,36 @@ func (d *eventDecoder) decodeWords(l Log) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	return append(buf, '}'), true
+	return slab.keep(append(buf, '}')), true
+}
+
+// ArgsSlab holds the JSON args of many events in a few allocations. The zero value is ready; Next sizes each
+// allocation (at least what an event needs). The args it holds are never written again, so the events
+// keep them as long as they need; a slab must not be shared between goroutines.
+type ArgsSlab struct {
+	buf  []byte
+	Next int
+}
+
+// room returns an empty slice with at least n bytes of capacity, at the end of the slab.
+func (s *ArgsSlab) room(n int) []byte {
+	if s == nil {
+		return make([]byte, 0, n)
+	}
+	if cap(s.buf)-len(s.buf) < n {
+		s.buf = make([]byte, 0, max(n, s.Next))
+	}
+	return s.buf[len(s.buf):]
+}
+
+// keep takes b, written into what room returned, into the slab; a b that outgrew the room (which the
+// bound passed to room rules out) is an allocation of its own and is returned as it is.
+func (s *ArgsSlab) keep(b []byte) []byte {
+	if s == nil || cap(b) != cap(s.buf)-len(s.buf) {
+		return b
+	}
+	s.buf = s.buf[:len(s.buf)+len(b)]
+	return b[:len(b):len(b)]
 }
 
 // decodeValues is decode through the Go values of the arguments.

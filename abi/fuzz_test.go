@@ -337,6 +337,21 @@ func FuzzWordJSONMatchesValues(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, word, data []byte) {
 		word = common.LeftPadBytes(word, 32)[:32]
+		// The events' args share a small slab, as a message's do (ArgsSlab): each must still be what it was
+		// when written once all of them are.
+		slab := &ArgsSlab{Next: 256}
+		type written struct {
+			sig       string
+			got, want []byte
+		}
+		var all []written
+		defer func() {
+			for _, w := range all {
+				if !bytes.Equal(w.got, w.want) {
+					t.Fatalf("%s: args %s changed to %s on the slab", w.sig, w.want, w.got)
+				}
+			}
+		}()
 		for _, d := range events {
 			l := Log{Topics: []common.Hash{d.topic0}, Data: data}
 			for range d.ntopics - 1 {
@@ -348,9 +363,12 @@ func FuzzWordJSONMatchesValues(f *testing.F) {
 					byWords = false
 				}
 			}
-			got, ok := d.decodeWords(l)
+			got, ok := d.decodeWords(l, slab)
 			want, err := d.decodeValues(l)
 			sameJSON(t, d.sig, byWords, got, ok, want, err)
+			if ok {
+				all = append(all, written{d.sig, got, bytes.Clone(got)})
+			}
 			e := newEventSpec(d)
 			gotValues, ok := e.valuesByWords(l, nil)
 			wantValues, err := e.valuesByGoEthereum(l, nil)

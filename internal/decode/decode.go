@@ -81,8 +81,12 @@ type scratch struct {
 	calls     []chain.Call
 	topics    []common.Hash
 	moved     []abi.Transfer
-	addresses []byte // the transfers' addresses: a slab for the rows of one message, never reused
+	addresses []byte       // the transfers' addresses: a slab for the rows of one message, never reused
+	args      abi.ArgsSlab // the events' args, the same way
 }
+
+// argsPerLog is about what an event's JSON args take on average (136 bytes in mainnet block 17173049).
+const argsPerLog = 160
 
 // address copies a onto the message's slab: an allocation for 64 addresses, not one for each.
 func (sc *scratch) address(a common.Address) []byte {
@@ -108,7 +112,7 @@ func (d *Decoder) Enrich(rows *chain.Rows) {
 		clear(sc.calls)
 		clear(sc.moved)
 		sc.transfers, sc.events, sc.calls, sc.moved = sc.transfers[:0], sc.events[:0], sc.calls[:0], sc.moved[:0]
-		sc.addresses = nil
+		sc.addresses, sc.args = nil, abi.ArgsSlab{}
 		scratchPool.Put(sc)
 	}()
 	rows.Typed = nil
@@ -171,7 +175,9 @@ func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
 		if owned && d.tables.UntypedEvents {
 			continue // its typed row is its only decoded row; the store leaves the events of the rest out
 		}
-		ev, ok, err := d.reg.DecodeLog(l)
+		// The events' args share the message's slabs, sized for the logs left (most are decoded).
+		sc.args.Next = min(64<<10, (len(rows.Logs)-i)*argsPerLog)
+		ev, ok, err := d.reg.DecodeLogOn(l, &sc.args)
 		switch {
 		case err != nil:
 			if d.metrics != nil {

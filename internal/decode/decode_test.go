@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
@@ -103,4 +105,50 @@ func tableNamed(r chain.Rows, name string) *chain.Table {
 		}
 	}
 	return nil
+}
+
+// TestEnrichedEventsAreTheRegistrysOwn: Enrich writes the events' args of a message onto shared slabs (and
+// the transfers' addresses onto another); every event of mainnet block 17173049 still has exactly the args
+// that decoding its log alone gives, after all of them were written, and every transfer its log's addresses.
+func TestEnrichedEventsAreTheRegistrysOwn(t *testing.T) {
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := fixtures.Rows17173049(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode.New(reg, nil).Enrich(&rows)
+	logs := map[int32]abi.Log{}
+	for _, lg := range rows.Logs {
+		l := abi.Log{Address: common.BytesToAddress(lg.Address), Data: lg.Data}
+		for _, tp := range lg.Topics {
+			l.Topics = append(l.Topics, common.BytesToHash(tp))
+		}
+		logs[lg.LogIndex] = l
+	}
+	if len(rows.Events) < 200 || len(rows.TokenTransfers) != 114 {
+		t.Fatalf("%d events and %d transfers; block 17173049 has more than 200 and 114", len(rows.Events), len(rows.TokenTransfers))
+	}
+	for _, ev := range rows.Events {
+		want, ok, err := reg.DecodeLog(logs[ev.LogIndex])
+		if !ok || err != nil || string(ev.Args) != string(want.Args) || ev.Signature != want.Signature {
+			t.Errorf("log %d: %s %s, decoded alone %s %s (%v)", ev.LogIndex, ev.Signature, ev.Args, want.Signature, want.Args, err)
+		}
+	}
+	for _, tt := range rows.TokenTransfers {
+		moved, err := abi.TokenTransfers(logs[tt.LogIndex])
+		if err != nil || int(tt.BatchIndex) >= len(moved) {
+			t.Fatalf("log %d: %v", tt.LogIndex, err)
+		}
+		m := moved[tt.BatchIndex]
+		if string(tt.FromAddress) != string(m.From[:]) || string(tt.ToAddress) != string(m.To[:]) {
+			t.Errorf("log %d: transfer %x → %x, the log's %x → %x", tt.LogIndex, tt.FromAddress, tt.ToAddress, m.From, m.To)
+		}
+	}
 }
