@@ -80,8 +80,8 @@ func TokenTransfers(l Log) ([]Transfer, error) {
 	return AppendTokenTransfers(nil, l)
 }
 
-// AppendTokenTransfers is TokenTransfers appending to dst (returned unchanged, not nil, when the log moves
-// no token or fails), for a caller that reads a block's logs into one slice.
+// AppendTokenTransfers is TokenTransfers appending to dst (returned as it was when the log moves no token or
+// fails), for a caller that reads a block's logs into one slice.
 func AppendTokenTransfers(dst []Transfer, l Log) (out []Transfer, err error) {
 	if len(l.Topics) == 0 {
 		return dst, nil

@@ -82,16 +82,18 @@ type scratch struct {
 	topics    []common.Hash
 	moved     []abi.Transfer
 	addresses []byte       // the transfers' addresses: a slab for the rows of one message, never reused
+	perSlab   int          // addresses a slab holds: two for each of the message's logs, at most 128
 	args      abi.ArgsSlab // the events' args, the same way
 }
 
 // argsPerLog is about what an event's JSON args take on average (136 bytes in mainnet block 17173049).
 const argsPerLog = 160
 
-// address copies a onto the message's slab: an allocation for 64 addresses, not one for each.
+// address copies a onto the message's slab: an allocation for up to 128 addresses, not one for each (and no
+// more than an item's one log needs).
 func (sc *scratch) address(a common.Address) []byte {
 	if cap(sc.addresses)-len(sc.addresses) < len(a) {
-		sc.addresses = make([]byte, 0, 64*len(a))
+		sc.addresses = make([]byte, 0, max(1, sc.perSlab)*len(a))
 	}
 	n := len(sc.addresses)
 	sc.addresses = append(sc.addresses, a[:]...)
@@ -145,6 +147,7 @@ func clone[S ~[]E, E any](s S) S {
 }
 
 func (d *Decoder) enrich(rows *chain.Rows, sc *scratch) {
+	sc.perSlab = 2 * min(64, len(rows.Logs))
 	topics := sc.topics
 	defer func() { sc.topics = topics[:0] }()
 	for i := range rows.Logs {
