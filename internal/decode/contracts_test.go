@@ -11,9 +11,7 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 	"github.com/ethereum/go-ethereum/crypto"
 
-	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/decode"
-	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/format"
 	"github.com/chainsink/chainsink/store/chain"
 )
@@ -31,14 +29,7 @@ func lines(t *testing.T, path string) [][]byte {
 // items are ethereum-etl's own contract items of the same mainnet blocks (address, block, code, is_erc20,
 // is_erc721), which is why contract items themselves add no rows.
 func TestContractsOfETLTracesAreETLContracts(t *testing.T) {
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := abi.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, reg := testdataAndABIs(t)
 	dec := decode.New(reg, nil)
 	for _, b := range []string{"blocks_508110_508110", "blocks_2112234_2112234"} {
 		dir := filepath.Join(root, "ethereum-etl/tests/resources/test_stream", b)

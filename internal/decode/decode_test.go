@@ -19,14 +19,7 @@ import (
 // factory set's candidates, which only the store can settle; with `calls_table: untyped`, no calls row for
 // the transaction that calls WETH. The typed rows are those of the default.
 func TestUntypedEventsLeaveOwnedLogsToTheirTables(t *testing.T) {
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := abi.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, reg := testdataAndABIs(t)
 	const sets = `contracts:
   - {name: univ2, abi: UniswapV2Pair, events: [Swap]}
   - {name: weth, abi: WETH9, address: "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", events: [Deposit, Withdrawal], calls: ["*"]}
@@ -111,14 +104,7 @@ func tableNamed(r chain.Rows, name string) *chain.Table {
 // the transfers' addresses onto another); every event of mainnet block 17173049 still has exactly the args
 // that decoding its log alone gives, after all of them were written, and every transfer its log's addresses.
 func TestEnrichedEventsAreTheRegistrysOwn(t *testing.T) {
-	root, err := fixtures.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg, err := abi.Default()
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, reg := testdataAndABIs(t)
 	rows, err := fixtures.Rows17173049(root)
 	if err != nil {
 		t.Fatal(err)
@@ -151,4 +137,18 @@ func TestEnrichedEventsAreTheRegistrysOwn(t *testing.T) {
 			t.Errorf("log %d: transfer %x → %x, the log's %x → %x", tt.LogIndex, tt.FromAddress, tt.ToAddress, m.From, m.To)
 		}
 	}
+}
+
+// testdataAndABIs is the repository's testdata directory and the built-in ABIs.
+func testdataAndABIs(t *testing.T) (string, *abi.Registry) {
+	t.Helper()
+	root, err := fixtures.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := abi.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, reg
 }
