@@ -232,12 +232,14 @@ func (a at) jsonError(err error) *decodeError {
 // UnmarshalTypeError; the decoder's own are the json package's (a different type until encoding/json is
 // built on v2, Go 1.27). Both carry the same fields.
 // wireOptions decode the wire formats with v1's semantics (names matched case-insensitively, duplicate names
-// and invalid UTF-8 accepted, an array of any length), through v2's Unmarshal: the same values, in 14 % less
+// and invalid UTF-8 accepted, an array of any length, a name given twice merged into what the first gave,
+// elements of an array included), through v2's Unmarshal: the same values, in 14 % less
 // time for a mainnet bundle (BenchmarkDecodeBundle; v1's defaults cost the rest, v2 does the same work).
 // FuzzDecodeBundle and FuzzDecodeETL compare the two on every input. Failures are still explained with v1
 // (decodeAt), field by field.
 var wireOptions = jsonv2.JoinOptions(jsonv2.MatchCaseInsensitiveNames(true), json.MatchCaseSensitiveDelimiter(true),
-	jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), json.UnmarshalArrayFromAnyLength(true))
+	jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true), json.UnmarshalArrayFromAnyLength(true),
+	json.MergeWithLegacySemantics(true))
 
 // unmarshalWire decodes a message (or an item) of a wire format into v.
 func unmarshalWire(data []byte, v any) error { return jsonv2.Unmarshal(data, v, wireOptions) }
