@@ -65,6 +65,7 @@ fuzz: ## run every fuzz target for 60s each
 	$(GO) test ./abi -run '^$$' -fuzz FuzzWordJSONMatchesValues -fuzztime 60s
 	$(GO) test ./internal/format -run '^$$' -fuzz FuzzDecodeBundle -fuzztime 60s
 	$(GO) test ./internal/format -run '^$$' -fuzz FuzzDecodeETL -fuzztime 60s
+	$(GO) test ./internal/format -run '^$$' -fuzz FuzzPlainTextMatchesByteLoop -fuzztime 60s
 	$(GO) test ./internal/backfill -run '^$$' -fuzz FuzzLogReader -fuzztime 60s
 	$(GO) test ./internal/backfill -run '^$$' -fuzz FuzzHTTPCallerMatchesGoEthereum -fuzztime 60s
 

@@ -148,11 +148,22 @@ func (f *fastReader) object() bool { return f.opens('{') }
 // member reads the next member's name of the object being read and its ':', or its closing '}' (and returns
 // false). A name with an escape or a control character takes the message off the fast path.
 func (f *fastReader) member() ([]byte, bool) {
+	name, ok := f.memberRaw()
+	if ok && !plainText(name, false) {
+		f.ok = false
+		return nil, false
+	}
+	return name, ok
+}
+
+// memberRaw is member leaving the name unchecked: for a caller that compares it with names it knows, all
+// plain, and checks only the others.
+func (f *fastReader) memberRaw() ([]byte, bool) {
 	if !f.next('}') {
 		return nil, false
 	}
 	name, ok := f.rawString()
-	if !ok || !plainText(name, false) || f.peek() != ':' {
+	if !ok || f.peek() != ':' {
 		f.ok = false
 		return nil, false
 	}
@@ -178,8 +189,13 @@ func (f *fastReader) rawString() ([]byte, bool) {
 }
 
 // unknown skips the value of a member whose name is none of known's, or takes the message off the fast path
-// when the name is one of them in other letter case (or not ASCII, where case folding is Unicode's).
+// when the name is one of them in other letter case (or not ASCII, where case folding is Unicode's), or is
+// not plain text.
 func (f *fastReader) unknown(name []byte, known map[string]struct{}) {
+	if !plainText(name, false) {
+		f.ok = false
+		return
+	}
 	var low [32]byte
 	if len(name) <= len(low) {
 		for i, c := range name {
@@ -248,18 +264,6 @@ func (f *fastReader) skip(depth int) {
 	default:
 		f.jsonNumber()
 	}
-}
-
-// plainText reports whether s holds no escape and no control character (and, with ascii, no byte outside
-// ASCII): a string the reflective path reads as the same bytes (it takes invalid UTF-8 as it is, and so
-// does the fast path outside the strings it keeps).
-func plainText(s []byte, ascii bool) bool {
-	for _, c := range s {
-		if c == '\\' || c < 0x20 || ascii && c >= 0x80 {
-			return false
-		}
-	}
-	return true
 }
 
 // literal reads true, false or null.
@@ -668,7 +672,7 @@ func fastItemType(value []byte) (string, bool) {
 			return
 		}
 		for {
-			name, more := f.member()
+			name, more := f.memberRaw() // unknown checks a name that is not "type"
 			if !more {
 				return
 			}
@@ -749,7 +753,8 @@ func (s *fastStruct[T]) read(f *fastReader, v *T) {
 		places  []int
 	)
 	for {
-		name, ok := f.member()
+		// A name equal to one in order or index is plain text; unknown checks the others.
+		name, ok := f.memberRaw()
 		if !ok {
 			break
 		}
