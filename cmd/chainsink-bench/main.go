@@ -53,6 +53,9 @@ func main() {
 		return nil
 	})
 	flag.BoolVar(&o.KeepLogs, "keep-logs", false, "keep the chainsink run logs (their directory is printed at the start)")
+	flag.StringVar(&o.Compression, "compression", bench.CompressionProducers, "how the broker holds the workload's messages: "+
+		"producers (bundles lz4 as chainsink backfill publishes them, ethereum-etl items uncompressed as ethereum-etl does), "+
+		"or one of none, gzip, snappy, lz4, zstd for every topic")
 	flag.Parse()
 	o.Partitions = int32(partitions)
 	for _, s := range strings.Split(growth, ",") {

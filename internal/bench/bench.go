@@ -60,6 +60,11 @@ type Options struct {
 	ChainsinkEnv []string
 	// KeepLogs keeps the runs' logs after a successful benchmark.
 	KeepLogs bool
+	// Compression is how the workload's messages are compressed in the broker, which the consumer pays to
+	// undo: "producers" (the default) as their producers publish them, bundles in lz4 (chainsink backfill
+	// and follow) and ethereum-etl items uncompressed (ethereum-etl's Kafka exporter sets no codec); or one
+	// codec for every topic: none, gzip, snappy, lz4 or zstd.
+	Compression string
 }
 
 // AllScenarios are the scenario names --scenarios accepts.
@@ -102,6 +107,9 @@ func (o *Options) defaults() {
 	if o.Partitions == 0 {
 		o.Partitions = 4
 	}
+	if o.Compression == "" {
+		o.Compression = CompressionProducers
+	}
 	if o.BatchRows == 0 {
 		o.BatchRows = indexer.Config{}.WithDefaults().BatchMaxRows
 	}
@@ -132,17 +140,17 @@ func (o *Options) defaults() {
 }
 
 type bencher struct {
-	o        Options
-	out      io.Writer
-	dbURL    string
-	admin    *pgxpool.Pool // on the bench database, for CHECKPOINT and schema drops
-	broker   *localkafka.Broker
-	producer *kgo.Client
-	w        *Workload
-	logDir   string
-	rep      *Report
-	typed    *typedSetup  // the typed scenario's tables; nil unless it runs
-	traced   *tracedSetup // the traced scenario's bundles and rows; nil unless it runs
+	o         Options
+	out       io.Writer
+	dbURL     string
+	admin     *pgxpool.Pool // on the bench database, for CHECKPOINT and schema drops
+	broker    *localkafka.Broker
+	producers map[string]*kgo.Client // by codec
+	w         *Workload
+	logDir    string
+	rep       *Report
+	typed     *typedSetup  // the typed scenario's tables; nil unless it runs
+	traced    *tracedSetup // the traced scenario's bundles and rows; nil unless it runs
 }
 
 func (b *bencher) logf(format string, args ...any) {
@@ -168,6 +176,9 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 		if !slices.Contains(AllScenarios, s) {
 			return nil, fmt.Errorf("unknown scenario %q: want some of %s", s, strings.Join(AllScenarios, ","))
 		}
+	}
+	if _, ok := codecs[o.Compression]; !ok && o.Compression != CompressionProducers {
+		return nil, fmt.Errorf("unknown compression %q: want %s, none, gzip, snappy, lz4 or zstd", o.Compression, CompressionProducers)
 	}
 	if _, err := os.Stat(o.Binary); err != nil {
 		return nil, fmt.Errorf("chainsink binary %s: %w (run make build)", o.Binary, err)
@@ -407,7 +418,7 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 			recs = append(recs, localkafka.Record{Topic: topicBundles, Partition: int32(blk.Number % uint64(p)),
 				Key: format.BundleKey(blk.Number), Value: blk.Bundle})
 		}
-		if err := b.produce(ctx, recs); err != nil {
+		if err := b.produce(ctx, b.codec(true), recs); err != nil {
 			return err
 		}
 	}
@@ -417,29 +428,26 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 			n := b.w.Blocks[i].Number
 			recs = append(recs, localkafka.Record{Topic: topicTraced, Partition: int32(n % uint64(p)), Key: format.BundleKey(n), Value: v})
 		}
-		if err := b.produce(ctx, recs); err != nil {
+		if err := b.produce(ctx, b.codec(true), recs); err != nil {
 			return err
 		}
 	}
 	if b.want("etl") {
-		if err := b.produce(ctx, b.etlRecords(topicETL, b.o.Blocks*ItemsPerBlock, p)); err != nil {
+		if err := b.produce(ctx, b.codec(false), b.etlRecords(topicETL, b.o.Blocks*ItemsPerBlock, p)); err != nil {
 			return err
 		}
 	}
 	if backlogBlocks > 0 && b.want("backlog") {
-		if err := b.produce(ctx, b.etlRecords(topicBacklog, b.o.Backlog, p)); err != nil {
+		if err := b.produce(ctx, b.codec(false), b.etlRecords(topicBacklog, b.o.Backlog, p)); err != nil {
 			return err
 		}
 	}
 	if backlogBlocks > 0 && b.want("backlog32") {
-		if err := b.produce(ctx, b.etlRecords(topicBacklog32, b.o.Backlog, 32)); err != nil {
+		if err := b.produce(ctx, b.codec(false), b.etlRecords(topicBacklog32, b.o.Backlog, 32)); err != nil {
 			return err
 		}
 	}
-	if b.producer != nil {
-		b.producer.Close()
-		b.producer = nil
-	}
+	b.closeProducers()
 	b.logf("==> published to an in-process broker (%s) in %s", b.broker.Addr(), time.Since(t0).Round(time.Millisecond))
 	return nil
 }
@@ -462,14 +470,43 @@ func (b *bencher) etlRecords(topic string, n int, partitions int32) []localkafka
 // produce publishes recs like a typical Kafka producer does: record batches of at most 1 MB (Kafka's default
 // max.message.bytes), snappy-compressed (franz-go's defaults). localkafka's own producer batches up to 16 MiB,
 // which a broker with default settings would refuse.
-func (b *bencher) produce(ctx context.Context, recs []localkafka.Record) error {
-	if b.producer == nil {
+// CompressionProducers is Options.Compression's default: each topic compressed as its producer does.
+const CompressionProducers = "producers"
+
+// codecs are the codecs Options.Compression names.
+var codecs = map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
+	"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
+
+// codec is the codec a topic's messages are produced with: what chainsink backfill and follow use for bundles
+// (compression.type lz4), none for ethereum-etl items, unless Options.Compression names one for all.
+func (b *bencher) codec(bundles bool) string {
+	switch {
+	case b.o.Compression != CompressionProducers && b.o.Compression != "":
+		return b.o.Compression
+	case bundles:
+		return "lz4"
+	}
+	return "none"
+}
+
+// produce publishes recs with codec, through one client per codec (franz-go's default would be snappy).
+func (b *bencher) produce(ctx context.Context, codec string, recs []localkafka.Record) error {
+	producer := b.producers[codec]
+	if producer == nil {
+		c, ok := codecs[codec]
+		if !ok {
+			return fmt.Errorf("unknown compression %q: want %s, none, gzip, snappy, lz4 or zstd", codec, CompressionProducers)
+		}
 		var err error
-		b.producer, err = kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.MaxBufferedRecords(100000))
+		producer, err = kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.MaxBufferedRecords(100000), kgo.ProducerBatchCompression(c))
 		if err != nil {
 			return fmt.Errorf("create producer: %w", err)
 		}
+		if b.producers == nil {
+			b.producers = map[string]*kgo.Client{}
+		}
+		b.producers[codec] = producer
 	}
 	for len(recs) > 0 {
 		n := min(len(recs), 50000)
@@ -477,12 +514,20 @@ func (b *bencher) produce(ctx context.Context, recs []localkafka.Record) error {
 		for i, r := range recs[:n] {
 			rs[i] = &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value}
 		}
-		if err := b.producer.ProduceSync(ctx, rs...).FirstErr(); err != nil {
+		if err := producer.ProduceSync(ctx, rs...).FirstErr(); err != nil {
 			return fmt.Errorf("produce %d records: %w", n, err)
 		}
 		recs = recs[n:]
 	}
 	return nil
+}
+
+// closeProducers closes every client produce made.
+func (b *bencher) closeProducers() {
+	for _, p := range b.producers {
+		p.Close()
+	}
+	b.producers = nil
 }
 
 // writeFunc writes a batch of blocks' rows in one transaction.

@@ -238,13 +238,13 @@ func BenchmarkIndexer(b *testing.B) {
 		bundles = append(bundles, localkafka.Record{Topic: "traced", Partition: int32(blk.Number % 4),
 			Key: format.BundleKey(blk.Number), Value: tr.bundles[i]})
 	}
-	if err := bn.produce(ctx, bundles); err != nil {
+	if err := bn.produce(ctx, bn.codec(true), bundles); err != nil {
 		b.Fatal(err)
 	}
-	if err := bn.produce(ctx, bn.etlRecords("items", blocks*ItemsPerBlock, 4)); err != nil {
+	if err := bn.produce(ctx, bn.codec(false), bn.etlRecords("items", blocks*ItemsPerBlock, 4)); err != nil {
 		b.Fatal(err)
 	}
-	bn.producer.Close()
+	bn.closeProducers()
 	reg, err := abi.Default()
 	if err != nil {
 		b.Fatal(err)
