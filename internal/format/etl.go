@@ -510,8 +510,8 @@ func locateETLBlockError(value []byte, err error) *decodeError {
 
 // etlTxItem is everything a transaction item's row points into, in one allocation: the row keeps its
 // hashes, addresses and numbers where the wire struct has them (see etlInt.big), so the two live as long as
-// each other anyway. The same holds for etlLogItem. Three allocations an item fewer than apart
-// (BenchmarkDecodeETL).
+// each other anyway. With etlLogItem, an item takes two allocations where it took about six
+// (TestItemsDecodeInTwoAllocations).
 type etlTxItem struct {
 	wire   etlTx
 	ints   [3]int64
@@ -566,7 +566,7 @@ func decodeETLTransaction(value []byte) (chain.Rows, *decodeError) {
 	return chain.Rows{Transactions: a.rows[:]}, nil
 }
 
-// etlLogItem is a log item's etlTxItem: its wire struct, the topics it reads them into and the row.
+// etlLogItem is etlTxItem for a log item: its wire struct, the topics it reads into and the row.
 type etlLogItem struct {
 	wire   etlLog
 	topics [1]topics
