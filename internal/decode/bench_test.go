@@ -3,7 +3,6 @@ package decode_test
 import (
 	"testing"
 
-	"github.com/chainsink/chainsink/abi"
 	"github.com/chainsink/chainsink/internal/decode"
 	"github.com/chainsink/chainsink/internal/fixtures"
 	"github.com/chainsink/chainsink/internal/format"
@@ -13,14 +12,7 @@ import (
 // the events, token transfers and calls), for mainnet block 17173049: as one bundle, and as its 388
 // ethereum-etl items, one op being the whole block either way.
 func BenchmarkDecodeMessages(b *testing.B) {
-	root, err := fixtures.Root()
-	if err != nil {
-		b.Fatal(err)
-	}
-	reg, err := abi.Default()
-	if err != nil {
-		b.Fatal(err)
-	}
+	root, reg := testdataAndABIs(b)
 	d := decode.New(reg, nil)
 	key, bundle, err := fixtures.Bundle17173049(root)
 	if err != nil {

@@ -140,7 +140,7 @@ func TestEnrichedEventsAreTheRegistrysOwn(t *testing.T) {
 }
 
 // testdataAndABIs is the repository's testdata directory and the built-in ABIs.
-func testdataAndABIs(t *testing.T) (string, *abi.Registry) {
+func testdataAndABIs(t testing.TB) (string, *abi.Registry) {
 	t.Helper()
 	root, err := fixtures.Root()
 	if err != nil {
