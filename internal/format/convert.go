@@ -63,13 +63,9 @@ func (t *topic) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// topics converts the topics of the log at c, which must be there.
-func (c *conv) topics(field string, p *topics) [][]byte {
-	return c.topicsOn(field, p, nil)
-}
-
-// topicsOn is topics carving the list from *slab when it has room: a message of many logs takes one
-// allocation for all their lists (countTopics sizes it) instead of one a log.
+// topicsOn converts the topics of the log at c, which must be there, carving the list from *slab when it
+// has room (nil: none): a message of many logs takes one allocation for all their lists (countTopics sizes
+// it) instead of one a log, and an ethereum-etl log item its own item's.
 func (c *conv) topicsOn(field string, p *topics, slab *[][]byte) [][]byte {
 	if p == nil {
 		c.fail(field, errMissing)

@@ -82,14 +82,10 @@ func (n *etlInt) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// big is the value as a numeric column value. It points into n, which the rows then keep alive: the item
-// struct is one allocation, where a new big.Int per column would be two.
-func (n *etlInt) big() *big.Int {
-	return n.bigIn(nil)
-}
-
-// bigIn is big keeping a value of one word in w (of length 1, from the caller's item) rather than in a
-// slice that SetUint64 would allocate; with w nil, or a value above a word (32-bit platforms), it is big.
+// bigIn is the value as a numeric column value. It points into n, which the rows then keep alive: the item
+// struct is one allocation, where a new big.Int per column would be two. A value of one word is kept in w
+// (of length 1, from the caller's item) rather than in a slice that SetUint64 allocates; with w nil, or a
+// value above a word (32-bit platforms), SetUint64 it is.
 func (n *etlInt) bigIn(w []big.Word) *big.Int {
 	switch {
 	case n.isBig:
@@ -509,7 +505,7 @@ func locateETLBlockError(value []byte, err error) *decodeError {
 }
 
 // etlTxItem is everything a transaction item's row points into, in one allocation: the row keeps its
-// hashes, addresses and numbers where the wire struct has them (see etlInt.big), so the two live as long as
+// hashes, addresses and numbers where the wire struct has them (see etlInt.bigIn), so the two live as long as
 // each other anyway. With etlLogItem, an item takes two allocations where it took about six
 // (TestItemsDecodeInTwoAllocations).
 type etlTxItem struct {
