@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"path/filepath"
@@ -94,6 +95,24 @@ func TestPostgresCPUPerRowAgainstItsCeiling(t *testing.T) {
 	r.Print(&out)
 	if !strings.Contains(out.String(), "a row vs (a)") {
 		t.Errorf("the report has no column of it:\n%s", out.String())
+	}
+}
+
+// TestCompressionOfTheWorkload: bundles are published in lz4 and items uncompressed by default, as their
+// producers publish them, one codec for all when --compression names it, and an unknown codec is refused
+// before anything runs.
+func TestCompressionOfTheWorkload(t *testing.T) {
+	for _, c := range []struct{ compression, bundles, items string }{
+		{"", "lz4", "none"}, {CompressionProducers, "lz4", "none"}, {"snappy", "snappy", "snappy"}, {"none", "none", "none"},
+	} {
+		b := &bencher{o: Options{Compression: c.compression}}
+		if got, want := b.codec(true)+"/"+b.codec(false), c.bundles+"/"+c.items; got != want {
+			t.Errorf("--compression %q: bundles/items %s, want %s", c.compression, got, want)
+		}
+	}
+	_, err := Run(context.Background(), Options{Compression: "brotli", Binary: "/nonexistent"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), `unknown compression "brotli"`) {
+		t.Errorf("Run with --compression brotli: %v, want the codec refused", err)
 	}
 }
 
