@@ -177,8 +177,10 @@ func Run(ctx context.Context, o Options, out io.Writer) (*Report, error) {
 			return nil, fmt.Errorf("unknown scenario %q: want some of %s", s, strings.Join(AllScenarios, ","))
 		}
 	}
-	if _, ok := codecs[o.Compression]; !ok && o.Compression != CompressionProducers {
-		return nil, fmt.Errorf("unknown compression %q: want %s, none, gzip, snappy, lz4 or zstd", o.Compression, CompressionProducers)
+	if o.Compression != CompressionProducers {
+		if _, err := codecOf(o.Compression); err != nil {
+			return nil, err
+		}
 	}
 	if _, err := os.Stat(o.Binary); err != nil {
 		return nil, fmt.Errorf("chainsink binary %s: %w (run make build)", o.Binary, err)
@@ -477,6 +479,15 @@ const CompressionProducers = "producers"
 var codecs = map[string]kgo.CompressionCodec{"none": kgo.NoCompression(), "gzip": kgo.GzipCompression(),
 	"snappy": kgo.SnappyCompression(), "lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
 
+// codecOf is the codec Options.Compression names, or the error that refuses the name.
+func codecOf(name string) (kgo.CompressionCodec, error) {
+	c, ok := codecs[name]
+	if !ok {
+		return c, fmt.Errorf("unknown compression %q: want %s, none, gzip, snappy, lz4 or zstd", name, CompressionProducers)
+	}
+	return c, nil
+}
+
 // codec is the codec a topic's messages are produced with: what chainsink backfill and follow use for bundles
 // (compression.type lz4), none for ethereum-etl items, unless Options.Compression names one for all.
 func (b *bencher) codec(bundles bool) string {
@@ -493,11 +504,10 @@ func (b *bencher) codec(bundles bool) string {
 func (b *bencher) produce(ctx context.Context, codec string, recs []localkafka.Record) error {
 	producer := b.producers[codec]
 	if producer == nil {
-		c, ok := codecs[codec]
-		if !ok {
-			return fmt.Errorf("unknown compression %q: want %s, none, gzip, snappy, lz4 or zstd", codec, CompressionProducers)
+		c, err := codecOf(codec)
+		if err != nil {
+			return err
 		}
-		var err error
 		producer, err = kgo.NewClient(kgo.SeedBrokers(b.broker.Addr()), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.MaxBufferedRecords(100000), kgo.ProducerBatchCompression(c))
 		if err != nil {
