@@ -136,6 +136,7 @@ func TestRetentionWhileConsumingIsHeld(t *testing.T) {
 	ix, err := indexer.New(indexer.Config{
 		Brokers: broker.Addr(), Group: "g", OffsetRecheck: 50 * time.Millisecond, BatchMaxRows: 1,
 		QueueMaxBytes: 2, // one message queued pauses the partition; an empty queue resumes it
+		PauseAfter:    time.Millisecond,
 		Topics:        blocksTopic(),
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10", "queued.max.messages.kbytes": "1",
 			"queued.min.messages": "1", "fetch.message.max.bytes": "1"},

@@ -26,9 +26,11 @@
 // # Shape
 //
 // One goroutine owns the confluent-kafka-go consumer: it polls, routes each message to the worker of its
-// partition, pauses a partition whose worker queue is full and resumes it when the worker has drained, and
-// handles rebalances. It never waits on Postgres, except when partitions are assigned (their starting offsets
-// are read from kafka_offsets before the assignment is accepted) and when a fenced partition is restarted.
+// partition, and handles rebalances. When a worker's queue is full (its last batch is committing) the loop
+// waits up to Config.PauseAfter for room, which leaves what librdkafka fetched ahead where it is, and only then
+// pauses the partition (which drops it, to be fetched again on the resume). It never queries Postgres, except
+// when partitions are assigned (their starting offsets are read from kafka_offsets before the assignment is
+// accepted) and when a fenced partition is restarted.
 //
 // Each assigned partition has a worker made of two goroutines joined by an unbuffered channel: the decoder
 // turns queued messages into a store.Batch, and the committer writes the previous batch with store.Writer.

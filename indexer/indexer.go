@@ -298,7 +298,7 @@ loop:
 				ix.partitionError(ctx, e)
 				continue
 			}
-			ix.route(e)
+			ix.route(ctx, e)
 		case kafka.Error:
 			if e.Code() == kafka.ErrAutoOffsetReset {
 				// An out-of-range fetch, reported without its partition: find which one.
@@ -350,7 +350,7 @@ func (ix *Indexer) allPartitions() []partitionKey {
 	return out
 }
 
-func (ix *Indexer) route(m *kafka.Message) {
+func (ix *Indexer) route(ctx context.Context, m *kafka.Message) {
 	if m.TopicPartition.Topic == nil {
 		return
 	}
@@ -363,6 +363,9 @@ func (ix *Indexer) route(m *kafka.Message) {
 	queued, messages := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
 	w.fetchNext = max(w.fetchNext, m.TopicPartition.Offset+1)
 	if at := pauseAt(ix.limits.Load().QueueMaxBytes, queued, messages); at > 0 && !w.paused.Load() {
+		if ix.holdForRoom(ctx, w, max(at/2, 1)) {
+			return
+		}
 		if err := ix.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
 			ix.log.Warn("pause partition", "topic", tp.topic, "partition", tp.partition, "error", err)
 			return
@@ -374,6 +377,33 @@ func (ix *Indexer) route(m *kafka.Message) {
 		ix.log.Debug("partition paused: worker queue full", "topic", tp.topic, "partition", tp.partition,
 			"queued_bytes", queued)
 	}
+}
+
+// holdForRoom holds the poll loop until w's queue is below below bytes, for at most PauseAfter, and says
+// whether it got there (or the indexer or the worker is ending, when a pause would be pointless). While the
+// loop waits, librdkafka keeps what it has fetched for every partition and fetches no further than its
+// bounded prefetch; pausing instead would drop what it had fetched for this partition, to fetch it again on
+// the resume. Rebalances and the other partitions' messages wait too, by about a commit: a full queue is a
+// worker whose last batch is committing.
+func (ix *Indexer) holdForRoom(ctx context.Context, w *worker, below int) bool {
+	room := w.q.roomFor(below)
+	if room == nil {
+		return true
+	}
+	ix.metrics.ConsumerHeld(true)
+	defer ix.metrics.ConsumerHeld(false)
+	timer := time.NewTimer(ix.cfg.PauseAfter)
+	defer timer.Stop()
+	select {
+	case <-room:
+		return true
+	case <-timer.C:
+		return false
+	case <-ctx.Done():
+	case <-ix.stopCh:
+	case <-w.done:
+	}
+	return true
 }
 
 // queueMinMessages is how many messages a worker's queue holds before half of QueueMaxBytes pauses it.

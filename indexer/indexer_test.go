@@ -169,7 +169,8 @@ func TestPipelineStoresEveryMessageOnceWithBackpressure(t *testing.T) {
 		Brokers: broker.Addr(), Group: "g1",
 		Topics:        blocksTopic(),
 		BatchMaxRows:  50,
-		QueueMaxBytes: 2000, // forces pause/resume all the time
+		QueueMaxBytes: 2000,             // forces pause/resume all the time,
+		PauseAfter:    time.Millisecond, // rather than holding the consumer while a commit makes room
 		KafkaConfig:   map[string]string{"queued.max.messages.kbytes": "1", "fetch.wait.max.ms": "10", "session.timeout.ms": "6000"},
 	}, s.Pool(), pauses)
 	waitStored(t, 15*time.Second, s, "g1", int64(len(recs)))
@@ -402,6 +403,7 @@ func TestOneByteQueueResumes(t *testing.T) {
 	}
 	ix := startIndexer(t, indexer.Config{
 		Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 5, QueueMaxBytes: 1,
+		PauseAfter:  time.Millisecond, // pause at once rather than hold the consumer for the worker
 		KafkaConfig: map[string]string{"fetch.wait.max.ms": "10"},
 	}, s.Pool(), nil)
 	waitStored(t, 20*time.Second, s, "g", 30)

@@ -26,6 +26,9 @@ type Metrics interface {
 	PartitionsOwned(n int)
 	// PartitionsPaused is the number of partitions paused for backpressure, after each change.
 	PartitionsPaused(n int)
+	// ConsumerHeld reports that the poll loop starts (true) or stops (false) waiting for room in a full
+	// worker queue (Config.PauseAfter).
+	ConsumerHeld(held bool)
 	// ConsumerLag is the broker's high watermark minus the partition's stored next offset.
 	ConsumerLag(topic string, partition int32, lag int64)
 	// PartitionReleased forgets what was measured per partition when the instance no longer owns it.
@@ -44,6 +47,7 @@ func (nopMetrics) BatchFenced()                                         {}
 func (nopMetrics) Retried(string)                                       {}
 func (nopMetrics) PartitionsOwned(int)                                  {}
 func (nopMetrics) PartitionsPaused(int)                                 {}
+func (nopMetrics) ConsumerHeld(bool)                                    {}
 func (nopMetrics) ConsumerLag(string, int32, int64)                     {}
 func (nopMetrics) PartitionReleased(string, int32)                      {}
 func (nopMetrics) OffsetAnomaly(string, int32, string, bool)            {}

@@ -24,9 +24,9 @@ type record struct {
 	value  []byte
 }
 
-// queue is a worker's inbox. The poll loop appends and never blocks; the worker takes one record at a time,
-// only while its batch has room, so that what waits here is raw bytes (bounded by QueueMaxBytes, which
-// pauses the partition) rather than decoded rows.
+// queue is a worker's inbox. The poll loop appends without blocking, and waits for room only after it has
+// filled the queue (Indexer.holdForRoom); the worker takes one record at a time, only while its batch has
+// room, so that what waits here is raw bytes (bounded by QueueMaxBytes) rather than decoded rows.
 type queue struct {
 	mu     sync.Mutex
 	items  []record
@@ -34,6 +34,10 @@ type queue struct {
 	bytes  int
 	closed bool
 	notify chan struct{} // capacity 1: "there is something new"
+	// room, when not nil, is closed by pop once the queue holds fewer than roomBelow bytes: the poll loop
+	// waits on it while the queue is full (Indexer.holdForRoom).
+	room      chan struct{}
+	roomBelow int
 }
 
 func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
@@ -66,8 +70,29 @@ func (q *queue) signal() {
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
+	q.freeRoom()
 	q.mu.Unlock()
 	q.signal()
+}
+
+// roomFor returns a channel that is closed once the queue holds fewer than below bytes, or nil when it does
+// already (or is closed). A later call replaces the channel of an earlier one, which then is never closed.
+func (q *queue) roomFor(below int) <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.bytes < below || q.closed {
+		return nil
+	}
+	q.room, q.roomBelow = make(chan struct{}), below
+	return q.room
+}
+
+// freeRoom closes the room channel; q.mu must be held.
+func (q *queue) freeRoom() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
 }
 
 // pop removes and returns the oldest record. ok is false when the queue is empty; drained is true when it is
@@ -82,6 +107,9 @@ func (q *queue) pop() (r record, ok, drained bool) {
 	q.items[q.head] = record{} // the worker owns the buffers now; do not keep them alive from here
 	q.head++
 	q.bytes -= len(r.key) + len(r.value)
+	if q.room != nil && q.bytes < q.roomBelow {
+		q.freeRoom()
+	}
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 	}

@@ -32,6 +32,7 @@ type Metrics struct {
 	UndecodedLogs      prometheus.Counter     //
 	MessagesConsumed   *prometheus.CounterVec // topic
 	PausedPartitions   prometheus.Gauge       //
+	HeldSeconds        prometheus.Counter     //
 	OffsetAnomalies    *prometheus.GaugeVec   // topic, partition, kind
 
 	// Ready and StuckSeconds are read at scrape time from what ReportReadiness was given, so that alerts see
@@ -39,6 +40,9 @@ type Metrics struct {
 	Ready        prometheus.GaugeFunc
 	StuckSeconds prometheus.GaugeFunc
 	readiness    atomic.Pointer[readiness]
+
+	// heldSince is when the poll loop began waiting for a full queue (unix nanoseconds), 0 while it is not.
+	heldSince atomic.Int64
 
 	// The children of the vectors counted per message and per event, by their labels.
 	consumed counters[string]
@@ -114,6 +118,9 @@ func New() *Metrics {
 			Help: "Kafka messages handed to partition workers, by topic."}, []string{"topic"}),
 		PausedPartitions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "chainsink_paused_partitions",
 			Help: "Partitions paused because their worker's queue is full."}),
+		HeldSeconds: prometheus.NewCounter(prometheus.CounterOpts{Name: "chainsink_consumer_held_seconds_total",
+			Help: "Time the consumer waited for a worker's full queue to drain (--pause-after): backpressure from " +
+				"Postgres. Its rate is the share of the time the instance is held."}),
 		OffsetAnomalies: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "chainsink_offset_anomaly",
 			Help: "1 while a partition is held, not consumed, because its stored offset is outside its log " +
 				"(kind log_regressed: above the log's end; retention_gap: below its start)."},
@@ -138,7 +145,7 @@ func New() *Metrics {
 		})
 	r.MustRegister(m.Lag, m.BatchesCommitted, m.RowsWritten, m.BatchRows, m.CommitSeconds, m.DecodeSeconds,
 		m.DeadLetters, m.FencedBatches, m.Retries, m.AssignedPartitions, m.EventsDecoded, m.UndecodedLogs,
-		m.MessagesConsumed, m.PausedPartitions, m.OffsetAnomalies, m.Ready, m.StuckSeconds,
+		m.MessagesConsumed, m.PausedPartitions, m.HeldSeconds, m.OffsetAnomalies, m.Ready, m.StuckSeconds,
 		// The collector's CPU beside process_cpu_seconds_total says what GOGC and the memory limit cost
 		// (go_cpu_classes_gc_total_cpu_seconds_total; make bench reports it per run).
 		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
@@ -197,6 +204,18 @@ func (m *Metrics) PartitionsOwned(n int) { m.AssignedPartitions.Set(float64(n)) 
 
 // PartitionsPaused implements indexer.Metrics.
 func (m *Metrics) PartitionsPaused(n int) { m.PausedPartitions.Set(float64(n)) }
+
+// ConsumerHeld implements indexer.Metrics.
+func (m *Metrics) ConsumerHeld(held bool) {
+	now := time.Now().UnixNano()
+	if held {
+		m.heldSince.Store(now)
+		return
+	}
+	if since := m.heldSince.Swap(0); since != 0 {
+		m.HeldSeconds.Add(time.Duration(now - since).Seconds())
+	}
+}
 
 // ConsumerLag implements indexer.Metrics.
 func (m *Metrics) ConsumerLag(topic string, partition int32, lag int64) {

@@ -1,0 +1,127 @@
+package indexer_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/chainsink/chainsink/indexer"
+	"github.com/chainsink/chainsink/internal/localkafka"
+	"github.com/chainsink/chainsink/internal/metrics"
+	"github.com/chainsink/chainsink/internal/pgtest"
+)
+
+// fetchRewinds counts, from the broker's side, the messages the consumer fetched a second time: a fetch of a
+// partition at an offset below one it had already asked for. It returns the count so far.
+func fetchRewinds(b *localkafka.Broker) func() int64 {
+	type key struct {
+		topic     string
+		partition int32
+	}
+	var mu sync.Mutex
+	asked := map[key]int64{}
+	var rewound int64
+	c := b.Cluster()
+	c.ControlKey(int16(kmsg.Fetch), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, t := range r.(*kmsg.FetchRequest).Topics {
+			for _, p := range t.Partitions {
+				k := key{fmt.Sprint(t.Topic, t.TopicID), p.Partition}
+				if last, ok := asked[k]; ok && p.FetchOffset < last {
+					rewound += last - p.FetchOffset
+				}
+				asked[k] = max(asked[k], p.FetchOffset)
+			}
+		}
+		return nil, nil, false // the broker answers as always
+	})
+	return func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return rewound
+	}
+}
+
+// holdCounter counts the waits of the poll loop for a full queue, and the pauses.
+type holdCounter struct {
+	pauseCounter
+	held int
+}
+
+func (c *holdCounter) ConsumerHeld(held bool) {
+	c.mu.Lock()
+	if held {
+		c.held++
+	}
+	c.mu.Unlock()
+	c.Metrics.ConsumerHeld(held)
+}
+
+func (c *holdCounter) holds() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held
+}
+
+// TestFullQueueHoldsTheConsumer: a worker's queue fills while its batch commits. The poll loop used to pause
+// the partition at once, which makes librdkafka drop what it had fetched ahead for it and fetch it again on
+// the resume: in make bench every ethereum-etl item was fetched 2.2 times. It now waits for the worker to
+// make room (up to --pause-after), and nothing is fetched twice; with a short --pause-after, a worker stuck
+// for longer still gets its partition paused, and everything is stored exactly once either way.
+func TestFullQueueHoldsTheConsumer(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name       string
+		pauseAfter time.Duration
+		wantPause  bool
+	}{{"held", time.Minute, false}, {"paused", time.Millisecond, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			s, _ := pgtest.Open(t)
+			broker := blocksBroker(t, 1)
+			rewinds := fetchRewinds(broker)
+			const blocks = 600
+			if err := broker.Produce(ctx, blockRecords(0, blocks)); err != nil {
+				t.Fatal(err)
+			}
+			db := &frozenDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+			m := &holdCounter{pauseCounter: pauseCounter{Metrics: metrics.New()}}
+			ix := startIndexer(t, indexer.Config{
+				Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 20,
+				QueueMaxBytes: 400, // ≈ 40 messages: full behind the frozen commit, with the rest fetched ahead
+				PauseAfter:    tc.pauseAfter,
+				KafkaConfig:   map[string]string{"fetch.wait.max.ms": "10"},
+			}, db, m)
+			<-db.entered // the first batch commits and stays there: the next fills, then the queue
+			waitFor(t, 20*time.Second, "the queue full: the consumer held or the partition paused", func() (bool, error) {
+				p, _, _ := m.counts()
+				return p > 0 || m.holds() > 0, nil
+			})
+			close(db.release)
+			waitStored(t, 30*time.Second, s, "g", blocks)
+			if err := ix.Stop(ctx); err != nil {
+				t.Fatal(err)
+			}
+			requireBlocks(t, ctx, s, blocks)
+			paused, resumed, _ := m.counts()
+			t.Logf("held %d times, paused %d, resumed %d; %d messages fetched again", m.holds(), paused, resumed, rewinds())
+			if tc.wantPause {
+				if paused == 0 || resumed == 0 {
+					t.Fatalf("paused %d and resumed %d times: a worker stuck past --pause-after must be paused", paused, resumed)
+				}
+				return
+			}
+			if paused != 0 || rewinds() != 0 {
+				t.Fatalf("paused %d times and fetched %d messages again: a full queue must hold the consumer, not drop its prefetch",
+					paused, rewinds())
+			}
+		})
+	}
+}
