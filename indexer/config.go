@@ -76,12 +76,13 @@ type Config struct {
 	// half as many once they are 16 messages or more (small ones, which half a queue holds thousands of), and
 	// resumes it below half of that. Default 8 MiB.
 	QueueMaxBytes int
-	// PauseAfter is how long the poll loop waits, when a worker's queue reaches its limit, for the worker to
-	// work it down below half before it pauses the partition instead. Waiting holds every partition's
-	// messages in librdkafka's bounded prefetch, where they stay; a pause drops what librdkafka had fetched
-	// ahead for the partition, and the resume fetches it again (ethereum-etl items in make bench were fetched
-	// 2.2 times each). A worker's queue is full while its previous batch commits, so the wait is about a
-	// commit; a partition stuck for longer is paused, so that the others are not held behind it. Default 1s.
+	// PauseAfter is how long the poll loop waits for room before it pauses a partition whose worker's queue is
+	// full. A queue fills while its worker's last batch commits; it may go over its limit while all the queues
+	// together hold less than half of theirs, and at that the loop waits for the workers to work the total
+	// down. Waiting leaves every partition's messages in librdkafka's bounded prefetch; a pause drops what
+	// librdkafka had fetched ahead for the partition, and the resume fetches it again (every ethereum-etl item
+	// of make bench was fetched 2.2 times when a full queue paused at once, 12 times on 32 partitions). A
+	// worker stuck for longer is paused, so that the others are not held behind it. Default 1s.
 	PauseAfter time.Duration
 	// MemoryLimit is the memory that the buffers of every partition the indexer owns share, however many
 	// they are: each partition's queue and batch limits are BatchMaxRows, BatchMaxBytes and QueueMaxBytes,

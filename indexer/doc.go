@@ -26,9 +26,10 @@
 // # Shape
 //
 // One goroutine owns the confluent-kafka-go consumer: it polls, routes each message to the worker of its
-// partition, and handles rebalances. When a worker's queue is full (its last batch is committing) the loop
-// waits up to Config.PauseAfter for room, which leaves what librdkafka fetched ahead where it is, and only then
-// pauses the partition (which drops it, to be fetched again on the resume). It never queries Postgres, except
+// partition, and handles rebalances. A worker's queue is full while its last batch commits; when the queues
+// together are full the loop waits up to Config.PauseAfter for room, which leaves what librdkafka fetched ahead
+// where it is, and only then pauses a full queue's partition (which drops it, to be fetched again on the
+// resume). It never queries Postgres, except
 // when partitions are assigned (their starting offsets are read from kafka_offsets before the assignment is
 // accepted) and when a fenced partition is restarted.
 //

@@ -48,6 +48,7 @@ type Indexer struct {
 	// Owned by the poll loop goroutine (and the rebalance callback it runs).
 	consumer *kafka.Consumer
 	workers  map[partitionKey]*worker
+	queued   queuedBytes // what the workers' queues hold together
 	ended    chan outcome
 	failed   error // set by the rebalance callback: the poll loop stops with it
 	paused   int   // number of paused partitions
@@ -363,7 +364,7 @@ func (ix *Indexer) route(ctx context.Context, m *kafka.Message) {
 	queued, messages := w.q.push(record{offset: int64(m.TopicPartition.Offset), key: m.Key, value: m.Value})
 	w.fetchNext = max(w.fetchNext, m.TopicPartition.Offset+1)
 	if at := pauseAt(ix.limits.Load().QueueMaxBytes, queued, messages); at > 0 && !w.paused.Load() {
-		if ix.holdForRoom(ctx, w, max(at/2, 1)) {
+		if ix.holdForRoom(ctx, w) {
 			return
 		}
 		if err := ix.consumer.Pause([]kafka.TopicPartition{m.TopicPartition}); err != nil {
@@ -379,14 +380,17 @@ func (ix *Indexer) route(ctx context.Context, m *kafka.Message) {
 	}
 }
 
-// holdForRoom holds the poll loop until w's queue is below below bytes, for at most PauseAfter, and says
-// whether it got there (or the indexer or the worker is ending, when a pause would be pointless). While the
-// loop waits, librdkafka keeps what it has fetched for every partition and fetches no further than its
-// bounded prefetch; pausing instead would drop what it had fetched for this partition, to fetch it again on
-// the resume. Rebalances and the other partitions' messages wait too, by about a commit: a full queue is a
-// worker whose last batch is committing.
-func (ix *Indexer) holdForRoom(ctx context.Context, w *worker, below int) bool {
-	room := w.q.roomFor(below)
+// holdForRoom is the poll loop's answer to w's queue reaching its limit, and says whether the partition can go
+// on without a pause. A queue fills while its worker's last batch commits; pausing the partition would make
+// librdkafka drop what it had fetched ahead for it and fetch it again on the resume. So w may go over its
+// share while the queues together hold less than half of theirs (as full queues of small messages do); at
+// that, the loop waits for any worker to work the total down by a quarter, for at most PauseAfter, and
+// pauses only a worker still full after it. While the loop waits, librdkafka keeps what it has fetched and
+// fetches no further than its bounded prefetch, and rebalances wait too, by about a commit. When the indexer
+// or w is ending there is nothing to pause for.
+func (ix *Indexer) holdForRoom(ctx context.Context, w *worker) bool {
+	share := len(ix.workers) * max(ix.limits.Load().QueueMaxBytes/2, 1)
+	room := ix.queued.roomFor(share, share-share/4)
 	if room == nil {
 		return true
 	}
@@ -505,6 +509,7 @@ func (ix *Indexer) handleEnded(ctx context.Context, o outcome) error {
 		ix.metrics.PartitionsPaused(ix.paused)
 	}
 	delete(ix.workers, o.tp)
+	w.q.release()
 	ix.rebudget()
 	rctx, cancel := context.WithTimeout(ctx, ix.startsBudget())
 	starts, err := ix.readStarts(rctx, []kafka.TopicPartition{tp})
@@ -718,7 +723,7 @@ func (ix *Indexer) startWorker(ctx context.Context, tp partitionKey, start int64
 	}
 	w := &worker{
 		tp: tp, topic: ix.topics[tp.topic], cfg: ix.cfg, db: ix.db, writer: ix.writer, partitions: ix.partitions, metrics: ix.metrics,
-		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(), start: start,
+		log: ix.log.With("topic", tp.topic, "partition", tp.partition), q: newQueue(&ix.queued), start: start,
 		onCommit: ix.storeOffset, onRetry: ix.setRetrying, limits: &ix.limits, highWatermark: ix.highWatermark(tp),
 	}
 	ix.workers[tp] = w
@@ -757,6 +762,7 @@ func (ix *Indexer) stopWorkers(flush context.Context, keys []partitionKey) {
 			continue
 		}
 		delete(ix.workers, tp)
+		w.q.release()
 		ix.setRetrying(tp, time.Time{})
 		if w.paused.Load() {
 			ix.paused--

@@ -34,13 +34,54 @@ type queue struct {
 	bytes  int
 	closed bool
 	notify chan struct{} // capacity 1: "there is something new"
-	// room, when not nil, is closed by pop once the queue holds fewer than roomBelow bytes: the poll loop
-	// waits on it while the queue is full (Indexer.holdForRoom).
-	room      chan struct{}
-	roomBelow int
+	// total counts the bytes of every queue of the indexer, until release; nil in some tests.
+	total *queuedBytes
 }
 
-func newQueue() *queue { return &queue{notify: make(chan struct{}, 1)} }
+func newQueue(total *queuedBytes) *queue { return &queue{notify: make(chan struct{}, 1), total: total} }
+
+// queuedBytes is what all the workers of an indexer have queued, and the poll loop's wait for it to fall
+// (Indexer.holdForRoom).
+type queuedBytes struct {
+	mu    sync.Mutex
+	bytes int
+	room  chan struct{} // closed once bytes < below
+	below int
+}
+
+func (t *queuedBytes) add(n int) {
+	if t == nil {
+		return
+	}
+	t.mu.Lock()
+	t.bytes += n
+	if t.room != nil && t.bytes < t.below {
+		close(t.room)
+		t.room = nil
+	}
+	t.mu.Unlock()
+}
+
+// roomFor returns nil when fewer than over bytes are queued; else a channel that is closed once fewer than
+// below are. A later call replaces the channel of an earlier one, which then is never closed.
+func (t *queuedBytes) roomFor(over, below int) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.bytes < over {
+		return nil
+	}
+	t.room, t.below = make(chan struct{}), below
+	return t.room
+}
+
+// release takes what q still holds out of the indexer's total, for a worker that is gone; q then counts
+// for itself alone.
+func (q *queue) release() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.total.add(-q.bytes)
+	q.total = nil
+}
 
 // push appends r and returns the queued bytes and messages.
 func (q *queue) push(r record) (bytes, messages int) {
@@ -53,6 +94,7 @@ func (q *queue) push(r record) (bytes, messages int) {
 	}
 	q.items = append(q.items, r)
 	q.bytes += len(r.key) + len(r.value)
+	q.total.add(len(r.key) + len(r.value))
 	bytes, messages = q.bytes, len(q.items)-q.head
 	q.mu.Unlock()
 	q.signal()
@@ -70,29 +112,8 @@ func (q *queue) signal() {
 func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
-	q.freeRoom()
 	q.mu.Unlock()
 	q.signal()
-}
-
-// roomFor returns a channel that is closed once the queue holds fewer than below bytes, or nil when it does
-// already (or is closed). A later call replaces the channel of an earlier one, which then is never closed.
-func (q *queue) roomFor(below int) <-chan struct{} {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.bytes < below || q.closed {
-		return nil
-	}
-	q.room, q.roomBelow = make(chan struct{}), below
-	return q.room
-}
-
-// freeRoom closes the room channel; q.mu must be held.
-func (q *queue) freeRoom() {
-	if q.room != nil {
-		close(q.room)
-		q.room = nil
-	}
 }
 
 // pop removes and returns the oldest record. ok is false when the queue is empty; drained is true when it is
@@ -107,9 +128,7 @@ func (q *queue) pop() (r record, ok, drained bool) {
 	q.items[q.head] = record{} // the worker owns the buffers now; do not keep them alive from here
 	q.head++
 	q.bytes -= len(r.key) + len(r.value)
-	if q.room != nil && q.bytes < q.roomBelow {
-		q.freeRoom()
-	}
+	q.total.add(-len(r.key) - len(r.value))
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 	}

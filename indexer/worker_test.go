@@ -32,7 +32,7 @@ func testWorker(maxRows int) *worker {
 		cfg:     cfg,
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		metrics: metrics.New(),
-		q:       newQueue(),
+		q:       newQueue(nil),
 		start:   -1,
 		limits:  &limits,
 	}
@@ -87,7 +87,7 @@ func TestBatchesStayWithinTheirLimits(t *testing.T) {
 // TestQueueReusesItsFront checks that a queue that never empties, because the poll loop pushes as fast as
 // the worker pops, does not grow without bound.
 func TestQueueReusesItsFront(t *testing.T) {
-	q := newQueue()
+	q := newQueue(nil)
 	q.push(record{offset: 0, value: []byte("x")})
 	for i := 1; i < 100_000; i++ {
 		q.push(record{offset: int64(i), value: []byte("x")})
@@ -198,7 +198,7 @@ func TestQueuePausesSmallMessagesAtHalf(t *testing.T) {
 		{"bundles of 128 KiB: 16 fill half the queue", 128 << 10, limit / 2, 32, limit / 4},
 		{"one message larger than the limit", limit + 1, limit, 1, limit / 2},
 	} {
-		q := newQueue()
+		q := newQueue(nil)
 		at, queued := 0, 0
 		for at == 0 {
 			bytes, messages := q.push(record{value: make([]byte, c.size)})
@@ -214,5 +214,51 @@ func TestQueuePausesSmallMessagesAtHalf(t *testing.T) {
 		if _, messages := q.push(record{value: []byte{1}}); messages != queued {
 			t.Errorf("%s: %d messages queued after a pop and a push, want %d", c.name, messages, queued)
 		}
+	}
+}
+
+// TestQueuedBytesCountEveryQueue: the indexer's total is what its workers' queues hold, a released queue (its
+// worker gone, revoked or fenced, with messages left) counts no more, and a wait for room ends when the total
+// falls below its mark, not before.
+func TestQueuedBytesCountEveryQueue(t *testing.T) {
+	var total queuedBytes
+	a, b := newQueue(&total), newQueue(&total)
+	for i := range 10 {
+		a.push(record{offset: int64(i), value: make([]byte, 100)})
+		b.push(record{offset: int64(i), key: make([]byte, 10), value: make([]byte, 90)})
+	}
+	if total.bytes != 2000 {
+		t.Fatalf("total %d, want 2000", total.bytes)
+	}
+	if room := total.roomFor(2001, 1500); room != nil {
+		t.Fatal("a wait below the mark")
+	}
+	room := total.roomFor(2000, 1500)
+	if room == nil {
+		t.Fatal("no wait at the mark")
+	}
+	for range 5 {
+		if _, ok, _ := a.pop(); !ok {
+			t.Fatal("empty")
+		}
+	}
+	select {
+	case <-room:
+		t.Fatal("room at 1500 bytes, want below 1500")
+	default:
+	}
+	a.pop()
+	select {
+	case <-room:
+	default:
+		t.Fatalf("no room at %d bytes", total.bytes)
+	}
+	b.release() // its worker is gone with 1000 bytes queued
+	if total.bytes != 400 {
+		t.Fatalf("total %d after the release, want 400", total.bytes)
+	}
+	b.pop() // a gone worker's flush still pops; the total does not count it twice
+	if total.bytes != 400 {
+		t.Fatalf("total %d after a released queue's pop, want 400", total.bytes)
 	}
 }
