@@ -80,7 +80,7 @@ func TestFullQueueHoldsTheConsumer(t *testing.T) {
 		name       string
 		pauseAfter time.Duration
 		wantPause  bool
-	}{{"held", time.Minute, false}, {"paused", time.Millisecond, true}} {
+	}{{"held", indexer.MaxPauseAfter, false}, {"paused", time.Millisecond, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()

@@ -106,6 +106,10 @@ type Config struct {
 	OffsetRecheck time.Duration
 }
 
+// MaxPauseAfter bounds Config.PauseAfter: the poll loop must poll well within a minute (readiness) and
+// max.poll.interval.ms (a third of it bounds the wait too).
+const MaxPauseAfter = 10 * time.Second
+
 // WithDefaults returns c with every zero value replaced by its default.
 func (c Config) WithDefaults() Config {
 	if c.BatchMaxRows == 0 {
@@ -178,6 +182,10 @@ func (c Config) Validate() error {
 	if c.BatchMaxRows < 0 || c.BatchMaxBytes < 0 || c.BatchMaxAge < 0 || c.BatchMinAge < 0 || c.QueueMaxBytes < 0 || c.BatchMaxHeights < 0 ||
 		c.PauseAfter < 0 {
 		errs = append(errs, errors.New("batch and queue limits and --pause-after must not be negative"))
+	}
+	if c.PauseAfter > MaxPauseAfter {
+		errs = append(errs, fmt.Errorf("pause after %s is above %s: a consumer that waits that long between polls looks dead to /readyz and its group",
+			c.PauseAfter, MaxPauseAfter))
 	}
 	if c.BatchMinAge > c.BatchMaxAge && c.BatchMaxAge > 0 {
 		errs = append(errs, fmt.Errorf("batch min age %s is above batch max age %s", c.BatchMinAge, c.BatchMaxAge))

@@ -396,7 +396,7 @@ func (ix *Indexer) holdForRoom(ctx context.Context, w *worker) bool {
 	}
 	ix.metrics.ConsumerHeld(true)
 	defer ix.metrics.ConsumerHeld(false)
-	timer := time.NewTimer(ix.cfg.PauseAfter)
+	timer := time.NewTimer(min(ix.cfg.PauseAfter, ix.startsBudget())) // never near max.poll.interval.ms
 	defer timer.Stop()
 	select {
 	case <-room:

@@ -17,6 +17,8 @@ func TestRunValidatesFlagsBeforeConnecting(t *testing.T) {
 		{[]string{"--topics", "blocks:bundle", "--batch-max-rows", "-1"}, "must not be negative"},
 		{[]string{"--topics", "blocks:bundle", "--batch-min-age", "-1s"}, "must not be negative"},
 		{[]string{"--topics", "blocks:bundle", "--batch-min-age", "1s"}, "batch min age 1s is above batch max age 500ms"},
+		{[]string{"--topics", "blocks:bundle", "--pause-after", "-1s"}, "must not be negative"},
+		{[]string{"--topics", "blocks:bundle", "--pause-after", "1m"}, "pause after 1m0s is above 10s"},
 		{[]string{"--topics", "blocks:bundle", "--memory-limit", "16MiB"}, "memory limit 16 MiB is below 32 MiB"},
 		{[]string{"--topics", "blocks:bundle", "--memory-limit", "lots"}, `"lots" is not a size`},
 	} {
