@@ -125,3 +125,44 @@ func TestFullQueueHoldsTheConsumer(t *testing.T) {
 		})
 	}
 }
+
+// TestStuckPartitionHoldsNoOneElse: one partition's worker is stuck on a commit. Its queue fills the total,
+// the consumer waits --pause-after and pauses it; from then on its queue must not count, or every other
+// partition's full queue would hold the consumer as long again and be paused in turn, as if stuck too.
+func TestStuckPartitionHoldsNoOneElse(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, _ := pgtest.Open(t)
+	broker := blocksBroker(t, 2)
+	const perPartition = 300
+	var recs []localkafka.Record
+	for i := range 2 * perPartition {
+		recs = append(recs, localkafka.Record{Topic: "blocks", Partition: int32(i % 2), Value: []byte(fmt.Sprintf("block:%d", i))})
+	}
+	if err := broker.Produce(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+	db := &frozenDB{DB: s.Pool(), entered: make(chan struct{}), release: make(chan struct{})}
+	m := &holdCounter{pauseCounter: pauseCounter{Metrics: metrics.New()}}
+	ix := startIndexer(t, indexer.Config{
+		Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 20,
+		QueueMaxBytes:   400,
+		PauseAfter:      2 * time.Second, // well above a commit of 20 rows, so that only the stuck one is paused
+		PartitionBlocks: -1,              // the first transaction is then a batch's, not the partitioner's (shared by all)
+		KafkaConfig:     map[string]string{"fetch.wait.max.ms": "10"},
+	}, db, m)
+	var once sync.Once
+	unfreeze := func() { once.Do(func() { close(db.release) }) }
+	t.Cleanup(unfreeze) // before the indexer's Stop, which waits for the stuck commit
+	<-db.entered        // the first batch to commit is stuck there, and its partition with it
+	waitStored(t, 30*time.Second, s, "g", perPartition)
+	if paused, _, _ := m.counts(); paused != 1 {
+		t.Fatalf("paused %d times while one partition was stuck; only the stuck one should be", paused)
+	}
+	unfreeze()
+	waitStored(t, 30*time.Second, s, "g", 2*perPartition)
+	if err := ix.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	requireBlocks(t, ctx, s, 2*perPartition)
+}

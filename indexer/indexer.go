@@ -372,6 +372,7 @@ func (ix *Indexer) route(ctx context.Context, m *kafka.Message) {
 			return
 		}
 		w.paused.Store(true)
+		w.q.release()
 		w.resumeBelow = max(at/2, 1) // an empty queue resumes whatever the limit, even --queue-max-bytes 1
 		ix.paused++
 		ix.metrics.PartitionsPaused(ix.paused)
@@ -383,13 +384,14 @@ func (ix *Indexer) route(ctx context.Context, m *kafka.Message) {
 // holdForRoom is the poll loop's answer to w's queue reaching its limit, and says whether the partition can go
 // on without a pause. A queue fills while its worker's last batch commits; pausing the partition would make
 // librdkafka drop what it had fetched ahead for it and fetch it again on the resume. So w may go over its
-// share while the queues together hold less than half of theirs (as full queues of small messages do); at
-// that, the loop waits for any worker to work the total down by a quarter, for at most PauseAfter, and
-// pauses only a worker still full after it. While the loop waits, librdkafka keeps what it has fetched and
+// share while the queues of the partitions not paused hold less than half of theirs together (as full queues
+// of small messages do); at that, the loop waits for any worker to work the total down by a quarter, for at
+// most PauseAfter, and pauses only a worker still full after it. A paused partition's queue leaves the total
+// until its resume, so that a stuck worker holds no one else back. While the loop waits, librdkafka keeps what it has fetched and
 // fetches no further than its bounded prefetch, and rebalances wait too, by about a commit. When the indexer
 // or w is ending there is nothing to pause for.
 func (ix *Indexer) holdForRoom(ctx context.Context, w *worker) bool {
-	share := len(ix.workers) * max(ix.limits.Load().QueueMaxBytes/2, 1)
+	share := max(len(ix.workers)-ix.paused, 1) * max(ix.limits.Load().QueueMaxBytes/2, 1) // paused ones' do not count
 	room := ix.queued.roomFor(share, share-share/4)
 	if room == nil {
 		return true
@@ -463,6 +465,7 @@ func (ix *Indexer) resumePartition(tp partitionKey, w *worker) {
 		}
 	}
 	w.paused.Store(false)
+	w.q.count(&ix.queued)
 	ix.paused--
 	ix.metrics.PartitionsPaused(ix.paused)
 	ix.log.Debug("partition resumed", "topic", tp.topic, "partition", tp.partition)

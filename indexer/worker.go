@@ -74,13 +74,23 @@ func (t *queuedBytes) roomFor(over, below int) <-chan struct{} {
 	return t.room
 }
 
-// release takes what q still holds out of the indexer's total, for a worker that is gone; q then counts
-// for itself alone.
+// release takes what q holds out of the indexer's total, and q counts for itself alone from then on: for a
+// worker that is gone, and for a paused partition's, which must not hold the others back (its bytes stay
+// queued while it is stuck). count puts a resumed partition's queue back.
 func (q *queue) release() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.total.add(-q.bytes)
 	q.total = nil
+}
+
+func (q *queue) count(total *queuedBytes) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.total == nil {
+		q.total = total
+		q.total.add(q.bytes)
+	}
 }
 
 // push appends r and returns the queued bytes and messages.
