@@ -147,7 +147,7 @@ func TestStuckPartitionHoldsNoOneElse(t *testing.T) {
 	ix := startIndexer(t, indexer.Config{
 		Brokers: broker.Addr(), Group: "g", Topics: blocksTopic(), BatchMaxRows: 20,
 		QueueMaxBytes:   400,
-		PauseAfter:      2 * time.Second, // well above a commit of 20 rows, so that only the stuck one is paused
+		PauseAfter:      5 * time.Second, // far above a commit of 20 rows, so that only the stuck one is paused
 		PartitionBlocks: -1,              // the first transaction is then a batch's, not the partitioner's (shared by all)
 		KafkaConfig:     map[string]string{"fetch.wait.max.ms": "10"},
 	}, db, m)
