@@ -7,46 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
-
 	"github.com/chainsink/chainsink/indexer"
 	"github.com/chainsink/chainsink/internal/localkafka"
 	"github.com/chainsink/chainsink/internal/metrics"
 	"github.com/chainsink/chainsink/internal/pgtest"
 )
-
-// fetchRewinds counts, from the broker's side, the messages the consumer fetched a second time: a fetch of a
-// partition at an offset below one it had already asked for. It returns the count so far.
-func fetchRewinds(b *localkafka.Broker) func() int64 {
-	type key struct {
-		topic     string
-		partition int32
-	}
-	var mu sync.Mutex
-	asked := map[key]int64{}
-	var rewound int64
-	c := b.Cluster()
-	c.ControlKey(int16(kmsg.Fetch), func(r kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, t := range r.(*kmsg.FetchRequest).Topics {
-			for _, p := range t.Partitions {
-				k := key{fmt.Sprint(t.Topic, t.TopicID), p.Partition}
-				if last, ok := asked[k]; ok && p.FetchOffset < last {
-					rewound += last - p.FetchOffset
-				}
-				asked[k] = max(asked[k], p.FetchOffset)
-			}
-		}
-		return nil, nil, false // the broker answers as always
-	})
-	return func() int64 {
-		mu.Lock()
-		defer mu.Unlock()
-		return rewound
-	}
-}
 
 // holdCounter counts the waits of the poll loop for a full queue, and the pauses.
 type holdCounter struct {
@@ -86,7 +51,7 @@ func TestFullQueueHoldsTheConsumer(t *testing.T) {
 			ctx := context.Background()
 			s, _ := pgtest.Open(t)
 			broker := blocksBroker(t, 1)
-			rewinds := fetchRewinds(broker)
+			refetches := broker.CountRefetches()
 			const blocks = 600
 			if err := broker.Produce(ctx, blockRecords(0, blocks)); err != nil {
 				t.Fatal(err)
@@ -111,16 +76,19 @@ func TestFullQueueHoldsTheConsumer(t *testing.T) {
 			}
 			requireBlocks(t, ctx, s, blocks)
 			paused, resumed, _ := m.counts()
-			t.Logf("held %d times, paused %d, resumed %d; %d messages fetched again", m.holds(), paused, resumed, rewinds())
+			t.Logf("held %d times, paused %d, resumed %d; %d messages fetched again", m.holds(), paused, resumed, refetches.Messages())
 			if tc.wantPause {
 				if paused == 0 || resumed == 0 {
 					t.Fatalf("paused %d and resumed %d times: a worker stuck past --pause-after must be paused", paused, resumed)
 				}
+				if refetches.Messages() == 0 {
+					t.Fatal("no message fetched again after a pause: the count does not see what a pause drops")
+				}
 				return
 			}
-			if paused != 0 || rewinds() != 0 {
+			if paused != 0 || refetches.Messages() != 0 {
 				t.Fatalf("paused %d times and fetched %d messages again: a full queue must hold the consumer, not drop its prefetch",
-					paused, rewinds())
+					paused, refetches.Messages())
 			}
 		})
 	}

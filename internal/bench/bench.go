@@ -145,6 +145,7 @@ type bencher struct {
 	dbURL     string
 	admin     *pgxpool.Pool // on the bench database, for CHECKPOINT and schema drops
 	broker    *localkafka.Broker
+	refetches *localkafka.Refetches  // counted for each chainsink run
 	producers map[string]*kgo.Client // by codec
 	w         *Workload
 	logDir    string
@@ -411,6 +412,7 @@ func (b *bencher) startBroker(ctx context.Context, backlogBlocks int) error {
 	if err != nil {
 		return err
 	}
+	b.refetches = b.broker.CountRefetches()
 	t0 := time.Now()
 	needBundles := b.want("bundle") || b.want("typed") || b.want("deferred") || b.want("tuned") || (b.want("growth") && slices.ContainsFunc(b.o.Growth, func(n int64) bool { return n > 0 }))
 	if needBundles {
@@ -708,7 +710,7 @@ func (b *bencher) chainsinkRun(ctx context.Context, r Result, spec runSpec, prep
 	r.Seconds, r.FirstCommit, r.PeakRSS = rr.Seconds, rr.FirstCommit, rr.PeakRSS
 	r.CommitP50, r.CommitP99, r.Batches = rr.CommitP50, rr.CommitP99, rr.Batches
 	r.ChainsinkCPU, r.ChainsinkGCCPU, r.PostgresCPU, r.ClientCPU = rr.ChainsinkCPU, rr.GCCPU, rr.PostgresCPU, rr.BenchCPU
-	r.PeakSample = rr.PeakSample
+	r.PeakSample, r.Refetched = rr.PeakSample, rr.Refetched
 	r.OtherCPU = rr.MachineCPU - rr.ChainsinkCPU - rr.PostgresCPU - rr.BenchCPU
 	if after != nil {
 		if err := after(st, &r); err != nil {

@@ -54,6 +54,7 @@ type runResult struct {
 	RowsInTables   int64
 	DeadLetters    int64
 	ShutdownSecond float64
+	Refetched      int64 // messages the broker served a second time (localkafka.Refetches)
 	// At the sampled peak of RSS: the Go runtime's memory from the OS and its heap in use (from /metrics);
 	// the rest of RSS is C memory, i.e. librdkafka.
 	PeakSample memSample
@@ -133,6 +134,9 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	cmd := exec.Command(b.o.Binary, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(append(os.Environ(), b.o.ChainsinkEnv...), spec.env...)
+	if b.refetches != nil {
+		b.refetches.Reset() // a run's group starts at the topic's beginning, as earlier runs' did
+	}
 	pgBefore := postgresCPU()
 	selfBefore, _, _ := procCPU(os.Getpid())
 	machineBefore := machineCPU()
@@ -211,6 +215,9 @@ func (b *bencher) runChainsink(ctx context.Context, spec runSpec) (runResult, er
 	selfAfter, _, _ := procCPU(os.Getpid())
 	res.BenchCPU = selfAfter - selfBefore
 	res.MachineCPU = machineCPU() - machineBefore
+	if b.refetches != nil {
+		res.Refetched = b.refetches.Messages()
+	}
 	page, err := scrapeMetrics("http://" + metricsAddr + "/metrics")
 	var h histogram
 	if err == nil {

@@ -41,6 +41,9 @@ type Result struct {
 	CommitP99    float64   `json:"commit_p99_seconds,omitempty"`
 	Batches      float64   `json:"batches,omitempty"`
 	IndexRebuild float64   `json:"index_rebuild_seconds,omitempty"`
+	// Refetched is how many messages the broker served chainsink a second time: a partition paused drops
+	// what librdkafka had fetched ahead for it (docs/performance.md, "Held, not paused"). Absent is none.
+	Refetched int64 `json:"messages_fetched_again,omitempty"`
 	// CPU seconds used during the timed window by chainsink, by every postgres process, and by this
 	// benchmark process (the writers of (a) and (b); the in-process Kafka broker in the chainsink runs).
 	ChainsinkCPU float64 `json:"chainsink_cpu_seconds,omitempty"`
@@ -91,6 +94,9 @@ func (r *Result) summary() string {
 		s += fmt.Sprintf(", peak RSS %s (sampled peak %s: Go %s, heap in use %s), commit p50 %s p99 %s, first commit after %.2fs",
 			mb(r.PeakRSS), mb(r.PeakSample.RSS), mb(r.PeakSample.GoSys), mb(r.PeakSample.HeapInuse),
 			ms(r.CommitP50), ms(r.CommitP99), r.FirstCommit)
+		if r.Refetched > 0 {
+			s += fmt.Sprintf(", %d messages fetched again", r.Refetched)
+		}
 	}
 	if r.IndexRebuild > 0 {
 		s += fmt.Sprintf(", index rebuild %.2fs", r.IndexRebuild)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -68,6 +69,58 @@ func (b *Broker) Addr() string { return strings.Join(b.cluster.ListenAddrs(), ",
 
 // Cluster exposes kfake's controls (faults, group inspection) to tests.
 func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
+
+// Refetches counts, from the broker's side, the messages consumers fetch a second time: a fetch of a partition
+// at an offset below one already asked for (a consumer that paused the partition dropped what it had fetched
+// ahead, and fetches it again from where it stopped). Make one with Broker.CountRefetches.
+type Refetches struct {
+	mu    sync.Mutex
+	asked map[refetchKey]int64
+	n     int64
+}
+
+type refetchKey struct {
+	topic     string
+	partition int32
+}
+
+// CountRefetches starts counting refetches for the broker's life. A consumer that starts again from an
+// earlier offset (a new group on the same topic) counts too: Reset between such consumers.
+func (b *Broker) CountRefetches() *Refetches {
+	r := &Refetches{asked: map[refetchKey]int64{}}
+	c := b.cluster
+	c.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, t := range req.(*kmsg.FetchRequest).Topics {
+			for _, p := range t.Partitions {
+				k := refetchKey{fmt.Sprint(t.Topic, t.TopicID), p.Partition} // newer fetches name topics by ID
+				if last, ok := r.asked[k]; ok && p.FetchOffset < last {
+					r.n += last - p.FetchOffset
+				}
+				r.asked[k] = max(r.asked[k], p.FetchOffset)
+			}
+		}
+		return nil, nil, false // the broker answers as always
+	})
+	return r
+}
+
+// Messages is how many messages were fetched again since the start or the last Reset.
+func (r *Refetches) Messages() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// Reset forgets the offsets asked for and the count.
+func (r *Refetches) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	clear(r.asked)
+	r.n = 0
+}
 
 // Close stops the broker.
 func (b *Broker) Close() {
