@@ -72,9 +72,10 @@ type Config struct {
 	// whenever the consumer is behind. A larger value (at most BatchMaxAge) trades that latency for fewer
 	// commits where messages trickle in one by one.
 	BatchMinAge time.Duration
-	// QueueMaxBytes pauses a partition whose worker has this many bytes of undecoded messages queued, or
-	// half as many once they are 16 messages or more (small ones, which half a queue holds thousands of), and
-	// resumes it below half of that. Default 8 MiB.
+	// QueueMaxBytes is where a worker's queue of undecoded messages is full: this many bytes, or half as many
+	// once they are 16 messages or more (small ones, which half a queue holds thousands of). A full queue
+	// goes on while the others leave room, then holds the consumer, then has its partition paused (see
+	// PauseAfter), which is resumed below half of the limit. Default 8 MiB.
 	QueueMaxBytes int
 	// PauseAfter is how long the poll loop waits for room before it pauses a partition whose worker's queue is
 	// full. A queue fills while its worker's last batch commits; it may go over its limit while all the queues

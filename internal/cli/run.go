@@ -105,7 +105,7 @@ eth_getBlockReceipts}) and "ethereum-etl" (the items of ethereum-etl's stream --
 	f.Int64Var(&o.ix.PartitionBlocks, "partition-blocks", def.PartitionBlocks, "heights per partition of the partitioned tables, created ahead of the data (negative: never create partitions)")
 	f.DurationVar(&o.ix.BatchMaxAge, "batch-max-age", def.BatchMaxAge, "close a non-empty batch this long after its first message")
 	f.DurationVar(&o.ix.BatchMinAge, "batch-min-age", def.BatchMinAge, "close a batch that holds everything its partition has this long after its first message (0: at once; more trades latency for fewer commits)")
-	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "pause a partition when its worker has this many bytes of undecoded messages queued (half as many in 16 messages or more)")
+	f.IntVar(&o.ix.QueueMaxBytes, "queue-max-bytes", def.QueueMaxBytes, "a worker's queue is full at this many bytes of undecoded messages (half as many in 16 messages or more); when all are, the consumer waits (see --pause-after)")
 	f.DurationVar(&o.ix.PauseAfter, "pause-after", def.PauseAfter, "how long the consumer waits for room, once the worker queues are full, before it pauses a full one (at most 10s; a pause makes librdkafka fetch again what it had fetched ahead)")
 	o.ix.MemoryLimit = def.MemoryLimit
 	f.Var((*sizeValue)(&o.ix.MemoryLimit), "memory-limit", "memory that the queues and batches of every owned partition share, and the Go runtime's soft limit (e.g. 256MiB, 1GiB; off: per-partition limits only)")
