@@ -412,12 +412,13 @@ func (ix *Indexer) holdForRoom(ctx context.Context, w *worker) bool {
 	return true
 }
 
-// queueMinMessages is how many messages a worker's queue holds before half of QueueMaxBytes pauses it.
+// queueMinMessages is how many messages a worker's queue holds before half of QueueMaxBytes makes it full.
 const queueMinMessages = 16
 
-// pauseAt returns the limit a worker's queue of bytes and messages has reached, at which its partition is
-// paused, or 0 while it may grow. A pause drops what librdkafka had fetched ahead for the partition, and the
-// resume, at half the limit reached, fetches again: the queue must hold enough to decode from meanwhile. Half
+// pauseAt returns the limit a worker's queue of bytes and messages has reached, where it is full (and, past
+// holdForRoom, its partition paused), or 0 while it may grow. A pause drops what librdkafka had fetched ahead
+// for the partition, and the resume, at half the limit reached, fetches again: the queue must hold enough
+// to decode from meanwhile. Half
 // of QueueMaxBytes holds thousands of small messages (ethereum-etl items, ≈ 1 KB), and the bytes queued are
 // heap the collector carries at 1+GOGC/100 times their size, so a queue of small messages pauses there; a
 // queue of large ones (a mainnet bundle is ≈ 600 KB) fills the whole limit, since half of it is only a few
